@@ -1,0 +1,119 @@
+"""One exception tree for the whole package.
+
+Every error names the offending id (item, call, response, session) and says what to do.
+Each refines a builtin so callers can catch either ``TrackerError`` or the builtin::
+
+    TrackerError(Exception)
+    ├── ItemError(ValueError)            an item that cannot be read (not a dict or SDK model,
+    │                                    no ``type`` that can be inferred, ...)
+    ├── ContinuationError(ValueError)    bad continuation settings (previous_response_id and
+    │                                    conversation_id together, a malformed id)
+    ├── UsageError(RuntimeError)         methods called out of order (rewinding a request that
+    │                                    was never marked sent, marking one twice, ...)
+    ├── StateError(ValueError)           a snapshot that cannot be restored
+    │   └── StateVersionError            ... because of its format version
+    ├── HistoryError(ValueError)         a tool-call history the service would reject;
+    │                                    ``.violations`` lists each problem
+    └── StoreError(RuntimeError)         a durable store failed
+        ├── ConflictError                compare-and-set lost: reload and retry (retryable)
+        └── CorruptStateError            a stored snapshot is unreadable; left untouched
+
+After any of these is raised by a ``Tracker`` method, the tracker's state is unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConflictError",
+    "ContinuationError",
+    "CorruptStateError",
+    "HistoryError",
+    "ItemError",
+    "StateError",
+    "StateVersionError",
+    "StoreError",
+    "TrackerError",
+    "UsageError",
+]
+
+
+class TrackerError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ItemError(TrackerError, ValueError):
+    """An input or output item cannot be read.
+
+    ``index`` is the item's position in the list it came from (or ``None``), ``item_type`` the
+    Python type name of the offending value.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None, item_type: str = "") -> None:
+        super().__init__(message)
+        self.index = index
+        self.item_type = item_type
+
+
+class ContinuationError(TrackerError, ValueError):
+    """The continuation settings are contradictory or malformed."""
+
+
+class UsageError(TrackerError, RuntimeError):
+    """A method was called out of order; the message says which call was expected."""
+
+
+class StateError(TrackerError, ValueError):
+    """A state snapshot cannot be restored. ``path`` names the offending field."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class StateVersionError(StateError):
+    """A snapshot's format version is unknown (for example written by a newer release)."""
+
+    def __init__(self, message: str, *, version: Any) -> None:
+        super().__init__(message, path="version")
+        self.version = version
+
+
+class HistoryError(TrackerError, ValueError):
+    """A tool-call history that the service would reject.
+
+    ``violations`` holds one entry per problem (see ``tracker.validate_history``).
+    """
+
+    def __init__(self, message: str, *, violations: Any = ()) -> None:
+        super().__init__(message)
+        self.violations = tuple(violations)
+
+
+class StoreError(TrackerError, RuntimeError):
+    """A durable store failed. ``session_id`` names the session concerned."""
+
+    def __init__(self, message: str, *, session_id: str | None = None) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+
+
+class ConflictError(StoreError):
+    """Compare-and-set lost: another writer saved first. Reload the session and retry."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        session_id: str | None = None,
+        expected_version: int | None = None,
+        actual_version: int | None = None,
+    ) -> None:
+        super().__init__(message, session_id=session_id)
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class CorruptStateError(StoreError):
+    """A stored snapshot cannot be read. It is left untouched for inspection."""

@@ -1,0 +1,136 @@
+"""Read any Responses item (a plain dict or an ``openai`` SDK model) the same way.
+
+Nothing here imports ``openai``: SDK models are recognised by their ``model_dump`` method, so
+the core stays sans-IO and works with any pydantic-shaped item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+from ._errors import ItemError
+
+__all__ = [
+    "CALL_TO_OUTPUT",
+    "FAKE_ID",
+    "OUTPUT_TO_CALL",
+    "ItemInfo",
+    "field",
+    "read_item",
+    "to_plain",
+]
+
+#: Placeholder id that openai-agents puts on items from non-Responses providers; never a real id.
+FAKE_ID: Final = "__fake_id__"
+
+#: Each tool-call item type and the output type that answers it (paired by ``call_id``).
+CALL_TO_OUTPUT: Final[Mapping[str, str]] = {
+    "function_call": "function_call_output",
+    "custom_tool_call": "custom_tool_call_output",
+    "computer_call": "computer_call_output",
+    "local_shell_call": "local_shell_call_output",
+    "shell_call": "shell_call_output",
+    "apply_patch_call": "apply_patch_call_output",
+    "tool_search_call": "tool_search_output",
+    "program": "program_output",
+}
+OUTPUT_TO_CALL: Final[Mapping[str, str]] = {v: k for k, v in CALL_TO_OUTPUT.items()}
+
+
+@attrs.frozen
+class ItemInfo:
+    """What the tracker needs to know about one item.
+
+    ``id`` is the provider item id (``fc_...``, ``msg_...``, ``rs_...``) or ``None``;
+    ``call_id`` the pairing key of a tool call or output; ``is_call`` / ``is_output`` say which
+    side of a pair the item is on.
+    """
+
+    type: str
+    id: str | None
+    call_id: str | None
+    is_call: bool
+    is_output: bool
+
+
+def field(item: Any, name: str) -> Any:
+    """Return ``item[name]`` for a mapping, ``item.name`` for an object, ``None`` if absent."""
+    if isinstance(item, Mapping):
+        return item.get(name)
+    return getattr(item, name, None)
+
+
+def _describe(item: Any) -> str:
+    return type(item).__name__
+
+
+def read_item(item: Any, index: int | None = None) -> ItemInfo:
+    """Read an item's type, provider id, call id and side.
+
+    Raises ``ItemError`` (naming ``index``) when ``item`` is neither a mapping nor an object
+    with a ``type`` attribute, or when its type cannot be determined.
+    """
+    if isinstance(item, Mapping):
+        raw_type = item.get("type")
+        if raw_type is None and "role" in item:
+            raw_type = "message"  # the "easy" input message form {role, content}
+    elif hasattr(item, "type"):
+        raw_type = item.type
+    else:
+        where = f" at index {index}" if index is not None else ""
+        raise ItemError(
+            f"Item{where} is a {_describe(item)}, not a Responses item: pass a dict "
+            "(e.g. {'role': 'user', 'content': '...'}) or an openai SDK item model.",
+            index=index,
+            item_type=_describe(item),
+        )
+    if not isinstance(raw_type, str) or not raw_type:
+        where = f" at index {index}" if index is not None else ""
+        raise ItemError(
+            f"Item{where} has no 'type' (got {raw_type!r}): give it a 'type' such as "
+            "'message' or 'function_call_output', or a 'role' for a message.",
+            index=index,
+            item_type=_describe(item),
+        )
+    raw_id = field(item, "id")
+    item_id = raw_id if isinstance(raw_id, str) and raw_id and raw_id != FAKE_ID else None
+    raw_call_id = field(item, "call_id")
+    call_id = raw_call_id if isinstance(raw_call_id, str) and raw_call_id else None
+    is_output = raw_type in OUTPUT_TO_CALL
+    if not is_output and raw_type not in CALL_TO_OUTPUT and call_id is not None:
+        # An unknown future output type: recognise it by its payload, as the service pairs it.
+        is_output = (isinstance(item, Mapping) and "output" in item) or hasattr(item, "output")
+    return ItemInfo(
+        type=raw_type,
+        id=item_id,
+        call_id=call_id,
+        is_call=raw_type in CALL_TO_OUTPUT,
+        is_output=is_output,
+    )
+
+
+def to_plain(item: Any, index: int | None = None) -> dict[str, Any]:
+    """Return the item as a plain JSON-ready dict in its wire form.
+
+    A dict is returned as is (same object). An SDK model is dumped by alias without ``None``
+    members, which the service may reject as unknown parameters.
+    """
+    if isinstance(item, dict):
+        return item
+    if isinstance(item, Mapping):
+        return dict(item)
+    dump = getattr(item, "model_dump", None)
+    if callable(dump):
+        plain = dump(mode="json", exclude_none=True, by_alias=True)
+        if isinstance(plain, dict):
+            return plain
+    where = f" at index {index}" if index is not None else ""
+    raise ItemError(
+        f"Item{where} is a {_describe(item)} that cannot be turned into a dict: pass a dict "
+        "or an openai SDK item model.",
+        index=index,
+        item_type=_describe(item),
+    )
