@@ -1,0 +1,439 @@
+"""The service's history rules, as pure functions: items in, ``Violation`` values out.
+
+Theory of operation. The *context* of a Responses request is the stored items (of the
+``previous_response_id`` chain, or of the conversation) followed by the request's ``input``.
+The service checks that context in phases, and reports only the first violation it finds:
+
+1. duplicate ids (``D1``);
+2. reasoning adjacency (``A1``-``A3``), only for ids whose origin is known (``Provenance``);
+3. tool-call pairing by ``call_id`` (``P1`` call without output, ``P2`` output without call,
+   ``P3`` a second output for one call, off by default).
+
+Within a phase the offender that comes first in context order wins. ``check_context`` returns
+every violation, phase by phase and in context order within each phase, so its first element is
+what the service would answer. Chat Completions (``api="chat"``) has its own rules, which
+require each assistant ``tool_calls`` message to be followed directly by its tool messages.
+
+Rule codes (``Violation.rule``), each with the service's exact status, text, ``param``, ``code``:
+
+=========================== ====== ==========================================================
+``D1``                      400    ``Duplicate item found with id X. Remove duplicate ...``
+``A1``                      400    reasoning item without its required following item
+``A2``                      400    function call without its required reasoning item
+``A3``                      400    message (or other item) without its required reasoning item
+``P1``                      400    ``No tool output found for function call call_X.``
+``P2``                      400    ``No tool call found for function call output with ...``
+``P3``                      400    a second output for one ``call_id`` (gateway text, [3P])
+``CHAT_ORPHAN_TOOL``        400    tool message not preceded by assistant ``tool_calls``
+``CHAT_UNANSWERED``         400    ``tool_calls`` not answered by the following tool messages
+``CHAT_UNKNOWN_TOOL_CALL_ID`` 400  tool message whose id is not in the previous ``tool_calls``
+``CHAT_EMPTY_TOOL_CALLS``   400    ``tool_calls: []``
+=========================== ====== ==========================================================
+
+Nothing here does I/O or imports ``openai``: items are dicts or SDK models, read through
+``tracker._items``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+from ._items import OUTPUT_TO_CALL, field, read_item
+
+__all__ = [
+    "Provenance",
+    "RuleOptions",
+    "Violation",
+    "check_chat",
+    "check_context",
+    "validate_history",
+]
+
+
+@attrs.frozen
+class Violation:
+    """One rule the service would enforce, broken by one item.
+
+    ``rule`` is the short code (see the module docstring), ``status``/``message``/``param``/
+    ``code`` exactly what the service answers, ``index`` the offending item's position in the
+    list that was checked, ``item_id`` / ``call_id`` the ids concerned (or ``None``).
+    """
+
+    rule: str
+    status: int
+    message: str
+    param: str | None
+    code: str | None
+    index: int | None
+    item_id: str | None = None
+    call_id: str | None = None
+
+    def envelope(self) -> dict[str, Any]:
+        """The service's JSON error body for this violation."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": "invalid_request_error",
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+@attrs.frozen
+class RuleOptions:
+    """Switches for rules the reference marks as inferred ([INF]) or third-party ([3P]).
+
+    Defaults follow the reference's advice:
+
+    - ``strict_order`` (on): an output must come *after* its call [INF].
+    - ``async_exempt`` (on): a pending call with ``async: true`` needs no output [INF].
+    - ``reject_duplicate_outputs`` (off): two outputs for one ``call_id`` give ``P3`` [3P].
+    - ``require_reasoning_id`` (off): a reasoning input item without ``id`` is rejected
+      (Codex backend says yes, openai-agents' "omit" policy says no).
+    - ``conversation_store_false_persists`` (off): with ``store: false`` a conversation turn
+      leaves the conversation unchanged [3P]; turn on to append anyway.
+    - ``lookup_complete_items_store_false`` (off): under ``store: false`` the ids of complete
+      items are looked up in storage too.
+    - ``chat_strict_adjacency`` (on): Chat Completions tool messages must directly follow
+      their ``tool_calls`` message.
+    """
+
+    strict_order: bool = True
+    async_exempt: bool = True
+    reject_duplicate_outputs: bool = False
+    require_reasoning_id: bool = False
+    conversation_store_false_persists: bool = False
+    lookup_complete_items_store_false: bool = False
+    chat_strict_adjacency: bool = True
+
+
+@attrs.frozen
+class Provenance:
+    """What the server knows about reasoning items it issued.
+
+    ``following[rs_id]`` is the id of the item emitted right after that reasoning item;
+    ``reasoning_for[item_id]`` the reasoning item an output item was emitted with.
+    """
+
+    following: Mapping[str, str] = attrs.field(factory=dict)
+    reasoning_for: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def _words(item_type: str) -> str:
+    return item_type.replace("_", " ")
+
+
+def duplicate_violation(item_id: str, index: int | None) -> Violation:
+    """``D1``: an id that occurs twice in the context."""
+    return Violation(
+        rule="D1",
+        status=400,
+        message=(
+            f"Duplicate item found with id {item_id}. "
+            "Remove duplicate items from your input and try again."
+        ),
+        param="input",
+        code=None,
+        index=index,
+        item_id=item_id,
+    )
+
+
+def _check_duplicates(items: Sequence[Any], offset: int) -> list[Violation]:
+    seen: set[str] = set()
+    out: list[Violation] = []
+    for i, item in enumerate(items):
+        info = read_item(item, i)
+        if info.id is None:
+            continue
+        if info.id in seen:
+            out.append(duplicate_violation(info.id, i + offset))
+        seen.add(info.id)
+    return out
+
+
+def _check_reasoning(items: Sequence[Any], provenance: Provenance, offset: int) -> list[Violation]:
+    infos = [read_item(item, i) for i, item in enumerate(items)]
+    out: list[Violation] = []
+    seen_ids: set[str] = set()
+    for i, info in enumerate(infos):
+        if info.type == "reasoning" and info.id in provenance.following:
+            want = provenance.following[info.id]
+            nxt = infos[i + 1] if i + 1 < len(infos) else None
+            if nxt is None or nxt.id != want:
+                out.append(
+                    Violation(
+                        rule="A1",
+                        status=400,
+                        message=(
+                            f"Item '{info.id}' of type 'reasoning' was provided without its "
+                            "required following item."
+                        ),
+                        param="input",
+                        code=None,
+                        index=i + offset,
+                        item_id=info.id,
+                    )
+                )
+        elif info.id is not None and info.id in provenance.reasoning_for:
+            rs_id = provenance.reasoning_for[info.id]
+            if rs_id not in seen_ids:
+                out.append(
+                    Violation(
+                        rule="A2" if info.type == "function_call" else "A3",
+                        status=400,
+                        message=(
+                            f"Item '{info.id}' of type '{info.type}' was provided without its "
+                            f"required 'reasoning' item: '{rs_id}'."
+                        ),
+                        param="input",
+                        code=None,
+                        index=i + offset,
+                        item_id=info.id,
+                        call_id=info.call_id,
+                    )
+                )
+        if info.id is not None:
+            seen_ids.add(info.id)
+    return out
+
+
+def missing_output_violation(
+    call_type: str, call_id: str, index: int | None, item_id: str | None = None
+) -> Violation:
+    """``P1``: a tool call with no output in the context."""
+    return Violation(
+        rule="P1",
+        status=400,
+        message=f"No tool output found for {_words(call_type)} {call_id}.",
+        param="input",
+        code=None,
+        index=index,
+        item_id=item_id,
+        call_id=call_id,
+    )
+
+
+def _check_pairing(items: Sequence[Any], options: RuleOptions, offset: int) -> list[Violation]:
+    infos = [read_item(item, i) for i, item in enumerate(items)]
+    calls_before: set[str] = set()
+    all_calls = {info.call_id for info in infos if info.is_call and info.call_id}
+    outputs_after: dict[str, int] = {}  # call_id -> number of outputs seen so far
+    found: list[Violation] = []
+    for i, info in enumerate(infos):
+        if info.is_output and info.call_id is not None:
+            known = calls_before if options.strict_order else all_calls
+            if info.call_id not in known:
+                found.append(
+                    Violation(
+                        rule="P2",
+                        status=400,
+                        message=(
+                            f"No tool call found for {_words(info.type)} with call_id "
+                            f"{info.call_id}."
+                        ),
+                        param="input",
+                        code=None,
+                        index=i + offset,
+                        item_id=info.id,
+                        call_id=info.call_id,
+                    )
+                )
+            elif outputs_after.get(info.call_id, 0) >= 1 and options.reject_duplicate_outputs:
+                found.append(
+                    Violation(
+                        rule="P3",
+                        status=400,
+                        message=(
+                            f"Duplicate {info.type} for call_id '{info.call_id}'. Each "
+                            f"{OUTPUT_TO_CALL.get(info.type, 'call')} must have exactly one "
+                            f"matching {info.type}"
+                        ),
+                        param="input",
+                        code=None,
+                        index=i + offset,
+                        item_id=info.id,
+                        call_id=info.call_id,
+                    )
+                )
+            outputs_after[info.call_id] = outputs_after.get(info.call_id, 0) + 1
+        elif info.is_call and info.call_id is not None:
+            calls_before.add(info.call_id)
+    # A call is answered by an output after it (or anywhere, when order is not strict).
+    last_output_at: dict[str, int] = {}
+    for i, info in enumerate(infos):
+        if info.is_output and info.call_id is not None:
+            last_output_at[info.call_id] = i
+    for i, info in enumerate(infos):
+        if not info.is_call or info.call_id is None:
+            continue
+        if options.async_exempt and field(items[i], "async") is True:
+            continue
+        last_output = last_output_at.get(info.call_id)
+        answered = last_output is not None and (not options.strict_order or last_output > i)
+        if not answered:
+            found.append(missing_output_violation(info.type, info.call_id, i + offset, info.id))
+    found.sort(key=lambda v: v.index if v.index is not None else -1)
+    return found
+
+
+def check_context(
+    items: Sequence[Any],
+    *,
+    options: RuleOptions | None = None,
+    provenance: Provenance | None = None,
+    offset: int = 0,
+) -> list[Violation]:
+    """Check a resolved Responses context (stored items, then the request input).
+
+    Returns every violation, phase by phase (duplicates, reasoning, pairing) and in context
+    order within a phase; the first one is what the service reports. ``offset`` is added to
+    each ``index``. Raises ``ItemError`` for an item that cannot be read.
+    """
+    opts = options or RuleOptions()
+    return [
+        *_check_duplicates(items, offset),
+        *_check_reasoning(items, provenance or Provenance(), offset),
+        *_check_pairing(items, opts, offset),
+    ]
+
+
+# Chat Completions ---------------------------------------------------------------------------
+
+
+def _chat_tool_call_ids(message: Any) -> list[str]:
+    calls = field(message, "tool_calls") or []
+    ids: list[str] = []
+    for call in calls:
+        call_id = field(call, "id")
+        if isinstance(call_id, str):
+            ids.append(call_id)
+    return ids
+
+
+def check_chat(messages: Sequence[Any], options: RuleOptions | None = None) -> list[Violation]:
+    """Check Chat Completions ``messages`` against the tool-message rules.
+
+    Each assistant message with ``tool_calls`` must be followed directly by one tool message
+    per ``tool_call_id``; a tool message must answer the assistant message right before its
+    run of tool messages. Violations come in message order.
+    """
+    opts = options or RuleOptions()
+    out: list[Violation] = []
+    open_ids: list[str] | None = None  # ids of the assistant message the current run answers
+    open_index = 0
+    answered: set[str] = set()
+
+    def close_run() -> None:
+        nonlocal open_ids
+        if open_ids is not None:
+            missing = [c for c in open_ids if c not in answered]
+            if missing:
+                out.append(
+                    Violation(
+                        rule="CHAT_UNANSWERED",
+                        status=400,
+                        message=(
+                            "An assistant message with 'tool_calls' must be followed by tool "
+                            "messages responding to each 'tool_call_id'. The following "
+                            f"tool_call_ids did not have response messages: {', '.join(missing)}"
+                        ),
+                        param=f"messages.[{open_index}].role",
+                        code=None,
+                        index=open_index,
+                        call_id=missing[0],
+                    )
+                )
+        open_ids = None
+
+    all_ids: set[str] = set()
+    for i, message in enumerate(messages):
+        role = field(message, "role")
+        if role == "tool":
+            tool_call_id = field(message, "tool_call_id")
+            known = open_ids if opts.chat_strict_adjacency else all_ids
+            if known is None:
+                out.append(
+                    Violation(
+                        rule="CHAT_ORPHAN_TOOL",
+                        status=400,
+                        message=(
+                            "Invalid parameter: messages with role 'tool' must be a response "
+                            "to a preceeding message with 'tool_calls'."
+                        ),
+                        param=f"messages.[{i}].role",
+                        code=None,
+                        index=i,
+                        call_id=tool_call_id if isinstance(tool_call_id, str) else None,
+                    )
+                )
+            elif tool_call_id not in known:
+                out.append(
+                    Violation(
+                        rule="CHAT_UNKNOWN_TOOL_CALL_ID",
+                        status=400,
+                        message=(
+                            f"Invalid parameter: 'tool_call_id' of '{tool_call_id}' not found "
+                            "in 'tool_calls' of previous message."
+                        ),
+                        param=f"messages.[{i}].tool_call_id",
+                        code=None,
+                        index=i,
+                        call_id=tool_call_id if isinstance(tool_call_id, str) else None,
+                    )
+                )
+            elif isinstance(tool_call_id, str):
+                answered.add(tool_call_id)
+            continue
+        close_run()
+        tool_calls = field(message, "tool_calls")
+        if role == "assistant" and tool_calls is not None:
+            if isinstance(tool_calls, list) and not tool_calls:
+                out.append(
+                    Violation(
+                        rule="CHAT_EMPTY_TOOL_CALLS",
+                        status=400,
+                        message=(
+                            f"Invalid 'messages[{i}].tool_calls': empty array. Expected an array "
+                            "with minimum length 1, but got an empty array instead."
+                        ),
+                        param=f"messages[{i}].tool_calls",
+                        code="empty_array",
+                        index=i,
+                    )
+                )
+                continue
+            open_ids = _chat_tool_call_ids(message)
+            all_ids.update(open_ids)
+            open_index = i
+            answered = set()
+    close_run()
+    return out
+
+
+def validate_history(
+    items: Iterable[Any],
+    *,
+    api: Literal["responses", "chat"] = "responses",
+    provenance: Provenance | None = None,
+    **options: bool,
+) -> list[Violation]:
+    """Return every rule the service would enforce that ``items`` break (empty: valid).
+
+    ``api="responses"``: ``items`` is a whole Responses context (input items, dicts or SDK
+    models); the first violation is the one the service reports. ``api="chat"``: ``items`` is a
+    Chat Completions ``messages`` list. ``options`` are ``RuleOptions`` switches, e.g.
+    ``strict_order=False``; ``provenance`` enables the reasoning-adjacency rules.
+    Raises ``ItemError`` for an item that cannot be read, ``TypeError`` for an unknown option.
+    """
+    opts = RuleOptions(**options)
+    seq = list(items)
+    if api == "chat":
+        return check_chat(seq, opts)
+    if api != "responses":
+        raise ValueError(f"api must be 'responses' or 'chat', not {api!r}.")
+    return check_context(seq, options=opts, provenance=provenance)
