@@ -1,0 +1,44 @@
+"""tracker: exact Responses-API deltas for agent loops.
+
+The core is sans-IO: it takes items and responses in and hands decisions out. Integrations
+are subpackages imported by path (``tracker.agents``, ``tracker.loop``, ``tracker.stores``,
+``tracker.emulator``); importing ``tracker`` imports none of them.
+"""
+
+from ._errors import (
+    ConflictError,
+    ContinuationError,
+    CorruptStateError,
+    HistoryError,
+    ItemError,
+    StateError,
+    StateVersionError,
+    StoreError,
+    TrackerError,
+    UsageError,
+)
+from ._fingerprint import fingerprint
+from ._items import ItemInfo, read_item
+from ._state import STATE_VERSION
+from ._tracker import Prepared, Tracker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "STATE_VERSION",
+    "ConflictError",
+    "ContinuationError",
+    "CorruptStateError",
+    "HistoryError",
+    "ItemError",
+    "ItemInfo",
+    "Prepared",
+    "StateError",
+    "StateVersionError",
+    "StoreError",
+    "Tracker",
+    "TrackerError",
+    "UsageError",
+    "fingerprint",
+    "read_item",
+]

@@ -1,0 +1,454 @@
+"""The tracker: which items to send next, what was sent, what the server holds.
+
+Theory of operation
+-------------------
+A Responses-API loop that continues on the server (``previous_response_id`` or a
+``conversation``) must send, each turn, exactly the items the server does not hold yet. The
+tracker remembers what the server holds under four keys, strongest first:
+
+==================  ==========================================  ===============================
+key                 remembered for                              survives ``to_state()``
+==================  ==========================================  ===============================
+provider item id    every item with an ``fc_``/``msg_``/``rs_``  yes
+                    ... id (sent, or seen in a response)
+output call_id      every tool output (``function_call_output``  yes
+                    and the other ``*_output`` types)
+call call_id        every tool call (with its item id, if any)  yes (the call_id -> id mapping)
+held reference      every id-less, call-less item (messages     no: replaced by its content
+                    typed by the user, ...), with its content   fingerprint, counted
+                    fingerprint
+==================  ==========================================  ===============================
+
+``prepare(items)`` walks the items once and keeps those that match no key; it changes nothing.
+``mark_sent(prepared)`` records the kept items; ``rewind(prepared)`` forgets them again when the
+request failed, so the next ``prepare`` sends them once more; ``observe_response(response)``
+records the response (its id continues the chain) and its output items, and settles every
+marked request so it can no longer be rewound.
+
+Id-less items are matched first by held reference and then, when the caller passes its whole
+history (``content_match=True``, the default), by content: each fingerprint was sent some number
+of times, and that many occurrences in ``items`` count as already sent, in order. That is what
+makes a rebuilt or restored history dedupe correctly while a *new* message with the same text
+as an old one is still sent. Tool outputs are never matched by content: they are keyed by their
+call_id, so a fresh output can never be mistaken for an old one.
+
+Every lookup is a dict or set operation: a turn costs O(len(items)), and O(len(delta)) when the
+caller passes only the new items.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, Literal
+
+import attrs
+
+from ._errors import ContinuationError, UsageError
+from ._fingerprint import fingerprint
+from ._identity import IdentityMap
+from ._items import ItemInfo, field, read_item, to_plain
+from ._state import dump_state, load_state
+
+__all__ = ["Prepared", "Tracker"]
+
+_ID_CHARS: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+# How a sent item is remembered: (kind, value). "id": provider id; "out": output call_id;
+# "call": call call_id; "anon": fingerprint of an id-less item (with the object held).
+_Key = tuple[str, str]
+
+SkipReason = Literal["server_id", "answered_output", "known_call", "held_object", "content"]
+
+
+def _check_id(value: str | None, name: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not _ID_CHARS.fullmatch(value) or len(value) > 128:
+        raise ContinuationError(
+            f"Invalid {name} {value!r}: expected an id made of letters, digits, '_' and '-' "
+            f"(as returned by the API); pass the id string itself."
+        )
+
+
+@attrs.frozen(eq=False)
+class Prepared:
+    """The next request's delta, as decided by ``Tracker.prepare``.
+
+    ``input`` holds the original item objects to send, in order; ``skipped`` counts the items
+    left out because the server already holds them, and ``skip_reasons`` says why.
+    Pass it to ``Tracker.mark_sent`` (and to ``Tracker.rewind`` if the request fails).
+    """
+
+    input: tuple[Any, ...]
+    previous_response_id: str | None
+    conversation_id: str | None
+    skipped: int
+    skip_reasons: Mapping[str, int]
+    _keys: tuple[tuple[_Key, ...], ...] = attrs.field(repr=False, alias="keys")
+    _origin: object = attrs.field(repr=False, alias="origin")
+
+    def request_input(self) -> list[dict[str, Any]]:
+        """The delta as plain wire-form dicts (SDK models dumped without ``None`` members)."""
+        return [to_plain(item, i) for i, item in enumerate(self.input)]
+
+    def request_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``client.responses.create``: ``input`` plus the continuation.
+
+        Exactly one of ``previous_response_id`` and ``conversation`` is present when the
+        tracker has a continuation; neither on the first turn of an auto-chained tracker.
+        """
+        kwargs: dict[str, Any] = {"input": self.request_input()}
+        if self.conversation_id is not None:
+            kwargs["conversation"] = self.conversation_id
+        elif self.previous_response_id is not None:
+            kwargs["previous_response_id"] = self.previous_response_id
+        return kwargs
+
+
+class Tracker:
+    """Decides, turn after turn, exactly which items a Responses request must carry.
+
+    Continue either from a response chain (``previous_response_id``, advanced automatically to
+    each observed response; ``None`` starts a new chain) or inside a conversation
+    (``conversation_id``); the two are mutually exclusive. The tracker does no I/O and is not
+    thread-safe: use one per conversation, or a store (``tracker.stores``) across workers.
+
+    Every method either completes or raises leaving the tracker unchanged.
+    """
+
+    def __init__(
+        self,
+        *,
+        previous_response_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> None:
+        if previous_response_id is not None and conversation_id is not None:
+            raise ContinuationError(
+                f"previous_response_id {previous_response_id!r} and conversation_id "
+                f"{conversation_id!r} are mutually exclusive (the API rejects both): pass one."
+            )
+        _check_id(previous_response_id, "previous_response_id")
+        _check_id(conversation_id, "conversation_id")
+        self._previous_response_id = previous_response_id
+        self._conversation_id = conversation_id
+        self._server_ids: set[str] = set()
+        self._answered: set[str] = set()
+        self._calls: dict[str, str | None] = {}
+        self._pending: dict[str, None] = {}  # calls without output, in arrival order
+        self._held: IdentityMap[str] = IdentityMap()
+        self._fp_counts: dict[str, int] = {}
+        self._marked: dict[int, tuple[Prepared, tuple[Any, ...]]] = {}
+        self._origin = object()
+        self._responses = 0
+
+    # ------------------------------------------------------------------ read-only views
+
+    @property
+    def previous_response_id(self) -> str | None:
+        """The response the next request continues from (``None`` in conversation mode)."""
+        return self._previous_response_id
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The conversation the requests run in, or ``None`` when chaining responses."""
+        return self._conversation_id
+
+    @property
+    def pending_call_ids(self) -> tuple[str, ...]:
+        """Call ids of tool calls the server holds (or was sent) that have no output yet."""
+        return tuple(self._pending)
+
+    @property
+    def responses_observed(self) -> int:
+        """How many responses this tracker (and the ones it was restored from) observed."""
+        return self._responses
+
+    def item_id_for_call(self, call_id: str) -> str | None:
+        """The provider item id (``fc_...``) of the call with ``call_id``, if known."""
+        return self._calls.get(call_id)
+
+    def holds(self, item: Any) -> bool:
+        """Whether the server is known to hold ``item`` (by id, call id or held reference)."""
+        return self._known_reason(item, _keys_of(read_item(item))) is not None
+
+    # ------------------------------------------------------------------ deciding
+
+    def _known_reason(self, item: Any, item_keys: tuple[_Key, ...]) -> SkipReason | None:
+        if not item_keys:
+            return "held_object" if item in self._held else None
+        for kind, value in item_keys:  # known under any key: the server holds it
+            if kind == "id" and value in self._server_ids:
+                return "server_id"
+            if kind == "out" and value in self._answered:
+                return "answered_output"
+            if kind == "call" and value in self._calls:
+                return "known_call"
+        return None
+
+    def prepare(self, items: Iterable[Any] | str, *, content_match: bool = True) -> Prepared:
+        """Return the delta of ``items`` that the server does not hold yet. Changes nothing.
+
+        ``items`` is the turn's item list: the whole history, or only the new items (a string
+        is one user message). Items with a provider id, tool outputs and tool calls are matched
+        by id and call_id; other items by held reference and, with ``content_match`` (pass the
+        whole history), by content fingerprint. Pass ``content_match=False`` when ``items``
+        holds only new items, so a message repeating an earlier one word for word is sent.
+
+        Raises ``ItemError`` (naming the index) for an item that is not a Responses item.
+        """
+        seq: list[Any] = (
+            [{"role": "user", "content": items}] if isinstance(items, str) else list(items)
+        )
+        all_keys = [_keys_of(read_item(item, i)) for i, item in enumerate(seq)]
+
+        # Held objects claim their fingerprint occurrences first, wherever they stand, so a
+        # rebuilt copy elsewhere in the list only matches what remains.
+        used: dict[str, int] = {}
+        if content_match and self._fp_counts:
+            for item, item_keys in zip(seq, all_keys, strict=True):
+                if not item_keys:
+                    held_fp = self._held.get(item)
+                    if held_fp is not None:
+                        used[held_fp] = used.get(held_fp, 0) + 1
+
+        send: list[Any] = []
+        keys: list[tuple[_Key, ...]] = []
+        reasons: dict[str, int] = {}
+        batch_keys: set[_Key] = set()
+        batch_objs: IdentityMap[None] = IdentityMap()
+        for item, known_keys in zip(seq, all_keys, strict=True):
+            item_keys = known_keys
+            reason = self._known_reason(item, item_keys)
+            if reason is None and not item_keys:
+                fp = fingerprint(item)
+                if content_match and self._fp_counts.get(fp, 0) > used.get(fp, 0):
+                    used[fp] = used.get(fp, 0) + 1
+                    reason = "content"
+                item_keys = (("anon", fp),)
+            if reason is not None:
+                reasons[reason] = reasons.get(reason, 0) + 1
+                continue
+            if item in batch_objs or any(k in batch_keys for k in item_keys if k[0] != "anon"):
+                reasons["duplicate_in_input"] = reasons.get("duplicate_in_input", 0) + 1
+                continue
+            batch_objs.set(item, None)
+            batch_keys.update(item_keys)
+            send.append(item)
+            keys.append(item_keys)
+
+        return Prepared(
+            input=tuple(send),
+            previous_response_id=(
+                None if self._conversation_id is not None else self._previous_response_id
+            ),
+            conversation_id=self._conversation_id,
+            skipped=len(seq) - len(send),
+            skip_reasons=reasons,
+            keys=tuple(keys),
+            origin=self._origin,
+        )
+
+    # ------------------------------------------------------------------ recording
+
+    def mark_sent(self, prepared: Prepared) -> None:
+        """Record ``prepared``'s items as delivered, so no later ``prepare`` sends them again.
+
+        Raises ``UsageError`` (tracker unchanged) if ``prepared`` came from another tracker,
+        was already marked, or one of its items was meanwhile marked by another request.
+        """
+        self._check_origin(prepared, "mark_sent")
+        serial = id(prepared)
+        entry = self._marked.get(serial)
+        if entry is not None and entry[0] is prepared:
+            raise UsageError(
+                "This request was already marked sent; rewind(prepared) first if it failed, "
+                "or prepare() the next turn."
+            )
+        for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
+            if self._is_recorded(item, item_keys):
+                raise UsageError(
+                    f"Item {_describe(item)} was marked sent by another request after this one "
+                    "was prepared: call prepare() again to get a fresh delta."
+                )
+        for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
+            self._record(item, item_keys)
+        self._marked[serial] = (prepared, prepared.input)
+
+    def rewind(self, prepared: Prepared) -> None:
+        """Forget ``prepared``'s items because its request failed; they will be sent again once.
+
+        Raises ``UsageError`` (tracker unchanged) if ``prepared`` was not marked sent, or a
+        response was observed since (its items are then held by the server).
+        """
+        self._check_origin(prepared, "rewind")
+        entry = self._marked.get(id(prepared))
+        if entry is None or entry[0] is not prepared:
+            raise UsageError(
+                "Cannot rewind a request that is not marked sent (or that a response already "
+                "answered): only rewind after mark_sent() when the request itself failed."
+            )
+        del self._marked[id(prepared)]
+        for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
+            self._unrecord(item, item_keys)
+
+    def observe_response(self, response: Any) -> None:
+        """Record a response: its output items are held by the server, its id continues.
+
+        Accepts an SDK ``Response`` or its dict form. Every request marked sent before it is
+        settled (can no longer be rewound). Raises ``ContinuationError`` (tracker unchanged)
+        for a response from another conversation, or one created with ``store=False`` (it
+        cannot be continued).
+        """
+        response_id = field(response, "id")
+        output = field(response, "output")
+        if output is None:
+            output = []
+        if not isinstance(response_id, str | None) or isinstance(output, str | bytes):
+            raise UsageError(
+                f"observe_response() takes a Responses API response; got {type(response).__name__}."
+            )
+        output_items = list(output)
+        infos = [read_item(item, i) for i, item in enumerate(output_items)]
+        conv = field(response, "conversation")
+        conv_id = field(conv, "id") if conv is not None and not isinstance(conv, str) else conv
+        if self._conversation_id is not None and conv_id not in (None, self._conversation_id):
+            raise ContinuationError(
+                f"Response {response_id} belongs to conversation {conv_id!r}, not to this "
+                f"tracker's {self._conversation_id!r}: use one tracker per conversation."
+            )
+        if field(response, "store") is False and self._conversation_id is None:
+            raise ContinuationError(
+                f"Response {response_id} was created with store=False and cannot be continued "
+                "with previous_response_id: create it with store=True (the default)."
+            )
+        for item, info in zip(output_items, infos, strict=True):
+            self._observe_item(item, info)
+        if self._conversation_id is None and response_id:
+            self._previous_response_id = response_id
+        self._responses += 1
+        self._marked.clear()
+
+    def observe_items(self, items: Iterable[Any]) -> None:
+        """Record items the server is known to hold (for example a conversation's items).
+
+        Does not change the continuation. Raises ``ItemError`` (tracker unchanged) for an
+        unreadable item.
+        """
+        seq = list(items)
+        infos = [read_item(item, i) for i, item in enumerate(seq)]
+        for item, info in zip(seq, infos, strict=True):
+            self._observe_item(item, info)
+
+    # ------------------------------------------------------------------ internals
+
+    def _observe_item(self, item: Any, info: ItemInfo) -> None:
+        keys = _keys_of(info)
+        if not keys:
+            if item not in self._held:
+                self._record(item, (("anon", fingerprint(item)),))
+            return
+        for key in keys:
+            kind, value = key
+            if kind == "id":
+                self._server_ids.add(value)
+            elif kind == "out":
+                self._answered.add(value)
+                self._pending.pop(value, None)
+            elif kind == "call":
+                if self._calls.get(value) is None:
+                    self._calls[value] = info.id
+                if value not in self._answered:
+                    self._pending.setdefault(value, None)
+
+    def _is_recorded(self, item: Any, item_keys: tuple[_Key, ...]) -> bool:
+        if item_keys and item_keys[0][0] == "anon":
+            return item in self._held
+        return self._known_reason(item, item_keys) is not None
+
+    def _record(self, item: Any, item_keys: tuple[_Key, ...]) -> None:
+        info_id = next((v for k, v in item_keys if k == "id"), None)
+        for kind, value in item_keys:
+            if kind == "id":
+                self._server_ids.add(value)
+            elif kind == "out":
+                self._answered.add(value)
+                self._pending.pop(value, None)
+            elif kind == "call":
+                self._calls[value] = info_id
+                if value not in self._answered:
+                    self._pending.setdefault(value, None)
+            else:
+                self._held.set(item, value)
+                self._fp_counts[value] = self._fp_counts.get(value, 0) + 1
+
+    def _unrecord(self, item: Any, item_keys: tuple[_Key, ...]) -> None:
+        for kind, value in item_keys:
+            if kind == "id":
+                self._server_ids.discard(value)
+            elif kind == "out":
+                self._answered.discard(value)
+                if value in self._calls:
+                    self._pending.setdefault(value, None)
+            elif kind == "call":
+                self._calls.pop(value, None)
+                self._pending.pop(value, None)
+            else:
+                self._held.pop(item)
+                left = self._fp_counts.get(value, 0) - 1
+                if left > 0:
+                    self._fp_counts[value] = left
+                else:
+                    self._fp_counts.pop(value, None)
+
+    def _check_origin(self, prepared: Prepared, method: str) -> None:
+        if not isinstance(prepared, Prepared):
+            raise UsageError(
+                f"{method}() takes the Prepared returned by prepare(); got "
+                f"{type(prepared).__name__}."
+            )
+        if prepared._origin is not self._origin:
+            raise UsageError(
+                f"{method}(): this Prepared was made by another tracker (or before a restore); "
+                "call prepare() on this tracker."
+            )
+
+    # ------------------------------------------------------------------ state
+
+    def to_state(self) -> dict[str, Any]:
+        """A JSON-safe, versioned snapshot; ``Tracker.from_state`` restores it anywhere.
+
+        Held references are process-local: the snapshot keeps their content fingerprints
+        instead, so a restored tracker recognises the same items when they are rebuilt.
+        """
+        return dump_state(self)
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Tracker:
+        """Restore a tracker from ``to_state()`` output (possibly from another process).
+
+        Raises ``StateVersionError`` for an unknown or newer format version and ``StateError``
+        naming the malformed field otherwise; nothing is half-restored.
+        """
+        return load_state(cls, state)
+
+
+def _keys_of(info: ItemInfo) -> tuple[_Key, ...]:
+    """The item's keys, strongest first; empty for an anonymous (id-less, call-less) item."""
+    keys: list[_Key] = []
+    if info.id is not None:
+        keys.append(("id", info.id))
+    if info.call_id is not None:
+        if info.is_output:
+            keys.append(("out", info.call_id))
+        elif info.is_call:
+            keys.append(("call", info.call_id))
+    return tuple(keys)
+
+
+def _describe(item: Any) -> str:
+    info = read_item(item)
+    for label, value in (("id", info.id), ("call_id", info.call_id)):
+        if value is not None:
+            return f"{info.type} {label}={value}"
+    return f"{info.type} (no id)"
