@@ -1,0 +1,319 @@
+"""Repair tool-call history so the service accepts it: a pure, linear-time transform.
+
+Theory of operation. A history breaks the pairing rules (``tracker._rules``) in four ways: an
+output with no call (an orphan), several outputs for one call, an output away from its call
+(before it on Responses; not directly after the assistant ``tool_calls`` message on Chat
+Completions), and a call with no output. ``repair_history`` pairs calls and outputs by
+``call_id`` in two passes over the list, then writes the list once:
+
+- orphans and every output but one per call are dropped (the one kept is the first that
+  already sits where the service wants it, else the first one);
+- a misplaced output moves to just after its call (Responses: after the run of calls the call
+  stands in, where a loop puts outputs; Chat: into the block of tool messages right after the
+  assistant message, after the results already there);
+- a call with no output gets a placeholder output (policy ``"placeholder"``: a fixed text that
+  names the call, so the same history always repairs to the same bytes and prompt caches stay
+  warm) or is dropped with the reasoning item emitted just before it (policy ``"drop"``; on
+  Chat the call leaves its message's ``tool_calls``, and the message goes if nothing is left).
+
+Every other item stays, in order. A valid history comes back unchanged (same objects, no
+actions), so the repair is idempotent. Untouched items are returned as the very objects given
+(dicts or ``openai`` SDK models); items that change are returned as new plain dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping, Sequence
+from typing import Any, Final, Literal
+
+import attrs
+
+from ._errors import HistoryError, UsageError
+from ._history_chat import repair_chat
+from ._history_common import (
+    DROP,
+    PLACEHOLDER,
+    POLICIES,
+    Api,
+    RepairAction,
+    RepairPolicy,
+    by_index,
+    placeholder_text,
+)
+from ._items import CALL_TO_OUTPUT, OUTPUT_TO_CALL, ItemInfo, field, read_item
+from ._rules import Violation, validate_history
+
+__all__ = [
+    "DROP",
+    "PLACEHOLDER",
+    "POLICIES",
+    "Api",
+    "DeltaCheck",
+    "RepairAction",
+    "RepairPolicy",
+    "check_delta",
+    "detect_api",
+    "placeholder_text",
+    "repair_history",
+    "repair_responses",
+]
+
+# Call types whose output is a plain string, so a placeholder can stand in for a lost result.
+_PLACEHOLDER_TYPES: Final = frozenset({"function_call", "custom_tool_call"})
+_RESPONSES_ONLY_TYPES: Final = (
+    frozenset(CALL_TO_OUTPUT)
+    | frozenset(CALL_TO_OUTPUT.values())
+    | {
+        "reasoning",
+        "item_reference",
+    }
+)
+
+
+def _check_args(api: str, policy: str) -> None:
+    if api not in ("responses", "chat"):
+        raise UsageError(f"api must be 'responses' or 'chat', not {api!r}.")
+    if policy not in POLICIES:
+        raise UsageError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}.")
+
+
+def repair_history(
+    items: Iterable[Any],
+    *,
+    api: Api = "responses",
+    policy: RepairPolicy = PLACEHOLDER,
+) -> tuple[list[Any], tuple[RepairAction, ...]]:
+    """Return ``(repaired, actions)``: ``items`` made valid for tool-call pairing, and what changed.
+
+    ``api="responses"``: ``items`` is a Responses context (input items); ``api="chat"``: a
+    Chat Completions ``messages`` list. ``policy`` says what to do with a call that has no
+    output: ``"placeholder"`` adds a flagged, deterministic output; ``"drop"`` removes the call
+    (and the reasoning item just before it). ``actions`` are in input order; each ``index`` is a
+    position in ``items``. Pure: ``items`` is not modified. Raises ``ItemError`` for an item
+    that cannot be read and ``UsageError`` for an unknown ``api`` or ``policy``.
+    """
+    _check_args(api, policy)
+    seq = list(items)
+    if api == "chat":
+        return repair_chat(seq, policy)
+    placed, actions = repair_responses(seq, policy)
+    return [item for _, item in placed], actions
+
+
+def repair_responses(
+    items: Sequence[Any], policy: RepairPolicy, *, held: int = 0
+) -> tuple[list[tuple[int | None, Any]], tuple[RepairAction, ...]]:
+    """Repair a Responses context; return ``(origin, item)`` pairs and the actions.
+
+    ``origin`` is the item's index in ``items`` (``None`` for a placeholder). The first
+    ``held`` items are ones the server already holds: they are never dropped or moved, and
+    their unanswered calls get placeholders whatever the policy, since they cannot be unsent.
+    """
+    infos = [read_item(item, i) for i, item in enumerate(items)]
+    actions: list[RepairAction] = []
+    dropped = [False] * len(items)
+
+    call_at: dict[str, int] = {}
+    for i, info in enumerate(infos):
+        if info.is_call and info.call_id is not None:
+            if info.call_id in call_at and i >= held:
+                dropped[i] = True
+                actions.append(_act("drop_duplicate_call", i, info, "a second call with this id"))
+            else:
+                call_at.setdefault(info.call_id, i)
+
+    # The output each call keeps: the first one after the call, else the first one at all.
+    keep: dict[str, int] = {}
+    for i, info in enumerate(infos):
+        cid = info.call_id
+        if not info.is_output or info.is_call or cid is None or cid not in call_at:
+            continue
+        current = keep.get(cid)
+        if current is None or (current < call_at[cid] < i):
+            keep[cid] = i
+    for i, info in enumerate(infos):
+        cid = info.call_id
+        if not info.is_output or info.is_call or cid is None or i < held or keep.get(cid) == i:
+            continue
+        dropped[i] = True
+        if cid in call_at:
+            actions.append(_act("drop_duplicate_output", i, info, "the call keeps one output"))
+        else:
+            actions.append(_act("drop_orphan_output", i, info, "no call with this call_id"))
+
+    run_end = _run_ends(infos)
+    after: dict[int, list[tuple[int | None, Any]]] = {}
+    for cid, i in call_at.items():  # insertion order is list order: deterministic
+        out_at = keep.get(cid)
+        if out_at is not None and out_at > i:
+            continue
+        if out_at is not None:
+            dropped[out_at] = True
+            after.setdefault(run_end[i], []).append((out_at, items[out_at]))
+            actions.append(
+                _act("move_output", out_at, infos[out_at], f"moved after its call [{i}]")
+            )
+            continue
+        if field(items[i], "async") is True:
+            continue  # the service lets async calls wait for a later request
+        info = infos[i]
+        if info.type in _PLACEHOLDER_TYPES and (policy == PLACEHOLDER or i < held):
+            after.setdefault(run_end[i], []).append((None, _placeholder(items[i], info)))
+            actions.append(_act("add_placeholder", i, info, "the call had no output"))
+        elif i < held:
+            actions.append(_act("unanswered_held_call", i, info, "no placeholder form: answer it"))
+        else:
+            dropped[i] = True
+            why = "the call had no output" if policy == DROP else "no placeholder form"
+            actions.append(_act("drop_call", i, info, why))
+            if i > held and infos[i - 1].type == "reasoning" and not dropped[i - 1]:
+                dropped[i - 1] = True
+                actions.append(_act("drop_reasoning", i - 1, infos[i - 1], f"emitted with [{i}]"))
+
+    placed: list[tuple[int | None, Any]] = []
+    for i, item in enumerate(items):
+        if not dropped[i]:
+            placed.append((i, item))
+        placed.extend(after.get(i, ()))
+    actions.sort(key=by_index)
+    return placed, tuple(actions)
+
+
+def _run_ends(infos: Sequence[ItemInfo]) -> list[int]:
+    """For each index, the last index of the run of consecutive calls that starts there."""
+    ends = list(range(len(infos)))
+    for i in range(len(infos) - 2, -1, -1):
+        if infos[i].is_call and infos[i + 1].is_call:
+            ends[i] = ends[i + 1]
+    return ends
+
+
+def _act(kind: str, index: int, info: ItemInfo, detail: str) -> RepairAction:
+    return RepairAction(
+        kind=kind, index=index, call_id=info.call_id, item_id=info.id, detail=detail
+    )
+
+
+def _placeholder(call: Any, info: ItemInfo) -> dict[str, Any]:
+    assert info.call_id is not None  # only calls with a call_id are paired
+    name = field(call, "name")
+    return {
+        "type": CALL_TO_OUTPUT[info.type],
+        "call_id": info.call_id,
+        "output": placeholder_text(info.call_id, name if isinstance(name, str) else None),
+    }
+
+
+def detect_api(items: Sequence[Any]) -> Literal["responses", "chat"]:
+    """Guess whether ``items`` are Chat Completions messages or Responses input items.
+
+    Chat: a ``tool`` role, a ``tool_calls`` member, or a message without ``type`` whose
+    content parts are not Responses parts. Responses otherwise (also when nothing tells).
+    """
+    for item in items:
+        if isinstance(item, Mapping):
+            if item.get("role") == "tool" or "tool_calls" in item or "tool_call_id" in item:
+                return "chat"
+            if item.get("type") in _RESPONSES_ONLY_TYPES:
+                return "responses"
+        elif hasattr(item, "tool_calls"):
+            return "chat"
+        elif field(item, "type") in _RESPONSES_ONLY_TYPES:
+            return "responses"
+    return "responses"
+
+
+#: What ``check_delta`` does with a delta the service would reject.
+DeltaCheck = Literal["raise", "repair", "off"]
+
+
+def check_delta(
+    delta: Iterable[Any],
+    *,
+    pending_call_ids: Iterable[str] | Mapping[str, str] = (),
+    known_call_ids: Container[str] | None = None,
+    answered_call_ids: Container[str] = frozenset(),
+    mode: DeltaCheck = "raise",
+    policy: RepairPolicy = PLACEHOLDER,
+) -> tuple[list[Any], tuple[RepairAction, ...]]:
+    """Check (``mode="raise"``) or repair (``"repair"``) a Responses delta before it is sent.
+
+    The server's side is summarised by call ids: ``pending_call_ids`` are calls it holds with
+    no output (a mapping gives each call's item type, default ``function_call``);
+    ``known_call_ids`` every call it holds (``None``: not known, so an output for a call
+    outside the delta is trusted); ``answered_call_ids`` the calls it holds an output for.
+    The delta is checked as the service checks the whole context, with the same rules
+    (``tracker._rules``): a pending call the delta leaves unanswered is ``P1``, an output for
+    a call neither side holds ``P2``. Cost is linear in the delta plus the pending calls.
+
+    Returns ``(items, actions)``: ``mode="off"`` and a valid delta give the delta unchanged.
+    ``"repair"`` repairs as ``repair_history`` does, except that a pending call cannot be
+    unsent, so it is always answered with a placeholder (at the start of the delta); action
+    indexes are delta positions (``None``: a call the server holds). Raises ``HistoryError``
+    (with ``.violations``, indexes likewise) when the delta is invalid under ``"raise"``, or
+    still invalid after ``"repair"``; ``UsageError`` for an unknown ``mode`` or ``policy``.
+    """
+    if mode not in ("raise", "repair", "off"):
+        raise UsageError(f"mode must be 'raise', 'repair' or 'off', not {mode!r}.")
+    _check_args("responses", policy)
+    items = list(delta)
+    if mode == "off":
+        return items, ()
+    held = _held_context(items, pending_call_ids, known_call_ids, answered_call_ids)
+    n = len(held)
+    actions: tuple[RepairAction, ...] = ()
+    if mode == "repair":
+        placed, repaired = repair_responses([*held, *items], policy, held=n)
+        items = [item for origin, item in placed if origin is None or origin >= n]
+        actions = tuple(
+            attrs.evolve(a, index=None if a.index is None or a.index < n else a.index - n)
+            for a in repaired
+        )
+    violations = [
+        attrs.evolve(v, index=None if v.index is None or v.index < n else v.index - n)
+        for v in validate_history([*held, *items])
+    ]
+    if violations:
+        raise HistoryError(_delta_message(violations[0], mode), violations=violations)
+    return items, actions
+
+
+def _held_context(
+    items: Sequence[Any],
+    pending: Iterable[str] | Mapping[str, str],
+    known: Container[str] | None,
+    answered: Container[str],
+) -> list[dict[str, Any]]:
+    """Stand-ins for the server-held calls (and outputs) the delta can interact with."""
+    infos = [read_item(item, i) for i, item in enumerate(items)]
+    in_delta = {info.call_id for info in infos if info.is_call and info.call_id}
+    types = (
+        dict(pending) if isinstance(pending, Mapping) else dict.fromkeys(pending, "function_call")
+    )
+    held = [_stand_in(call_type, cid) for cid, call_type in types.items() if cid not in in_delta]
+    seen = set(types)
+    for info in infos:
+        cid = info.call_id
+        if not info.is_output or info.is_call or cid is None or cid in in_delta or cid in seen:
+            continue
+        if known is None or cid in known:
+            seen.add(cid)
+            call_type = OUTPUT_TO_CALL.get(info.type, "function_call")
+            held.append(_stand_in(call_type, cid))
+            if cid in answered:
+                held.append({"type": info.type, "call_id": cid, "output": ""})
+    return held
+
+
+def _stand_in(call_type: str, call_id: str) -> dict[str, Any]:
+    return {"type": call_type, "call_id": call_id, "name": "", "arguments": "{}"}
+
+
+def _delta_message(first: Violation, mode: str) -> str:
+    where = "a call the server holds" if first.index is None else f"input[{first.index}]"
+    fix = (
+        "answer every pending call and send outputs only for calls the server holds"
+        if mode == "repair"
+        else "fix the items, or let the tracker repair them (check='repair')"
+    )
+    return f"The service would reject this request at {where}: {first.message} To fix: {fix}."
