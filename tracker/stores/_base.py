@@ -1,0 +1,228 @@
+"""The store protocol, its value type, and the encoding and errors every store shares.
+
+A store maps a session id to one JSON document (a ``Tracker.to_state()`` snapshot) and a
+version. The version starts at 1 on the first save and grows by one on every save; a save names
+the version it read (``None`` or ``0``: "the session must not exist yet") and fails with
+``ConflictError`` when another writer got there first. That compare-and-set is the only
+coordination workers need: nothing is locked while a turn is being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+
+import attrs
+
+from tracker._errors import ConflictError, CorruptStateError, StoreError
+
+_T = TypeVar("_T")
+
+__all__ = [
+    "AsyncStore",
+    "AsyncStoreAdapter",
+    "Loaded",
+    "Store",
+]
+
+
+@attrs.frozen
+class Loaded:
+    """A session as stored: its ``state`` (a fresh dict on every load) and its ``version``."""
+
+    state: dict[str, Any]
+    version: int
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A durable, shareable home for session snapshots, with compare-and-set saves."""
+
+    def load(self, session_id: str) -> Loaded | None:
+        """Return the session's state and version, or ``None`` if it does not exist.
+
+        Raises ``CorruptStateError`` when the stored data cannot be read; the data is left as is.
+        """
+        ...
+
+    def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
+        """Store ``state`` if the session is still at ``expected_version``; return the new version.
+
+        ``expected_version`` is the version ``load`` returned, or ``None``/``0`` for a session that
+        must not exist yet. Raises ``ConflictError`` (nothing written) when it does not match.
+        """
+        ...
+
+    def delete(self, session_id: str) -> bool:
+        """Remove the session (even a corrupt one); return whether it existed."""
+        ...
+
+    def list_sessions(self) -> list[str]:
+        """Return the ids of all stored sessions, sorted."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files; the store is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class AsyncStore(Protocol):
+    """The awaitable form of ``Store``: the same methods and semantics, as coroutines."""
+
+    async def load(self, session_id: str) -> Loaded | None:
+        """See ``Store.load``."""
+        ...
+
+    async def save(
+        self, session_id: str, state: Mapping[str, Any], expected_version: int | None
+    ) -> int:
+        """See ``Store.save``."""
+        ...
+
+    async def delete(self, session_id: str) -> bool:
+        """See ``Store.delete``."""
+        ...
+
+    async def list_sessions(self) -> list[str]:
+        """See ``Store.list_sessions``."""
+        ...
+
+    async def close(self) -> None:
+        """See ``Store.close``."""
+        ...
+
+
+class AsyncStoreAdapter:
+    """Serve a sync ``Store`` to async code, running each call in a worker thread.
+
+    ``store`` is the wrapped sync store. Used for SQLite, whose driver blocks; a subclass whose
+    store never blocks overrides ``_run`` to call it directly.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.to_thread(fn, *args)
+
+    async def load(self, session_id: str) -> Loaded | None:
+        """See ``Store.load``."""
+        return await self._run(self.store.load, session_id)
+
+    async def save(
+        self, session_id: str, state: Mapping[str, Any], expected_version: int | None
+    ) -> int:
+        """See ``Store.save``."""
+        return await self._run(self.store.save, session_id, state, expected_version)
+
+    async def delete(self, session_id: str) -> bool:
+        """See ``Store.delete``."""
+        return await self._run(self.store.delete, session_id)
+
+    async def list_sessions(self) -> list[str]:
+        """See ``Store.list_sessions``."""
+        return await self._run(self.store.list_sessions)
+
+    async def close(self) -> None:
+        """See ``Store.close``."""
+        await self._run(self.store.close)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def check_session_id(session_id: object) -> str:
+    """Return ``session_id`` if it is a usable id; raise ``TypeError``/``ValueError`` otherwise."""
+    if not isinstance(session_id, str):
+        raise TypeError(f"session id must be a str, not {type(session_id).__name__}")
+    if not session_id:
+        raise ValueError("session id must be a non-empty string")
+    return session_id
+
+
+def check_expected(session_id: str, expected_version: object) -> int:
+    """Normalise ``expected_version`` to an int (0: must not exist) or raise before any write."""
+    if expected_version is None:
+        return 0
+    if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+        raise TypeError(
+            f"expected_version for session {session_id!r} must be an int or None, "
+            f"not {type(expected_version).__name__}"
+        )
+    if expected_version < 0:
+        raise ValueError(
+            f"expected_version for session {session_id!r} must be >= 0 (0 or None: new session), "
+            f"got {expected_version}"
+        )
+    return expected_version
+
+
+def encode_state(session_id: str, state: Mapping[str, Any]) -> str:
+    """Serialise a snapshot as compact JSON; raise ``StoreError`` if it is not JSON-safe."""
+    if not isinstance(state, Mapping):
+        raise StoreError(
+            f"state for session {session_id!r} must be a dict (Tracker.to_state()), "
+            f"not {type(state).__name__}",
+            session_id=session_id,
+        )
+    try:
+        return json.dumps(state, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(
+            f"state for session {session_id!r} is not JSON-safe ({exc}); "
+            "save Tracker.to_state(), never live objects",
+            session_id=session_id,
+        ) from exc
+
+
+def decode_state(session_id: str, version: object, raw: str | bytes | None) -> Loaded:
+    """Parse a stored record; raise ``CorruptStateError`` (naming the session) if unreadable."""
+    if isinstance(version, bytes | str):
+        with contextlib.suppress(ValueError):
+            version = int(version)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise corrupt(session_id, f"its version is {version!r}, not a positive integer")
+    if raw is None:
+        raise corrupt(session_id, "it has a version but no state")
+    try:
+        state = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise corrupt(session_id, f"version {version} is not valid JSON ({exc})") from exc
+    if not isinstance(state, dict):
+        raise corrupt(
+            session_id, f"version {version} is a JSON {type(state).__name__}, not an object"
+        )
+    return Loaded(state=state, version=version)
+
+
+def corrupt(session_id: str, reason: str) -> CorruptStateError:
+    """Build the error for unreadable stored data; the data itself is never touched."""
+    return CorruptStateError(
+        f"stored state of session {session_id!r} is unreadable: {reason}. It was left untouched; "
+        f"inspect it, then delete the session (store.delete({session_id!r})) to start it over",
+        session_id=session_id,
+    )
+
+
+def conflict(session_id: str, expected: int, actual: int) -> ConflictError:
+    """Build the retryable error for a stale writer (``0`` stands for "no such session")."""
+    if expected == 0:
+        what = f"expected it not to exist, but it is at version {actual}"
+    elif actual == 0:
+        what = f"expected version {expected}, but it does not exist (deleted?)"
+    else:
+        what = f"expected version {expected}, but it is at version {actual}"
+    return ConflictError(
+        f"session {session_id!r} was saved by another writer: {what}. Nothing was written; "
+        "reload and retry",
+        session_id=session_id,
+        expected_version=expected,
+        actual_version=actual,
+    )

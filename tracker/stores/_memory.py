@@ -1,0 +1,87 @@
+"""In-process stores: one process, no restarts (tests, notebooks, a single long-lived worker)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Self, TypeVar
+
+from ._base import (
+    AsyncStoreAdapter,
+    Loaded,
+    check_expected,
+    check_session_id,
+    conflict,
+    decode_state,
+    encode_state,
+)
+
+_T = TypeVar("_T")
+
+__all__ = ["AsyncMemoryStore", "MemoryStore"]
+
+
+class MemoryStore:
+    """A thread-safe ``Store`` in a dict.
+
+    Snapshots are kept as JSON text, as in the durable stores, so a caller that mutates a loaded
+    or saved dict never changes what is stored, and a state that is not JSON-safe fails here,
+    not first in production.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, tuple[int, str]] = {}
+
+    def load(self, session_id: str) -> Loaded | None:
+        """See ``Store.load``."""
+        check_session_id(session_id)
+        with self._lock:
+            record = self._records.get(session_id)
+        return None if record is None else decode_state(session_id, record[0], record[1])
+
+    def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
+        """See ``Store.save``."""
+        check_session_id(session_id)
+        expected = check_expected(session_id, expected_version)
+        text = encode_state(session_id, state)
+        with self._lock:
+            record = self._records.get(session_id)
+            actual = 0 if record is None else record[0]
+            if actual != expected:
+                raise conflict(session_id, expected, actual)
+            self._records[session_id] = (actual + 1, text)
+        return actual + 1
+
+    def delete(self, session_id: str) -> bool:
+        """See ``Store.delete``."""
+        check_session_id(session_id)
+        with self._lock:
+            return self._records.pop(session_id, None) is not None
+
+    def list_sessions(self) -> list[str]:
+        """See ``Store.list_sessions``."""
+        with self._lock:
+            return sorted(self._records)
+
+    def close(self) -> None:
+        """Nothing to release; kept for the ``Store`` protocol."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncMemoryStore(AsyncStoreAdapter):
+    """The ``AsyncStore`` form of ``MemoryStore`` (``store`` is the sync one it serves)."""
+
+    store: MemoryStore
+
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        super().__init__(MemoryStore() if store is None else store)
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        # A dict behind a lock never blocks long enough to be worth a thread hop.
+        return fn(*args)

@@ -1,0 +1,248 @@
+"""Redis: many workers on many machines serving turns of the same conversations.
+
+Each session is one hash ``<prefix><session_id>`` with fields ``version`` and ``state``. A save
+is one Lua script, run atomically by the server: it compares the stored version with the
+expected one and writes the new state and version (and refreshes the TTL) only if they match.
+So there is no window between check and write for another worker to slip into, and a worker
+that dies mid-save has either sent the whole script (new state) or not (old state).
+
+redis-py (``pip install 'tracker[redis]'``) is imported when a store is created, never when
+``tracker.stores`` is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+from ._base import (
+    Loaded,
+    check_expected,
+    check_session_id,
+    conflict,
+    corrupt,
+    decode_state,
+    encode_state,
+)
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio
+
+__all__ = ["DEFAULT_PREFIX", "AsyncRedisStore", "RedisStore"]
+
+DEFAULT_PREFIX = "tracker:session:"
+"""Key prefix used when none is given: keys read ``tracker:session:<session_id>``."""
+
+# KEYS[1] session key; ARGV[1] expected version (0: must not exist), ARGV[2] state JSON,
+# ARGV[3] TTL in milliseconds (0: keep forever).
+# Returns {1, new_version} | {0, actual_version} (conflict) | {-1, what} (unreadable: untouched).
+_CAS_SCRIPT = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local actual = 0
+if kind == 'hash' then
+  local raw = redis.call('HGET', KEYS[1], 'version')
+  actual = tonumber(raw)
+  if actual == nil or actual < 1 or actual ~= math.floor(actual) then
+    return {-1, 'version ' .. tostring(raw)}
+  end
+elseif kind ~= 'none' then
+  return {-1, 'key type ' .. kind}
+end
+local expected = tonumber(ARGV[1])
+if actual ~= expected then
+  return {0, actual}
+end
+redis.call('HSET', KEYS[1], 'version', actual + 1, 'state', ARGV[2])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return {1, actual + 1}
+"""
+
+
+def _import_redis() -> Any:
+    try:
+        import redis  # noqa: PLC0415 - optional dependency, imported only when used
+        import redis.asyncio  # noqa: PLC0415
+    except ImportError as exc:
+        raise ImportError(
+            "RedisStore needs redis-py: pip install 'tracker[redis]' (or pip install redis)"
+        ) from exc
+    return redis
+
+
+class _RedisBase:
+    """What the sync and async stores share: key naming, options, reply interpretation."""
+
+    def __init__(self, prefix: str, ttl: float | None) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+        self.prefix = prefix
+        self.ttl = ttl
+        self._ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
+
+    def _key(self, session_id: str) -> str:
+        return self.prefix + check_session_id(session_id)
+
+    def _pattern(self) -> str:
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
+        return escaped + "*"
+
+    def _session_of(self, key: bytes | str) -> str:
+        text = key.decode() if isinstance(key, bytes) else key
+        return text[len(self.prefix) :]
+
+    def _cas_args(
+        self, session_id: str, state: Mapping[str, Any], expected_version: int | None
+    ) -> tuple[int, list[Any]]:
+        expected = check_expected(session_id, expected_version)
+        return expected, [expected, encode_state(session_id, state), self._ttl_ms]
+
+    @staticmethod
+    def _cas_result(session_id: str, expected: int, reply: Any) -> int:
+        status, value = int(reply[0]), reply[1]
+        if status == 1:
+            return int(value)
+        if status == 0:
+            raise conflict(session_id, expected, int(value))
+        what = value.decode() if isinstance(value, bytes) else str(value)
+        raise corrupt(session_id, f"its {what} is not a positive integer version hash")
+
+    @staticmethod
+    def _loaded(session_id: str, kind: Any, fields: Any) -> Loaded | None:
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind == "none":
+            return None
+        if kind != "hash":
+            raise corrupt(session_id, f"its key holds a Redis {kind}, not a hash")
+        return decode_state(session_id, fields[0], fields[1])
+
+
+class RedisStore(_RedisBase):
+    """A ``Store`` in Redis, for many workers; compare-and-set runs atomically on the server.
+
+    Give either ``url`` (``redis://host:port/db``, ``rediss://`` for TLS, ``unix://``) or a
+    ready ``client`` (``redis.Redis``; a client passed in is not closed by ``close()``).
+    ``prefix`` namespaces the keys; ``ttl`` (seconds) makes a session expire that long after
+    its last save.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        ttl: float | None = None,
+    ) -> None:
+        super().__init__(prefix, ttl)
+        if (url is None) == (client is None):
+            raise ValueError("RedisStore needs exactly one of url= or client=")
+        redis_mod = _import_redis()
+        self._owns_client = client is None
+        self.client: redis.Redis = redis_mod.Redis.from_url(url) if client is None else client
+        self._cas = self.client.register_script(_CAS_SCRIPT)
+
+    def _before_commit(self, session_id: str) -> None:
+        """Test seam: runs inside a save, after the checks, right before the script is sent."""
+
+    def load(self, session_id: str) -> Loaded | None:
+        """See ``Store.load``."""
+        key = self._key(session_id)
+        # One round trip in a MULTI, so the type and the fields belong to the same version.
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.type(key)
+            pipe.hmget(key, ["version", "state"])
+            kind, fields = pipe.execute(raise_on_error=False)
+        return self._loaded(session_id, kind, fields)
+
+    def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
+        """See ``Store.save``."""
+        key = self._key(session_id)
+        expected, args = self._cas_args(session_id, state, expected_version)
+        self._before_commit(session_id)
+        return self._cas_result(session_id, expected, self._cas(keys=[key], args=args))
+
+    def delete(self, session_id: str) -> bool:
+        """See ``Store.delete``."""
+        return bool(self.client.delete(self._key(session_id)))
+
+    def list_sessions(self) -> list[str]:
+        """See ``Store.list_sessions``."""
+        keys = self.client.scan_iter(match=self._pattern(), count=1000)
+        return sorted(self._session_of(key) for key in keys)
+
+    def close(self) -> None:
+        """See ``Store.close``."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class AsyncRedisStore(_RedisBase):
+    """The ``AsyncStore`` form of ``RedisStore`` (``redis.asyncio``); same arguments."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.asyncio.Redis | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        ttl: float | None = None,
+    ) -> None:
+        super().__init__(prefix, ttl)
+        if (url is None) == (client is None):
+            raise ValueError("AsyncRedisStore needs exactly one of url= or client=")
+        redis_mod = _import_redis()
+        self._owns_client = client is None
+        self.client: redis.asyncio.Redis = (
+            redis_mod.asyncio.Redis.from_url(url) if client is None else client
+        )
+        self._cas = self.client.register_script(_CAS_SCRIPT)
+
+    async def load(self, session_id: str) -> Loaded | None:
+        """See ``Store.load``."""
+        key = self._key(session_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.type(key)
+            pipe.hmget(key, ["version", "state"])
+            kind, fields = await pipe.execute(raise_on_error=False)
+        return self._loaded(session_id, kind, fields)
+
+    async def save(
+        self, session_id: str, state: Mapping[str, Any], expected_version: int | None
+    ) -> int:
+        """See ``Store.save``."""
+        key = self._key(session_id)
+        expected, args = self._cas_args(session_id, state, expected_version)
+        reply = await self._cas(keys=[key], args=args)
+        return self._cas_result(session_id, expected, reply)
+
+    async def delete(self, session_id: str) -> bool:
+        """See ``Store.delete``."""
+        return bool(await self.client.delete(self._key(session_id)))
+
+    async def list_sessions(self) -> list[str]:
+        """See ``Store.list_sessions``."""
+        keys = [key async for key in self.client.scan_iter(match=self._pattern(), count=1000)]
+        return sorted(self._session_of(key) for key in keys)
+
+    async def close(self) -> None:
+        """See ``Store.close``."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

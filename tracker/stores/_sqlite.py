@@ -1,0 +1,209 @@
+"""SQLite: the embedded default. One file, many processes on one machine, safe under crashes.
+
+The file runs in WAL mode and every save is one ``BEGIN IMMEDIATE`` transaction: the version
+check and the write happen under SQLite's write lock, so two processes can never both win a
+compare-and-set, and a process killed mid-save leaves the previous committed version (SQLite
+rolls the unfinished transaction back on the next open). ``synchronous=FULL`` by default makes
+a committed save survive a power loss too.
+
+Tables: ``tracker_schema(version)`` holds the layout version of this file (1);
+``tracker_sessions(session_id, version, state, updated_at)`` one row per session.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+
+from tracker._errors import StoreError
+
+from ._base import (
+    AsyncStoreAdapter,
+    Loaded,
+    check_expected,
+    check_session_id,
+    conflict,
+    corrupt,
+    decode_state,
+    encode_state,
+)
+
+__all__ = ["SCHEMA_VERSION", "AsyncSQLiteStore", "SQLiteStore"]
+
+SCHEMA_VERSION = 1
+"""Layout version of the database file this release reads and writes."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tracker_schema (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tracker_sessions (
+    session_id TEXT PRIMARY KEY NOT NULL,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+"""
+
+
+class SQLiteStore:
+    """A ``Store`` in one SQLite file, shareable by the processes of one machine.
+
+    ``path`` is the database file (created if missing) or ``":memory:"``. ``timeout`` is how
+    long, in seconds, a save waits for another process's write lock before failing with
+    ``StoreError``. ``synchronous`` trades durability on power loss for speed (``"NORMAL"`` still
+    never tears a save). One connection, guarded by a lock, serves all threads.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 10.0,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a save is exactly one
+        # transaction and nothing is left open between calls.
+        self._conn = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path!r} is not a usable SQLite store: {exc}") from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _init_schema(self) -> None:
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            rows = self._conn.execute("SELECT version FROM tracker_schema").fetchall()
+            if not rows:
+                self._conn.execute(
+                    "INSERT INTO tracker_schema (version) VALUES (?)", (SCHEMA_VERSION,)
+                )
+            elif rows != [(SCHEMA_VERSION,)]:
+                raise StoreError(
+                    f"SQLite store {self.path!r} has schema version {rows[0][0]!r}; this release "
+                    f"reads version {SCHEMA_VERSION}: upgrade tracker, or use another file"
+                )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn)
+
+    def _before_commit(self, session_id: str) -> None:
+        """Test seam: runs inside a save's transaction, after the write, before the commit."""
+
+    def load(self, session_id: str) -> Loaded | None:
+        """See ``Store.load``."""
+        check_session_id(session_id)
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT version, state FROM tracker_sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+        return None if row is None else decode_state(session_id, row[0], row[1])
+
+    def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
+        """See ``Store.save``. Raises ``StoreError`` if the write lock is not had in time."""
+        check_session_id(session_id)
+        expected = check_expected(session_id, expected_version)
+        text = encode_state(session_id, state)
+        with self._lock, self._transaction():
+            row = self._conn.execute(
+                "SELECT version FROM tracker_sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            actual = 0 if row is None else row[0]
+            if row is not None and (not isinstance(actual, int) or actual < 1):
+                # Never overwrite what we cannot read: that is how silent data loss starts.
+                raise corrupt(session_id, f"its version is {actual!r}, not a positive integer")
+            if actual != expected:
+                raise conflict(session_id, expected, actual)
+            self._conn.execute(
+                "INSERT INTO tracker_sessions (session_id, version, state, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+                "version = excluded.version, state = excluded.state, "
+                "updated_at = excluded.updated_at",
+                (session_id, actual + 1, text, time.time()),
+            )
+            self._before_commit(session_id)
+        return actual + 1
+
+    def delete(self, session_id: str) -> bool:
+        """See ``Store.delete``."""
+        check_session_id(session_id)
+        with self._lock, self._transaction():
+            cursor = self._conn.execute(
+                "DELETE FROM tracker_sessions WHERE session_id = ?", (session_id,)
+            )
+            return cursor.rowcount > 0
+
+    def list_sessions(self) -> list[str]:
+        """See ``Store.list_sessions``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT session_id FROM tracker_sessions ORDER BY session_id"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def close(self) -> None:
+        """See ``Store.close``."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception (including SIGINT)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        try:
+            # IMMEDIATE takes the write lock now, so the version we read cannot change under us.
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"SQLite store busy: {exc}; retry later") from exc
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None:
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        else:
+            self._conn.execute("ROLLBACK")
+
+
+class AsyncSQLiteStore(AsyncStoreAdapter):
+    """The ``AsyncStore`` form of ``SQLiteStore``: same arguments; calls run in worker threads."""
+
+    store: SQLiteStore
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 10.0,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
+        super().__init__(SQLiteStore(path, timeout=timeout, synchronous=synchronous))
