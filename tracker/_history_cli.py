@@ -1,0 +1,147 @@
+"""``tracker check FILE`` and ``tracker repair FILE -o OUT``: history validation from a shell.
+
+A history file is JSON (a list of items, or a request body with ``input`` or ``messages``) or
+JSONL (one item per line); ``-`` reads standard input. The API is detected when ``--api`` is
+left out. Exit status: 0 valid (or repaired to valid), 1 violations remain, 2 unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, cast
+
+import attrs
+
+from ._errors import TrackerError
+from ._history import POLICIES, Api, detect_api, repair_history
+from ._rules import Violation, validate_history
+
+__all__ = ["add_check_arguments", "add_repair_arguments", "run_check", "run_repair"]
+
+
+@attrs.frozen
+class _History:
+    """A loaded file: its items, and how to write a list of items back in the same shape."""
+
+    items: list[Any]
+    api: Api
+    jsonl: bool
+    body: dict[str, Any] | None  # the request body the list came from, if any
+    key: str | None
+
+    def dump(self, items: list[Any]) -> str:
+        if self.jsonl:
+            return "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+        value: Any = items
+        if self.body is not None and self.key is not None:
+            value = {**self.body, self.key: items}
+        return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+
+
+class _BadInput(Exception):
+    pass
+
+
+def _load(path: str, api: str | None) -> _History:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _BadInput(f"cannot read {path}: {exc.strerror}") from exc
+    jsonl = False
+    try:
+        value: Any = json.loads(text)
+    except json.JSONDecodeError:
+        jsonl = True
+        value = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    value.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise _BadInput(f"{path}:{n}: not JSON or JSONL ({exc.msg})") from exc
+    body, key = None, None
+    if isinstance(value, dict):
+        key = "messages" if "messages" in value else "input" if "input" in value else None
+        if key is None or not isinstance(value[key], list):
+            raise _BadInput(
+                f"{path}: expected a list of items, or an object with a list in "
+                "'input' (Responses) or 'messages' (Chat Completions)"
+            )
+        body, value = value, value[key]
+        api = api or ("chat" if key == "messages" else "responses")
+    if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
+        raise _BadInput(f"{path}: expected a list of JSON objects (items or messages)")
+    return _History(value, cast(Api, api) if api else detect_api(value), jsonl, body, key)
+
+
+def _api_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="history as JSON or JSONL ('-': stdin)")
+    parser.add_argument(
+        "--api",
+        choices=("responses", "chat"),
+        help="Responses input items or Chat Completions messages (default: detected)",
+    )
+
+
+def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``tracker check``."""
+    _api_argument(parser)
+
+
+def add_repair_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``tracker repair``."""
+    _api_argument(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="OUT", help="repaired file")
+    parser.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default=POLICIES[0],
+        help="for a call with no output: add a placeholder output, or drop the call "
+        "(default: %(default)s)",
+    )
+
+
+def _report(name: str, history: _History, violations: list[Violation]) -> str:
+    head = f"{name}: {len(history.items)} items ({history.api})"
+    if not violations:
+        return f"{head}: valid\n"
+    lines = [f"{head}: {len(violations)} violation(s); the service would answer the first"]
+    for v in violations:
+        where = "-" if v.index is None else str(v.index)
+        lines.append(f"  [{where}] {v.rule} {v.status} param={v.param}")
+        lines.append(f"      {v.message}")
+    return "\n".join(lines) + "\n"
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Validate ``args.file``; print a report; return 1 if it has violations."""
+    try:
+        history = _load(args.file, args.api)
+        violations = validate_history(history.items, api=history.api)
+    except (_BadInput, TrackerError) as exc:
+        print(f"tracker check: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(_report(args.file, history, violations))
+    return 1 if violations else 0
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    """Repair ``args.file`` into ``args.output``; print the actions; 1 if still invalid."""
+    try:
+        history = _load(args.file, args.api)
+        repaired, actions = repair_history(history.items, api=history.api, policy=args.policy)
+        remaining = validate_history(repaired, api=history.api)
+    except (_BadInput, TrackerError) as exc:
+        print(f"tracker repair: {exc}", file=sys.stderr)
+        return 2
+    Path(args.output).write_text(history.dump(repaired), encoding="utf-8")
+    print(f"{args.file}: {len(history.items)} items ({history.api}), {len(actions)} action(s)")
+    for action in actions:
+        print(f"  {action}")
+    print(f"wrote {len(repaired)} items to {args.output}")
+    if remaining:
+        sys.stdout.write(_report(args.output, attrs.evolve(history, items=repaired), remaining))
+    return 1 if remaining else 0
