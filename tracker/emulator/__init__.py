@@ -1,0 +1,60 @@
+"""A local OpenAI-compatible server that enforces the real service's history rules.
+
+Start it from Python (port 0 picks a free port; it binds 127.0.0.1 unless told otherwise)::
+
+    from openai import OpenAI
+    from tracker.emulator import Emulator
+
+    with Emulator() as emu:
+        client = OpenAI(base_url=emu.base_url, api_key="x")
+        r = client.responses.create(model="emu-1", input='add({"a": 1, "b": 2})',
+                                    tools=[{"type": "function", "name": "add"}])
+
+or from the command line: ``tracker emulator --host 127.0.0.1 --port 8765``.
+
+Endpoints: ``POST /v1/responses`` (plain and SSE), ``GET``/``DELETE /v1/responses/{id}``,
+``GET /v1/responses/{id}/input_items``, conversations (create/get/update/delete, and create/
+list/get/delete items), ``POST /v1/chat/completions`` (plain and SSE). Rejections carry the
+service's status, envelope and exact text; the rules live in ``tracker._rules`` (the same ones
+``tracker.validate_history`` exposes), switches in ``RuleOptions``.
+
+The model is a deterministic script (``tracker.emulator._script``): the latest user message
+``weather({"city": "Paris"}) weather({"city": "Rome"}) then add({"a": 1, "b": 2})`` makes it call
+two tools in parallel, then one, then answer with a text listing the outputs. Pass your own with
+``Emulator(script=fn)``, ``fn(context_items, request_body) -> [output items]``.
+
+Inspecting what it received and stored (thread-safe snapshots), for end-to-end tests:
+
+- ``emu.requests`` -> ``[Received(method, path, body, headers)]``; ``emu.requests_to(path)``
+  -> the JSON bodies sent to one endpoint.
+- ``emu.issued_calls()`` -> every call_id the model issued, in order.
+- ``emu.received_outputs()`` -> ``Counter`` call_id -> number of tool outputs with that call_id
+  the emulator *accepted* (in any request that passed validation, or added to a conversation).
+- ``emu.context_outputs(response_id=...)`` / ``(conversation_id=...)`` -> the same count over the
+  stored context of one chain or conversation. "Every tool output delivered exactly once"::
+
+      assert dict.fromkeys(emu.issued_calls(), 1) == emu.context_outputs(response_id=last.id)
+
+- ``emu.context_items(...)`` -> a copy of those stored items; ``emu.state`` the live state
+  (``responses``, ``conversations``, ``items``; hold ``emu.state.lock`` while reading).
+
+Faults (for retry tests): ``emu.inject(Fault(status=500), times=2)``, ``Fault(status=429,
+should_retry=True)``, ``Fault(delay=0.5)``, ``Fault(drop="after")`` (stored, then the connection
+is closed without an answer). Faults apply to ``POST /v1/responses`` unless ``path``/``method``
+say otherwise.
+"""
+
+from .._rules import Provenance, RuleOptions, Violation
+from ._script import Script, default_script
+from ._server import Emulator, Fault, Received
+
+__all__ = [
+    "Emulator",
+    "Fault",
+    "Provenance",
+    "Received",
+    "RuleOptions",
+    "Script",
+    "Violation",
+    "default_script",
+]

@@ -1,0 +1,269 @@
+"""``POST /v1/responses``: validate, resolve the context, run the script, store, answer.
+
+The request is handled in two short critical sections around the (optional) model delay, so a
+conversation is *busy* while its turn runs and a second turn on it gets ``S5``, as on the
+service. A request that fails validation changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._rules import RuleOptions, Violation, check_context
+from ._reply import Reply, error_reply
+from ._schema import bad_request, check_request, not_found
+from ._script import Script
+from ._state import State, StoredConversation, StoredResponse, normalize_item
+from ._stream import response_events
+
+__all__ = ["create_response", "response_object"]
+
+
+def _state_violation(
+    state: State, body: Mapping[str, Any]
+) -> tuple[Violation | None, StoredConversation | None]:
+    previous = body.get("previous_response_id")
+    conversation = body.get("conversation")
+    conv_id = conversation.get("id") if isinstance(conversation, Mapping) else conversation
+    if previous is not None and conv_id is not None:
+        return bad_request(
+            "Mutually exclusive parameters: ''. Ensure you are only providing one of: "
+            "'pre..._id' or 'conversation'.",
+            None,
+            "mutually_exclusive_parameters",
+        ), None
+    conv = None
+    if conv_id is not None:
+        conv = state.conversations.get(conv_id)
+        if conv is None:
+            return not_found(f"Conversation with id '{conv_id}' not found."), None
+    if previous is not None:
+        stored = state.responses.get(previous)
+        if stored is None or not stored.store:
+            return bad_request(
+                f"Previous response with id '{previous}' not found.",
+                "previous_response_id",
+                "previous_response_not_found",
+            ), None
+    items = body["input"]
+    if (
+        (items == "" or items == [])
+        and previous is None
+        and conv is None
+        and not body.get("prompt")
+    ):
+        return bad_request(
+            "One of \"input\" or \"previous_response_id\" or 'prompt' or 'conversation' must "
+            "be provided.",
+            None,
+            "missing_required_parameter",
+        ), None
+    return None, conv
+
+
+def _resolve(
+    state: State, items: list[dict[str, Any]], store: bool, options: RuleOptions
+) -> list[dict[str, Any]] | Violation:
+    """Replace ``item_reference``s with stored items; check reasoning and hydrated ids (R0/R1)."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        item_type = item.get("type")
+        item_id = item.get("id")
+        sealed = item.get("encrypted_content")
+        if item_type == "reasoning" and isinstance(sealed, str):
+            rs_id = sealed[6:].split(".", 1)[0]
+            if not sealed.startswith("gAAAAA") or not state.ids.verify(rs_id, sealed):
+                return bad_request(
+                    f"The encrypted content {sealed[:4]}...{sealed[-2:]} could not be verified.",
+                    None,
+                    "invalid_encrypted_content",
+                )
+        must_exist = item_type == "item_reference" or (
+            item_type == "reasoning" and sealed is None and not item.get("content")
+        )
+        if not store and options.lookup_complete_items_store_false and item_id is not None:
+            must_exist = True
+        if must_exist and isinstance(item_id, str) and item_id not in state.items:
+            suffix = (
+                " Items are not persisted when `store` is set to false. Try again with `store` "
+                "set to true, or remove this item from your input."
+            )
+            message = f"Item with id '{item_id}' not found." + ("" if store else suffix)
+            return Violation("R0", 404, message, "input", None, None, item_id=item_id)
+        if item_type == "item_reference":
+            out.append(copy.deepcopy(state.items[item_id]))
+        else:
+            out.append(item)
+    return out
+
+
+def _output_item(state: State, raw: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "message", "text": raw} if isinstance(raw, str) else dict(raw)
+    item_type = item.setdefault("type", "message")
+    if item_type == "message":
+        text = item.pop("text", "")
+        item.setdefault("role", "assistant")
+        item.setdefault(
+            "content", [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+        )
+    elif item_type == "function_call":
+        item.setdefault("call_id", state.ids.call_id())
+        item.setdefault("arguments", "{}")
+    elif item_type == "reasoning":
+        item.setdefault("summary", [])
+    item.setdefault("id", state.ids.item_id(item_type))
+    if item_type == "reasoning":
+        item.setdefault("encrypted_content", state.ids.seal(item["id"]))
+    else:
+        item.setdefault("status", "completed")
+    return item
+
+
+def _with_id(state: State, item: dict[str, Any]) -> dict[str, Any]:
+    if item.get("id") is None:
+        item = {"id": state.ids.item_id(item.get("type", "message")), **item}
+    if item.get("type") != "reasoning":
+        item.setdefault("status", "completed")
+    return item
+
+
+def _usage(context: Sequence[Any], output: Sequence[Any]) -> dict[str, Any]:
+    # Deterministic stand-in for token counts: about four characters per token.
+    import json
+
+    input_tokens = len(json.dumps(list(context))) // 4
+    output_tokens = len(json.dumps(list(output))) // 4
+    reasoning = sum(1 for item in output if item.get("type") == "reasoning") * 16
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def response_object(
+    response_id: str,
+    body: Mapping[str, Any],
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    *,
+    status: str = "completed",
+    created_at: int,
+) -> dict[str, Any]:
+    """The Response object: request fields echoed (not ``include``), output, usage."""
+    conversation = body.get("conversation")
+    conv_id = conversation.get("id") if isinstance(conversation, Mapping) else conversation
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": bool(body.get("background", False)),
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
+        "model": body["model"],
+        "output": output,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "conversation": {"id": conv_id} if conv_id is not None else None,
+        "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
+        "store": body.get("store", True) is not False,
+        "temperature": body.get("temperature", 1.0),
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_p": body.get("top_p", 1.0),
+        "truncation": body.get("truncation") or "disabled",
+        "usage": usage,
+        "user": body.get("user"),
+        "metadata": body.get("metadata") or {},
+        "completed_at": created_at if status == "completed" else None,
+    }
+
+
+def create_response(
+    state: State,
+    body: Any,
+    *,
+    script: Script,
+    options: RuleOptions,
+    model_delay: float = 0.0,
+) -> Reply:
+    """Handle one ``POST /v1/responses`` body (already parsed JSON)."""
+    found = check_request(body, options)
+    if found is not None:
+        return error_reply(found)
+    store = body.get("store", True) is not False
+    raw = body["input"]
+    items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
+    with state.lock:
+        found, conv = _state_violation(state, body)
+        if found is not None:
+            return error_reply(found)
+        resolved = _resolve(state, [normalize_item(item) for item in items], store, options)
+        if isinstance(resolved, Violation):
+            return error_reply(resolved)
+        previous = body.get("previous_response_id")
+        prefix = state.chain(previous) if previous else list(conv.items) if conv is not None else []
+        context = prefix + resolved
+        violations = check_context(context, options=options, provenance=state.provenance())
+        if violations:
+            return error_reply(violations[0])
+        if conv is not None:
+            if conv.busy:
+                return error_reply(
+                    bad_request(
+                        "Another process is currently operating on this conversation. Please "
+                        "retry in a few seconds.",
+                        "conversation",
+                        "conversation_locked",
+                    )
+                )
+            conv.busy = True
+        try:
+            output = [_output_item(state, raw) for raw in script(copy.deepcopy(context), body)]
+        except BaseException:
+            if conv is not None:
+                conv.busy = False
+            raise
+    if model_delay > 0:
+        time.sleep(model_delay)
+    created = int(time.time())
+    with state.lock:
+        response_id = state.ids.response_id()
+        stored_input = [_with_id(state, item) for item in resolved]
+        state.remember_output(output)
+        for item in resolved:
+            if item.get("call_id") and "output" in item:
+                state.delivered_outputs[item["call_id"]] += 1
+        if store:
+            state.responses[response_id] = StoredResponse(
+                id=response_id,
+                body=dict(body),
+                input_items=stored_input,
+                output=output,
+                previous_response_id=previous,
+                conversation_id=conv.id if conv is not None else None,
+                store=True,
+            )
+            state.index_items(stored_input + output)
+        if conv is not None:
+            conv.busy = False
+            live = state.conversations.get(conv.id) is conv
+            if live and (store or options.conversation_store_false_persists):
+                conv.items.extend(stored_input + output)
+                state.index_items(stored_input + output)
+        response = response_object(
+            response_id, body, copy.deepcopy(output), _usage(context, output), created_at=created
+        )
+    if body.get("stream"):
+        return Reply(events=response_events(response))
+    return Reply(body=response)

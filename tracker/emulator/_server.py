@@ -1,0 +1,444 @@
+"""The HTTP layer: a stdlib threading server that parses requests and writes ``Reply`` values.
+
+It adds only what belongs to the wire: the bearer-key check (401), the body size limit (413),
+malformed JSON (400), ``x-request-id``, SSE framing, and injected faults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
+
+import attrs
+
+from .._items import OUTPUT_TO_CALL
+from .._rules import RuleOptions
+from ._reply import Reply, error_reply
+from ._schema import bad_request
+from ._script import Script
+from ._service import Service
+
+__all__ = ["Emulator", "Fault", "Received"]
+
+_SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
+_RATE_LIMIT = "Rate limit reached for requests. Please try again in 1s."
+_BAD_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+    "sent was not valid JSON. If you have trouble figuring out how to fix this, please open an "
+    "issue at https://github.com/openai/openai-python/issues)"
+)
+
+
+@attrs.frozen
+class Fault:
+    """A fault to inject into matching requests.
+
+    - ``status``: answer this error status (5xx: ``server_error``, 429: ``rate_limit_exceeded``)
+      *instead of* handling the request (nothing is stored);
+    - ``delay``: seconds to wait before handling (latency);
+    - ``drop``: ``"before"`` closes the connection without handling; ``"after"`` handles the
+      request (the response is stored, outputs delivered) and then closes the connection
+      without answering, so the client sees a connection error and may retry;
+    - ``should_retry``: value of the ``x-should-retry`` header (``None``: no header, the client
+      follows its default policy); ``retry_after``: ``Retry-After`` seconds, if set.
+    """
+
+    status: int | None = None
+    delay: float = 0.0
+    drop: Literal["before", "after"] | None = None
+    should_retry: bool | None = None
+    retry_after: float | None = None
+    message: str | None = None
+
+    def reply(self) -> Reply:
+        """The error reply for a ``status`` fault."""
+        status = self.status or 500
+        is_rate = status == 429
+        headers: dict[str, str] = {}
+        if self.should_retry is not None:
+            headers["x-should-retry"] = "true" if self.should_retry else "false"
+        if self.retry_after is not None:
+            headers["retry-after"] = str(self.retry_after)
+        body = {
+            "error": {
+                "message": self.message or (_RATE_LIMIT if is_rate else _SERVER_ERROR),
+                "type": "requests" if is_rate else "server_error",
+                "param": None,
+                "code": "rate_limit_exceeded" if is_rate else None,
+            }
+        }
+        return Reply(status=status, body=body, headers=headers)
+
+
+@attrs.frozen
+class Received:
+    """One request the emulator received: method, path, parsed JSON body (or ``None``)."""
+
+    method: str
+    path: str
+    body: Any
+    headers: Mapping[str, str]
+
+
+@attrs.define
+class _Injection:
+    fault: Fault
+    times: int
+    path: str | None
+    method: str | None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    emulator: Emulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 60
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """Keep tests quiet: the emulator records requests instead of logging them."""
+
+    def setup(self) -> None:
+        """Track the connection so ``stop()`` can close it."""
+        super().setup()
+        self.server.emulator._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        """Untrack the connection."""
+        try:
+            super().finish()
+        finally:
+            self.server.emulator._track(self.connection, add=False)
+
+    def do_GET(self) -> None:
+        """Dispatch a GET."""
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        """Dispatch a POST."""
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        """Dispatch a DELETE."""
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        emu = self.server.emulator
+        split = urlsplit(self.path)
+        path = split.path.rstrip("/")
+        query = dict(parse_qsl(split.query))
+        length = int(self.headers.get("content-length") or 0)
+        if length > emu.max_body_bytes:
+            self.close_connection = True
+            self._write(
+                error_reply(
+                    bad_request(
+                        f"Request body too large: {length} bytes; the limit is "
+                        f"{emu.max_body_bytes} bytes.",
+                        None,
+                        "request_too_large",
+                        status=413,
+                    )
+                )
+            )
+            return
+        raw = self.rfile.read(length) if length else b""
+        body: Any = None
+        bad_json = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                bad_json = True
+        emu._record(Received(method, path, body, dict(self.headers.items())))
+        denied = emu._auth(self.headers.get("authorization"))
+        if denied is not None:
+            self._write(denied)
+            return
+        if bad_json:
+            self._write(error_reply(bad_request(_BAD_JSON)))
+            return
+        fault = emu._take_fault(method, path)
+        if fault is not None and fault.delay > 0:
+            time.sleep(fault.delay)
+        if fault is not None and fault.drop == "before":
+            self._drop()
+            return
+        if fault is not None and fault.status is not None:
+            self._write(fault.reply())
+            return
+        try:
+            reply = emu.service.handle(method, path, query, body)
+        except Exception as exc:  # a script bug must still answer with the envelope
+            reply = Reply(
+                status=500,
+                body={
+                    "error": {
+                        "message": f"Emulator error: {exc!r}",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                headers={"x-should-retry": "false"},
+            )
+        if fault is not None and fault.drop == "after":
+            self._drop()
+            return
+        self._write(reply)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _write(self, reply: Reply) -> None:
+        emu = self.server.emulator
+        self.send_response(reply.status)
+        self.send_header("x-request-id", emu._request_id())
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if reply.events is None:
+            data = json.dumps(reply.body).encode()
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for event in reply.events:
+            name = f"event: {event['type']}\n" if reply.named_events else ""
+            self._chunk(f"{name}data: {json.dumps(event)}\n\n".encode())
+        if reply.sse_done:
+            self._chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+
+class Emulator:
+    """A local OpenAI-compatible server; see the package docstring for usage."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        script: Script | None = None,
+        options: RuleOptions | None = None,
+        api_key: str | None = None,
+        max_body_bytes: int = 32 * 1024 * 1024,
+        model_delay: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.api_key = api_key
+        self.max_body_bytes = max_body_bytes
+        self.service = Service(script=script, options=options, seed=seed, model_delay=model_delay)
+        self._lock = threading.Lock()
+        self._requests: list[Received] = []
+        self._faults: list[_Injection] = []
+        self._connections: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Bind and serve in a background thread; returns ``self``."""
+        if self._server is not None:
+            return self
+        server = _Server((self.host, self.port), _Handler)
+        server.emulator = self
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"tracker-emulator-{self.port}",
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close every open connection, and release the port."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        with self._lock:
+            open_now = list(self._connections)
+        for conn in open_now:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port/v1``: pass as ``OpenAI(base_url=...)``."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    # inspection -----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> Any:
+        """The live ``State`` (responses, conversations, items); hold ``state.lock`` to read."""
+        return self.service.state
+
+    @property
+    def requests(self) -> list[Received]:
+        """A snapshot of every request received, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    def requests_to(self, path: str, method: str = "POST") -> list[Any]:
+        """The JSON bodies received on ``method path`` (e.g. ``"/v1/responses"``)."""
+        return [r.body for r in self.requests if r.path == path and r.method == method]
+
+    def received_outputs(self) -> Counter[str]:
+        """call_id -> how many tool outputs with it were accepted (any request, any chain)."""
+        with self.state.lock:
+            return Counter(self.state.delivered_outputs)
+
+    def issued_calls(self) -> list[str]:
+        """Every call_id the scripted model issued, in order."""
+        with self.state.lock:
+            return list(self.state.issued_calls)
+
+    def context_outputs(
+        self, *, response_id: str | None = None, conversation_id: str | None = None
+    ) -> Counter[str]:
+        """call_id -> number of outputs in the stored context of a response chain or conversation."""
+        with self.state.lock:
+            if conversation_id is not None:
+                items = list(self.state.conversations[conversation_id].items)
+            elif response_id is not None:
+                items = self.state.chain(response_id)
+            else:
+                raise ValueError("Pass response_id=... or conversation_id=....")
+        return Counter(
+            item["call_id"]
+            for item in items
+            if item.get("type") in OUTPUT_TO_CALL and isinstance(item.get("call_id"), str)
+        )
+
+    def context_items(
+        self, *, response_id: str | None = None, conversation_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """A copy of the stored context of a response chain or a conversation."""
+        with self.state.lock:
+            if conversation_id is not None:
+                return json.loads(json.dumps(self.state.conversations[conversation_id].items))
+            if response_id is None:
+                raise ValueError("Pass response_id=... or conversation_id=....")
+            return json.loads(json.dumps(self.state.chain(response_id)))
+
+    # faults ---------------------------------------------------------------------------------
+
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        times: int = 1,
+        path: str | None = "/v1/responses",
+        method: str | None = "POST",
+    ) -> None:
+        """Apply ``fault`` to the next ``times`` requests matching ``method path`` (None: any)."""
+        with self._lock:
+            self._faults.append(_Injection(fault, times, path, method))
+
+    def clear_faults(self) -> None:
+        """Forget every pending fault."""
+        with self._lock:
+            self._faults.clear()
+
+    # used by the handler --------------------------------------------------------------------
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for injection in self._faults:
+                if injection.path not in (None, path) or injection.method not in (None, method):
+                    continue
+                injection.times -= 1
+                if injection.times <= 0:
+                    self._faults.remove(injection)
+                return injection.fault
+        return None
+
+    def _record(self, received: Received) -> None:
+        with self._lock:
+            self._requests.append(received)
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _request_id(self) -> str:
+        with self.state.lock:
+            return str(self.state.ids.request_id())
+
+    def _auth(self, header: str | None) -> Reply | None:
+        if self.api_key is None:
+            return None
+        if not header or not header.startswith("Bearer "):
+            return Reply(
+                status=401,
+                body={
+                    "error": {
+                        "message": "You didn't provide an API key. You need to provide your API key in "
+                        "an Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                        "YOUR_KEY). You can obtain an API key from "
+                        "https://platform.openai.com/account/api-keys.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
+        given = header[len("Bearer ") :]
+        if given != self.api_key:
+            masked = given[:3] + "*" * max(0, len(given) - 7) + given[-4:]
+            return Reply(
+                status=401,
+                body={
+                    "error": {
+                        "message": f"Incorrect API key provided: {masked}. You can find your API key "
+                        "at https://platform.openai.com/account/api-keys.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "invalid_api_key",
+                    }
+                },
+            )
+        return None

@@ -1,0 +1,176 @@
+"""The emulator's stored state: responses, conversations, items, and id generation.
+
+Everything here is guarded by ``State.lock`` (taken by the service around each request); the
+``snapshot`` helpers copy what tests read so they never see a half-applied request.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import random
+import string
+import threading
+from collections import Counter
+from typing import Any
+
+import attrs
+
+from .._rules import Provenance
+
+__all__ = ["IdGen", "State", "StoredConversation", "StoredResponse", "normalize_item"]
+
+_ALNUM = string.ascii_letters + string.digits
+
+#: Prefix of the ids the emulator gives to stored items, by item type.
+ITEM_PREFIX: dict[str, str] = {
+    "message": "msg",
+    "function_call": "fc",
+    "function_call_output": "fco",
+    "reasoning": "rs",
+    "custom_tool_call": "ctc",
+    "custom_tool_call_output": "ctco",
+    "tool_search_call": "tsc",
+    "tool_search_output": "tso",
+    "compaction": "cmp",
+}
+
+
+class IdGen:
+    """Server-style ids with the real prefixes and lengths (seedable for reproducible runs)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._random = random.Random(seed)
+        self.secret = self._random.randbytes(16)
+
+    def hex(self, n: int) -> str:
+        """``n`` random hex digits."""
+        return "".join(self._random.choice("0123456789abcdef") for _ in range(n))
+
+    def response_id(self) -> str:
+        """``resp_`` + 48 hex."""
+        return "resp_" + self.hex(48)
+
+    def conversation_id(self) -> str:
+        """``conv_`` + 48 hex."""
+        return "conv_" + self.hex(48)
+
+    def item_id(self, item_type: str) -> str:
+        """``msg_``/``fc_``/``rs_``/... + 50 hex, by item type."""
+        return f"{ITEM_PREFIX.get(item_type, 'item')}_{self.hex(50)}"
+
+    def call_id(self) -> str:
+        """``call_`` + 24 alphanumerics, like the model's."""
+        return "call_" + "".join(self._random.choice(_ALNUM) for _ in range(24))
+
+    def request_id(self) -> str:
+        """``req_`` + 32 hex, for the ``x-request-id`` header."""
+        return "req_" + self.hex(32)
+
+    def seal(self, item_id: str) -> str:
+        """Opaque ``encrypted_content`` for a reasoning item this emulator issued."""
+        mac = hmac.new(self.secret, item_id.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"gAAAAA{item_id}.{mac}"
+
+    def verify(self, item_id: str, sealed: str) -> bool:
+        """Whether ``sealed`` is this emulator's ``encrypted_content`` for ``item_id``."""
+        return hmac.compare_digest(sealed, self.seal(item_id))
+
+
+def normalize_item(item: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of an input item: ``type`` set, message content as a list of parts."""
+    out = copy.deepcopy(item)
+    if "type" not in out and "role" in out:
+        out = {"type": "message", **out}
+    if out.get("type") == "message" and isinstance(out.get("content"), str):
+        kind = "output_text" if out.get("role") == "assistant" else "input_text"
+        part: dict[str, Any] = {"type": kind, "text": out["content"]}
+        if kind == "output_text":
+            part["annotations"] = []
+        out["content"] = [part]
+    return out
+
+
+@attrs.define
+class StoredResponse:
+    """One response the emulator answered: its request input and output items (stored form)."""
+
+    id: str
+    body: dict[str, Any]
+    input_items: list[dict[str, Any]]
+    output: list[dict[str, Any]]
+    previous_response_id: str | None
+    conversation_id: str | None
+    store: bool
+
+
+@attrs.define
+class StoredConversation:
+    """One conversation: its items in order and its metadata."""
+
+    id: str
+    created_at: int
+    metadata: dict[str, Any]
+    items: list[dict[str, Any]] = attrs.field(factory=list)
+    busy: bool = False
+
+    def as_object(self) -> dict[str, Any]:
+        """The ``conversation`` object the API returns."""
+        return {
+            "id": self.id,
+            "object": "conversation",
+            "created_at": self.created_at,
+            "metadata": self.metadata,
+        }
+
+
+@attrs.define
+class State:
+    """All of the emulator's state. Hold ``lock`` to read or change it."""
+
+    ids: IdGen
+    lock: threading.RLock = attrs.field(factory=threading.RLock)
+    responses: dict[str, StoredResponse] = attrs.field(factory=dict)
+    conversations: dict[str, StoredConversation] = attrs.field(factory=dict)
+    items: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    following: dict[str, str] = attrs.field(factory=dict)
+    reasoning_for: dict[str, str] = attrs.field(factory=dict)
+    delivered_outputs: Counter[str] = attrs.field(factory=Counter)
+    issued_calls: list[str] = attrs.field(factory=list)
+
+    def provenance(self) -> Provenance:
+        """Reasoning provenance of every item this emulator issued."""
+        return Provenance(following=self.following, reasoning_for=self.reasoning_for)
+
+    def chain(self, response_id: str) -> list[dict[str, Any]]:
+        """Inputs then outputs of every stored response from the root of the chain to this one."""
+        links: list[StoredResponse] = []
+        current: str | None = response_id
+        while current is not None and current in self.responses:
+            links.append(self.responses[current])
+            current = self.responses[current].previous_response_id
+        items: list[dict[str, Any]] = []
+        for link in reversed(links):
+            items.extend(link.input_items)
+            items.extend(link.output)
+        return items
+
+    def remember_output(self, output: list[dict[str, Any]]) -> None:
+        """Record reasoning provenance and issued call ids for a new output."""
+        current_rs: str | None = None
+        for i, item in enumerate(output):
+            if item.get("type") == "reasoning":
+                current_rs = item["id"]
+                if i + 1 < len(output):
+                    self.following[item["id"]] = output[i + 1]["id"]
+            elif current_rs is not None:
+                self.reasoning_for[item["id"]] = current_rs
+            if item.get("type") == "function_call":
+                self.issued_calls.append(item["call_id"])
+
+    def index_items(self, items: list[dict[str, Any]]) -> None:
+        """Make stored items resolvable by id (``item_reference`` and id-only reasoning)."""
+        for item in items:
+            if isinstance(item.get("id"), str):
+                self.items[item["id"]] = item
