@@ -17,7 +17,7 @@ from openai.types.responses import ResponseFunctionToolCall, ResponseReasoningIt
 from tracker import HistoryError, UsageError
 from tracker._history import check_delta, detect_api, repair_history
 from tracker._history_common import PLACEHOLDER_PREFIX, RepairAction, placeholder_text
-from tracker._rules import validate_history
+from tracker._rules import Provenance, validate_history
 
 # ---------------------------------------------------------------- builders
 
@@ -127,6 +127,19 @@ def test_drop_policy_keeps_reasoning_that_belongs_to_another_call() -> None:
     repaired, actions = repair_history(items, policy="drop")
     assert [items[0], items[1], items[2], items[4]] == repaired
     assert [("drop_call", 3, "b")] == kinds(actions)
+
+
+def test_drop_policy_strips_ids_of_the_calls_that_shared_the_reasoning() -> None:
+    """Dropping the first call of a round drops its reasoning; the round's other calls lose ids."""
+    items = [user(), rs("rs_1"), call("a", id="fc_a"), call("b", id="fc_b"), out("b")]
+    repaired, actions = repair_history(items, policy="drop")
+    assert [items[0], call("b"), items[4]] == repaired
+    assert [
+        ("drop_reasoning", 1, None),
+        ("drop_call", 2, "a"),
+        ("strip_id", 3, "b"),
+    ] == kinds(actions)
+    assert {"type": "reasoning", "id": "rs_1", "summary": []} == items[1]
 
 
 def test_async_calls_may_stay_pending() -> None:
@@ -449,6 +462,20 @@ def _corrupt(draw: st.DrawFn, items: list[dict[str, Any]]) -> list[dict[str, Any
     return items
 
 
+def _provenance(items: list[dict[str, Any]]) -> Provenance:
+    """What the server would know: each reasoning item's following item and its round."""
+    following: dict[str, str] = {}
+    reasoning_for: dict[str, str] = {}
+    for i, item in enumerate(items):
+        if item.get("type") == "reasoning":
+            following[item["id"]] = items[i + 1]["id"]
+            j = i + 1
+            while j < len(items) and items[j].get("type") == "function_call":
+                reasoning_for[items[j]["id"]] = item["id"]
+                j += 1
+    return Provenance(following=following, reasoning_for=reasoning_for)
+
+
 def _conversation(items: list[Any]) -> list[tuple[str, Any]]:
     """The non-tool messages (user, system, assistant text), in order."""
     kept = []
@@ -475,3 +502,7 @@ def test_repair_of_corrupted_histories(data: st.DataObject, api: Any, policy: An
     assert [] == validate_history(repaired, api=api)
     assert (repaired, ()) == repair_history(repaired, api=api, policy=policy)
     assert _conversation(broken) == _conversation(repaired)
+    if api == "responses":
+        provenance = _provenance(valid)
+        if not [v for v in validate_history(broken, provenance=provenance) if v.rule[0] == "A"]:
+            assert [] == validate_history(repaired, provenance=provenance)

@@ -13,8 +13,10 @@ Completions), and a call with no output. ``repair_history`` pairs calls and outp
   assistant message, after the results already there);
 - a call with no output gets a placeholder output (policy ``"placeholder"``: a fixed text that
   names the call, so the same history always repairs to the same bytes and prompt caches stay
-  warm) or is dropped with the reasoning item emitted just before it (policy ``"drop"``; on
-  Chat the call leaves its message's ``tool_calls``, and the message goes if nothing is left).
+  warm) or is dropped with the reasoning item emitted just before it (policy ``"drop"``; the
+  other calls of that round lose their provider ids, since the service would otherwise ask
+  for the reasoning item; on Chat the call leaves its message's ``tool_calls``, and the
+  message goes if nothing is left).
 
 Every other item stays, in order. A valid history comes back unchanged (same objects, no
 actions), so the repair is idempotent. Untouched items are returned as the very objects given
@@ -40,7 +42,7 @@ from ._history_common import (
     by_index,
     placeholder_text,
 )
-from ._items import CALL_TO_OUTPUT, OUTPUT_TO_CALL, ItemInfo, field, read_item
+from ._items import CALL_TO_OUTPUT, OUTPUT_TO_CALL, ItemInfo, field, read_item, to_plain
 from ._rules import Violation, validate_history
 
 __all__ = [
@@ -142,6 +144,7 @@ def repair_responses(
             actions.append(_act("drop_orphan_output", i, info, "no call with this call_id"))
 
     run_end = _run_ends(infos)
+    lost_reasoning: list[int] = []
     after: dict[int, list[tuple[int | None, Any]]] = {}
     for cid, i in call_at.items():  # insertion order is list order: deterministic
         out_at = keep.get(cid)
@@ -169,11 +172,24 @@ def repair_responses(
             if i > held and infos[i - 1].type == "reasoning" and not dropped[i - 1]:
                 dropped[i - 1] = True
                 actions.append(_act("drop_reasoning", i - 1, infos[i - 1], f"emitted with [{i}]"))
+                lost_reasoning.append(i - 1)
+
+    # The service ties every call emitted after a reasoning item to it by their ids: calls of a
+    # round whose reasoning went must lose their ids, or they are rejected as incomplete.
+    stripped: dict[int, dict[str, Any]] = {}
+    for r in lost_reasoning:
+        j = r + 2
+        while j < len(items) and infos[j].is_call:
+            if not dropped[j] and infos[j].id is not None and j not in stripped:
+                plain = to_plain(items[j], j)
+                stripped[j] = {k: v for k, v in plain.items() if k != "id"}
+                actions.append(_act("strip_id", j, infos[j], f"its reasoning [{r}] was dropped"))
+            j += 1
 
     placed: list[tuple[int | None, Any]] = []
     for i, item in enumerate(items):
         if not dropped[i]:
-            placed.append((i, item))
+            placed.append((i, stripped.get(i, item)))
         placed.extend(after.get(i, ()))
     actions.sort(key=by_index)
     return placed, tuple(actions)
