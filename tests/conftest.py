@@ -1,14 +1,14 @@
 """Fixtures shared across test modules."""
 
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
 from _redis_server import redis_server, redis_url  # noqa: F401 - real redis-server fixtures
+from openai import AsyncOpenAI, OpenAI
+
+from tracker.emulator import Emulator
 
 # --- emulator fixtures (issue 3) ------------------------------------------------------------
-from collections.abc import AsyncIterator, Iterator  # noqa: E402
-
-import pytest  # noqa: E402
-from openai import AsyncOpenAI, OpenAI  # noqa: E402
-
-from tracker.emulator import Emulator  # noqa: E402
 
 
 @pytest.fixture

@@ -47,7 +47,8 @@ class MemoryStore:
         text = encode_state(session_id, state)
         with self._lock:
             record = self._records.get(session_id)
-            actual = 0 if record is None else record[0]
+            # Never overwrite what we cannot read (see SQLiteStore.save).
+            actual = 0 if record is None else decode_state(session_id, *record).version
             if actual != expected:
                 raise conflict(session_id, expected, actual)
             self._records[session_id] = (actual + 1, text)

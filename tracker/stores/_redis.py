@@ -36,7 +36,9 @@ DEFAULT_PREFIX = "tracker:session:"
 
 # KEYS[1] session key; ARGV[1] expected version (0: must not exist), ARGV[2] state JSON,
 # ARGV[3] TTL in milliseconds (0: keep forever).
-# Returns {1, new_version} | {0, actual_version} (conflict) | {-1, what} (unreadable: untouched).
+# Returns {1, new_version} | {0, actual_version} (conflict) | {-1, why} (unreadable: untouched).
+# The old state is parsed too: a record nobody can read is never overwritten, even by a writer
+# that guessed its version.
 _CAS_SCRIPT = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 local actual = 0
@@ -44,10 +46,14 @@ if kind == 'hash' then
   local raw = redis.call('HGET', KEYS[1], 'version')
   actual = tonumber(raw)
   if actual == nil or actual < 1 or actual ~= math.floor(actual) then
-    return {-1, 'version ' .. tostring(raw)}
+    return {-1, 'its version is ' .. tostring(raw) .. ', not a positive integer'}
+  end
+  local state = redis.call('HGET', KEYS[1], 'state')
+  if not state or not string.match(state, '^%s*{') or not pcall(cjson.decode, state) then
+    return {-1, 'its state is not a JSON object'}
   end
 elseif kind ~= 'none' then
-  return {-1, 'key type ' .. kind}
+  return {-1, 'its key holds a Redis ' .. kind .. ', not a hash'}
 end
 local expected = tonumber(ARGV[1])
 if actual ~= expected then
@@ -109,8 +115,7 @@ class _RedisBase:
             return int(value)
         if status == 0:
             raise conflict(session_id, expected, int(value))
-        what = value.decode() if isinstance(value, bytes) else str(value)
-        raise corrupt(session_id, f"its {what} is not a positive integer version hash")
+        raise corrupt(session_id, value.decode() if isinstance(value, bytes) else str(value))
 
     @staticmethod
     def _loaded(session_id: str, kind: Any, fields: Any) -> Loaded | None:

@@ -27,7 +27,6 @@ from ._base import (
     check_expected,
     check_session_id,
     conflict,
-    corrupt,
     decode_state,
     encode_state,
 )
@@ -123,12 +122,11 @@ class SQLiteStore:
         text = encode_state(session_id, state)
         with self._lock, self._transaction():
             row = self._conn.execute(
-                "SELECT version FROM tracker_sessions WHERE session_id = ?", (session_id,)
+                "SELECT version, state FROM tracker_sessions WHERE session_id = ?", (session_id,)
             ).fetchone()
-            actual = 0 if row is None else row[0]
-            if row is not None and (not isinstance(actual, int) or actual < 1):
-                # Never overwrite what we cannot read: that is how silent data loss starts.
-                raise corrupt(session_id, f"its version is {actual!r}, not a positive integer")
+            # Never overwrite what we cannot read, even for a writer that guessed its version:
+            # that is how silent data loss starts.
+            actual = 0 if row is None else decode_state(session_id, row[0], row[1]).version
             if actual != expected:
                 raise conflict(session_id, expected, actual)
             self._conn.execute(

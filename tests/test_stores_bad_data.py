@@ -1,0 +1,192 @@
+"""Bad stored data: reported with the session id, left untouched, never overwritten silently.
+
+Each backend gets raw bad records written behind the store's back (as a bug, a manual edit or
+another program would), then the store is asked to load and save over them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracker import ConflictError, CorruptStateError, StoreError
+from tracker.stores import (
+    Loaded,
+    MemoryStore,
+    RedisStore,
+    SQLiteStore,
+    Store,
+    load_tracker,
+    save_tracker,
+)
+
+# name -> (version, state text) as written raw into the backend
+BAD_RECORDS: dict[str, tuple[Any, str]] = {
+    "not-json": (1, '{"format": "tracker.state", "vers'),
+    "json-array": (2, "[1, 2, 3]"),
+    "bad-version": ("two", "{}"),
+    "zero-version": (0, "{}"),
+}
+
+
+class Backend:
+    """A store plus raw access to what it keeps, bypassing the store."""
+
+    def __init__(
+        self,
+        store: Store,
+        put: Callable[[str, Any, str], None],
+        raw: Callable[[str], Any],
+    ) -> None:
+        self.store = store
+        self.put = put
+        self.raw = raw
+
+
+def _memory(_: pytest.FixtureRequest, __: Path) -> Backend:
+    store = MemoryStore()
+
+    def put(sid: str, version: Any, text: str) -> None:
+        store._records[sid] = (version, text)
+
+    return Backend(store, put, store._records.get)
+
+
+def _sqlite(_: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    path = tmp_path / "bad.db"
+    store = SQLiteStore(path)
+
+    def put(sid: str, version: Any, text: str) -> None:
+        with sqlite3.connect(path) as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO tracker_sessions VALUES (?, ?, ?, 0)", (sid, version, text)
+            )
+        conn.close()
+
+    def raw(sid: str) -> Any:
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute(
+                "SELECT version, state FROM tracker_sessions WHERE session_id = ?", (sid,)
+            ).fetchone()
+        finally:
+            conn.close()
+
+    return Backend(store, put, raw)
+
+
+def _redis(request: pytest.FixtureRequest, _: Path) -> Backend:
+    import redis
+
+    url = request.getfixturevalue("redis_url")
+    client = redis.Redis.from_url(url)
+    request.addfinalizer(client.close)
+    store = RedisStore(url)
+    key = "tracker:session:{}".format
+
+    def put(sid: str, version: Any, text: str) -> None:
+        client.hset(key(sid), mapping={"version": version, "state": text})
+
+    def raw(sid: str) -> Any:
+        kind = client.type(key(sid))
+        return kind, client.hgetall(key(sid)) if kind == b"hash" else client.get(key(sid))
+
+    return Backend(store, put, raw)
+
+
+@pytest.fixture(params=[_memory, _sqlite, _redis], ids=["memory", "sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each durable backend with raw access to its records."""
+    made: Backend = request.param(request, tmp_path)
+    yield made
+    made.store.close()
+
+
+@pytest.mark.parametrize("case", list(BAD_RECORDS))
+def test_unreadable_record_is_reported_and_left_untouched(backend: Backend, case: str) -> None:
+    """load raises CorruptStateError naming the session; saves cannot overwrite the record."""
+    version, text = BAD_RECORDS[case]
+    backend.put("bad", version, text)
+    backend.store.save("good", {"ok": True}, None)
+    before = backend.raw("bad")
+
+    with pytest.raises(CorruptStateError) as info:
+        backend.store.load("bad")
+    assert "bad" == info.value.session_id
+    assert "'bad'" in str(info.value)
+    assert "left untouched" in str(info.value)
+    for expected in (None, 1, 2):
+        with pytest.raises((ConflictError, CorruptStateError)):
+            backend.store.save("bad", {"fresh": True}, expected)
+
+    assert before == backend.raw("bad")
+    assert Loaded({"ok": True}, 1) == backend.store.load("good")
+    assert ["bad", "good"] == backend.store.list_sessions()
+
+
+def test_delete_is_the_way_out_of_a_corrupt_session(backend: Backend) -> None:
+    """After an operator deletes a corrupt session, it starts over at version 1."""
+    backend.put("bad", 1, "{not json")
+    assert backend.store.delete("bad")
+    assert 1 == backend.store.save("bad", {"fresh": True}, None)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "needle"),
+    [
+        (lambda s: s.update(version=99), "version"),
+        (lambda s: s.update(calls="not a dict"), "calls"),
+        (lambda s: s.pop("format"), "format"),
+    ],
+    ids=["unknown-version", "malformed-field", "missing-format"],
+)
+def test_snapshot_the_tracker_rejects_is_reported_and_left_untouched(
+    backend: Backend, mutate: Callable[[dict[str, Any]], Any], needle: str
+) -> None:
+    """load_tracker turns a rejected snapshot into CorruptStateError; the record stays as is."""
+    from tracker import Tracker
+
+    state = Tracker(previous_response_id="resp_1").to_state()
+    mutate(state)
+    backend.store.save("old", state, None)
+    before = backend.raw("old")
+
+    with pytest.raises(CorruptStateError) as info:
+        load_tracker(backend.store, "old")
+    assert "old" == info.value.session_id
+    assert "'old'" in str(info.value)
+    assert needle in str(info.value)
+    with pytest.raises(ConflictError):
+        save_tracker(backend.store, "old", Tracker(), 0)
+    assert before == backend.raw("old")
+
+
+def test_redis_key_of_the_wrong_type_is_reported_and_left_untouched(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A plain string where a session hash belongs is corrupt, and no save replaces it."""
+    backend = _redis(request, tmp_path)
+    import redis
+
+    with redis.Redis.from_url(request.getfixturevalue("redis_url")) as client:
+        client.set("tracker:session:str", "hello")
+    with pytest.raises(CorruptStateError, match="'str'.*string"):
+        backend.store.load("str")
+    for expected in (None, 1):
+        with pytest.raises(CorruptStateError, match="'str'"):
+            backend.store.save("str", {}, expected)
+    assert (b"string", b"hello") == backend.raw("str")
+    backend.store.close()
+
+
+def test_sqlite_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    """Opening a file that is not SQLite raises StoreError naming it, and leaves it as it was."""
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database" * 100)
+    with pytest.raises(StoreError, match="notes.db"):
+        SQLiteStore(path)
+    assert b"these are my notes, not a database" * 100 == path.read_bytes()
