@@ -1,0 +1,241 @@
+"""Building blocks of the openai-agents adapter: item reading, fingerprints, identity views.
+
+Fingerprints here must equal openai-agents' own (``fingerprint_input_item``), because the
+SDK's session code compares them with the tracker's ``sent_item_fingerprints``; so this module
+calls the SDK's helpers instead of ``tracker._fingerprint``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from agents.items import _output_item_to_input_item as output_item_to_input_item
+from agents.run_internal.items import fingerprint_input_item
+
+from .._errors import ItemError
+from .._identity import IdentityMap, IdentitySet
+from .._items import field, read_item
+
+__all__ = [
+    "FingerprintCache",
+    "SourceBuckets",
+    "TrackedObjects",
+    "anonymous_search_fingerprint",
+    "is_tool_search",
+    "read_keys",
+    "tracker_fingerprint",
+]
+
+_TOOL_SEARCH_TYPES = frozenset({"tool_search_call", "tool_search_output"})
+
+# What a prepared item came from: the caller's original object and its pending-input id.
+Source = tuple[Any, "str | None"]
+
+
+def read_keys(item: Any) -> tuple[str | None, str | None, bool]:
+    """Return ``(provider item id, call_id, carries an output payload)`` of an item.
+
+    Placeholder ids from non-Responses providers read as ``None``. Type-less payloads such as
+    ``{"call_id": ..., "output": ...}`` are tolerated, as openai-agents tolerates them.
+    """
+    try:
+        info = read_item(item)
+        item_id, call_id = info.id, info.call_id
+    except ItemError:
+        raw_id, raw_call_id = field(item, "id"), field(item, "call_id")
+        item_id = raw_id if isinstance(raw_id, str) and raw_id != "__fake_id__" else None
+        call_id = raw_call_id if isinstance(raw_call_id, str) else None
+    # The SDK pairs outputs by payload, not by type: keep its rule so decisions match.
+    has_output = "output" in item if isinstance(item, Mapping) else hasattr(item, "output")
+    return item_id, call_id, has_output
+
+
+def is_tool_search(item: Any) -> bool:
+    """Return True for tool_search items, which carry no stable provider identifiers."""
+    return field(item, "type") in _TOOL_SEARCH_TYPES
+
+
+def tracker_fingerprint(item: Any) -> str | None:
+    """Return the SDK-compatible dedupe fingerprint of an item, or ``None`` if it has none."""
+    if not is_tool_search(item):
+        return fingerprint_input_item(item)
+    try:
+        replayable = output_item_to_input_item(item)
+    except Exception:  # the SDK treats an unconvertible item as having no fingerprint
+        return None
+    item_id, call_id, _ = read_keys(replayable)
+    return fingerprint_input_item(
+        replayable, ignore_ids_for_matching=item_id is None and call_id is None
+    )
+
+
+def anonymous_search_fingerprint(item: Any) -> str | None:
+    """Return a content-only fingerprint of a tool_search item (``None`` for other items)."""
+    if not is_tool_search(item):
+        return None
+    try:
+        return fingerprint_input_item(output_item_to_input_item(item), ignore_ids_for_matching=True)
+    except Exception:  # same rule as tracker_fingerprint
+        return None
+
+
+class FingerprintCache:
+    """Fingerprints by object identity, so each object is serialised once per turn.
+
+    Cleared at the start of every turn: items are mutable, and a turn is the span in which
+    the runner hands the same prepared objects back without changing them.
+    """
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: IdentityMap[str | None] = IdentityMap()
+
+    def __call__(self, item: Any) -> str | None:
+        """Return ``tracker_fingerprint(item)``, computing it at most once per object."""
+        known = self._known
+        if item in known:
+            return known.get(item)
+        fingerprint = tracker_fingerprint(item)
+        known.set(item, fingerprint)
+        return fingerprint
+
+    def clear(self) -> None:
+        """Forget every cached fingerprint (and release the objects)."""
+        self._known.clear()
+
+
+class TrackedObjects:
+    """The objects a tracker has delivered or seen, by identity, in O(1).
+
+    Stands in for the SDK's plain lists ``sent_items`` / ``server_items``: it iterates in
+    insertion order, has ``len``, ``in`` (by identity), ``append`` (which tracks an object once,
+    as the SDK does), ``remove`` and ``discard``, and compares equal to a list holding the same
+    objects. It holds references, so an address cannot be reused while an object is tracked.
+    """
+
+    __slots__ = ("_objects",)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the list it replaces
+
+    def __init__(self, objects: Iterable[Any] = ()) -> None:
+        self._objects = IdentitySet()
+        for obj in objects:
+            self._objects.add(obj)
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._objects)
+
+    def __contains__(self, obj: object) -> bool:
+        return obj in self._objects
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TrackedObjects | list | tuple):
+            mine = list(self)
+            return len(mine) == len(other) and all(
+                a is b or a == b for a, b in zip(mine, other, strict=True)
+            )
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"TrackedObjects({list(self)!r})"
+
+    def append(self, obj: Any) -> None:
+        """Track ``obj`` (once: tracking it again changes nothing)."""
+        self._objects.add(obj)
+
+    def extend(self, objects: Iterable[Any]) -> None:
+        """Track each of ``objects``."""
+        for obj in objects:
+            self._objects.add(obj)
+
+    def discard(self, obj: Any) -> None:
+        """Stop tracking ``obj`` if it is tracked."""
+        self._objects.discard(obj)
+
+    def remove(self, obj: Any) -> None:
+        """Stop tracking ``obj``; raise ``ValueError`` if it is not tracked (as ``list`` does)."""
+        if obj not in self._objects:
+            raise ValueError(f"{type(obj).__name__} object is not tracked")
+        self._objects.discard(obj)
+
+    def clear(self) -> None:
+        """Stop tracking every object."""
+        self._objects.clear()
+
+
+class SourceBuckets:
+    """Prepared-item sources grouped by fingerprint, for items rebuilt by an input filter.
+
+    Each bucket is an insertion-ordered multiset of ``(source object, input_id)``: adding,
+    removing a given source and taking the oldest are O(1). Keys pair ``id(source)`` with the
+    source itself in the value, so the address stays reserved while the entry exists.
+    """
+
+    __slots__ = ("_buckets",)
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, dict[tuple[int, str | None], list[Any]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def __contains__(self, fingerprint: object) -> bool:
+        return fingerprint in self._buckets
+
+    def add(self, fingerprint: str, source: Any, input_id: str | None) -> None:
+        """Record one occurrence of ``source`` under ``fingerprint``."""
+        bucket = self._buckets.setdefault(fingerprint, {})
+        entry = bucket.get((id(source), input_id))
+        if entry is None:
+            bucket[(id(source), input_id)] = [source, input_id, 1]
+        else:
+            entry[2] += 1
+
+    def count(self, fingerprint: str | None) -> int:
+        """Return how many occurrences are recorded under ``fingerprint``."""
+        bucket = self._buckets.get(fingerprint) if fingerprint is not None else None
+        return sum(entry[2] for entry in bucket.values()) if bucket else 0
+
+    def input_ids(self, fingerprint: str) -> set[str | None]:
+        """Return the distinct input ids recorded under ``fingerprint``."""
+        return {entry[1] for entry in self._buckets.get(fingerprint, {}).values()}
+
+    def first(self, fingerprint: str) -> Source | None:
+        """Return the oldest source recorded under ``fingerprint`` (``None`` if none)."""
+        bucket = self._buckets.get(fingerprint)
+        if not bucket:
+            return None
+        entry = next(iter(bucket.values()))
+        return entry[0], entry[1]
+
+    def remove(self, fingerprint: str, source: Source) -> None:
+        """Remove one occurrence of ``source`` from its bucket (no-op if absent)."""
+        bucket = self._buckets.get(fingerprint)
+        if bucket is None:
+            return
+        key = (id(source[0]), source[1])
+        entry = bucket.get(key)
+        if entry is not None and entry[0] is source[0]:
+            entry[2] -= 1
+            if entry[2] == 0:
+                del bucket[key]
+        if not bucket:
+            del self._buckets[fingerprint]
+
+    def clone(self) -> SourceBuckets:
+        """Return an independent copy (sharing the source objects, not the counts)."""
+        twin = SourceBuckets()
+        twin._buckets = {
+            fp: {key: list(entry) for key, entry in bucket.items()}
+            for fp, bucket in self._buckets.items()
+        }
+        return twin
+
+    def clear(self) -> None:
+        """Forget every bucket."""
+        self._buckets.clear()
