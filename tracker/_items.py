@@ -73,7 +73,7 @@ def read_item(item: Any, index: int | None = None) -> ItemInfo:
     Raises ``ItemError`` (naming ``index``) when ``item`` is neither a mapping nor an object
     with a ``type`` attribute, or when its type cannot be determined.
     """
-    if isinstance(item, Mapping):
+    if type(item) is dict or isinstance(item, Mapping):
         raw_type = item.get("type")
         if raw_type is None and "role" in item:
             raw_type = "message"  # the "easy" input message form {role, content}

@@ -136,7 +136,8 @@ class Tracker:
         self._answered: set[str] = set()
         self._calls: dict[str, str | None] = {}
         self._pending: dict[str, None] = {}  # calls without output, in arrival order
-        self._held: IdentityMap[str] = IdentityMap()
+        # Every object sent or observed, with its keys: held, so its address is never reused.
+        self._held: IdentityMap[tuple[_Key, ...]] = IdentityMap()
         self._fp_counts: dict[str, int] = {}
         self._marked: dict[int, tuple[Prepared, tuple[Any, ...]]] = {}
         self._origin = object()
@@ -170,13 +171,11 @@ class Tracker:
 
     def holds(self, item: Any) -> bool:
         """Whether the server is known to hold ``item`` (by id, call id or held reference)."""
-        return self._known_reason(item, _keys_of(read_item(item))) is not None
+        return item in self._held or self._known_reason(_keys_of(read_item(item))) is not None
 
     # ------------------------------------------------------------------ deciding
 
-    def _known_reason(self, item: Any, item_keys: tuple[_Key, ...]) -> SkipReason | None:
-        if not item_keys:
-            return "held_object" if item in self._held else None
+    def _known_reason(self, item_keys: tuple[_Key, ...]) -> SkipReason | None:
         for kind, value in item_keys:  # known under any key: the server holds it
             if kind == "id" and value in self._server_ids:
                 return "server_id"
@@ -200,27 +199,32 @@ class Tracker:
         seq: list[Any] = (
             [{"role": "user", "content": items}] if isinstance(items, str) else list(items)
         )
-        all_keys = [_keys_of(read_item(item, i)) for i, item in enumerate(seq)]
-
-        # Held objects claim their fingerprint occurrences first, wherever they stand, so a
-        # rebuilt copy elsewhere in the list only matches what remains.
+        # Pass 1, one identity lookup per item: objects this tracker sent or observed are
+        # known without being read. Held id-less objects claim their fingerprint occurrences
+        # first, wherever they stand, so a rebuilt copy elsewhere only matches what remains.
+        held = self._held
         used: dict[str, int] = {}
-        if content_match and self._fp_counts:
-            for item, item_keys in zip(seq, all_keys, strict=True):
-                if not item_keys:
-                    held_fp = self._held.get(item)
-                    if held_fp is not None:
-                        used[held_fp] = used.get(held_fp, 0) + 1
+        unknown: list[tuple[int, Any]] = []
+        for index, item in enumerate(seq):
+            held_keys = held.get(item)
+            if held_keys is None:
+                unknown.append((index, item))
+            elif held_keys[0][0] == "anon":
+                fp = held_keys[0][1]
+                used[fp] = used.get(fp, 0) + 1
+        reasons: dict[str, int] = {}
+        if len(unknown) < len(seq):
+            reasons["held_object"] = len(seq) - len(unknown)
 
+        # Pass 2, over the rest only: read, match by id / call_id / counted fingerprint.
         send: list[Any] = []
         keys: list[tuple[_Key, ...]] = []
-        reasons: dict[str, int] = {}
         batch_keys: set[_Key] = set()
         batch_objs: IdentityMap[None] = IdentityMap()
-        for item, known_keys in zip(seq, all_keys, strict=True):
-            item_keys = known_keys
-            reason = self._known_reason(item, item_keys)
-            if reason is None and not item_keys:
+        for index, item in unknown:
+            item_keys = _keys_of(read_item(item, index))
+            reason = self._known_reason(item_keys)
+            if not item_keys:
                 fp = fingerprint(item)
                 if content_match and self._fp_counts.get(fp, 0) > used.get(fp, 0):
                     used[fp] = used.get(fp, 0) + 1
@@ -343,28 +347,28 @@ class Tracker:
     # ------------------------------------------------------------------ internals
 
     def _observe_item(self, item: Any, info: ItemInfo) -> None:
+        if item in self._held:
+            return
         keys = _keys_of(info)
         if not keys:
-            if item not in self._held:
-                self._record(item, (("anon", fingerprint(item)),))
+            self._record(item, (("anon", fingerprint(item)),))
             return
-        for key in keys:
-            kind, value = key
+        for kind, value in keys:
             if kind == "id":
                 self._server_ids.add(value)
             elif kind == "out":
                 self._answered.add(value)
                 self._pending.pop(value, None)
-            elif kind == "call":
-                if self._calls.get(value) is None:
-                    self._calls[value] = info.id
+            elif self._calls.get(value) is None:
+                self._calls[value] = info.id
                 if value not in self._answered:
                     self._pending.setdefault(value, None)
+        self._held.set(item, keys)
 
     def _is_recorded(self, item: Any, item_keys: tuple[_Key, ...]) -> bool:
-        if item_keys and item_keys[0][0] == "anon":
-            return item in self._held
-        return self._known_reason(item, item_keys) is not None
+        if item in self._held:
+            return True
+        return item_keys[0][0] != "anon" and self._known_reason(item_keys) is not None
 
     def _record(self, item: Any, item_keys: tuple[_Key, ...]) -> None:
         info_id = next((v for k, v in item_keys if k == "id"), None)
@@ -379,10 +383,11 @@ class Tracker:
                 if value not in self._answered:
                     self._pending.setdefault(value, None)
             else:
-                self._held.set(item, value)
                 self._fp_counts[value] = self._fp_counts.get(value, 0) + 1
+        self._held.set(item, item_keys)
 
     def _unrecord(self, item: Any, item_keys: tuple[_Key, ...]) -> None:
+        self._held.pop(item)
         for kind, value in item_keys:
             if kind == "id":
                 self._server_ids.discard(value)
@@ -394,7 +399,6 @@ class Tracker:
                 self._calls.pop(value, None)
                 self._pending.pop(value, None)
             else:
-                self._held.pop(item)
                 left = self._fp_counts.get(value, 0) - 1
                 if left > 0:
                     self._fp_counts[value] = left
