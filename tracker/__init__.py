@@ -19,6 +19,7 @@ from ._errors import (
 )
 from ._fingerprint import fingerprint
 from ._items import ItemInfo, read_item
+from ._rules import Violation, validate_history
 from ._state import STATE_VERSION
 from ._tracker import Prepared, Tracker
 
@@ -39,6 +40,8 @@ __all__ = [
     "Tracker",
     "TrackerError",
     "UsageError",
+    "Violation",
     "fingerprint",
     "read_item",
+    "validate_history",
 ]

@@ -161,7 +161,7 @@ def _check_reasoning(items: Sequence[Any], provenance: Provenance, offset: int) 
     out: list[Violation] = []
     seen_ids: set[str] = set()
     for i, info in enumerate(infos):
-        if info.type == "reasoning" and info.id in provenance.following:
+        if info.type == "reasoning" and info.id is not None and info.id in provenance.following:
             want = provenance.following[info.id]
             nxt = infos[i + 1] if i + 1 < len(infos) else None
             if nxt is None or nxt.id != want:

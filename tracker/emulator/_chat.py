@@ -21,11 +21,43 @@ from ._stream import chat_chunks
 __all__ = ["create_chat_completion"]
 
 _KEYS = frozenset(
-    "audio frequency_penalty function_call functions logit_bias logprobs max_completion_tokens "
-    "max_tokens messages metadata modalities model n parallel_tool_calls prediction "
-    "presence_penalty prompt_cache_key prompt_cache_retention reasoning_effort response_format "
-    "safety_identifier seed service_tier stop store stream stream_options temperature "
-    "tool_choice tools top_logprobs top_p user verbosity web_search_options".split()
+    [
+        "audio",
+        "frequency_penalty",
+        "function_call",
+        "functions",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "messages",
+        "metadata",
+        "modalities",
+        "model",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    ]
 )
 
 

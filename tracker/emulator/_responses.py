@@ -8,10 +8,12 @@ service. A request that fails validation changes nothing.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._items import OUTPUT_TO_CALL
 from .._rules import RuleOptions, Violation, check_context
 from ._reply import Reply, error_reply
 from ._schema import bad_request, check_request, not_found
@@ -49,12 +51,7 @@ def _state_violation(
                 "previous_response_not_found",
             ), None
     items = body["input"]
-    if (
-        (items == "" or items == [])
-        and previous is None
-        and conv is None
-        and not body.get("prompt")
-    ):
+    if items in ("", []) and previous is None and conv is None and not body.get("prompt"):
         return bad_request(
             "One of \"input\" or \"previous_response_id\" or 'prompt' or 'conversation' must "
             "be provided.",
@@ -94,7 +91,7 @@ def _resolve(
             message = f"Item with id '{item_id}' not found." + ("" if store else suffix)
             return Violation("R0", 404, message, "input", None, None, item_id=item_id)
         if item_type == "item_reference":
-            out.append(copy.deepcopy(state.items[item_id]))
+            out.append(copy.deepcopy(state.items[str(item_id)]))
         else:
             out.append(item)
     return out
@@ -132,8 +129,6 @@ def _with_id(state: State, item: dict[str, Any]) -> dict[str, Any]:
 
 def _usage(context: Sequence[Any], output: Sequence[Any]) -> dict[str, Any]:
     # Deterministic stand-in for token counts: about four characters per token.
-    import json
-
     input_tokens = len(json.dumps(list(context))) // 4
     output_tokens = len(json.dumps(list(output))) // 4
     reasoning = sum(1 for item in output if item.get("type") == "reasoning") * 16
@@ -242,7 +237,7 @@ def create_response(
         stored_input = [_with_id(state, item) for item in resolved]
         state.remember_output(output)
         for item in resolved:
-            if item.get("call_id") and "output" in item:
+            if item.get("type") in OUTPUT_TO_CALL and isinstance(item.get("call_id"), str):
                 state.delivered_outputs[item["call_id"]] += 1
         if store:
             state.responses[response_id] = StoredResponse(

@@ -12,34 +12,97 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import attrs
+
 from .._rules import RuleOptions, Violation
 
 __all__ = ["bad_request", "check_id", "check_request", "not_found", "type_name"]
 
 RESPONSE_KEYS: Final = frozenset(
-    "access_programs background background_options context_management conversation image "
-    "include input instructions max_output_tokens max_tool_calls metadata model moderation "
-    "parallel_tool_calls previous_response_id prompt prompt_cache_key prompt_cache_options "
-    "prompt_cache_retention reasoning safety_identifier service_tier store stream "
-    "stream_options temperature text tool_choice tools top_logprobs top_p truncation user".split()
+    [
+        "access_programs",
+        "background",
+        "background_options",
+        "context_management",
+        "conversation",
+        "image",
+        "include",
+        "input",
+        "instructions",
+        "max_output_tokens",
+        "max_tool_calls",
+        "metadata",
+        "model",
+        "moderation",
+        "parallel_tool_calls",
+        "previous_response_id",
+        "prompt",
+        "prompt_cache_key",
+        "prompt_cache_options",
+        "prompt_cache_retention",
+        "reasoning",
+        "safety_identifier",
+        "service_tier",
+        "store",
+        "stream",
+        "stream_options",
+        "temperature",
+        "text",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "truncation",
+        "user",
+    ]
 )
 
-INPUT_TYPES: Final = (
-    "additional_tools agent_message apply_patch_call apply_patch_call_output "
-    "code_interpreter_call compaction compaction_trigger computer_call computer_call_output "
-    "custom_tool_call custom_tool_call_output file_search_call function_call "
-    "function_call_output image_generation_call item_reference local_shell_call "
-    "local_shell_call_output mcp_approval_request mcp_approval_response mcp_call mcp_list_tools "
-    "message multi_agent_call multi_agent_call_output program program_output reasoning "
-    "shell_call shell_call_output tool_search_call tool_search_output web_search_call".split()
-)
+INPUT_TYPES: Final = [
+    "additional_tools",
+    "agent_message",
+    "apply_patch_call",
+    "apply_patch_call_output",
+    "code_interpreter_call",
+    "compaction",
+    "compaction_trigger",
+    "computer_call",
+    "computer_call_output",
+    "custom_tool_call",
+    "custom_tool_call_output",
+    "file_search_call",
+    "function_call",
+    "function_call_output",
+    "image_generation_call",
+    "item_reference",
+    "local_shell_call",
+    "local_shell_call_output",
+    "mcp_approval_request",
+    "mcp_approval_response",
+    "mcp_call",
+    "mcp_list_tools",
+    "message",
+    "multi_agent_call",
+    "multi_agent_call_output",
+    "program",
+    "program_output",
+    "reasoning",
+    "shell_call",
+    "shell_call_output",
+    "tool_search_call",
+    "tool_search_output",
+    "web_search_call",
+]
 
-INCLUDABLE: Final = (
-    "file_search_call.results web_search_call.results web_search_call.action.sources "
-    "message.input_image.image_url computer_call_output.output.image_url "
-    "code_interpreter_call.outputs reasoning.encrypted_content "
-    "message.output_text.logprobs".split()
-)
+INCLUDABLE: Final = [
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+]
 
 #: Members each checked input item type may carry; other types are not checked member-wise.
 _MEMBERS: Final[Mapping[str, frozenset[str]]] = {
@@ -335,7 +398,5 @@ def check_items_list(items: Any, param: str, options: RuleOptions) -> Violation 
 
 def attrs_replace_param(found: Violation, old: str, new: str) -> Violation:
     """The same violation with ``old`` renamed ``new`` in its param and message."""
-    import attrs
-
     param = found.param.replace(old, new, 1) if found.param else found.param
     return attrs.evolve(found, param=param, message=found.message.replace(f"'{old}", f"'{new}"))

@@ -7,6 +7,7 @@ malformed JSON (400), ``x-request-id``, SSE framing, and injected faults.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import socket
 import threading
@@ -30,6 +31,12 @@ __all__ = ["Emulator", "Fault", "Received"]
 
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 _RATE_LIMIT = "Rate limit reached for requests. Please try again in 1s."
+_KEY_HINT = "You can find your API key at https://platform.openai.com/account/api-keys."
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header "
+    "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from "
+    "https://platform.openai.com/account/api-keys."
+)
 _BAD_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
     "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
@@ -107,8 +114,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = 60
+    # Headers and body go out in separate writes; Nagle plus delayed ACK would add 40 ms to each.
+    disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Keep tests quiet: the emulator records requests instead of logging them."""
 
     def setup(self) -> None:
@@ -333,33 +342,32 @@ class Emulator:
         with self.state.lock:
             return list(self.state.issued_calls)
 
-    def context_outputs(
+    def context_items(
         self, *, response_id: str | None = None, conversation_id: str | None = None
-    ) -> Counter[str]:
-        """call_id -> number of outputs in the stored context of a response chain or conversation."""
+    ) -> list[dict[str, Any]]:
+        """A copy of the stored context of a response chain or a conversation.
+
+        Raises ``KeyError`` for an unknown conversation, ``ValueError`` when neither is given.
+        """
         with self.state.lock:
             if conversation_id is not None:
-                items = list(self.state.conversations[conversation_id].items)
+                items = self.state.conversations[conversation_id].items
             elif response_id is not None:
                 items = self.state.chain(response_id)
             else:
                 raise ValueError("Pass response_id=... or conversation_id=....")
+            return copy.deepcopy(items)
+
+    def context_outputs(
+        self, *, response_id: str | None = None, conversation_id: str | None = None
+    ) -> Counter[str]:
+        """call_id -> number of outputs in the stored context of a chain or conversation."""
+        items = self.context_items(response_id=response_id, conversation_id=conversation_id)
         return Counter(
             item["call_id"]
             for item in items
             if item.get("type") in OUTPUT_TO_CALL and isinstance(item.get("call_id"), str)
         )
-
-    def context_items(
-        self, *, response_id: str | None = None, conversation_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        """A copy of the stored context of a response chain or a conversation."""
-        with self.state.lock:
-            if conversation_id is not None:
-                return json.loads(json.dumps(self.state.conversations[conversation_id].items))
-            if response_id is None:
-                raise ValueError("Pass response_id=... or conversation_id=....")
-            return json.loads(json.dumps(self.state.chain(response_id)))
 
     # faults ---------------------------------------------------------------------------------
 
@@ -411,34 +419,12 @@ class Emulator:
     def _auth(self, header: str | None) -> Reply | None:
         if self.api_key is None:
             return None
-        if not header or not header.startswith("Bearer "):
-            return Reply(
-                status=401,
-                body={
-                    "error": {
-                        "message": "You didn't provide an API key. You need to provide your API key in "
-                        "an Authorization header using Bearer auth (i.e. Authorization: Bearer "
-                        "YOUR_KEY). You can obtain an API key from "
-                        "https://platform.openai.com/account/api-keys.",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
-        given = header[len("Bearer ") :]
-        if given != self.api_key:
+        given = header[len("Bearer ") :] if header and header.startswith("Bearer ") else None
+        if given == self.api_key:
+            return None
+        if given is None:
+            message, code = _NO_KEY, None
+        else:
             masked = given[:3] + "*" * max(0, len(given) - 7) + given[-4:]
-            return Reply(
-                status=401,
-                body={
-                    "error": {
-                        "message": f"Incorrect API key provided: {masked}. You can find your API key "
-                        "at https://platform.openai.com/account/api-keys.",
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": "invalid_api_key",
-                    }
-                },
-            )
-        return None
+            message, code = f"Incorrect API key provided: {masked}. {_KEY_HINT}", "invalid_api_key"
+        return error_reply(bad_request(message, None, code, status=401))
