@@ -1,0 +1,59 @@
+"""A Responses-API tool loop that cannot drop a tool output, survives restarts, and reports.
+
+Import it by path (``import tracker.loop``); ``import tracker`` does not import it or openai.
+
+    from tracker.loop import run_turn
+
+    result = run_turn(client, model="gpt-5", input="weather in Paris?", tools=[weather])
+    result = run_turn(client, model="gpt-5", input="and Rome?", tools=[weather],
+                      tracker=result.tracker)           # continues the chain
+    print(result.text, result.items_sent, result.duplicates_avoided)
+
+``run_turn`` (``openai.OpenAI``) and ``arun_turn`` (``openai.AsyncOpenAI``) drive one user
+turn: model call, tool calls, model call ... until the model answers without calling tools.
+Each call sends only the delta the ``Tracker`` decides, continuing with
+``previous_response_id`` or in a ``conversation``. With ``store=`` + ``session_id=`` the
+tracker is loaded before and saved (compare-and-set) after the turn, so a chat continues in
+another process. How retries stay exact is explained in ``tracker/loop/_core.py``.
+"""
+
+from ._async import arun_turn
+from ._results import (
+    IncompleteStreamError,
+    LoopEvent,
+    MaxTurnsError,
+    RequestRecord,
+    RequestSent,
+    ResponseFailedError,
+    ResponseReceived,
+    Retrying,
+    TextDelta,
+    ToolCalled,
+    ToolFinished,
+    TurnResult,
+)
+from ._retry import RetryPolicy, is_transient
+from ._sync import run_turn
+from ._tools import FunctionTool, function_tool, schema_for
+
+__all__ = [
+    "FunctionTool",
+    "IncompleteStreamError",
+    "LoopEvent",
+    "MaxTurnsError",
+    "RequestRecord",
+    "RequestSent",
+    "ResponseFailedError",
+    "ResponseReceived",
+    "RetryPolicy",
+    "Retrying",
+    "TextDelta",
+    "ToolCalled",
+    "ToolFinished",
+    "TurnResult",
+    "arun_turn",
+    "function_tool",
+    "is_transient",
+    "run_turn",
+    "schema_for",
+]

@@ -1,0 +1,175 @@
+"""``arun_turn``: the asyncio driver of the loop (``openai.AsyncOpenAI`` client)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+import attrs
+import openai
+
+from tracker._errors import ConflictError, StoreError
+from tracker._tracker import Tracker
+
+from ._core import (
+    Create,
+    Emit,
+    ListNewItems,
+    Op,
+    RunTools,
+    Sleep,
+    TurnSpec,
+    drive,
+    incomplete_stream,
+    make_spec,
+    stream_step,
+)
+from ._results import LoopEvent, TurnResult
+from ._retry import RetryPolicy
+from ._session import check_sources, fresh_tracker, note_unsaved, restore
+
+__all__ = ["arun_turn"]
+
+AsyncEventHandler = Callable[[LoopEvent], object]
+
+
+async def arun_turn(
+    client: openai.AsyncOpenAI,
+    *,
+    model: str,
+    input: Any,
+    tools: Sequence[Any] = (),
+    tracker: Tracker | None = None,
+    store: Any = None,
+    session_id: str | None = None,
+    conversation: str | None = None,
+    stream: bool = False,
+    on_event: AsyncEventHandler | None = None,
+    max_turns: int = 10,
+    retry: RetryPolicy | None = None,
+    max_conflicts: int = 3,
+    **options: Any,
+) -> TurnResult:
+    """The async form of ``run_turn``: same arguments, same result, same guarantees.
+
+    The parallel calls of one response run concurrently (async tools awaited together, plain
+    ones in worker threads); their outputs keep the calls' order. ``on_event`` may be a plain
+    or an async callable. ``store`` may be an ``AsyncStore`` or a sync ``Store`` (its calls
+    then run in a worker thread).
+    """
+    spec = make_spec(
+        model,
+        tools,
+        stream=stream,
+        max_turns=max_turns,
+        retry=retry or RetryPolicy(),
+        options=options,
+    )
+    check_sources(tracker, store, session_id, conversation)
+    api = client.with_options(max_retries=0)
+    if store is None or session_id is None:
+        chosen = tracker if tracker is not None else fresh_tracker(conversation)
+        return await _run(api, chosen, input, spec, on_event)
+    conflicts = 0
+    while True:
+        loaded = await _store_call(store.load, session_id)
+        version = loaded.version if loaded is not None else None
+        turn_tracker = restore(loaded.state if loaded else None, conversation, session_id)
+        before = turn_tracker.responses_observed
+        try:
+            result = await _run(api, turn_tracker, input, spec, on_event)
+        except BaseException as exc:
+            if turn_tracker.responses_observed != before:
+                try:
+                    await _store_call(store.save, session_id, turn_tracker.to_state(), version)
+                except StoreError as save_error:
+                    note_unsaved(exc, session_id, save_error)
+            raise
+        try:
+            saved = await _store_call(store.save, session_id, turn_tracker.to_state(), version)
+        except ConflictError:
+            conflicts += 1
+            if conflicts > max_conflicts:
+                raise
+            continue
+        return attrs.evolve(result, session_version=saved)
+
+
+async def _store_call(method: Callable[..., Any], *args: Any) -> Any:
+    if inspect.iscoroutinefunction(method):
+        return await method(*args)
+    return await asyncio.to_thread(method, *args)
+
+
+async def _run(
+    api: openai.AsyncOpenAI,
+    tracker: Tracker,
+    user_input: Any,
+    spec: TurnSpec,
+    on_event: AsyncEventHandler | None,
+) -> TurnResult:
+    gen: Generator[Op, Any, TurnResult] = drive(tracker, user_input, spec)
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = gen.send(value) if error is None else gen.throw(error)
+        except StopIteration as stop:
+            result: TurnResult = stop.value
+            return result
+        try:
+            value, error = await _perform(api, op, on_event), None
+        except BaseException as exc:  # handed to the generator, which rewinds and decides
+            value, error = None, exc
+
+
+async def _emit(on_event: AsyncEventHandler | None, event: LoopEvent) -> None:
+    if on_event is not None:
+        outcome = on_event(event)
+        if inspect.isawaitable(outcome):
+            await outcome
+
+
+async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler | None) -> Any:
+    if isinstance(op, Emit):
+        await _emit(on_event, op.event)
+        return None
+    if isinstance(op, Create):
+        if not op.stream:
+            return await api.responses.create(**op.kwargs)
+        return await _stream(api, op, on_event)
+    if isinstance(op, RunTools):
+        return await asyncio.gather(*(_outcome(plan) for plan in op.plans))
+    if isinstance(op, Sleep):
+        await asyncio.sleep(op.seconds)
+        return None
+    if isinstance(op, ListNewItems):
+        newest_first = []
+        pages = api.conversations.items.list(op.conversation_id, order="desc", limit=100)
+        async for item in pages:
+            if op.known(item):
+                break
+            newest_first.append(item)
+        return newest_first[::-1]
+    raise AssertionError(f"unknown operation {op!r}")  # pragma: no cover
+
+
+async def _outcome(plan: Any) -> tuple[str, bool]:
+    if isinstance(plan, str):
+        return plan, True
+    outcome: tuple[str, bool] = await plan.arun()
+    return outcome
+
+
+async def _stream(api: openai.AsyncOpenAI, op: Create, on_event: AsyncEventHandler | None) -> Any:
+    events = await api.responses.create(stream=True, **op.kwargs)
+    async with events:
+        async for event in events:
+            delta, final = stream_step(event)
+            if delta is not None:
+                await _emit(on_event, delta)
+            if final is not None:
+                return final
+    raise incomplete_stream(op.index)

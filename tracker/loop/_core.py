@@ -1,0 +1,484 @@
+"""The loop's logic, free of I/O: a generator that yields operations for a driver to perform.
+
+Theory of operation
+-------------------
+``drive(tracker, user_input, spec)`` runs one user turn. It yields an operation
+(``Create``, ``ListNewItems``, ``RunTools``, ``Sleep``, ``Emit``); the driver performs it and
+sends the result back, or throws the exception it raised. ``run_turn`` and ``arun_turn`` are
+two thin drivers of this one generator (the second awaits), so the retry and recovery rules
+below exist once.
+
+Each model call hands the tracker *every* item of the turn so far (the user's input, the
+responses' output items, the tool outputs); the tracker keeps only what the server lacks.
+Around each call::
+
+    p = tracker.prepare(items); tracker.mark_sent(p)
+    try: response = create(**p.request_kwargs()); tracker.observe_response(response)
+    except transient: tracker.rewind(p); wait; try again (prepare sends the same delta)
+    except anything else: tracker.rewind(p); raise
+
+A retried request cannot duplicate anything in a ``previous_response_id`` chain: a response
+the server stored before the connection dropped is a sibling nobody continues from. In a
+conversation the server *appends* the input and output of a completed response, so before
+retrying the loop lists the conversation's newest items (down to the first one the tracker
+knows): if they end with this request's input followed by model output, the response was
+stored; the loop observes those items as the response and does not send again. Otherwise it
+observes whatever new items it found (so none is re-sent) and sends the remaining delta.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from tracker._errors import UsageError
+from tracker._fingerprint import fingerprint
+from tracker._items import field, read_item
+from tracker._tracker import Prepared, Tracker
+
+from ._results import (
+    IncompleteStreamError,
+    LoopEvent,
+    MaxTurnsError,
+    RequestRecord,
+    RequestSent,
+    ResponseFailedError,
+    ResponseReceived,
+    Retrying,
+    TextDelta,
+    ToolCalled,
+    ToolFinished,
+    TurnResult,
+)
+from ._retry import RetryPolicy
+from ._tools import FunctionTool, Invocation, function_tool, plan_call
+
+__all__ = [
+    "Create",
+    "Emit",
+    "ListNewItems",
+    "RunTools",
+    "Sleep",
+    "TurnSpec",
+    "drive",
+    "final_text",
+    "incomplete_stream",
+    "make_spec",
+    "stream_step",
+]
+
+#: Keyword arguments the loop sets itself on every ``responses.create`` call.
+_RESERVED = frozenset({"model", "input", "tools", "stream", "previous_response_id", "conversation"})
+
+#: The output a call left pending by an earlier, interrupted turn gets, so history stays valid.
+ABANDONED = (
+    "Error: this call was not run: the turn that requested it ended early (max_turns or an "
+    "error). Ask again if the result is still needed."
+)
+
+
+@attrs.frozen
+class Create:
+    """Call ``responses.create(**kwargs)`` (streamed when ``stream``); send back the Response."""
+
+    kwargs: Mapping[str, Any]
+    stream: bool
+    index: int
+
+
+@attrs.frozen
+class ListNewItems:
+    """List the conversation's items newest first, stopping at the first one ``known``.
+
+    Send back the items not known, oldest first.
+    """
+
+    conversation_id: str
+    known: Callable[[Any], bool]
+
+
+@attrs.frozen
+class RunTools:
+    """Run the invocations (concurrently if the driver can); send back ``(output, is_error)``s.
+
+    A ``str`` plan is already the (error) output for that call.
+    """
+
+    plans: tuple[Invocation | str, ...]
+
+
+@attrs.frozen
+class Sleep:
+    """Wait ``seconds`` before the next try."""
+
+    seconds: float
+
+
+@attrs.frozen
+class Emit:
+    """Hand ``event`` to the caller's callback."""
+
+    event: LoopEvent
+
+
+Op = Create | ListNewItems | RunTools | Sleep | Emit
+
+
+@attrs.frozen
+class TurnSpec:
+    """Everything about a turn except the tracker and the input; see ``make_spec``."""
+
+    model: str
+    tools: Mapping[str, FunctionTool]
+    tool_specs: tuple[Mapping[str, Any], ...]
+    stream: bool
+    max_turns: int
+    retry: RetryPolicy
+    options: Mapping[str, Any]
+
+
+def make_spec(
+    model: str,
+    tools: Sequence[Any],
+    *,
+    stream: bool,
+    max_turns: int,
+    retry: RetryPolicy,
+    options: Mapping[str, Any],
+) -> TurnSpec:
+    """Check the turn's settings; raise ``UsageError`` naming the bad one.
+
+    ``tools`` holds callables, ``FunctionTool``s, or tool dicts passed through unchanged (for
+    tools the server runs, such as ``{"type": "web_search"}``).
+    """
+    if not isinstance(model, str) or not model:
+        raise UsageError(f"model must be a non-empty model name, got {model!r}.")
+    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
+        raise UsageError(
+            f"max_turns must be a positive int (model calls per turn), got {max_turns!r}."
+        )
+    clash = sorted(_RESERVED & set(options))
+    if clash:
+        raise UsageError(
+            f"Option(s) {', '.join(clash)} are set by the loop itself: pass input=..., "
+            "tools=..., stream=..., and a tracker (or conversation=...) instead."
+        )
+    functions: dict[str, FunctionTool] = {}
+    specs: list[Mapping[str, Any]] = []
+    for tool in tools:
+        if isinstance(tool, Mapping):
+            specs.append(tool)
+            continue
+        if not callable(tool):
+            raise UsageError(f"Tool {tool!r} is neither a callable nor a tool dict.")
+        ft: FunctionTool = function_tool(tool)
+        if ft.name in functions:
+            raise UsageError(f"Two tools are named {ft.name!r}: pass name=... to function_tool.")
+        functions[ft.name] = ft
+        specs.append(ft.spec())
+    return TurnSpec(
+        model=model,
+        tools=functions,
+        tool_specs=tuple(specs),
+        stream=bool(stream),
+        max_turns=max_turns,
+        retry=retry,
+        options=dict(options),
+    )
+
+
+# ---------------------------------------------------------------------- reading responses
+
+
+def _output_items(response: Any) -> list[Any]:
+    output = field(response, "output")
+    return list(output) if output else []
+
+
+def final_text(output: Sequence[Any]) -> str:
+    """The text of the assistant messages in ``output`` (what ``Response.output_text`` gives)."""
+    parts: list[str] = []
+    for item in output:
+        if field(item, "type") == "message" and field(item, "role") == "assistant":
+            for part in field(item, "content") or ():
+                if field(part, "type") == "output_text":
+                    parts.append(field(part, "text") or "")
+    return "".join(parts)
+
+
+def _raise_if_failed(response: Any) -> None:
+    if field(response, "status") != "failed":
+        return
+    error = field(response, "error")
+    code = field(error, "code") if error is not None else None
+    message = field(error, "message") if error is not None else None
+    response_id = field(response, "id")
+    raise ResponseFailedError(
+        f"Response {response_id} failed ({code}): {message or 'no message'}.",
+        code=code,
+        response_id=response_id,
+    )
+
+
+# ---------------------------------------------------------------------- conversation recovery
+
+
+def _texts(content: Any) -> tuple[str, ...]:
+    if isinstance(content, str):
+        return (content,)
+    return tuple(str(field(part, "text") or "") for part in content or ())
+
+
+def _same_item(sent: Any, stored: Any) -> bool:
+    """Whether ``stored`` (a conversation item) is the server's copy of the ``sent`` item."""
+    a, b = read_item(sent), read_item(stored)
+    if a.type != b.type:
+        return False
+    if a.id is not None or a.call_id is not None:
+        return (a.id is None or a.id == b.id) and a.call_id == b.call_id
+    if a.type == "message":
+        return field(sent, "role") == field(stored, "role") and _texts(
+            field(sent, "content")
+        ) == _texts(field(stored, "content"))
+    return fingerprint(sent, ignore_ids=True) == fingerprint(stored, ignore_ids=True)
+
+
+def _is_model_output(item: Any) -> bool:
+    info = read_item(item)
+    if info.type == "message":
+        return bool(field(item, "role") == "assistant")
+    return not info.is_output
+
+
+def stored_response_start(new_items: Sequence[Any], sent: Sequence[Any]) -> int | None:
+    """Where the stored output of the request that sent ``sent`` begins in ``new_items``.
+
+    ``new_items`` are the conversation's newest items (oldest first). Returns ``None`` unless
+    they end with ``sent`` (as stored) followed by at least one model-output item.
+    """
+    n = len(sent)
+    for start in range(len(new_items) - n - 1, -1, -1):
+        tail = new_items[start + n :]
+        if not all(_is_model_output(item) for item in tail):
+            continue
+        if all(_same_item(sent[k], new_items[start + k]) for k in range(n)):
+            return start + n
+    return None
+
+
+# ---------------------------------------------------------------------- the turn
+
+
+def _turn_input(tracker: Tracker, user_input: Any) -> tuple[list[Any], int]:
+    """The turn's first items: placeholders for abandoned calls, then the user's input."""
+    if isinstance(user_input, str):
+        items: list[Any] = [{"role": "user", "content": user_input}]
+    elif isinstance(user_input, Mapping) or hasattr(user_input, "type"):
+        items = [user_input]
+    else:
+        items = list(user_input)
+    answered = {info.call_id for info in map(read_item, items) if info.is_output}
+    abandoned = [
+        {"type": "function_call_output", "call_id": call_id, "output": ABANDONED}
+        for call_id in tracker.pending_call_ids
+        if call_id not in answered
+    ]
+    return abandoned + items, len(abandoned)
+
+
+@attrs.define
+class _Turn:
+    tracker: Tracker
+    spec: TurnSpec
+    items: list[Any]
+    abandoned: int
+    responses: list[Any] = attrs.Factory(list)
+    records: list[RequestRecord] = attrs.Factory(list)
+    errors: list[BaseException] = attrs.Factory(list)
+    tool_calls: int = 0
+    tool_errors: int = 0
+
+    def result(self, text: str) -> TurnResult:
+        return TurnResult(
+            text=text,
+            responses=tuple(self.responses),
+            requests=tuple(self.records),
+            tracker=self.tracker,
+            tool_calls=self.tool_calls,
+            tool_errors=self.tool_errors,
+            abandoned_calls=self.abandoned,
+            errors=tuple(self.errors),
+        )
+
+    def kwargs(self, prepared: Prepared) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {**self.spec.options, "model": self.spec.model}
+        if self.spec.tool_specs:
+            kwargs["tools"] = [dict(t) for t in self.spec.tool_specs]
+        kwargs.update(prepared.request_kwargs())
+        return kwargs
+
+    def record(self, p: Prepared, index: int, tries: int, response: Any, recovered: bool) -> None:
+        output = _output_items(response)
+        rec = RequestRecord(
+            index=index,
+            previous_response_id=p.previous_response_id,
+            conversation_id=p.conversation_id,
+            sent=len(p.input),
+            skipped=p.skipped,
+            attempts=tries,
+            response_id=None if recovered else field(response, "id"),
+            recovered=recovered,
+            tool_calls=sum(1 for item in output if field(item, "type") == "function_call"),
+        )
+        self.records.append(rec)
+        self.responses.append(response)
+        self.items.extend(output)
+
+    def recover(self, sent: Prepared, new_items: list[Any]) -> dict[str, Any] | None:
+        """Observe the conversation's new items; return the stored response, if there is one."""
+        start = stored_response_start(new_items, sent.input)
+        if start is None:
+            self.tracker.observe_items(new_items)
+            return None
+        self.tracker.observe_items(new_items[:start])
+        held = self.tracker.prepare(list(sent.input), content_match=False)
+        self.tracker.mark_sent(held)  # the id-less input (a user message) is now held
+        response = {
+            "id": None,
+            "object": "response",
+            "status": "completed",
+            "output": list(new_items[start:]),
+            "conversation": {"id": sent.conversation_id},
+        }
+        self.tracker.observe_response(response)
+        return response
+
+    def request(self, index: int) -> Generator[Op, Any, Any]:
+        """Deliver one model call, retrying transient errors; return its response."""
+        failures = 0
+        failed: Prepared | None = None
+        while True:
+            if failed is not None and failed.conversation_id is not None:
+                try:
+                    new_items = yield ListNewItems(failed.conversation_id, self.tracker.holds)
+                except Exception as exc:
+                    failures += 1
+                    delay = self.spec.retry.delay(exc, failures)
+                    if delay is None:
+                        raise
+                    yield from self.backoff(index, failures, delay, exc)
+                    continue
+                stored = self.recover(failed, new_items)
+                if stored is not None:
+                    self.record(failed, index, failures + 1, stored, recovered=True)
+                    return stored
+            p = self.tracker.prepare(self.items, content_match=False)
+            self.tracker.mark_sent(p)
+            try:
+                yield Emit(
+                    RequestSent(
+                        index=index,
+                        attempt=failures,
+                        sent=len(p.input),
+                        skipped=p.skipped,
+                        previous_response_id=p.previous_response_id,
+                        conversation_id=p.conversation_id,
+                    )
+                )
+                response = yield Create(self.kwargs(p), self.spec.stream, index)
+                _raise_if_failed(response)
+                self.tracker.observe_response(response)
+            except BaseException as exc:
+                self.tracker.rewind(p)
+                failures += 1
+                delay = self.spec.retry.delay(exc, failures)
+                if delay is None:
+                    raise
+                failed = p
+                yield from self.backoff(index, failures, delay, exc)
+                continue
+            self.record(p, index, failures + 1, response, recovered=False)
+            return response
+
+    def backoff(
+        self, index: int, failures: int, delay: float, exc: BaseException
+    ) -> Generator[Op, Any, None]:
+        self.errors.append(exc)
+        yield Emit(Retrying(index=index, attempt=failures, delay=delay, error=exc))
+        yield Sleep(delay)
+
+    def run_tools(self, calls: list[Any]) -> Generator[Op, Any, None]:
+        plans: list[Invocation | str] = []
+        for call in calls:
+            call_id, name = field(call, "call_id"), field(call, "name")
+            if field(call, "type") == "function_call":
+                arguments = field(call, "arguments") or ""
+                plans.append(plan_call(self.spec.tools, name, arguments))
+            else:
+                arguments = str(field(call, "input") or "")
+                plans.append(f"Error: {name!r} is a custom tool; this loop runs function tools.")
+            yield Emit(ToolCalled(call_id=call_id, name=name, arguments=arguments))
+        outcomes: list[tuple[str, bool]] = yield RunTools(tuple(plans))
+        for call, (output, is_error) in zip(calls, outcomes, strict=True):
+            call_id, name = field(call, "call_id"), field(call, "name")
+            out_type = (
+                "function_call_output"
+                if field(call, "type") == "function_call"
+                else ("custom_tool_call_output")
+            )
+            self.items.append({"type": out_type, "call_id": call_id, "output": output})
+            self.tool_calls += 1
+            self.tool_errors += is_error
+            yield Emit(ToolFinished(call_id=call_id, name=name, output=output, is_error=is_error))
+
+
+def drive(tracker: Tracker, user_input: Any, spec: TurnSpec) -> Generator[Op, Any, TurnResult]:
+    """Run one user turn against ``tracker``; see the module docstring for the protocol.
+
+    Returns the ``TurnResult``. Raises ``MaxTurnsError`` after ``spec.max_turns`` model calls
+    that all called tools, and re-raises a non-transient error (a 400 is the SDK's
+    ``BadRequestError``, with the server's message) after rewinding the tracker.
+    """
+    items, abandoned = _turn_input(tracker, user_input)
+    turn = _Turn(tracker=tracker, spec=spec, items=items, abandoned=abandoned)
+    for index in range(spec.max_turns):
+        response = yield from turn.request(index)
+        yield Emit(ResponseReceived(record=turn.records[-1], response=response))
+        output = _output_items(response)
+        calls = [
+            item for item in output if field(item, "type") in ("function_call", "custom_tool_call")
+        ]
+        if not calls:
+            return turn.result(final_text(output))
+        if index + 1 < spec.max_turns:
+            yield from turn.run_tools(calls)
+    names = ", ".join(sorted({str(field(c, "name")) for c in calls}))
+    raise MaxTurnsError(
+        f"The model still called tools ({names}) after max_turns={spec.max_turns} model calls; "
+        f"raise max_turns or check the tools' outputs. Its {len(calls)} pending call(s) get a "
+        "placeholder output at the start of the next turn.",
+        max_turns=spec.max_turns,
+        result=turn.result(final_text(output)),
+    )
+
+
+_TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
+
+
+def stream_step(event: Any) -> tuple[TextDelta | None, Any]:
+    """Read one streamed event: a ``TextDelta`` to hand on, and the final response if terminal."""
+    kind = field(event, "type")
+    if kind == "response.output_text.delta":
+        return TextDelta(text=field(event, "delta") or "", item_id=field(event, "item_id")), None
+    if kind in _TERMINAL:
+        return None, field(event, "response")
+    return None, None
+
+
+def incomplete_stream(index: int) -> IncompleteStreamError:
+    """The error for a stream that ended before its terminal event."""
+    return IncompleteStreamError(
+        f"The stream of request {index} ended without response.completed; retrying it."
+    )

@@ -1,0 +1,182 @@
+"""What a turn reports: events while it runs, a ``TurnResult`` when it ends, and its errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from tracker._errors import TrackerError
+from tracker._tracker import Tracker
+
+__all__ = [
+    "IncompleteStreamError",
+    "LoopEvent",
+    "MaxTurnsError",
+    "RequestRecord",
+    "RequestSent",
+    "ResponseFailedError",
+    "ResponseReceived",
+    "Retrying",
+    "TextDelta",
+    "ToolCalled",
+    "ToolFinished",
+    "TurnResult",
+]
+
+
+class MaxTurnsError(TrackerError, RuntimeError):
+    """The model was still calling tools after ``max_turns`` model calls.
+
+    ``max_turns`` is the limit, ``result`` the partial ``TurnResult``. The tracker holds every
+    response so far; its pending calls get a placeholder output at the start of the next turn.
+    """
+
+    def __init__(self, message: str, *, max_turns: int, result: TurnResult) -> None:
+        super().__init__(message)
+        self.max_turns = max_turns
+        self.result = result
+
+
+class IncompleteStreamError(TrackerError, ConnectionError):
+    """A stream ended without ``response.completed``; retried like a dropped connection."""
+
+
+class ResponseFailedError(TrackerError, RuntimeError):
+    """The service reported the response as ``failed``. ``code``/``response_id`` come from it.
+
+    Retried when ``code`` is ``server_error`` or ``rate_limit_exceeded``; raised otherwise.
+    """
+
+    def __init__(self, message: str, *, code: str | None, response_id: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.response_id = response_id
+
+
+@attrs.frozen
+class RequestRecord:
+    """One model call of a turn, as finally delivered.
+
+    ``sent`` items went out in the delta; ``skipped`` were withheld because the server already
+    held them (the duplicates avoided); ``attempts`` counts tries (1 = no retry).
+    ``recovered`` is true when a retry found the response already stored in the conversation
+    and used it instead of sending again (``response_id`` is then ``None``).
+    """
+
+    index: int
+    previous_response_id: str | None
+    conversation_id: str | None
+    sent: int
+    skipped: int
+    attempts: int
+    response_id: str | None
+    recovered: bool
+    tool_calls: int
+
+
+@attrs.frozen
+class TurnResult:
+    """The outcome of ``run_turn``/``arun_turn``.
+
+    ``text`` is the final answer; ``responses`` holds each response (SDK ``Response``, or a
+    dict rebuilt from the conversation when ``recovered``), ``requests`` one ``RequestRecord``
+    each; ``errors`` the transient errors that were retried. ``tracker`` is the tracker after
+    the turn (pass it to the next turn). ``session_version`` is the store version saved, if any.
+    """
+
+    text: str
+    responses: tuple[Any, ...]
+    requests: tuple[RequestRecord, ...]
+    tracker: Tracker
+    tool_calls: int = 0
+    tool_errors: int = 0
+    abandoned_calls: int = 0
+    errors: tuple[BaseException, ...] = ()
+    session_version: int | None = None
+
+    @property
+    def items_sent(self) -> int:
+        """Items sent over all requests of the turn."""
+        return sum(r.sent for r in self.requests)
+
+    @property
+    def duplicates_avoided(self) -> int:
+        """Items withheld because the server already held them."""
+        return sum(r.skipped for r in self.requests)
+
+    @property
+    def retries(self) -> int:
+        """Requests re-tried after a transient error (recoveries included)."""
+        return sum(r.attempts - 1 for r in self.requests)
+
+    @property
+    def last_response_id(self) -> str | None:
+        """The id of the last response received (``None`` if it was recovered)."""
+        return self.requests[-1].response_id if self.requests else None
+
+
+# ---------------------------------------------------------------------- events
+
+
+@attrs.frozen
+class RequestSent:
+    """A request is about to go out (``attempt`` 0 first, then 1, 2 ... on retries)."""
+
+    index: int
+    attempt: int
+    sent: int
+    skipped: int
+    previous_response_id: str | None
+    conversation_id: str | None
+
+
+@attrs.frozen
+class ResponseReceived:
+    """A response was received (or recovered), and the tracker observed it."""
+
+    record: RequestRecord
+    response: Any
+
+
+@attrs.frozen
+class TextDelta:
+    """A piece of the answer's text, as streamed (``stream=True`` only).
+
+    After a ``Retrying`` event, discard the deltas of the failed attempt.
+    """
+
+    text: str
+    item_id: str | None
+
+
+@attrs.frozen
+class ToolCalled:
+    """The model called ``name`` with ``arguments`` (a JSON string); it runs next."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@attrs.frozen
+class ToolFinished:
+    """A tool call produced ``output``; ``is_error`` when it is an error output for the model."""
+
+    call_id: str
+    name: str
+    output: str
+    is_error: bool
+
+
+@attrs.frozen
+class Retrying:
+    """A transient error; the request is re-tried after ``delay`` seconds."""
+
+    index: int
+    attempt: int
+    delay: float
+    error: BaseException
+
+
+LoopEvent = RequestSent | ResponseReceived | TextDelta | ToolCalled | ToolFinished | Retrying
