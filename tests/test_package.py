@@ -1,0 +1,120 @@
+"""The package as users meet it: public surface, import isolation, typing and lint, README."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tracker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_public_api_is_exactly_the_intended_surface() -> None:
+    """`tracker.__all__` lists the curated public names, and each is importable."""
+    expected = {
+        "STATE_VERSION",
+        "ConflictError",
+        "ContinuationError",
+        "CorruptStateError",
+        "HistoryError",
+        "ItemError",
+        "ItemInfo",
+        "Prepared",
+        "RepairAction",
+        "StateError",
+        "StateVersionError",
+        "StoreError",
+        "Tracker",
+        "TrackerError",
+        "UsageError",
+        "Violation",
+        "fingerprint",
+        "read_item",
+        "repair_history",
+        "validate_history",
+    }
+    assert expected == set(tracker.__all__)
+    assert all(hasattr(tracker, name) for name in expected)
+
+
+def test_every_error_is_a_tracker_error_and_a_builtin() -> None:
+    """Each exception refines TrackerError and a builtin, so either can be caught."""
+    for name in tracker.__all__:
+        obj = getattr(tracker, name)
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, BaseException)
+            and obj is not tracker.TrackerError
+        ):
+            assert issubclass(obj, tracker.TrackerError)
+            assert any(b in obj.__mro__ for b in (ValueError, RuntimeError, TypeError))
+
+
+def test_import_tracker_pulls_in_no_integration() -> None:
+    """`import tracker` imports neither openai-agents, redis, a web server, nor openai."""
+    code = (
+        "import sys, tracker\n"
+        "bad = [m for m in ('agents', 'redis', 'http.server', 'socketserver', 'openai', "
+        "'sqlite3', 'asyncio') if m in sys.modules]\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "" == out.stdout.strip()
+
+
+def test_public_functions_and_classes_are_documented() -> None:
+    """Every public name exported by the package has a docstring."""
+    undocumented = [
+        name
+        for name in tracker.__all__
+        if callable(getattr(tracker, name)) and not (getattr(tracker, name).__doc__ or "").strip()
+    ]
+    assert [] == undocumented
+
+
+def _readme_python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("index", range(len(_readme_python_blocks())))
+def test_readme_example_runs(index: int) -> None:
+    """Each ```python block of the README runs as written, in a fresh interpreter."""
+    block = _readme_python_blocks()[index]
+    done = subprocess.run(
+        [sys.executable, "-c", block], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert 0 == done.returncode, done.stderr[-3000:]
+
+
+def test_cli_bench_prints_the_table() -> None:
+    """`tracker bench` prints the per-turn table and zero drops for ours."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "bench", "--sizes", "100,1000", "--no-upstream"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert "| 1,000 |" in done.stdout
+    assert "ours: 0 " in done.stdout
+
+
+@pytest.mark.slow
+def test_package_is_mypy_strict_and_ruff_clean() -> None:
+    """mypy --strict and ruff (lint + format) pass on tracker/."""
+    checks = [
+        [sys.executable, "-m", "mypy", "tracker"],
+        [sys.executable, "-m", "ruff", "check", "tracker", "tests", "benchmarks"],
+        [sys.executable, "-m", "ruff", "format", "--check", "tracker"],
+    ]
+    for cmd in checks:
+        done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert 0 == done.returncode, (
+            f"{' '.join(cmd[2:])}:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
+        )
