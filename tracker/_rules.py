@@ -98,8 +98,6 @@ class RuleOptions:
       leaves the conversation unchanged [3P]; turn on to append anyway.
     - ``lookup_complete_items_store_false`` (off): under ``store: false`` the ids of complete
       items are looked up in storage too.
-    - ``chat_strict_adjacency`` (on): Chat Completions tool messages must directly follow
-      their ``tool_calls`` message.
     """
 
     strict_order: bool = True
@@ -108,7 +106,6 @@ class RuleOptions:
     require_reasoning_id: bool = False
     conversation_store_false_persists: bool = False
     lookup_complete_items_store_false: bool = False
-    chat_strict_adjacency: bool = True
 
 
 @attrs.frozen
@@ -322,7 +319,7 @@ def check_chat(messages: Sequence[Any], options: RuleOptions | None = None) -> l
     per ``tool_call_id``; a tool message must answer the assistant message right before its
     run of tool messages. Violations come in message order.
     """
-    opts = options or RuleOptions()
+    del options  # no chat rule is switchable yet; the parameter keeps one signature for both
     out: list[Violation] = []
     open_ids: list[str] | None = None  # ids of the assistant message the current run answers
     open_index = 0
@@ -350,13 +347,11 @@ def check_chat(messages: Sequence[Any], options: RuleOptions | None = None) -> l
                 )
         open_ids = None
 
-    all_ids: set[str] = set()
     for i, message in enumerate(messages):
         role = field(message, "role")
         if role == "tool":
             tool_call_id = field(message, "tool_call_id")
-            known = open_ids if opts.chat_strict_adjacency else all_ids
-            if known is None:
+            if open_ids is None:
                 out.append(
                     Violation(
                         rule="CHAT_ORPHAN_TOOL",
@@ -371,7 +366,7 @@ def check_chat(messages: Sequence[Any], options: RuleOptions | None = None) -> l
                         call_id=tool_call_id if isinstance(tool_call_id, str) else None,
                     )
                 )
-            elif tool_call_id not in known:
+            elif tool_call_id not in open_ids:
                 out.append(
                     Violation(
                         rule="CHAT_UNKNOWN_TOOL_CALL_ID",
@@ -408,7 +403,6 @@ def check_chat(messages: Sequence[Any], options: RuleOptions | None = None) -> l
                 )
                 continue
             open_ids = _chat_tool_call_ids(message)
-            all_ids.update(open_ids)
             open_index = i
             answered = set()
     close_run()
