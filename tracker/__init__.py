@@ -18,6 +18,7 @@ from ._errors import (
     UsageError,
 )
 from ._fingerprint import fingerprint
+from ._history import RepairAction, repair_history
 from ._items import ItemInfo, read_item
 from ._rules import Violation, validate_history
 from ._state import STATE_VERSION
@@ -34,6 +35,7 @@ __all__ = [
     "ItemError",
     "ItemInfo",
     "Prepared",
+    "RepairAction",
     "StateError",
     "StateVersionError",
     "StoreError",
@@ -43,5 +45,6 @@ __all__ = [
     "Violation",
     "fingerprint",
     "read_item",
+    "repair_history",
     "validate_history",
 ]
