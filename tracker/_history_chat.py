@@ -81,10 +81,12 @@ def repair_chat(
             continue
         call_id = _str_or_none(field(messages[t], "tool_call_id"))
         if call_id is None or call_id not in owner:
-            actions.append(RepairAction("drop_orphan_output", t, call_id, None, "no such call"))
+            actions.append(
+                RepairAction("drop_orphan_output", t, call_id, None, "no call with this call_id")
+            )
         elif keep[call_id] != t:
             actions.append(
-                RepairAction("drop_duplicate_output", t, call_id, None, "the call keeps one")
+                RepairAction("drop_duplicate_output", t, call_id, None, "the call keeps one output")
             )
         elif in_place(t, call_id):
             staying.setdefault(owner[call_id], []).append(t)
@@ -106,7 +108,7 @@ def repair_chat(
         if policy != PLACEHOLDER:
             remove.update(missing)
             actions.extend(
-                RepairAction("drop_call", i, ids[pos], None, "the call had no result")
+                RepairAction("drop_call", i, ids[pos], None, "the call had no output")
                 for pos in missing
             )
         kept = _without_calls(message, remove, i, actions)
@@ -123,7 +125,9 @@ def repair_chat(
                 name = field(field(tool_calls[pos], "function"), "name")
                 text = placeholder_text(call_id, name if isinstance(name, str) else None)
                 out.append({"role": "tool", "tool_call_id": call_id, "content": text})
-                actions.append(RepairAction("add_placeholder", i, call_id, None, "no result"))
+                actions.append(
+                    RepairAction("add_placeholder", i, call_id, None, "the call had no output")
+                )
     actions.sort(key=by_index)
     return out, tuple(actions)
 
