@@ -12,7 +12,7 @@ from tracker import STATE_VERSION, StateError, StateVersionError, Tracker
 
 
 def _played() -> tuple[Tracker, list[Any]]:
-    t = Tracker()
+    t = Tracker(check="off")  # leaves call_2 pending on purpose
     history: list[Any] = [{"role": "user", "content": "hi"}, {"role": "user", "content": "yes"}]
     p = t.prepare(history)
     t.mark_sent(p)
@@ -40,7 +40,7 @@ def _played() -> tuple[Tracker, list[Any]]:
 
 
 def _restored(t: Tracker) -> Tracker:
-    return Tracker.from_state(json.loads(json.dumps(t.to_state())))
+    return Tracker.from_state(json.loads(json.dumps(t.to_state())), check="off")
 
 
 def test_round_trip_decides_like_the_original() -> None:

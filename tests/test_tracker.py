@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from openai.types.responses import Response
 
-from tracker import ContinuationError, ItemError, Tracker, UsageError
+from tracker import ContinuationError, HistoryError, ItemError, Tracker, UsageError
 
 
 def call(n: int, *, with_id: bool = True) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def test_fresh_output_is_sent_once_even_when_rebuilt() -> None:
 
 def test_call_without_id_is_matched_by_call_id() -> None:
     """A call rebuilt without its fc_ id is known by its call_id."""
-    t = Tracker()
+    t = Tracker(check="off")
     t.observe_response(response("resp_1", call(1)))
     assert [] == list(t.prepare([call(1, with_id=False)]).input)
 
@@ -191,7 +191,7 @@ def test_prepared_from_another_tracker_is_refused() -> None:
 
 def test_pending_calls_and_call_item_ids() -> None:
     """Calls without outputs are pending; each call_id maps to its provider item id."""
-    t = Tracker()
+    t = Tracker(check="off")
     t.observe_response(response("resp_1", call(1), call(2)))
     send(t, [output(2)])
     assert (("call_1",), "fc_1") == (t.pending_call_ids, t.item_id_for_call("call_1"))
@@ -237,7 +237,55 @@ def test_sdk_response_object_is_observed() -> None:
             "tools": [],
         }
     )
-    t = Tracker()
+    t = Tracker(check="off")
     t.observe_response(sdk)
     assert ("resp_9", ("call_9",)) == (t.previous_response_id, t.pending_call_ids)
     assert [] == list(t.prepare(list(sdk.output)).input)
+
+
+def test_check_raises_before_a_pending_call_goes_unanswered() -> None:
+    """check="raise" (default): a delta leaving a held call without output is a HistoryError."""
+    t = Tracker()
+    t.observe_response(response("resp_1", call(1)))
+    before = t.to_state()
+    with pytest.raises(HistoryError, match="No tool output found for function call call_1") as info:
+        t.prepare([user("never mind")])
+    assert ("P1", before) == (info.value.violations[0].rule, t.to_state())
+
+
+def test_check_raises_on_a_call_sent_without_its_output() -> None:
+    """A call sent in the delta without its output is refused before sending."""
+    with pytest.raises(HistoryError, match="call_7"):
+        Tracker().prepare([user("x"), call(7, with_id=False)])
+
+
+def test_check_repair_answers_pending_calls_with_a_flagged_placeholder() -> None:
+    """check="repair" adds a deterministic placeholder output, recorded like any output."""
+    t = Tracker(check="repair")
+    t.observe_response(response("resp_1", call(1)))
+    p = t.prepare([user("never mind")])
+    t.mark_sent(p)
+    placeholder = p.input[0]
+    assert ("function_call_output", "call_1") == (placeholder["type"], placeholder["call_id"])
+    assert (user("never mind"), (), 1) == (p.input[1], t.pending_call_ids, len(p.repairs))
+    assert p.input == _repaired_again(t, p)
+
+
+def _repaired_again(t: Tracker, p: Any) -> tuple[Any, ...]:
+    """Preparing the same delta again from a fresh restore repairs to equal bytes."""
+    t2 = Tracker(check="repair")
+    t2.observe_response(response("resp_1", call(1)))
+    return t2.prepare([user("never mind")]).input
+
+
+def test_check_off_sends_the_delta_as_is() -> None:
+    """check="off" leaves an invalid delta alone (the caller takes responsibility)."""
+    t = Tracker(check="off")
+    t.observe_response(response("resp_1", call(1)))
+    assert [user("x")] == list(t.prepare([user("x")]).input)
+
+
+def test_unknown_check_mode_is_refused() -> None:
+    """A misspelt check mode is a UsageError."""
+    with pytest.raises(UsageError, match="'rase'"):
+        Tracker(check="rase")  # type: ignore[arg-type]

@@ -174,7 +174,10 @@ def test_restored_tracker_decides_like_the_original(
         tracker.observe_response(reply)
         history.extend(reply["output"])
     restored = Tracker.from_state(json.loads(json.dumps(tracker.to_state())))
-    nxt = [*history, {"role": "user", "content": extra}]
+    answers = [
+        {"type": "function_call_output", "call_id": c, "output": "r"} for c in server.pending
+    ]
+    nxt = [*history, *answers, {"role": "user", "content": extra}]
     assert (
         tracker.prepare(nxt).request_kwargs()
         == restored.prepare(copy.deepcopy(nxt)).request_kwargs()

@@ -91,7 +91,7 @@ def _opt_str(state: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def load_state(cls: type[Tracker], state: Mapping[str, Any]) -> Tracker:
+def load_state(cls: type[Tracker], state: Mapping[str, Any], **settings: Any) -> Tracker:
     """Build a new ``cls`` from a snapshot, validating every field first."""
     if not isinstance(state, Mapping):
         raise StateError(
@@ -152,7 +152,7 @@ def load_state(cls: type[Tracker], state: Mapping[str, Any]) -> Tracker:
         raise _fail("responses_observed", f"must be a non-negative integer, got {responses!r}")
 
     try:
-        t = cls(previous_response_id=prev, conversation_id=conv)
+        t = cls(previous_response_id=prev, conversation_id=conv, **settings)
     except ContinuationError as exc:
         raise StateError(f"Invalid tracker state: {exc}", path="previous_response_id") from exc
     t._server_ids = set(server_ids)

@@ -46,6 +46,7 @@ import attrs
 
 from ._errors import ContinuationError, UsageError
 from ._fingerprint import fingerprint
+from ._history import PLACEHOLDER, DeltaCheck, RepairAction, RepairPolicy, check_delta
 from ._identity import IdentityMap
 from ._items import ItemInfo, field, read_item, to_plain
 from ._state import dump_state, load_state
@@ -76,7 +77,8 @@ class Prepared:
     """The next request's delta, as decided by ``Tracker.prepare``.
 
     ``input`` holds the original item objects to send, in order; ``skipped`` counts the items
-    left out because the server already holds them, and ``skip_reasons`` says why.
+    left out because the server already holds them, and ``skip_reasons`` says why;
+    ``repairs`` lists what ``check="repair"`` changed (placeholder outputs, dropped items).
     Pass it to ``Tracker.mark_sent`` (and to ``Tracker.rewind`` if the request fails).
     """
 
@@ -85,6 +87,7 @@ class Prepared:
     conversation_id: str | None
     skipped: int
     skip_reasons: Mapping[str, int]
+    repairs: tuple[RepairAction, ...]
     _keys: tuple[tuple[_Key, ...], ...] = attrs.field(repr=False, alias="keys")
     _origin: object = attrs.field(repr=False, alias="origin")
 
@@ -122,7 +125,11 @@ class Tracker:
         *,
         previous_response_id: str | None = None,
         conversation_id: str | None = None,
+        check: DeltaCheck = "raise",
+        repair_policy: RepairPolicy = PLACEHOLDER,
     ) -> None:
+        if check not in ("raise", "repair", "off"):
+            raise UsageError(f"check must be 'raise', 'repair' or 'off', not {check!r}.")
         if previous_response_id is not None and conversation_id is not None:
             raise ContinuationError(
                 f"previous_response_id {previous_response_id!r} and conversation_id "
@@ -132,6 +139,8 @@ class Tracker:
         _check_id(conversation_id, "conversation_id")
         self._previous_response_id = previous_response_id
         self._conversation_id = conversation_id
+        self._check: DeltaCheck = check
+        self._repair_policy: RepairPolicy = repair_policy
         self._server_ids: set[str] = set()
         self._answered: set[str] = set()
         self._calls: dict[str, str | None] = {}
@@ -194,7 +203,8 @@ class Tracker:
         whole history), by content fingerprint. Pass ``content_match=False`` when ``items``
         holds only new items, so a message repeating an earlier one word for word is sent.
 
-        Raises ``ItemError`` (naming the index) for an item that is not a Responses item.
+        Raises ``ItemError`` (naming the index) for an item that is not a Responses item, and
+        ``HistoryError`` when the delta breaks the tool-call rules under ``check="raise"``.
         """
         seq: list[Any] = (
             [{"role": "user", "content": items}] if isinstance(items, str) else list(items)
@@ -241,6 +251,22 @@ class Tracker:
             send.append(item)
             keys.append(item_keys)
 
+        repairs: tuple[RepairAction, ...] = ()
+        if self._check != "off":
+            checked, repairs = check_delta(
+                send,
+                pending_call_ids=tuple(self._pending),
+                answered_call_ids=self._answered,
+                mode=self._check,
+                policy=self._repair_policy,
+            )
+            if repairs:
+                key_of: IdentityMap[tuple[_Key, ...]] = IdentityMap()
+                for item, item_keys in zip(send, keys, strict=True):
+                    key_of.set(item, item_keys)
+                keys = [key_of.get(item) or _keys_of(read_item(item)) for item in checked]
+                send = checked
+
         return Prepared(
             input=tuple(send),
             previous_response_id=(
@@ -249,6 +275,7 @@ class Tracker:
             conversation_id=self._conversation_id,
             skipped=len(seq) - len(send),
             skip_reasons=reasons,
+            repairs=repairs,
             keys=tuple(keys),
             origin=self._origin,
         )
@@ -428,13 +455,20 @@ class Tracker:
         return dump_state(self)
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> Tracker:
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        *,
+        check: DeltaCheck = "raise",
+        repair_policy: RepairPolicy = PLACEHOLDER,
+    ) -> Tracker:
         """Restore a tracker from ``to_state()`` output (possibly from another process).
 
+        ``check`` and ``repair_policy`` are settings, not state: give them as to ``Tracker``.
         Raises ``StateVersionError`` for an unknown or newer format version and ``StateError``
         naming the malformed field otherwise; nothing is half-restored.
         """
-        return load_state(cls, state)
+        return load_state(cls, state, check=check, repair_policy=repair_policy)
 
 
 def _keys_of(info: ItemInfo) -> tuple[_Key, ...]:
