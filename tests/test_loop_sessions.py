@@ -1,0 +1,158 @@
+"""tracker.loop with stores: each turn loads, runs and saves a session with compare-and-set."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
+from openai import AsyncOpenAI, OpenAI
+
+from tracker import Tracker, UsageError
+from tracker.emulator import Emulator
+from tracker.loop import MaxTurnsError, RequestSent, arun_turn, run_turn
+from tracker.stores import AsyncSQLiteStore, MemoryStore, SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_turns_continue_through_the_store(client: OpenAI, emulator: Emulator) -> None:
+    """Each turn saves a new version; the next one continues from the saved response."""
+    store = MemoryStore()
+    first = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS, store=store, session_id="s")
+    second = run_turn(client, model="emu-1", input="ok", tools=TOOLS, store=store, session_id="s")
+    assert (1, 2) == (first.session_version, second.session_version)
+    assert first.last_response_id == second.requests[0].previous_response_id
+    loaded = store.load("s")
+    assert loaded is not None
+    assert second.last_response_id == Tracker.from_state(loaded.state).previous_response_id
+
+
+def test_conflict_reloads_and_reruns_the_turn(client: OpenAI, emulator: Emulator) -> None:
+    """When another worker saves the session mid-turn, the turn is re-run on its state."""
+    store = MemoryStore()
+    other: list[Any] = []
+
+    def another_worker(event: Any) -> None:
+        if isinstance(event, RequestSent) and not other:
+            other.append(None)
+            other.append(
+                run_turn(client, model="emu-1", input="other", store=store, session_id="s")
+            )
+
+    result = run_turn(
+        client,
+        model="emu-1",
+        input=PROMPT,
+        tools=TOOLS,
+        store=store,
+        session_id="s",
+        on_event=another_worker,
+    )
+    assert ANSWER == result.text
+    assert 2 == result.session_version
+    assert other[1].last_response_id == result.requests[0].previous_response_id
+
+
+def test_a_failed_turn_saves_what_the_server_holds(client: OpenAI, emulator: Emulator) -> None:
+    """After max_turns the session keeps the pending call; the next turn answers it."""
+    store = MemoryStore()
+    with pytest.raises(MaxTurnsError):
+        run_turn(
+            client,
+            model="emu-1",
+            input=PROMPT,
+            tools=TOOLS,
+            store=store,
+            session_id="s",
+            max_turns=1,
+        )
+    loaded = store.load("s")
+    assert loaded is not None and 1 == loaded.version
+    assert 2 == len(Tracker.from_state(loaded.state).pending_call_ids)
+    result = run_turn(client, model="emu-1", input="hi", tools=TOOLS, store=store, session_id="s")
+    assert (2, 2) == (result.abandoned_calls, result.session_version)
+    assert "You said: hi" == result.text
+
+
+def test_state_sources_are_exclusive(client: OpenAI) -> None:
+    """A tracker and a store together, or a store without a session id, are usage errors."""
+    with pytest.raises(UsageError, match="not both"):
+        run_turn(
+            client, model="emu-1", input="x", tracker=Tracker(), store=MemoryStore(), session_id="s"
+        )
+    with pytest.raises(UsageError, match="go together"):
+        run_turn(client, model="emu-1", input="x", store=MemoryStore())
+
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    from openai import OpenAI
+    from tracker.loop import run_turn
+    from tracker.stores import SQLiteStore
+    sys.path.insert(0, sys.argv[3])
+    from _loop_helpers import TOOLS
+    with OpenAI(base_url=sys.argv[1], api_key="k") as client:
+        store = SQLiteStore(sys.argv[2])
+        r = run_turn(client, model="emu-1", input=sys.argv[4], tools=TOOLS, store=store,
+                     session_id="chat")
+        store.close()
+    print(r.last_response_id)
+    """
+)
+
+
+def test_a_session_continues_in_another_process(
+    client: OpenAI, emulator: Emulator, tmp_path: Path
+) -> None:
+    """A turn served by a child process is continued here from the SQLite session, and back."""
+    db = str(tmp_path / "s.db")
+
+    def child(text: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, emulator.base_url, db, str(ROOT / "tests"), text],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        return out.stdout.strip()
+
+    first_id = child(PROMPT)
+    store = SQLiteStore(db)
+    try:
+        here = run_turn(
+            client, model="emu-1", input="more", tools=TOOLS, store=store, session_id="chat"
+        )
+    finally:
+        store.close()
+    assert first_id == here.requests[0].previous_response_id
+    assert 2 == here.session_version
+    child("last")
+    assert here.last_response_id == request_bodies(emulator)[-1]["previous_response_id"]
+
+
+async def test_async_sessions_with_async_and_sync_stores(
+    async_client: AsyncOpenAI, emulator: Emulator, tmp_path: Path
+) -> None:
+    """arun_turn takes an AsyncStore or a sync Store (run in a worker thread)."""
+    async with AsyncSQLiteStore(str(tmp_path / "a.db")) as astore:
+        one = await arun_turn(
+            async_client, model="emu-1", input=PROMPT, tools=TOOLS, store=astore, session_id="a"
+        )
+        two = await arun_turn(
+            async_client, model="emu-1", input="x", tools=TOOLS, store=astore, session_id="a"
+        )
+    assert one.last_response_id == two.requests[0].previous_response_id
+    sync_store = MemoryStore()
+    three = await arun_turn(
+        async_client, model="emu-1", input="y", store=sync_store, session_id="b"
+    )
+    assert 1 == three.session_version
+    assert 1 == (sync_store.load("b") or pytest.fail("not saved")).version
