@@ -1,0 +1,234 @@
+"""tracker.loop pieces without a server: tool schemas and checks, retry policy, recovery match."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+import httpx2
+import openai
+import pytest
+
+from tracker import UsageError
+from tracker.loop import (
+    FunctionTool,
+    IncompleteStreamError,
+    ResponseFailedError,
+    RetryPolicy,
+    function_tool,
+    is_transient,
+    schema_for,
+)
+from tracker.loop._core import final_text, make_spec, stored_response_start
+from tracker.loop._tools import Invocation, plan_call
+
+
+class Unit(enum.Enum):
+    """Temperature units."""
+
+    C = "celsius"
+    F = "fahrenheit"
+
+
+def forecast(
+    city: Annotated[str, "City name"],
+    *,
+    days: int = 3,
+    unit: Unit = Unit.C,
+    hours: list[int] | None = None,
+    mode: Literal["brief", "full"] = "brief",
+    extra: dict[str, float] | None = None,
+    tags: tuple[str, ...] = (),
+    anything: Any = None,
+) -> str:
+    """Forecast for a city.
+
+    Longer text that the model does not need.
+    """
+    return city
+
+
+def test_schema_from_type_hints() -> None:
+    """Hints become JSON schema; parameters without a default are required."""
+    assert {
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "description": "City name"},
+            "days": {"type": "integer", "default": 3},
+            "unit": {"enum": ["celsius", "fahrenheit"]},
+            "hours": {
+                "anyOf": [{"type": "array", "items": {"type": "integer"}}, {"type": "null"}],
+                "default": None,
+            },
+            "mode": {"type": "string", "enum": ["brief", "full"], "default": "brief"},
+            "extra": {
+                "anyOf": [
+                    {"type": "object", "additionalProperties": {"type": "number"}},
+                    {"type": "null"},
+                ],
+                "default": None,
+            },
+            "tags": {"type": "array", "items": {"type": "string"}, "default": []},
+            "anything": {"default": None},
+        },
+        "required": ["city"],
+        "additionalProperties": False,
+    } == schema_for(forecast)
+
+
+def test_function_tool_spec_and_decorator_forms() -> None:
+    """function_tool names and describes the tool; it works bare and with arguments."""
+    tool = function_tool(forecast)
+    assert "Forecast for a city." == tool.spec()["description"]
+    assert "forecast" == tool.spec()["name"]
+
+    @function_tool(name="wx", parameters={"type": "object", "properties": {}})
+    def with_args(**kwargs: Any) -> str:
+        return "x"
+
+    assert isinstance(with_args, FunctionTool)
+    assert ("wx", {"type": "object", "properties": {}}) == (with_args.name, with_args.parameters)
+    assert tool is function_tool(tool)
+
+
+def test_unknown_hints_and_star_args_are_usage_errors() -> None:
+    """A hint without a JSON schema, or *args, names the parameter and the fix."""
+
+    def bad(when: complex) -> None: ...
+
+    def star(*cities: str) -> None: ...
+
+    with pytest.raises(UsageError, match=r"parameter 'when'.*parameters=\.\.\."):
+        schema_for(bad)
+    with pytest.raises(UsageError, match=r"parameter 'cities'"):
+        schema_for(star)
+
+
+def test_plan_call_checks_arguments() -> None:
+    """Valid arguments give an Invocation; anything else an error text for the model."""
+    tools = {"forecast": function_tool(forecast)}
+    plan = plan_call(tools, "forecast", '{"city": "Oslo"}')
+    assert isinstance(plan, Invocation)
+    assert ("Oslo", False) == plan.run()
+    assert isinstance(plan_call(tools, "forecast", ""), str)  # missing city
+    assert "no tool named 'x'" in str(plan_call(tools, "x", "{}"))
+    assert "not valid JSON" in str(plan_call(tools, "forecast", "{"))
+    assert "must be a JSON object" in str(plan_call(tools, "forecast", "[1]"))
+    assert "unexpected keyword argument 'town'" in str(
+        plan_call(tools, "forecast", '{"city": "a", "town": "b"}')
+    )
+
+
+def test_tool_results_are_text_or_json() -> None:
+    """A str result is sent as is, anything else as JSON; an exception as an error text."""
+
+    def many(n: int) -> Any:
+        if n < 0:
+            raise ValueError("negative")
+        return {"n": n, "items": [1, 2]}
+
+    tools = {"many": function_tool(many)}
+    assert ('{"n": 1, "items": [1, 2]}', False) == _run(tools, '{"n": 1}')
+    assert ("Error: tool many raised ValueError: negative", True) == _run(tools, '{"n": -1}')
+
+
+def _run(tools: dict[str, FunctionTool], arguments: str) -> tuple[str, bool]:
+    plan = plan_call(tools, next(iter(tools)), arguments)
+    assert isinstance(plan, Invocation)
+    return plan.run()
+
+
+def test_async_tool_runs_in_the_sync_driver() -> None:
+    """An async tool called from run_turn's thread runs on a fresh event loop."""
+
+    async def later(x: int) -> int:
+        return x * 2
+
+    plan = plan_call({"later": function_tool(later)}, "later", '{"x": 4}')
+    assert isinstance(plan, Invocation)
+    assert ("8", False) == plan.run()
+
+
+def _status_error(
+    status: int, headers: dict[str, str] | None = None, code: str | None = None
+) -> Any:
+    request = httpx2.Request("POST", "http://x/v1/responses")
+    response = httpx2.Response(status, headers=headers or {}, request=request)
+    cls = openai.InternalServerError if status >= 500 else openai.APIStatusError
+    return cls("boom", response=response, body={"code": code, "message": "boom"})
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (openai.APIConnectionError(request=httpx2.Request("POST", "http://x")), True),
+        (openai.APITimeoutError(request=httpx2.Request("POST", "http://x")), True),
+        (IncompleteStreamError("cut"), True),
+        (ResponseFailedError("f", code="server_error", response_id="r"), True),
+        (ResponseFailedError("f", code="invalid_prompt", response_id="r"), False),
+        (_status_error(500), True),
+        (_status_error(503, {"x-should-retry": "false"}), True),
+        (_status_error(429), True),
+        (_status_error(409), True),
+        (_status_error(400), False),
+        (_status_error(400, code="conversation_locked"), True),
+        (_status_error(404), False),
+        (_status_error(400, {"x-should-retry": "true"}), True),
+        (ValueError("x"), False),
+    ],
+)
+def test_transient_errors(error: BaseException, transient: bool) -> None:
+    """Connection errors, timeouts, 408/409/429/5xx and locked conversations are transient."""
+    assert transient == is_transient(error)
+
+
+def test_backoff_grows_caps_and_follows_retry_after() -> None:
+    """Delays double up to max_delay; Retry-After wins; the last attempt gives up."""
+    policy = RetryPolicy(max_attempts=4, initial_delay=1, max_delay=3, jitter=0)
+    err = _status_error(500)
+    assert [1, 2, 3, None] == [policy.delay(err, n) for n in (1, 2, 3, 4)]
+    assert 0.25 == policy.delay(_status_error(429, {"retry-after": "0.25"}), 1)
+    assert 3 == policy.delay(_status_error(429, {"retry-after": "60"}), 1)
+    assert None is policy.delay(_status_error(400), 1)
+
+
+def test_spec_rejects_reserved_options_and_bad_limits() -> None:
+    """Options the loop sets itself, duplicate tool names and max_turns < 1 are usage errors."""
+    kwargs: dict[str, Any] = {"stream": False, "retry": RetryPolicy(), "options": {}}
+    with pytest.raises(UsageError, match="previous_response_id"):
+        make_spec("m", [], max_turns=1, **{**kwargs, "options": {"previous_response_id": "r"}})
+    with pytest.raises(UsageError, match="max_turns"):
+        make_spec("m", [], max_turns=0, **kwargs)
+    with pytest.raises(UsageError, match="Two tools are named 'forecast'"):
+        make_spec("m", [forecast, forecast], max_turns=1, **kwargs)
+    spec = make_spec("m", [forecast, {"type": "web_search"}], max_turns=1, **kwargs)
+    assert ["function", "web_search"] == [t["type"] for t in spec.tool_specs]
+
+
+def _msg(role: str, text: str, **extra: Any) -> dict[str, Any]:
+    kind = "output_text" if role == "assistant" else "input_text"
+    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}], **extra}
+
+
+def _out(call_id: str) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call_id, "output": "x", "id": "fco_1"}
+
+
+def test_stored_response_is_found_after_its_input() -> None:
+    """The stored copy of what was sent, followed by model output, marks a stored response."""
+    sent: Sequence[Any] = [{"role": "user", "content": "hi"}]
+    answer = _msg("assistant", "hello", id="msg_2")
+    assert 1 == stored_response_start([_msg("user", "hi", id="msg_1"), answer], sent)
+    assert None is stored_response_start([_msg("user", "hi", id="msg_1")], sent)  # no output
+    assert None is stored_response_start([_msg("user", "other"), answer], sent)
+    later_user = [_msg("user", "hi"), answer, _msg("user", "again")]
+    assert None is stored_response_start(later_user, sent)
+    outputs = [{"type": "function_call_output", "call_id": "c1", "output": "x"}]
+    stored = [_msg("user", "hi"), _out("c1"), {"type": "function_call", "call_id": "c2"}]
+    assert 2 == stored_response_start(stored, outputs)
+
+
+def test_final_text_joins_assistant_text() -> None:
+    """final_text reads output_text parts of assistant messages only."""
+    assert "ab" == final_text([_msg("assistant", "a"), _msg("user", "x"), _msg("assistant", "b")])
