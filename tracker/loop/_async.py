@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import openai
 
 from tracker._errors import ConflictError, StoreError
 from tracker._tracker import Tracker
+from tracker.stores import AsyncStore, AsyncStoreAdapter, Store, aload_tracker, asave_tracker
 
 from ._core import (
     Create,
@@ -28,7 +29,7 @@ from ._core import (
 )
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
-from ._session import check_sources, fresh_tracker, note_unsaved, restore
+from ._session import check_session, check_sources, fresh_tracker, note_unsaved
 
 __all__ = ["arun_turn"]
 
@@ -42,7 +43,7 @@ async def arun_turn(
     input: Any,
     tools: Sequence[Any] = (),
     tracker: Tracker | None = None,
-    store: Any = None,
+    store: AsyncStore | Store | None = None,
     session_id: str | None = None,
     conversation: str | None = None,
     stream: bool = False,
@@ -72,35 +73,34 @@ async def arun_turn(
     if store is None or session_id is None:
         chosen = tracker if tracker is not None else fresh_tracker(conversation)
         return await _run(api, chosen, input, spec, on_event)
+    # Protocol isinstance checks only see method names, so look at what load() is.
+    astore: AsyncStore = (
+        cast(AsyncStore, store)
+        if inspect.iscoroutinefunction(store.load)
+        else AsyncStoreAdapter(cast(Store, store))
+    )
     conflicts = 0
     while True:
-        loaded = await _store_call(store.load, session_id)
-        version = loaded.version if loaded is not None else None
-        turn_tracker = restore(loaded.state if loaded else None, conversation, session_id)
+        loaded, version = await aload_tracker(astore, session_id, conversation_id=conversation)
+        turn_tracker = check_session(loaded, conversation, session_id)
         before = turn_tracker.responses_observed
         try:
             result = await _run(api, turn_tracker, input, spec, on_event)
         except BaseException as exc:
             if turn_tracker.responses_observed != before:
                 try:
-                    await _store_call(store.save, session_id, turn_tracker.to_state(), version)
+                    await asave_tracker(astore, session_id, turn_tracker, version)
                 except StoreError as save_error:
                     note_unsaved(exc, session_id, save_error)
             raise
         try:
-            saved = await _store_call(store.save, session_id, turn_tracker.to_state(), version)
+            saved = await asave_tracker(astore, session_id, turn_tracker, version)
         except ConflictError:
             conflicts += 1
             if conflicts > max_conflicts:
                 raise
             continue
         return attrs.evolve(result, session_version=saved)
-
-
-async def _store_call(method: Callable[..., Any], *args: Any) -> Any:
-    if inspect.iscoroutinefunction(method):
-        return await method(*args)
-    return await asyncio.to_thread(method, *args)
 
 
 async def _run(

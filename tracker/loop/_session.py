@@ -7,7 +7,7 @@ from typing import Any
 from tracker._errors import UsageError
 from tracker._tracker import Tracker
 
-__all__ = ["check_sources", "fresh_tracker", "restore"]
+__all__ = ["check_session", "check_sources", "fresh_tracker", "note_unsaved"]
 
 
 def check_sources(
@@ -33,11 +33,8 @@ def fresh_tracker(conversation: str | None) -> Tracker:
     return Tracker(conversation_id=conversation)
 
 
-def restore(state: dict[str, Any] | None, conversation: str | None, session_id: str) -> Tracker:
-    """The session's tracker from its stored ``state`` (a fresh one when there is none)."""
-    if state is None:
-        return fresh_tracker(conversation)
-    tracker = Tracker.from_state(state)
+def check_session(tracker: Tracker, conversation: str | None, session_id: str) -> Tracker:
+    """Return the session's loaded ``tracker``; raise ``UsageError`` if it is in another place."""
     if conversation is not None and tracker.conversation_id != conversation:
         raise UsageError(
             f"Session {session_id!r} runs in {tracker.conversation_id or 'a response chain'}, "

@@ -11,6 +11,7 @@ import openai
 
 from tracker._errors import ConflictError, StoreError
 from tracker._tracker import Tracker
+from tracker.stores import Store, load_tracker, save_tracker
 
 from ._core import (
     Create,
@@ -27,7 +28,7 @@ from ._core import (
 )
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
-from ._session import check_sources, fresh_tracker, note_unsaved, restore
+from ._session import check_session, check_sources, fresh_tracker, note_unsaved
 
 __all__ = ["run_turn"]
 
@@ -41,7 +42,7 @@ def run_turn(
     input: Any,
     tools: Sequence[Any] = (),
     tracker: Tracker | None = None,
-    store: Any = None,
+    store: Store | None = None,
     session_id: str | None = None,
     conversation: str | None = None,
     stream: bool = False,
@@ -83,21 +84,20 @@ def run_turn(
         return _run(api, chosen, input, spec, on_event)
     conflicts = 0
     while True:
-        loaded = store.load(session_id)
-        version = loaded.version if loaded is not None else None
-        turn_tracker = restore(loaded.state if loaded else None, conversation, session_id)
+        loaded, version = load_tracker(store, session_id, conversation_id=conversation)
+        turn_tracker = check_session(loaded, conversation, session_id)
         before = turn_tracker.responses_observed
         try:
             result = _run(api, turn_tracker, input, spec, on_event)
         except BaseException as exc:
             if turn_tracker.responses_observed != before:
                 try:
-                    store.save(session_id, turn_tracker.to_state(), version)
+                    save_tracker(store, session_id, turn_tracker, version)
                 except StoreError as save_error:
                     note_unsaved(exc, session_id, save_error)
             raise
         try:
-            saved = store.save(session_id, turn_tracker.to_state(), version)
+            saved = save_tracker(store, session_id, turn_tracker, version)
         except ConflictError:
             conflicts += 1
             if conflicts > max_conflicts:

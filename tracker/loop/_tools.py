@@ -123,8 +123,10 @@ def schema_for(func: Callable[..., Any]) -> dict[str, Any]:
         prop = _schema_of(hints.get(pname, Any), where)
         if param.default is param.empty:
             required.append(pname)
-        elif _json_safe(param.default):
-            prop = {**prop, "default": param.default}
+        else:
+            default = _as_json(param.default)
+            if default is not _NO_JSON:
+                prop = {**prop, "default": default}
         properties[pname] = prop
     return {
         "type": "object",
@@ -134,12 +136,15 @@ def schema_for(func: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
-def _json_safe(value: Any) -> bool:
+_NO_JSON = object()
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as JSON would give it back (a tuple becomes a list), or ``_NO_JSON``."""
     try:
-        json.dumps(value)
+        return json.loads(json.dumps(value))
     except (TypeError, ValueError):
-        return False
-    return True
+        return _NO_JSON
 
 
 def _schema_of(hint: Any, where: str) -> dict[str, Any]:
