@@ -171,7 +171,7 @@ def make_spec(
         if isinstance(tool, Mapping):
             specs.append(tool)
             continue
-        if not callable(tool):
+        if not (callable(tool) or isinstance(tool, FunctionTool)):
             raise UsageError(f"Tool {tool!r} is neither a callable nor a tool dict.")
         ft: FunctionTool = function_tool(tool)
         if ft.name in functions:

@@ -1,0 +1,258 @@
+"""``tracker demo``: a multi-turn, multi-tool conversation that shows every delta it sends.
+
+By default it starts the emulator in-process (``tracker.emulator``), keeps the session in
+SQLite at ``$XDG_CACHE_HOME/tracker/demo.db`` (``~/.cache/tracker/demo.db``), and drives three
+turns with ``tracker.loop.run_turn``: parallel tool calls, several rounds, one plain answer.
+``--base-url`` (and ``OPENAI_API_KEY`` or ``--api-key``) points it at a real endpoint instead;
+the key alone never does, so the quick start cannot spend money.
+
+``--session NAME`` continues a session in a later run. Against a real endpoint (or an emulator
+running in another process) the next turn continues from the saved ``previous_response_id``
+or conversation. The embedded emulator keeps responses in memory and exits with the demo, so
+on a later run it no longer holds them: the demo says so and starts a new chain (or
+conversation) in the same session, rather than pretend; the session's saved state still
+continues (its version keeps growing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from tracker._demo_view import View
+from tracker._tracker import Tracker
+from tracker.loop import FunctionTool, RetryPolicy, TurnResult, function_tool, run_turn
+
+__all__ = ["TURNS", "add_arguments", "run"]
+
+#: The demo's user turns: plain words for a real model, call syntax for the scripted one.
+TURNS = (
+    "What is the weather in Paris and in Rome, and what is 2 + 3? "
+    'weather({"city": "Paris"}) weather({"city": "Rome"}) then add({"a": 2, "b": 3})',
+    "Check Tokyo, Oslo and Lima together, then add 21 and 4, then convert 25 C to F. "
+    'weather({"city": "Tokyo"}) weather({"city": "Oslo"}) weather({"city": "Lima"}) '
+    'then add({"a": 21, "b": 4}) then to_fahrenheit({"celsius": 25})',
+    "Thanks, that is all.",
+)
+
+
+def weather(city: str) -> str:
+    """Current weather in a city (a deterministic stand-in for a weather service)."""
+    temp = 10 + sum(map(ord, city)) % 20
+    sky = ("sunny", "cloudy", "rainy", "windy")[len(city) % 4]
+    return f"{temp} C, {sky}"
+
+
+def add(a: float, b: float) -> float:
+    """Add two numbers."""
+    return a + b
+
+
+def to_fahrenheit(celsius: float) -> float:
+    """Convert a temperature from Celsius to Fahrenheit."""
+    return round(celsius * 9 / 5 + 32, 1)
+
+
+TOOLS: tuple[FunctionTool, ...] = tuple(function_tool(f) for f in (weather, add, to_fahrenheit))
+
+
+def default_store_url() -> str:
+    """``sqlite:///`` + ``$XDG_CACHE_HOME/tracker/demo.db`` (``~/.cache`` when unset)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return "sqlite:///" + str(Path(cache).resolve() / "tracker" / "demo.db")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``tracker demo`` options."""
+    parser.add_argument(
+        "--base-url", help="an OpenAI-compatible endpoint (default: the embedded emulator)"
+    )
+    parser.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
+    parser.add_argument(
+        "--model", help="model name (default: emu-1 on the emulator, gpt-4.1-mini elsewhere)"
+    )
+    parser.add_argument(
+        "--store", help="session store URL (default: sqlite:///$XDG_CACHE_HOME/tracker/demo.db)"
+    )
+    parser.add_argument("--session", help="session to continue (default: a new session)")
+    parser.add_argument(
+        "--conversation",
+        action="store_true",
+        help="run a new session in a conversation instead of a previous_response_id chain",
+    )
+    parser.add_argument(
+        "--stream",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="stream the answers (default: on a terminal)",
+    )
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="embedded emulator only: inject a 500 and a dropped connection to show the retries",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; 0 on success, 1 when a turn fails (the error is printed)."""
+    from tracker.stores import open_store
+
+    view = View(sys.stdout, live=sys.stdout.isatty())
+    store_url = args.store or default_store_url()
+    if store_url == default_store_url():
+        Path(store_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        embedded = args.base_url is None
+        faults: list[Any] = []
+        if embedded:
+            from tracker.emulator import Emulator, Fault
+
+            emulator = stack.enter_context(Emulator())
+            if args.faults:
+                faults = [Fault(status=500, should_retry=False), Fault(drop="after")]
+            base_url, where = emulator.base_url, f"embedded emulator at {emulator.base_url}"
+        else:
+            base_url, where = args.base_url, args.base_url
+        key = args.api_key or os.environ.get("OPENAI_API_KEY") or "demo-key"
+        client = stack.enter_context(openai.OpenAI(base_url=base_url, api_key=key))
+        store = open_store(store_url)
+        stack.callback(store.close)
+        model = args.model or ("emu-1" if embedded else "gpt-4.1-mini")
+        session = args.session or time.strftime("demo-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        view.line(f"tracker demo: {where}, model {model}")
+        demo = _Demo(client, store, session, model, view, embedded=embedded)
+        if faults:
+
+            def inject() -> None:
+                for fault in faults:
+                    emulator.inject(fault)
+
+            demo.before_turn[2] = inject
+        try:
+            demo.open(conversation=args.conversation, store_url=store_url)
+            stream = view.live if args.stream is None else args.stream
+            for number, text in enumerate(TURNS, 1):
+                demo.turn(number, text, stream=stream)
+        except (openai.OpenAIError, ValueError, RuntimeError) as exc:
+            view.line(f"error: {type(exc).__name__}: {exc}")
+            view.line(demo.summary(errors=1))
+            return 1
+        view.line(demo.summary(errors=0))
+        view.line(
+            f"continue it: python -m tracker demo --session {session}"
+            + ("" if args.store is None else f" --store {store_url}")
+        )
+    return 0
+
+
+class _Demo:
+    """One demo run: its session, its turns and their totals."""
+
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        store: Any,
+        session: str,
+        model: str,
+        view: View,
+        *,
+        embedded: bool,
+    ) -> None:
+        self.client, self.store, self.session, self.model = client, store, session, model
+        self.view, self.embedded = view, embedded
+        self.results: list[TurnResult] = []
+        self.before_turn: dict[int, Callable[[], object]] = {}
+
+    def open(self, *, conversation: bool, store_url: str) -> None:
+        """Start the session, or say where the saved one continues from."""
+        loaded = self.store.load(self.session)
+        if loaded is None:
+            tracker = Tracker()
+            if conversation:
+                tracker = Tracker(conversation_id=self.client.conversations.create().id)
+            self.store.save(self.session, tracker.to_state(), None)
+            mode = f"conversation {tracker.conversation_id}" if conversation else "a new chain"
+            self.view.line(f"session {self.session}: new, in {mode}; stored in {store_url}")
+            return
+        saved = Tracker.from_state(loaded.state)
+        place = (
+            f"conversation {saved.conversation_id}"
+            if saved.conversation_id
+            else f"previous_response_id {saved.previous_response_id or '-'}"
+        )
+        self.view.line(
+            f"session {self.session}: continuing at version {loaded.version} from {place}; "
+            f"stored in {store_url}"
+        )
+
+    def turn(self, number: int, text: str, *, stream: bool) -> None:
+        """Run one user turn and show it."""
+        self.view.line(f"turn {number}: {text}")
+        if number in self.before_turn:
+            self.before_turn[number]()
+        try:
+            result = self._run(text, stream)
+        except (openai.BadRequestError, openai.NotFoundError) as exc:
+            if not (self.embedded and not self.results and _gone(exc)):
+                raise
+            self._restart(exc)
+            result = self._run(text, stream)
+        self.view.answer(result)
+        self.results.append(result)
+
+    def _run(self, text: str, stream: bool) -> TurnResult:
+        return run_turn(
+            self.client,
+            model=self.model,
+            input=text,
+            tools=TOOLS,
+            store=self.store,
+            session_id=self.session,
+            stream=stream,
+            on_event=self.view.event,
+            retry=RetryPolicy(initial_delay=0.2, max_delay=2.0),
+        )
+
+    def _restart(self, exc: openai.APIStatusError) -> None:
+        loaded = self.store.load(self.session)
+        old = Tracker.from_state(loaded.state) if loaded else Tracker()
+        fresh = Tracker()
+        what = f"response {old.previous_response_id}"
+        if old.conversation_id is not None:
+            fresh = Tracker(conversation_id=self.client.conversations.create().id)
+            what = f"conversation {old.conversation_id}"
+        self.store.save(self.session, fresh.to_state(), loaded.version if loaded else None)
+        self.view.line(
+            f"  note: the server no longer holds {what}: the embedded emulator keeps state in "
+            "memory and exited with the run that made it. Starting a new chain in this session "
+            "(use --base-url with a lasting server to continue the old one)."
+        )
+
+    def summary(self, *, errors: int) -> str:
+        """The closing line: turns, items sent, duplicates avoided, retries, errors."""
+        requests = sum(len(r.requests) for r in self.results)
+        sent = sum(r.items_sent for r in self.results)
+        dupes = sum(r.duplicates_avoided for r in self.results)
+        retries = sum(r.retries for r in self.results)
+        tool_errors = sum(r.tool_errors for r in self.results)
+        return (
+            f"summary: {len(self.results)} turns, {requests} requests, {sent} items sent, "
+            f"{dupes} duplicates avoided, {retries} retries, {tool_errors} tool errors, "
+            f"errors: {errors}"
+        )
+
+
+def _gone(exc: openai.APIStatusError) -> bool:
+    code = getattr(exc, "code", None)
+    return code == "previous_response_not_found" or (
+        exc.status_code == 404 and "Conversation with id" in str(exc)
+    )
