@@ -289,3 +289,10 @@ def test_unknown_check_mode_is_refused() -> None:
     """A misspelt check mode is a UsageError."""
     with pytest.raises(UsageError, match="'rase'"):
         Tracker(check="rase")  # type: ignore[arg-type]
+
+
+def test_async_tool_calls_are_not_pending() -> None:
+    """A call with async: true may stay unanswered, as on the service."""
+    t = Tracker()
+    t.observe_response(response("resp_1", {**call(1), "async": True}))
+    assert ((), [user("later")]) == (t.pending_call_ids, list(t.prepare([user("later")]).input))

@@ -19,6 +19,7 @@ __all__ = [
     "OUTPUT_TO_CALL",
     "ItemInfo",
     "field",
+    "is_async_call",
     "read_item",
     "to_plain",
 ]
@@ -61,6 +62,16 @@ def field(item: Any, name: str) -> Any:
     if isinstance(item, Mapping):
         return item.get(name)
     return getattr(item, name, None)
+
+
+def is_async_call(item: Any) -> bool:
+    """Whether a tool call was made to an async tool (``async: true``; SDK field ``async_``).
+
+    The service lets such a call stay without output: its result may come in a later request.
+    """
+    if isinstance(item, Mapping):
+        return item.get("async") is True
+    return getattr(item, "async_", None) is True or getattr(item, "async", None) is True
 
 
 def _describe(item: Any) -> str:

@@ -48,7 +48,7 @@ from ._errors import ContinuationError, UsageError
 from ._fingerprint import fingerprint
 from ._history import PLACEHOLDER, DeltaCheck, RepairAction, RepairPolicy, check_delta
 from ._identity import IdentityMap
-from ._items import ItemInfo, field, read_item, to_plain
+from ._items import ItemInfo, field, is_async_call, read_item, to_plain
 from ._state import dump_state, load_state
 
 __all__ = ["Prepared", "Tracker"]
@@ -166,7 +166,10 @@ class Tracker:
 
     @property
     def pending_call_ids(self) -> tuple[str, ...]:
-        """Call ids of tool calls the server holds (or was sent) that have no output yet."""
+        """Call ids of tool calls the server holds (or was sent) that have no output yet.
+
+        Calls to async tools (``async: true``) are not pending: the service lets them wait.
+        """
         return tuple(self._pending)
 
     @property
@@ -388,7 +391,7 @@ class Tracker:
                 self._pending.pop(value, None)
             elif self._calls.get(value) is None:
                 self._calls[value] = info.id
-                if value not in self._answered:
+                if value not in self._answered and not is_async_call(item):
                     self._pending.setdefault(value, None)
         self._held.set(item, keys)
 
@@ -407,7 +410,7 @@ class Tracker:
                 self._pending.pop(value, None)
             elif kind == "call":
                 self._calls[value] = info_id
-                if value not in self._answered:
+                if value not in self._answered and not is_async_call(item):
                     self._pending.setdefault(value, None)
             else:
                 self._fp_counts[value] = self._fp_counts.get(value, 0) + 1
