@@ -107,6 +107,8 @@ class _Injection:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The stdlib default backlog of 5 drops connects when many clients start at once.
+    request_queue_size = 128
     emulator: Emulator
 
 
