@@ -1,0 +1,105 @@
+"""``tracker demo``: as a subprocess (twice on one session) and in-process."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracker import Tracker
+from tracker.cli import main
+from tracker.emulator import Emulator
+from tracker.stores import SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+SUMMARY = (
+    "summary: 3 turns, 8 requests, 11 items sent, 31 duplicates avoided, {retries} retries, "
+    "0 tool errors, errors: 0"
+)
+
+
+def _demo(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "demo", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    assert 0 == done.returncode, done.stdout + done.stderr
+    return done.stdout
+
+
+def _version(db: Path, session: str) -> tuple[int, Tracker]:
+    store = SQLiteStore(db)
+    try:
+        loaded = store.load(session)
+    finally:
+        store.close()
+    assert loaded is not None
+    return loaded.version, Tracker.from_state(loaded.state)
+
+
+def test_demo_twice_on_one_session_with_the_embedded_emulator(tmp_path: Path) -> None:
+    """The default demo (store in $XDG_CACHE_HOME) runs clean; a second run continues the
+    session and says plainly that the embedded emulator forgot the old chain."""
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    first = _demo("--session", "s", env=env)
+    assert "session s: new, in a new chain" in first
+    assert SUMMARY.format(retries=0) in first.splitlines()
+    db = tmp_path / "tracker" / "demo.db"
+    version, saved = _version(db, "s")
+    assert 4 == version
+    second = _demo("--session", "s", env=env)
+    assert f"continuing at version 4 from previous_response_id {saved.previous_response_id}" in (
+        second
+    )
+    assert "note: the server no longer holds response" in second
+    assert SUMMARY.format(retries=0) in second.splitlines()
+    assert 8 == _version(db, "s")[0]
+
+
+def test_demo_twice_against_a_lasting_server(tmp_path: Path) -> None:
+    """With --base-url the second run continues the first run's chain for real."""
+    db = tmp_path / "d.db"
+    with Emulator() as emu:
+        args = ("--base-url", emu.base_url, "--model", "emu-1", "--store", f"sqlite:///{db}")
+        _demo(*args, "--session", "chat")
+        last = _version(db, "chat")[1].previous_response_id
+        second = _demo(*args, "--session", "chat")
+        bodies = emu.requests_to("/v1/responses")
+    assert "note:" not in second
+    assert last == bodies[8]["previous_response_id"]
+    assert 16 == len(bodies)
+
+
+def test_demo_shows_retries_and_recovery_in_a_conversation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--faults in a conversation: two retries, one response recovered, still no errors."""
+    store = f"sqlite:///{tmp_path / 'c.db'}"
+    assert 0 == main(["demo", "--store", store, "--conversation", "--faults", "--session", "c"])
+    out = capsys.readouterr().out
+    assert re.search(r"session c: new, in conversation conv_\w+", out)
+    assert "  ! InternalServerError: Error code: 500" in out
+    assert "  (response recovered from the conversation: nothing re-sent)" in out
+    assert SUMMARY.format(retries=2) in out.splitlines()
+
+
+def test_demo_reports_a_failing_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An endpoint that is not there ends the demo with exit status 1 and the error."""
+    store = f"sqlite:///{tmp_path / 'e.db'}"
+    with Emulator() as emu:
+        dead = emu.base_url
+    assert 1 == main(["demo", "--base-url", dead, "--store", store, "--session", "x"])
+    out = capsys.readouterr().out
+    assert "error: APIConnectionError: Connection error." in out
+    assert out.rstrip().endswith("errors: 1")
