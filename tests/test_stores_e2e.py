@@ -71,8 +71,9 @@ def _call_item_ids(emu: Emulator, response_id: str) -> dict[str, str]:
     }
 
 
-def test_next_turn_in_another_process_issue_3187(store_url: str, emulator: Emulator) -> None:
-    """Each request served by a new process from the store: no error, no 400, outputs once."""
+def test_next_turn_in_another_process_issue_3187(tmp_path: Path, emulator: Emulator) -> None:
+    """Each request served by a new process from SQLite: no error, no 400, outputs once."""
+    store_url = f"sqlite:///{tmp_path}/sessions.db"
     first = _step(store_url, "chat", emulator, PROMPT)
     assert 2 == len(first["calls"])
     second = _step(store_url, "chat", emulator)

@@ -72,8 +72,9 @@ return {1, actual + 1}
 
 def _import_redis() -> Any:
     try:
-        import redis  # noqa: PLC0415 - optional dependency, imported only when used
-        import redis.asyncio  # noqa: PLC0415
+        # An optional dependency: imported when a store is created, not with the package.
+        import redis
+        import redis.asyncio
     except ImportError as exc:
         raise ImportError(
             "RedisStore needs redis-py: pip install 'tracker[redis]' (or pip install redis)"
