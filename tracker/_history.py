@@ -62,13 +62,8 @@ __all__ = [
 
 # Call types whose output is a plain string, so a placeholder can stand in for a lost result.
 _PLACEHOLDER_TYPES: Final = frozenset({"function_call", "custom_tool_call"})
-_RESPONSES_ONLY_TYPES: Final = (
-    frozenset(CALL_TO_OUTPUT)
-    | frozenset(CALL_TO_OUTPUT.values())
-    | {
-        "reasoning",
-        "item_reference",
-    }
+_RESPONSES_ONLY_TYPES: Final = frozenset(
+    [*CALL_TO_OUTPUT, *CALL_TO_OUTPUT.values(), "reasoning", "item_reference"]
 )
 
 
