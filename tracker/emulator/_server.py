@@ -10,6 +10,7 @@ import contextlib
 import copy
 import json
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -23,7 +24,7 @@ import attrs
 from .._items import OUTPUT_TO_CALL
 from .._rules import RuleOptions
 from ._reply import Reply, error_reply
-from ._schema import bad_request
+from ._schema import bad_request, invalid_type
 from ._script import Script
 from ._service import Service
 
@@ -109,6 +110,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     # The stdlib default backlog of 5 drops connects when many clients start at once.
     request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when a client hangs up (timeouts, dropped connections); report the rest."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
     emulator: Emulator
 
 
@@ -181,6 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if bad_json:
             self._write(error_reply(bad_request(_BAD_JSON)))
+            return
+        if raw and not isinstance(body, dict):
+            self._write(error_reply(invalid_type("body", "an object", body)))
             return
         fault = emu._take_fault(method, path)
         if fault is not None and fault.delay > 0:
