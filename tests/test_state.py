@@ -36,6 +36,7 @@ def _played() -> tuple[Tracker, list[Any]]:
     t.observe_response({"id": "resp_1", "output": out})
     history += [*out, {"type": "function_call_output", "call_id": "call_1", "output": "1"}]
     t.mark_sent(t.prepare(history))
+    t.observe_response({"id": "resp_2", "output": []})
     return t, history
 
 
@@ -107,3 +108,31 @@ def test_missing_field_and_non_dict_are_refused() -> None:
         Tracker.from_state(state)
     with pytest.raises(StateError, match="got str"):
         Tracker.from_state("{}")  # type: ignore[arg-type]
+
+
+def test_snapshot_leaves_out_requests_still_in_flight() -> None:
+    """A delta marked sent but not answered is not in the snapshot: a restore re-sends it."""
+    t = Tracker()
+    t.observe_response(
+        {
+            "id": "resp_1",
+            "output": [
+                {
+                    "type": "function_call",
+                    "id": "fc_1",
+                    "call_id": "call_1",
+                    "name": "f",
+                    "arguments": "{}",
+                }
+            ],
+        }
+    )
+    settled = t.to_state()
+    answer = {"type": "function_call_output", "call_id": "call_1", "output": "1"}
+    t.mark_sent(t.prepare([answer]))
+    assert settled == t.to_state()
+    restored = Tracker.from_state(t.to_state())
+    assert ([answer], "resp_1") == (
+        list(restored.prepare([answer]).input),
+        restored.previous_response_id,
+    )

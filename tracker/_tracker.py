@@ -454,8 +454,25 @@ class Tracker:
 
         Held references are process-local: the snapshot keeps their content fingerprints
         instead, so a restored tracker recognises the same items when they are rebuilt.
+        Requests marked sent but not yet answered by an observed response are left out: the
+        snapshot stays consistent with its ``previous_response_id``, and a tracker restored
+        from it sends those items again (never a dropped output, never a 400).
         """
-        return dump_state(self)
+        if not self._marked:
+            return dump_state(self)
+        settled = Tracker(check="off")
+        settled._previous_response_id = self._previous_response_id
+        settled._conversation_id = self._conversation_id
+        settled._server_ids = set(self._server_ids)
+        settled._answered = set(self._answered)
+        settled._calls = dict(self._calls)
+        settled._pending = dict(self._pending)
+        settled._fp_counts = dict(self._fp_counts)
+        settled._responses = self._responses
+        for prepared, _ in self._marked.values():
+            for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
+                settled._unrecord(item, item_keys)
+        return dump_state(settled)
 
     @classmethod
     def from_state(
