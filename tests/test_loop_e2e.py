@@ -64,7 +64,7 @@ async def test_parallel_rounds_async(
         thread_barrier.wait()
         return a + b
 
-    prompt = PROMPT.replace("then add", "then add") + ' add({"a": 1, "b": 1})'
+    prompt = PROMPT + ' add({"a": 1, "b": 1})'
     deltas: list[str] = []
 
     async def on_event(event: Any) -> None:

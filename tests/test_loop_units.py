@@ -20,7 +20,8 @@ from tracker.loop import (
     is_transient,
     schema_for,
 )
-from tracker.loop._core import final_text, make_spec, stored_response_start
+from tracker.loop._core import final_text, make_spec
+from tracker.loop._recovery import stored_response_start
 from tracker.loop._tools import Invocation, plan_call
 
 

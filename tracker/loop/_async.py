@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Generator, Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any, TypeVar, cast
 
-import attrs
 import openai
 
-from tracker._errors import ConflictError, StoreError
 from tracker._tracker import Tracker
 from tracker.stores import AsyncStore, AsyncStoreAdapter, Store, aload_tracker, asave_tracker
 
@@ -21,7 +19,6 @@ from ._core import (
     Op,
     RunTools,
     Sleep,
-    TurnSpec,
     drive,
     incomplete_stream,
     make_spec,
@@ -29,7 +26,7 @@ from ._core import (
 )
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
-from ._session import check_session, check_sources, fresh_tracker, note_unsaved
+from ._session import Load, Save, SessionOp, check_sources, fresh_tracker, serve_session
 
 __all__ = ["arun_turn"]
 
@@ -70,57 +67,45 @@ async def arun_turn(
     )
     check_sources(tracker, store, session_id, conversation)
     api = client.with_options(max_retries=0)
+
+    async def turn(chosen: Tracker) -> TurnResult:
+        return await _step(drive(chosen, input, spec), lambda op: _perform(api, op, on_event))
+
     if store is None or session_id is None:
-        chosen = tracker if tracker is not None else fresh_tracker(conversation)
-        return await _run(api, chosen, input, spec, on_event)
+        return await turn(tracker if tracker is not None else fresh_tracker(conversation))
     # Protocol isinstance checks only see method names, so look at what load() is.
     astore: AsyncStore = (
         cast(AsyncStore, store)
         if inspect.iscoroutinefunction(store.load)
         else AsyncStoreAdapter(cast(Store, store))
     )
-    conflicts = 0
-    while True:
-        loaded, version = await aload_tracker(astore, session_id, conversation_id=conversation)
-        turn_tracker = check_session(loaded, conversation, session_id)
-        before = turn_tracker.responses_observed
-        try:
-            result = await _run(api, turn_tracker, input, spec, on_event)
-        except BaseException as exc:
-            if turn_tracker.responses_observed != before:
-                try:
-                    await asave_tracker(astore, session_id, turn_tracker, version)
-                except StoreError as save_error:
-                    note_unsaved(exc, session_id, save_error)
-            raise
-        try:
-            saved = await asave_tracker(astore, session_id, turn_tracker, version)
-        except ConflictError:
-            conflicts += 1
-            if conflicts > max_conflicts:
-                raise
-            continue
-        return attrs.evolve(result, session_version=saved)
+
+    async def session_io(op: SessionOp) -> Any:
+        if isinstance(op, Load):
+            return await aload_tracker(astore, session_id, conversation_id=conversation)
+        if isinstance(op, Save):
+            return await asave_tracker(astore, session_id, op.tracker, op.version)
+        return await turn(op.tracker)
+
+    return await _step(serve_session(session_id, conversation, max_conflicts), session_io)
 
 
-async def _run(
-    api: openai.AsyncOpenAI,
-    tracker: Tracker,
-    user_input: Any,
-    spec: TurnSpec,
-    on_event: AsyncEventHandler | None,
-) -> TurnResult:
-    gen: Generator[Op, Any, TurnResult] = drive(tracker, user_input, spec)
+_T = TypeVar("_T")
+_Op = TypeVar("_Op")
+
+
+async def _step(gen: Generator[_Op, Any, _T], perform: Callable[[_Op], Awaitable[Any]]) -> _T:
+    """Run ``gen`` to its end, awaiting each operation it yields (errors are thrown in)."""
     value: Any = None
     error: BaseException | None = None
     while True:
         try:
             op = gen.send(value) if error is None else gen.throw(error)
         except StopIteration as stop:
-            result: TurnResult = stop.value
+            result: _T = stop.value
             return result
         try:
-            value, error = await _perform(api, op, on_event), None
+            value, error = await perform(op), None
         except BaseException as exc:  # handed to the generator, which rewinds and decides
             value, error = None, exc
 

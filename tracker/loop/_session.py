@@ -1,13 +1,26 @@
-"""Choosing the turn's tracker: given, fresh, or loaded from a store session."""
+"""Choosing the turn's tracker: given, fresh, or loaded from (and saved to) a store session."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
-from tracker._errors import UsageError
+import attrs
+
+from tracker._errors import ConflictError, StoreError, UsageError
 from tracker._tracker import Tracker
 
-__all__ = ["check_session", "check_sources", "fresh_tracker", "note_unsaved"]
+from ._results import TurnResult
+
+__all__ = [
+    "Load",
+    "RunTurn",
+    "Save",
+    "SessionOp",
+    "check_sources",
+    "fresh_tracker",
+    "serve_session",
+]
 
 
 def check_sources(
@@ -49,3 +62,59 @@ def note_unsaved(exc: BaseException, session_id: str, save_error: BaseException)
         f"tracker.loop: session {session_id!r} could not be saved after this error either "
         f"({save_error}); the next turn continues from its last saved state."
     )
+
+
+@attrs.frozen
+class Load:
+    """Load the session: send back ``(tracker, version)`` (``load_tracker``)."""
+
+
+@attrs.frozen
+class Save:
+    """Save ``tracker`` at ``version`` (``save_tracker``): send back the new version."""
+
+    tracker: Tracker
+    version: int
+
+
+@attrs.frozen
+class RunTurn:
+    """Run the turn on ``tracker``: send back its ``TurnResult``."""
+
+    tracker: Tracker
+
+
+SessionOp = Load | Save | RunTurn
+
+
+def serve_session(
+    session_id: str, conversation: str | None, max_conflicts: int
+) -> Generator[SessionOp, Any, TurnResult]:
+    """One turn of a store session: load, run, save with compare-and-set; I/O left to a driver.
+
+    On ``ConflictError`` the turn is re-run on the reloaded session, at most ``max_conflicts``
+    times. A failed turn that observed responses is saved before its error is re-raised, so
+    the session holds what the server holds (pending calls get placeholders next turn).
+    """
+    conflicts = 0
+    while True:
+        loaded, version = yield Load()
+        tracker = check_session(loaded, conversation, session_id)
+        before = tracker.responses_observed
+        try:
+            result: TurnResult = yield RunTurn(tracker)
+        except BaseException as exc:
+            if tracker.responses_observed != before:
+                try:
+                    yield Save(tracker, version)
+                except StoreError as save_error:
+                    note_unsaved(exc, session_id, save_error)
+            raise
+        try:
+            saved = yield Save(tracker, version)
+        except ConflictError:
+            conflicts += 1
+            if conflicts > max_conflicts:
+                raise
+            continue
+        return attrs.evolve(result, session_version=saved)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-import attrs
 import openai
 
-from tracker._errors import ConflictError, StoreError
 from tracker._tracker import Tracker
 from tracker.stores import Store, load_tracker, save_tracker
 
@@ -20,7 +18,6 @@ from ._core import (
     Op,
     RunTools,
     Sleep,
-    TurnSpec,
     drive,
     incomplete_stream,
     make_spec,
@@ -28,7 +25,7 @@ from ._core import (
 )
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
-from ._session import check_session, check_sources, fresh_tracker, note_unsaved
+from ._session import Load, Save, SessionOp, check_sources, fresh_tracker, serve_session
 
 __all__ = ["run_turn"]
 
@@ -79,51 +76,39 @@ def run_turn(
     )
     check_sources(tracker, store, session_id, conversation)
     api = client.with_options(max_retries=0)
+
+    def turn(chosen: Tracker) -> TurnResult:
+        return _step(drive(chosen, input, spec), lambda op: _perform(api, op, on_event))
+
     if store is None or session_id is None:
-        chosen = tracker if tracker is not None else fresh_tracker(conversation)
-        return _run(api, chosen, input, spec, on_event)
-    conflicts = 0
-    while True:
-        loaded, version = load_tracker(store, session_id, conversation_id=conversation)
-        turn_tracker = check_session(loaded, conversation, session_id)
-        before = turn_tracker.responses_observed
-        try:
-            result = _run(api, turn_tracker, input, spec, on_event)
-        except BaseException as exc:
-            if turn_tracker.responses_observed != before:
-                try:
-                    save_tracker(store, session_id, turn_tracker, version)
-                except StoreError as save_error:
-                    note_unsaved(exc, session_id, save_error)
-            raise
-        try:
-            saved = save_tracker(store, session_id, turn_tracker, version)
-        except ConflictError:
-            conflicts += 1
-            if conflicts > max_conflicts:
-                raise
-            continue
-        return attrs.evolve(result, session_version=saved)
+        return turn(tracker if tracker is not None else fresh_tracker(conversation))
+
+    def session_io(op: SessionOp) -> Any:
+        if isinstance(op, Load):
+            return load_tracker(store, session_id, conversation_id=conversation)
+        if isinstance(op, Save):
+            return save_tracker(store, session_id, op.tracker, op.version)
+        return turn(op.tracker)
+
+    return _step(serve_session(session_id, conversation, max_conflicts), session_io)
 
 
-def _run(
-    api: openai.OpenAI,
-    tracker: Tracker,
-    user_input: Any,
-    spec: TurnSpec,
-    on_event: EventHandler | None,
-) -> TurnResult:
-    gen: Generator[Op, Any, TurnResult] = drive(tracker, user_input, spec)
+_T = TypeVar("_T")
+_Op = TypeVar("_Op")
+
+
+def _step(gen: Generator[_Op, Any, _T], perform: Callable[[_Op], Any]) -> _T:
+    """Run ``gen`` to its end, performing each operation it yields (errors are thrown in)."""
     value: Any = None
     error: BaseException | None = None
     while True:
         try:
             op = gen.send(value) if error is None else gen.throw(error)
         except StopIteration as stop:
-            result: TurnResult = stop.value
+            result: _T = stop.value
             return result
         try:
-            value, error = _perform(api, op, on_event), None
+            value, error = perform(op), None
         except BaseException as exc:  # handed to the generator, which rewinds and decides
             value, error = None, exc
 
