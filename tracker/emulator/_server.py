@@ -27,6 +27,7 @@ from ._reply import Reply, error_reply
 from ._schema import bad_request, invalid_type
 from ._script import Script
 from ._service import Service
+from ._state import State
 
 __all__ = ["Emulator", "Fault", "Received"]
 
@@ -331,7 +332,7 @@ class Emulator:
     # inspection -----------------------------------------------------------------------------
 
     @property
-    def state(self) -> Any:
+    def state(self) -> State:
         """The live ``State`` (responses, conversations, items); hold ``state.lock`` to read."""
         return self.service.state
 
