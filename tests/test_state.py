@@ -89,6 +89,7 @@ def test_newer_version_asks_to_upgrade() -> None:
         ({"pending_call_ids": ["call_9"]}, "pending_call_ids"),
         ({"fingerprints": {"ab": 0}}, "fingerprints['ab']"),
         ({"responses_observed": -1}, "responses_observed"),
+        ({"whole_chain": "yes"}, "whole_chain"),
         ({"extra": 1}, "extra"),
         ({"previous_response_id": "bad id!"}, "previous_response_id"),
     ],

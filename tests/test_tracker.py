@@ -296,3 +296,19 @@ def test_async_tool_calls_are_not_pending() -> None:
     t = Tracker()
     t.observe_response(response("resp_1", {**call(1), "async": True}))
     assert ((), [user("later")]) == (t.pending_call_ids, list(t.prepare([user("later")]).input))
+
+
+def test_check_flags_an_output_for_a_call_nobody_made() -> None:
+    """A tracker that saw its whole chain refuses an output for an unknown call_id (P2)."""
+    t = Tracker()
+    t.observe_response(response("resp_1", call(1)))
+    with pytest.raises(
+        HistoryError, match="No tool call found for function call output with call_id call_9"
+    ):
+        t.prepare([output(1), output(9)])
+
+
+def test_check_trusts_outputs_when_the_chain_started_elsewhere() -> None:
+    """Continuing an outside chain, calls made before the tracker are unknown, so trusted."""
+    t = Tracker(previous_response_id="resp_0")
+    assert [output(9)] == list(t.prepare([output(9)]).input)

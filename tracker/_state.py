@@ -12,7 +12,8 @@ Format (version 1)::
       "answered_call_ids": ["call_...", ...],                # sorted
       "pending_call_ids": ["call_...", ...],                 # in arrival order
       "fingerprints": {"<hex>": count, ...},                 # id-less items sent, by content
-      "responses_observed": 3
+      "responses_observed": 3,
+      "whole_chain": true                                    # every held call was seen
     }
 
 Restore validates everything before building anything, so a bad snapshot raises and leaves no
@@ -46,6 +47,7 @@ _KEYS: Final = frozenset(
         "pending_call_ids",
         "fingerprints",
         "responses_observed",
+        "whole_chain",
     }
 )
 
@@ -63,6 +65,7 @@ def dump_state(t: Tracker) -> dict[str, Any]:
         "pending_call_ids": list(t._pending),
         "fingerprints": dict(t._fp_counts),
         "responses_observed": t._responses,
+        "whole_chain": t._whole_chain,
     }
 
 
@@ -151,6 +154,10 @@ def load_state(cls: type[Tracker], state: Mapping[str, Any], **settings: Any) ->
     if type(responses) is not int or responses < 0:
         raise _fail("responses_observed", f"must be a non-negative integer, got {responses!r}")
 
+    whole_chain = state["whole_chain"]
+    if type(whole_chain) is not bool:
+        raise _fail("whole_chain", f"must be true or false, got {whole_chain!r}")
+
     try:
         t = cls(previous_response_id=prev, conversation_id=conv, **settings)
     except ContinuationError as exc:
@@ -161,4 +168,5 @@ def load_state(cls: type[Tracker], state: Mapping[str, Any], **settings: Any) ->
     t._pending = dict.fromkeys(pending)
     t._fp_counts = dict(fps)
     t._responses = responses
+    t._whole_chain = whole_chain
     return t

@@ -139,6 +139,9 @@ class Tracker:
         _check_id(conversation_id, "conversation_id")
         self._previous_response_id = previous_response_id
         self._conversation_id = conversation_id
+        # Started the chain or conversation itself: then every call the server holds was
+        # seen here, and an output for any other call_id is an error (P2), not a gap.
+        self._whole_chain = previous_response_id is None and conversation_id is None
         self._check: DeltaCheck = check
         self._repair_policy: RepairPolicy = repair_policy
         self._server_ids: set[str] = set()
@@ -259,6 +262,7 @@ class Tracker:
             checked, repairs = check_delta(
                 send,
                 pending_call_ids=tuple(self._pending),
+                known_call_ids=self._calls if self._whole_chain else None,
                 answered_call_ids=self._answered,
                 mode=self._check,
                 policy=self._repair_policy,
@@ -469,6 +473,7 @@ class Tracker:
         settled._pending = dict(self._pending)
         settled._fp_counts = dict(self._fp_counts)
         settled._responses = self._responses
+        settled._whole_chain = self._whole_chain
         for prepared, _ in self._marked.values():
             for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
                 settled._unrecord(item, item_keys)
