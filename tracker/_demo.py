@@ -184,6 +184,8 @@ class _Demo:
             self.view.line(f"session {self.session}: new, in {mode}; stored in {store_url}")
             return
         saved = Tracker.from_state(loaded.state)
+        if conversation and saved.conversation_id is None:
+            self.view.line("note: --conversation applies to new sessions; this one is a chain")
         place = (
             f"conversation {saved.conversation_id}"
             if saved.conversation_id
