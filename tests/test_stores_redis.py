@@ -77,3 +77,35 @@ def test_importing_stores_does_not_import_redis() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "False" == out.stdout.strip()
+
+
+def _dead_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def test_unreachable_server_raises_store_error_naming_the_session() -> None:
+    """Connection failures surface as StoreError (session named, outcome of a save stated)."""
+    from tracker import StoreError
+    from tracker.stores import RedisStore
+
+    with RedisStore(_dead_url()) as store:
+        with pytest.raises(StoreError, match="could not load session 's1'") as info:
+            store.load("s1")
+        assert "s1" == info.value.session_id
+        with pytest.raises(StoreError, match="may or may not have been applied"):
+            store.save("s1", {"x": 1}, None)
+
+
+async def test_unreachable_server_raises_store_error_async() -> None:
+    """The async Redis store wraps connection failures the same way."""
+    from tracker import StoreError
+    from tracker.stores import AsyncRedisStore
+
+    async with AsyncRedisStore(_dead_url()) as store:
+        with pytest.raises(StoreError, match="could not list"):
+            await store.list_sessions()

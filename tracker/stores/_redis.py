@@ -12,9 +12,11 @@ redis-py (``pip install 'tracker[redis]'``) is imported when a store is created,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
+from .._errors import StoreError
 from ._base import (
     Loaded,
     check_expected,
@@ -88,12 +90,31 @@ class _RedisBase:
     def __init__(self, prefix: str, ttl: float | None) -> None:
         if ttl is not None and ttl <= 0:
             raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+        self._redis_error: type[Exception] = _import_redis().exceptions.RedisError
         self.prefix = prefix
         self.ttl = ttl
         self._ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))
 
     def _key(self, session_id: str) -> str:
         return self.prefix + check_session_id(session_id)
+
+    @contextlib.contextmanager
+    def _failures(self, session_id: str | None, doing: str) -> Iterator[None]:
+        """Turn redis-py's own errors (connection refused, timeouts, ...) into StoreError."""
+        try:
+            yield
+        except self._redis_error as exc:
+            what = f"session {session_id!r}" if session_id is not None else "the session list"
+            outcome = (
+                " The save may or may not have been applied: load the session to see its version."
+                if doing == "save"
+                else ""
+            )
+            raise StoreError(
+                f"Redis store could not {doing} {what}: {exc}. Check that the server in the "
+                f"store URL is running and reachable.{outcome}",
+                session_id=session_id,
+            ) from exc
 
     def _pattern(self) -> str:
         escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
@@ -160,7 +181,7 @@ class RedisStore(_RedisBase):
         """See ``Store.load``."""
         key = self._key(session_id)
         # One round trip in a MULTI, so the type and the fields belong to the same version.
-        with self.client.pipeline(transaction=True) as pipe:
+        with self._failures(session_id, "load"), self.client.pipeline(transaction=True) as pipe:
             pipe.type(key)
             pipe.hmget(key, ["version", "state"])
             kind, fields = pipe.execute(raise_on_error=False)
@@ -171,15 +192,19 @@ class RedisStore(_RedisBase):
         key = self._key(session_id)
         expected, args = self._cas_args(session_id, state, expected_version)
         self._before_commit(session_id)
-        return self._cas_result(session_id, expected, self._cas(keys=[key], args=args))
+        with self._failures(session_id, "save"):
+            reply = self._cas(keys=[key], args=args)
+        return self._cas_result(session_id, expected, reply)
 
     def delete(self, session_id: str) -> bool:
         """See ``Store.delete``."""
-        return bool(self.client.delete(self._key(session_id)))
+        with self._failures(session_id, "delete"):
+            return bool(self.client.delete(self._key(session_id)))
 
     def list_sessions(self) -> list[str]:
         """See ``Store.list_sessions``."""
-        keys = self.client.scan_iter(match=self._pattern(), count=1000)
+        with self._failures(None, "list"):
+            keys = list(self.client.scan_iter(match=self._pattern(), count=1000))
         return sorted(self._session_of(key) for key in keys)
 
     def close(self) -> None:
@@ -218,10 +243,11 @@ class AsyncRedisStore(_RedisBase):
     async def load(self, session_id: str) -> Loaded | None:
         """See ``Store.load``."""
         key = self._key(session_id)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.type(key)
-            pipe.hmget(key, ["version", "state"])
-            kind, fields = await pipe.execute(raise_on_error=False)
+        with self._failures(session_id, "load"):
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.type(key)
+                pipe.hmget(key, ["version", "state"])
+                kind, fields = await pipe.execute(raise_on_error=False)
         return self._loaded(session_id, kind, fields)
 
     async def save(
@@ -230,16 +256,19 @@ class AsyncRedisStore(_RedisBase):
         """See ``Store.save``."""
         key = self._key(session_id)
         expected, args = self._cas_args(session_id, state, expected_version)
-        reply = await self._cas(keys=[key], args=args)
+        with self._failures(session_id, "save"):
+            reply = await self._cas(keys=[key], args=args)
         return self._cas_result(session_id, expected, reply)
 
     async def delete(self, session_id: str) -> bool:
         """See ``Store.delete``."""
-        return bool(await self.client.delete(self._key(session_id)))
+        with self._failures(session_id, "delete"):
+            return bool(await self.client.delete(self._key(session_id)))
 
     async def list_sessions(self) -> list[str]:
         """See ``Store.list_sessions``."""
-        keys = [key async for key in self.client.scan_iter(match=self._pattern(), count=1000)]
+        with self._failures(None, "list"):
+            keys = [key async for key in self.client.scan_iter(match=self._pattern(), count=1000)]
         return sorted(self._session_of(key) for key in keys)
 
     async def close(self) -> None:
