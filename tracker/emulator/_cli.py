@@ -1,0 +1,90 @@
+"""``tracker emulator``: serve the emulator until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+
+from .._rules import RuleOptions
+from ._server import Emulator, Fault
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``tracker emulator`` options to ``parser``."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
+    parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
+    parser.add_argument("--seed", type=int, default=None, help="seed for reproducible ids")
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=32 * 1024 * 1024, help="413 above this size"
+    )
+    parser.add_argument(
+        "--model-delay", type=float, default=0.0, help="seconds each response 'thinks'"
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject faults into POST /v1/responses, e.g. '500x2', '429', 'drop-after', "
+        "'drop-before', 'delay=0.5' (repeatable; applied in order)",
+    )
+    parser.add_argument(
+        "--lenient-order",
+        action="store_true",
+        help="accept a tool output placed before its call (strict_order=False)",
+    )
+    parser.add_argument(
+        "--require-reasoning-id",
+        action="store_true",
+        help="reject reasoning input items without an id",
+    )
+
+
+def parse_fault(spec: str) -> tuple[Fault, int]:
+    """Parse ``500``, ``429x3``, ``drop-after``, ``drop-before``, ``delay=0.5`` (``xN`` repeats)."""
+    head, _, times = spec.partition("x") if not spec.startswith("delay") else (spec, "", "")
+    count = int(times) if times else 1
+    if head.isdigit():
+        return Fault(status=int(head), should_retry=True), count
+    if head in ("drop-after", "drop-before"):
+        return Fault(drop="after" if head == "drop-after" else "before"), count
+    if head.startswith("delay="):
+        return Fault(delay=float(head.split("=", 1)[1])), count
+    raise ValueError(f"Unknown fault {spec!r}: use e.g. 500x2, 429, drop-after, delay=0.5.")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; print the base URL first. Returns the exit status."""
+    try:
+        faults = [parse_fault(spec) for spec in args.fault]
+    except ValueError as exc:
+        print(f"tracker emulator: {exc}", file=sys.stderr)
+        return 2
+    options = RuleOptions(
+        strict_order=not args.lenient_order, require_reasoning_id=args.require_reasoning_id
+    )
+    emulator = Emulator(
+        args.host,
+        args.port,
+        options=options,
+        api_key=args.api_key,
+        max_body_bytes=args.max_body_bytes,
+        model_delay=args.model_delay,
+        seed=args.seed,
+    )
+    with emulator:
+        for fault, count in faults:
+            emulator.inject(fault, times=count)
+        print(f"tracker emulator listening on {emulator.base_url}", flush=True)
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
