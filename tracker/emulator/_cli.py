@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 
+from .._errors import StateError
 from .._rules import RuleOptions
 from ._server import Emulator, Fault
 
@@ -20,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port (0 picks a free one)")
     parser.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY'")
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible ids")
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        default=None,
+        help="keep the state in this JSON file: loaded at start, rewritten after every change",
+    )
     parser.add_argument(
         "--max-body-bytes", type=int, default=32 * 1024 * 1024, help="413 above this size"
     )
@@ -77,11 +84,24 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         model_delay=args.model_delay,
         seed=args.seed,
+        state_path=args.state,
     )
+    try:
+        emulator.start()
+    except (StateError, OSError) as exc:
+        print(f"tracker emulator: {exc}", file=sys.stderr)
+        return 1
     with emulator:
         for fault, count in faults:
             emulator.inject(fault, times=count)
         print(f"tracker emulator listening on {emulator.base_url}", flush=True)
+        if args.state is not None:
+            with emulator.state.lock:
+                held = len(emulator.state.responses), len(emulator.state.conversations)
+            print(
+                f"state in {args.state}: {held[0]} responses, {held[1]} conversations",
+                flush=True,
+            )
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import socket
 import sys
 import threading
@@ -23,6 +24,7 @@ import attrs
 
 from .._items import OUTPUT_TO_CALL
 from .._rules import RuleOptions
+from ._persist import StateFile
 from ._reply import Reply, error_reply
 from ._schema import bad_request, invalid_type
 from ._script import Script
@@ -205,6 +207,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             reply = emu.service.handle(method, path, query, body)
+            if reply.status < 400 and method != "GET":
+                emu._save()
         except Exception as exc:  # a script bug must still answer with the envelope
             reply = Reply(
                 status=500,
@@ -258,7 +262,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class Emulator:
-    """A local OpenAI-compatible server; see the package docstring for usage."""
+    """A local OpenAI-compatible server; see the package docstring for usage.
+
+    ``state_path``: keep the state in this JSON file across restarts. ``start()`` locks and
+    loads it (raising ``StateError`` naming the path if it is corrupt or of an unknown
+    version, ``OSError`` if another emulator holds it); every successful POST or DELETE
+    rewrites it atomically before answering, and ``stop()`` writes it once more. Without
+    ``state_path`` the state lives in memory only.
+    """
 
     def __init__(
         self,
@@ -271,6 +282,7 @@ class Emulator:
         max_body_bytes: int = 32 * 1024 * 1024,
         model_delay: float = 0.0,
         seed: int | None = None,
+        state_path: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -283,6 +295,8 @@ class Emulator:
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self.state_path = state_path
+        self._state_file: StateFile | None = None
 
     # lifecycle ----------------------------------------------------------------------------
 
@@ -290,7 +304,13 @@ class Emulator:
         """Bind and serve in a background thread; returns ``self``."""
         if self._server is not None:
             return self
-        server = _Server((self.host, self.port), _Handler)
+        if self.state_path is not None:
+            self._open_state(StateFile(self.state_path))
+        try:
+            server = _Server((self.host, self.port), _Handler)
+        except BaseException:
+            self._close_state()
+            raise
         server.emulator = self
         self.port = server.server_address[1]
         self._server = server
@@ -317,6 +337,31 @@ class Emulator:
         server.server_close()
         if self._thread is not None:
             self._thread.join()
+        self._close_state()
+
+    def _open_state(self, state_file: StateFile) -> None:
+        self.service.state = state_file.open(self.service.state)
+        self._state_file = state_file
+        try:
+            self._save()  # creates the file now, so an unwritable path fails at start
+        except BaseException:
+            self._close_state()
+            raise
+
+    def _close_state(self) -> None:
+        state_file, self._state_file = self._state_file, None
+        if state_file is None:
+            return
+        try:
+            with self.state.lock:
+                state_file.write(self.state)
+        finally:
+            state_file.close()
+
+    def _save(self) -> None:
+        if self._state_file is not None:
+            with self.state.lock:
+                self._state_file.write(self.state)
 
     def __enter__(self) -> Emulator:
         return self.start()

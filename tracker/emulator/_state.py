@@ -44,6 +44,20 @@ class IdGen:
         self._random = random.Random(seed)
         self.secret = self._random.randbytes(16)
 
+    @classmethod
+    def restored(cls, random_state: tuple[Any, ...], secret: bytes) -> IdGen:
+        """A generator that continues from ``random_state()`` with a saved ``secret``."""
+        if len(secret) != 16:
+            raise ValueError(f"the secret has {len(secret)} bytes, expected 16")
+        gen = cls(0)
+        gen._random.setstate(random_state)
+        gen.secret = secret
+        return gen
+
+    def random_state(self) -> tuple[Any, ...]:
+        """The random generator's state, to save with the emulator's state."""
+        return self._random.getstate()
+
     def hex(self, n: int) -> str:
         """``n`` random hex digits."""
         return "".join(self._random.choice("0123456789abcdef") for _ in range(n))
