@@ -6,18 +6,20 @@ turns with ``tracker.loop.run_turn``: parallel tool calls, several rounds, one p
 ``--base-url`` (and ``OPENAI_API_KEY`` or ``--api-key``) points it at a real endpoint instead;
 the key alone never does, so the quick start cannot spend money.
 
-``--session NAME`` continues a session in a later run. Against a real endpoint (or an emulator
-running in another process) the next turn continues from the saved ``previous_response_id``
-or conversation. The embedded emulator keeps responses in memory and exits with the demo, so
-on a later run it no longer holds them: the demo says so and starts a new chain (or
-conversation) in the same session, rather than pretend; the session's saved state still
-continues (its version keeps growing).
+``--session NAME`` continues a session in a later run: the next turn continues from the saved
+``previous_response_id`` or conversation. The embedded emulator keeps its state in a JSON file
+next to the store (``demo.db`` -> ``demo.emulator.json``; under the cache directory for a Redis
+store; nowhere for ``memory://`` and ``sqlite:///:memory:``, which forget the session anyway),
+so a later run's emulator still holds the chain. Should the server not hold it (the file was
+deleted), the demo says so and starts a new chain (or conversation) in the same session,
+rather than pretend; the session's saved state still continues (its version keeps growing).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import os
 import secrets
 import sys
@@ -29,8 +31,10 @@ from typing import Any
 import openai
 
 from tracker._demo_view import View
+from tracker._errors import StateError
 from tracker._tracker import Tracker
 from tracker.loop import FunctionTool, RetryPolicy, TurnResult, function_tool, run_turn
+from tracker.stores import load_tracker, save_tracker
 
 __all__ = ["TURNS", "add_arguments", "run"]
 
@@ -69,6 +73,25 @@ def default_store_url() -> str:
     """``sqlite:///`` + ``$XDG_CACHE_HOME/tracker/demo.db`` (``~/.cache`` when unset)."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return "sqlite:///" + str(Path(cache).resolve() / "tracker" / "demo.db")
+
+
+def emulator_state_path(store_url: str) -> Path | None:
+    """Where the embedded emulator keeps its state for sessions in ``store_url``.
+
+    Next to a SQLite file (``demo.db`` -> ``demo.emulator.json``), in the cache directory for
+    Redis (one file per URL), ``None`` for stores that do not outlive the process.
+    """
+    from tracker.stores._url import _parse
+
+    kind, target = _parse(store_url)
+    if kind == "memory" or (kind == "sqlite" and target == ":memory:"):
+        return None
+    if kind == "sqlite":
+        db = Path(target)
+        return db.with_name(db.stem + ".emulator.json")
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    key = hashlib.sha256(store_url.encode()).hexdigest()[:16]
+    return Path(cache) / "tracker" / f"emulator-{key}.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,13 +136,22 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         embedded = args.base_url is None
         faults: list[Any] = []
+        state_path = emulator_state_path(store_url) if embedded else None
         if embedded:
             from tracker.emulator import Emulator, Fault
 
-            emulator = stack.enter_context(Emulator())
+            if state_path is not None:
+                state_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                emulator = stack.enter_context(Emulator(state_path=state_path))
+            except (StateError, OSError) as exc:
+                print(f"tracker demo: {exc}", file=sys.stderr)
+                return 1
             if args.faults:
                 faults = [Fault(status=500, should_retry=False), Fault(drop="after")]
             base_url, where = emulator.base_url, f"embedded emulator at {emulator.base_url}"
+            if state_path is not None:
+                where += f" (state in {state_path})"
         else:
             base_url, where = args.base_url, args.base_url
         key = args.api_key or os.environ.get("OPENAI_API_KEY") or "demo-key"
@@ -129,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         model = args.model or ("emu-1" if embedded else "gpt-4.1-mini")
         session = args.session or time.strftime("demo-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         view.line(f"tracker demo: {where}, model {model}")
-        demo = _Demo(client, store, session, model, view, embedded=embedded)
+        demo = _Demo(client, store, session, model, view, embedded=embedded, state_path=state_path)
         if faults:
 
             def inject() -> None:
@@ -166,24 +198,24 @@ class _Demo:
         view: View,
         *,
         embedded: bool,
+        state_path: Path | None = None,
     ) -> None:
         self.client, self.store, self.session, self.model = client, store, session, model
-        self.view, self.embedded = view, embedded
+        self.view, self.embedded, self.state_path = view, embedded, state_path
         self.results: list[TurnResult] = []
         self.before_turn: dict[int, Callable[[], object]] = {}
 
     def open(self, *, conversation: bool, store_url: str) -> None:
         """Start the session, or say where the saved one continues from."""
-        loaded = self.store.load(self.session)
-        if loaded is None:
+        saved, version = load_tracker(self.store, self.session)
+        if version == 0:
             tracker = Tracker()
             if conversation:
                 tracker = Tracker(conversation_id=self.client.conversations.create().id)
-            self.store.save(self.session, tracker.to_state(), None)
+            save_tracker(self.store, self.session, tracker, 0)
             mode = f"conversation {tracker.conversation_id}" if conversation else "a new chain"
             self.view.line(f"session {self.session}: new, in {mode}; stored in {store_url}")
             return
-        saved = Tracker.from_state(loaded.state)
         if conversation and saved.conversation_id is None:
             self.view.line("note: --conversation applies to new sessions; this one is a chain")
         place = (
@@ -192,7 +224,7 @@ class _Demo:
             else f"previous_response_id {saved.previous_response_id or '-'}"
         )
         self.view.line(
-            f"session {self.session}: continuing at version {loaded.version} from {place}; "
+            f"session {self.session}: continuing at version {version} from {place}; "
             f"stored in {store_url}"
         )
 
@@ -225,18 +257,18 @@ class _Demo:
         )
 
     def _restart(self, exc: openai.APIStatusError) -> None:
-        loaded = self.store.load(self.session)
-        old = Tracker.from_state(loaded.state) if loaded else Tracker()
+        old, version = load_tracker(self.store, self.session)
         fresh = Tracker()
         what = f"response {old.previous_response_id}"
         if old.conversation_id is not None:
             fresh = Tracker(conversation_id=self.client.conversations.create().id)
             what = f"conversation {old.conversation_id}"
-        self.store.save(self.session, fresh.to_state(), loaded.version if loaded else None)
+        save_tracker(self.store, self.session, fresh, version)
+        kept = f"its state file {self.state_path}" if self.state_path else "memory only"
         self.view.line(
-            f"  note: the server no longer holds {what}: the embedded emulator keeps state in "
-            "memory and exited with the run that made it. Starting a new chain in this session "
-            "(use --base-url with a lasting server to continue the old one)."
+            f"  note: the server no longer holds {what}: the embedded emulator's state "
+            f"({kept}) does not have it, e.g. the file was deleted. Starting a new chain in "
+            "this session."
         )
 
     def summary(self, *, errors: int) -> str:
