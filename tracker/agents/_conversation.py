@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from agents.exceptions import UserError
 from agents.items import InputItem, ItemHelpers, ModelResponse, RunItem, TResponseInputItem
@@ -43,6 +43,8 @@ from ._support import (
     anonymous_search_fingerprint,
     is_tool_search,
     read_keys,
+    sdk_fingerprint,
+    tracker_fingerprint,
 )
 
 __all__ = ["OpenAIServerConversationTracker"]
@@ -185,8 +187,9 @@ class OpenAIServerConversationTracker:
             self._note_server_keys(item)
             self._note_restored_content(item)
 
+        hydrate_one = self._hydrate_generated
         for run_item in generated_items:
-            self._hydrate_generated(run_item, unsent)
+            hydrate_one(run_item, unsent)
         self.primed_from_state = True
 
     def _hydrate_generated(self, run_item: RunItem, unsent: set[str]) -> None:
@@ -196,27 +199,31 @@ class OpenAIServerConversationTracker:
         item_id, call_id, has_output = read_keys(raw)
         if call_id is not None and has_output and call_id in unsent:
             return
-        is_input = isinstance(run_item, InputItem)
-        is_search = run_item.type in _SEARCH_RUN_ITEM_TYPES
+        kind = run_item.type
+        is_input = type(run_item) is InputItem or isinstance(run_item, InputItem)
+        is_search = kind in _SEARCH_RUN_ITEM_TYPES
         delivered = (
             item_id is not None
-            or (call_id is not None and (has_output or run_item.type in _CALL_RUN_ITEM_TYPES))
+            or (call_id is not None and (has_output or kind in _CALL_RUN_ITEM_TYPES))
             or is_input
             or is_search
         )
         if not delivered:
             return
-        self.sent_items.append(raw)
-        if isinstance(run_item, InputItem):
+        self.sent_items.set(raw, None)
+        # Resumed runs fingerprint every restored item once: skip the cache and the
+        # tool_search conversions for the common types (this loop is hydrate's whole cost).
+        searchable = is_tool_search(raw)
+        if is_input:
             # Pending input is deduped by occurrence id, not content: equal texts may recur.
-            self.accepted_input_item_ids.add(run_item.input_id)
+            self.accepted_input_item_ids.add(cast(InputItem, run_item).input_id)
         else:
-            fingerprint = self._fingerprint(raw)
+            fingerprint = tracker_fingerprint(raw) if searchable else sdk_fingerprint(raw)
             if fingerprint:
                 self.sent_item_fingerprints.add(fingerprint)
                 if is_search:
                     self.server_output_fingerprints.add(fingerprint)
-        anonymous = anonymous_search_fingerprint(raw)
+        anonymous = anonymous_search_fingerprint(raw) if searchable else None
         if anonymous:
             self.restored_anonymous_tool_search_fingerprints.add(anonymous)
         if item_id is not None:

@@ -1,21 +1,27 @@
 """Building blocks of the openai-agents adapter: item reading, fingerprints, identity views.
 
 Fingerprints here must equal openai-agents' own (``fingerprint_input_item``), because the
-SDK's session code compares them with the tracker's ``sent_item_fingerprints``; so this module
-calls the SDK's helpers instead of ``tracker._fingerprint``.
+SDK's session code compares them with the tracker's ``sent_item_fingerprints``: the SDK's
+helpers are called for anything unusual, and ``sdk_fingerprint``'s fast path for dicts and
+pydantic models is checked against the SDK's function by the tests.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from agents.items import _output_item_to_input_item as output_item_to_input_item
-from agents.run_internal.items import fingerprint_input_item
+from agents.run_internal.items import (
+    TOOL_CALL_SESSION_DESCRIPTION_KEY,
+    TOOL_CALL_SESSION_TITLE_KEY,
+    fingerprint_input_item,
+)
+from pydantic import BaseModel
 
-from .._errors import ItemError
-from .._identity import IdentityMap, IdentitySet
-from .._items import field, read_item
+from .._identity import IdentityMap
+from .._items import FAKE_ID, field
 
 __all__ = [
     "FingerprintCache",
@@ -28,38 +34,91 @@ __all__ = [
 ]
 
 _TOOL_SEARCH_TYPES = frozenset({"tool_search_call", "tool_search_output"})
+_KEY_NAMES = ("id", "call_id", "output")
+_NO_EXTRA: dict[str, Any] = {}
+_FAST_CLASSES: dict[type, bool] = {}
 
 # What a prepared item came from: the caller's original object and its pending-input id.
 Source = tuple[Any, "str | None"]
 
 
+def _attribute_reader(cls: type) -> bool:
+    """Whether instances of ``cls`` hold id/call_id/output only in ``__dict__`` or extras."""
+    fast = _FAST_CLASSES.get(cls)
+    if fast is None:
+        fast = issubclass(cls, BaseModel) and not any(hasattr(cls, n) for n in _KEY_NAMES)
+        _FAST_CLASSES[cls] = fast
+    return fast
+
+
 def read_keys(item: Any) -> tuple[str | None, str | None, bool]:
     """Return ``(provider item id, call_id, carries an output payload)`` of an item.
 
-    Placeholder ids from non-Responses providers read as ``None``. Type-less payloads such as
-    ``{"call_id": ..., "output": ...}`` are tolerated, as openai-agents tolerates them.
+    The SDK's rules: the placeholder id of non-Responses providers reads as ``None``; an output
+    is recognised by its payload (an ``output`` member), not by its type; type-less payloads
+    such as ``{"call_id": ..., "output": ...}`` are fine. This runs for every item of a resumed
+    run, so plain dicts and pydantic models (the SDK's items) are read without the generic,
+    ABC-based ``tracker._items.field`` path, with the same results.
     """
-    try:
-        info = read_item(item)
-        item_id, call_id = info.id, info.call_id
-    except ItemError:
+    if type(item) is dict:
+        raw_id, raw_call_id, has_output = item.get("id"), item.get("call_id"), "output" in item
+    elif _attribute_reader(type(item)):
+        members = item.__dict__
+        extra = item.__pydantic_extra__ or _NO_EXTRA
+        raw_id = members.get("id", extra.get("id"))
+        raw_call_id = members.get("call_id", extra.get("call_id"))
+        has_output = "output" in members or "output" in extra
+    else:
         raw_id, raw_call_id = field(item, "id"), field(item, "call_id")
-        item_id = raw_id if isinstance(raw_id, str) and raw_id != "__fake_id__" else None
-        call_id = raw_call_id if isinstance(raw_call_id, str) else None
-    # The SDK pairs outputs by payload, not by type: keep its rule so decisions match.
-    has_output = "output" in item if isinstance(item, Mapping) else hasattr(item, "output")
+        has_output = "output" in item if isinstance(item, Mapping) else hasattr(item, "output")
+    item_id = raw_id if isinstance(raw_id, str) and raw_id != FAKE_ID else None
+    call_id = raw_call_id if isinstance(raw_call_id, str) else None
     return item_id, call_id, has_output
+
+
+def item_type(item: Any) -> Any:
+    """Return an item's ``type`` member (``None`` if it has none)."""
+    if type(item) is dict:
+        return item.get("type")
+    return getattr(item, "type", None)
 
 
 def is_tool_search(item: Any) -> bool:
     """Return True for tool_search items, which carry no stable provider identifiers."""
-    return field(item, "type") in _TOOL_SEARCH_TYPES
+    return item_type(item) in _TOOL_SEARCH_TYPES
+
+
+# Members the SDK strips before fingerprinting (session metadata, output-only fields).
+_UNFINGERPRINTED = (TOOL_CALL_SESSION_DESCRIPTION_KEY, TOOL_CALL_SESSION_TITLE_KEY, "created_by")
+# The SDK fingerprints with json.dumps(sort_keys=True, default=str), which builds an encoder
+# per call; one prebuilt encoder with the same options gives the same text, faster.
+_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+
+
+def sdk_fingerprint(item: Any) -> str | None:
+    """Return exactly ``agents``' ``fingerprint_input_item(item)``, faster for common items.
+
+    Plain dicts and pydantic models (every item the runner holds) are serialised here, once,
+    the way the SDK does; anything else, and any failure, is handed to the SDK's function.
+    """
+    try:
+        if type(item) is dict:
+            payload = {k: v for k, v in item.items() if k not in _UNFINGERPRINTED}
+        elif isinstance(item, BaseModel):
+            payload = item.model_dump(exclude_unset=True, warnings=False)
+            for key in _UNFINGERPRINTED:
+                payload.pop(key, None)
+        else:
+            return fingerprint_input_item(item)
+        return _ENCODER.encode(payload)
+    except Exception:  # the SDK's own rules decide odd cases (it returns None on failure)
+        return fingerprint_input_item(item)
 
 
 def tracker_fingerprint(item: Any) -> str | None:
     """Return the SDK-compatible dedupe fingerprint of an item, or ``None`` if it has none."""
     if not is_tool_search(item):
-        return fingerprint_input_item(item)
+        return sdk_fingerprint(item)
     try:
         replayable = output_item_to_input_item(item)
     except Exception:  # the SDK treats an unconvertible item as having no fingerprint
@@ -106,7 +165,7 @@ class FingerprintCache:
         self._known.clear()
 
 
-class TrackedObjects:
+class TrackedObjects(IdentityMap[None]):
     """The objects a tracker has delivered or seen, by identity, in O(1).
 
     Stands in for the SDK's plain lists ``sent_items`` / ``server_items``: it iterates in
@@ -115,23 +174,16 @@ class TrackedObjects:
     objects. It holds references, so an address cannot be reused while an object is tracked.
     """
 
-    __slots__ = ("_objects",)
+    __slots__ = ()
 
     __hash__ = None  # type: ignore[assignment]  # mutable, like the list it replaces
 
     def __init__(self, objects: Iterable[Any] = ()) -> None:
-        self._objects = IdentitySet()
-        for obj in objects:
-            self._objects.add(obj)
-
-    def __len__(self) -> int:
-        return len(self._objects)
+        super().__init__()
+        self.extend(objects)
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._objects)
-
-    def __contains__(self, obj: object) -> bool:
-        return obj in self._objects
+        return self.objects()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, TrackedObjects | list | tuple):
@@ -145,27 +197,23 @@ class TrackedObjects:
         return f"TrackedObjects({list(self)!r})"
 
     def append(self, obj: Any) -> None:
-        """Track ``obj`` (once: tracking it again changes nothing)."""
-        self._objects.add(obj)
+        """Track ``obj`` (once: tracking it again keeps its place and changes nothing)."""
+        self.set(obj, None)
 
     def extend(self, objects: Iterable[Any]) -> None:
         """Track each of ``objects``."""
         for obj in objects:
-            self._objects.add(obj)
+            self.append(obj)
 
     def discard(self, obj: Any) -> None:
         """Stop tracking ``obj`` if it is tracked."""
-        self._objects.discard(obj)
+        self.pop(obj)
 
     def remove(self, obj: Any) -> None:
         """Stop tracking ``obj``; raise ``ValueError`` if it is not tracked (as ``list`` does)."""
-        if obj not in self._objects:
+        if obj not in self:
             raise ValueError(f"{type(obj).__name__} object is not tracked")
-        self._objects.discard(obj)
-
-    def clear(self) -> None:
-        """Stop tracking every object."""
-        self._objects.clear()
+        self.pop(obj)
 
 
 class SourceBuckets:
