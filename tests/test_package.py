@@ -26,6 +26,7 @@ def test_public_api_is_exactly_the_intended_surface() -> None:
         "ItemInfo",
         "Prepared",
         "RepairAction",
+        "SessionBusyError",
         "StateError",
         "StateVersionError",
         "StoreError",

@@ -16,6 +16,7 @@ Each refines a builtin so callers can catch either ``TrackerError`` or the built
     │                                    ``.violations`` lists each problem
     └── StoreError(RuntimeError)         a durable store failed
         ├── ConflictError                compare-and-set lost: reload and retry (retryable)
+        │   └── SessionBusyError         another worker holds the session's lease (retryable)
         └── CorruptStateError            a stored snapshot is unreadable; left untouched
 
 After any of these is raised by a ``Tracker`` method, the tracker's state is unchanged.
@@ -31,6 +32,7 @@ __all__ = [
     "CorruptStateError",
     "HistoryError",
     "ItemError",
+    "SessionBusyError",
     "StateError",
     "StateVersionError",
     "StoreError",
@@ -113,6 +115,21 @@ class ConflictError(StoreError):
         super().__init__(message, session_id=session_id)
         self.expected_version = expected_version
         self.actual_version = actual_version
+
+
+class SessionBusyError(ConflictError):
+    """Another worker holds the session's lease: it is serving a turn. Retry later.
+
+    ``owner`` names the holder, ``expires_in`` the seconds until its lease runs out (a crashed
+    holder's lease can be taken over then).
+    """
+
+    def __init__(
+        self, message: str, *, session_id: str | None = None, owner: str, expires_in: float
+    ) -> None:
+        super().__init__(message, session_id=session_id)
+        self.owner = owner
+        self.expires_in = expires_in
 
 
 class CorruptStateError(StoreError):

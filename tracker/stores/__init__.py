@@ -13,32 +13,62 @@ and is never overwritten silently.
     ...  # serve the turn
     save_tracker(store, "chat-42", tracker, version)
 
+Many workers on one session claim it before sending (``claim_session``: a lease written
+with compare-and-set, so exactly one worker serves a turn; ``SessionBusyError`` for the others),
+save progress while holding it (``renew_session``) and free it on the last save
+(``release_session``); ``tracker.loop`` does this for you.
+
 Every store comes in a sync form (``Store``) and an async one (``AsyncStore``). Importing this
 package does not import redis-py; creating a ``RedisStore`` does.
 """
 
 from ._base import AsyncStore, AsyncStoreAdapter, Loaded, Store
 from ._memory import AsyncMemoryStore, MemoryStore
+from ._record import Lease
 from ._redis import AsyncRedisStore, RedisStore
-from ._session import aload_tracker, asave_tracker, load_tracker, save_tracker
+from ._session import (
+    DEFAULT_LEASE_TTL,
+    LeasedSession,
+    aclaim_session,
+    aload_tracker,
+    arelease_session,
+    arenew_session,
+    asave_tracker,
+    claim_session,
+    load_tracker,
+    new_owner,
+    release_session,
+    renew_session,
+    save_tracker,
+)
 from ._sqlite import AsyncSQLiteStore, SQLiteStore
 from ._url import open_async_store, open_store
 
 __all__ = [
+    "DEFAULT_LEASE_TTL",
     "AsyncMemoryStore",
     "AsyncRedisStore",
     "AsyncSQLiteStore",
     "AsyncStore",
     "AsyncStoreAdapter",
+    "Lease",
+    "LeasedSession",
     "Loaded",
     "MemoryStore",
     "RedisStore",
     "SQLiteStore",
     "Store",
+    "aclaim_session",
     "aload_tracker",
+    "arelease_session",
+    "arenew_session",
     "asave_tracker",
+    "claim_session",
     "load_tracker",
+    "new_owner",
     "open_async_store",
     "open_store",
+    "release_session",
+    "renew_session",
     "save_tracker",
 ]

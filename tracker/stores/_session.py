@@ -1,61 +1,288 @@
-"""Load a ``Tracker`` from a session and save it back with compare-and-set.
+"""Sessions: a ``Tracker`` in a store, and a lease that lets one worker at a time serve a turn.
 
-A turn served from a store reads::
+Compare-and-set alone lets two workers that loaded the same version both *send* the same delta
+(only the second save fails, after the fact). So a worker claims the session first::
 
-    tracker, version = load_tracker(store, session_id)
-    ...  # prepare, mark_sent, create, observe_response
-    version = save_tracker(store, session_id, tracker, version)   # ConflictError: reload, retry
+    session = claim_session(store, "chat-42", ttl=120)      # SessionBusyError: retry later
+    ...  # prepare, send, observe; after each model call:
+    renew_session(store, session, turn=progress)            # saves the tracker, renews the lease
+    release_session(store, session)                         # final save; the lease is freed
 
-A snapshot the tracker cannot restore (unknown format version, malformed field) is reported as
-``CorruptStateError`` naming the session, exactly like unreadable JSON, and stays in the store.
+``claim_session`` writes the lease with compare-and-set on the version it loaded, so of all
+workers that loaded a version exactly one wins; the others get ``ConflictError`` (lost the race)
+or, on their next try, ``SessionBusyError`` (a ``ConflictError`` naming the holder and the
+seconds until its lease expires). A lease nobody renews expires: a crashed worker blocks its
+session for at most ``ttl`` seconds, then any worker takes it over from the last saved state.
+Workers' clocks must agree to well within ``ttl``; ``clock=`` is injectable for tests.
+
+``load_tracker``/``save_tracker`` are the lease-free pair (one process, or CAS-only callers);
+``save_tracker`` refuses to overwrite a session whose valid lease another worker holds. Stored
+snapshots the tracker cannot restore are reported as ``CorruptStateError`` naming the session,
+and stay in the store. The record format is described in ``tracker/stores/_record.py``.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from tracker._errors import CorruptStateError, StateError
+import attrs
+
+from tracker._errors import ConflictError
 from tracker._tracker import Tracker
 
 from ._base import AsyncStore, Loaded, Store
+from ._record import Lease, busy, encode_record, parse_record, restore_tracker
 
-__all__ = ["aload_tracker", "asave_tracker", "load_tracker", "save_tracker"]
+__all__ = [
+    "DEFAULT_LEASE_TTL",
+    "LeasedSession",
+    "aclaim_session",
+    "aload_tracker",
+    "arelease_session",
+    "arenew_session",
+    "asave_tracker",
+    "claim_session",
+    "load_tracker",
+    "new_owner",
+    "release_session",
+    "renew_session",
+    "save_tracker",
+]
+
+DEFAULT_LEASE_TTL = 120.0
+"""Seconds a lease lasts unless renewed: well above one model call or one batch of tools."""
+
+Clock = Callable[[], float]
 
 
-def _restore(
-    session_id: str, loaded: Loaded | None, new_kwargs: dict[str, Any]
-) -> tuple[Tracker, int]:
-    if loaded is None:
-        return Tracker(**new_kwargs), 0
+def new_owner() -> str:
+    """A lease owner name unique to this claim: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+@attrs.define
+class LeasedSession:
+    """A session this worker has claimed: its tracker, stored version, lease and turn progress.
+
+    ``renew_session``/``release_session`` update ``version``, ``lease`` and ``turn`` in place
+    after each successful save (and leave them unchanged when the save fails).
+    """
+
+    session_id: str
+    tracker: Tracker
+    version: int
+    lease: Lease | None
+    turn: dict[str, Any] | None
+    ttl: float
+    clock: Clock = attrs.field(repr=False)
+
+
+# ---------------------------------------------------------------------- pure steps
+
+
+def _claim(
+    session_id: str,
+    loaded: Loaded | None,
+    new_tracker: dict[str, Any],
+    *,
+    owner: str | None,
+    ttl: float,
+    clock: Clock,
+) -> tuple[LeasedSession, dict[str, Any]]:
+    if not ttl > 0:
+        raise ValueError(f"lease ttl must be a positive number of seconds, got {ttl!r}")
+    owner = new_owner() if owner is None else owner
+    record = parse_record(session_id, loaded)
+    version = 0 if loaded is None else loaded.version
+    now = clock()
+    held = record.lease
+    if held is not None and held.owner != owner and held.expires_in(now) > 0:
+        raise busy(session_id, held, now)
+    tracker = restore_tracker(session_id, version, record.tracker_state, new_tracker)
+    lease = Lease(owner, now + ttl)
+    state = tracker.to_state() if record.tracker_state is None else record.tracker_state
+    session = LeasedSession(session_id, tracker, version, lease, record.turn, ttl, clock)
+    return session, encode_record(state, lease, record.turn)
+
+
+def _next(
+    session: LeasedSession, keep: bool, turn: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], Lease | None, dict[str, Any] | None]:
+    """The record to write next, with the lease renewed (``keep``) or freed."""
+    owner = session.lease.owner if session.lease is not None else new_owner()
+    lease = Lease(owner, session.clock() + session.ttl) if keep else None
+    progress = None if turn is None else dict(turn)
+    return encode_record(session.tracker.to_state(), lease, progress), lease, progress
+
+
+def _saved(
+    session: LeasedSession, version: int, lease: Lease | None, progress: dict[str, Any] | None
+) -> int:
+    session.version, session.lease, session.turn = version, lease, progress
+    return version
+
+
+def _lease_lost(session: LeasedSession, exc: ConflictError) -> ConflictError:
+    owner = session.lease.owner if session.lease else "?"
+    return ConflictError(
+        f"session {session.session_id!r} changed while worker {owner!r} held its lease (it "
+        f"ran past its {session.ttl:g} s lease and another worker took the session over, or "
+        "the session was deleted). Nothing was saved; this turn stops here and the session "
+        "continues from the other worker's state. Raise the lease ttl if turns take longer",
+        session_id=session.session_id,
+        expected_version=exc.expected_version,
+        actual_version=exc.actual_version,
+    )
+
+
+def _check_free(
+    session_id: str, loaded: Loaded | None, version: int, now: float
+) -> dict[str, Any] | None:
+    """The stored turn progress, after checking that nobody else holds a valid lease."""
+    if loaded is None or loaded.version != version:
+        return None  # the compare-and-set reports the mismatch
+    record = parse_record(session_id, loaded)
+    if record.lease is not None and record.lease.expires_in(now) > 0:
+        raise busy(session_id, record.lease, now)
+    return record.turn
+
+
+def _restore(session_id: str, loaded: Loaded | None, new: dict[str, Any]) -> tuple[Tracker, int]:
+    version = 0 if loaded is None else loaded.version
+    state = parse_record(session_id, loaded).tracker_state
+    return restore_tracker(session_id, version, state, new), version
+
+
+# ---------------------------------------------------------------------- blocking
+
+
+def claim_session(
+    store: Store,
+    session_id: str,
+    *,
+    owner: str | None = None,
+    ttl: float = DEFAULT_LEASE_TTL,
+    clock: Clock = time.time,
+    **new_tracker: Any,
+) -> LeasedSession:
+    """Take the session's lease for ``ttl`` seconds; return the claimed session.
+
+    ``owner`` names this worker (default: ``new_owner()``); a lease already held by the same
+    owner is re-taken. A missing session is created with ``Tracker(**new_tracker)``. Raises
+    ``SessionBusyError`` while another owner's lease is valid, ``ConflictError`` when another
+    worker claimed or saved between our load and our write (reload and retry), and
+    ``CorruptStateError`` for a record that cannot be read (left untouched).
+    """
+    session, record = _claim(
+        session_id, store.load(session_id), new_tracker, owner=owner, ttl=ttl, clock=clock
+    )
+    session.version = store.save(session_id, record, session.version)
+    return session
+
+
+def renew_session(
+    store: Store, session: LeasedSession, *, turn: Mapping[str, Any] | None = None
+) -> int:
+    """Save the session's tracker and ``turn`` progress and extend the lease; return the version.
+
+    Raises ``ConflictError`` when the lease was lost (it expired and another worker took the
+    session over): stop serving the turn, nothing more may be sent for it.
+    """
+    return _store_progress(store, session, turn, keep=True)
+
+
+def release_session(
+    store: Store, session: LeasedSession, *, turn: Mapping[str, Any] | None = None
+) -> int:
+    """Save the session's tracker and ``turn`` progress and free the lease; return the version.
+
+    Raises ``ConflictError`` like ``renew_session`` when the lease was lost.
+    """
+    return _store_progress(store, session, turn, keep=False)
+
+
+def _store_progress(
+    store: Store, session: LeasedSession, turn: Mapping[str, Any] | None, *, keep: bool
+) -> int:
+    record, lease, progress = _next(session, keep, turn)
     try:
-        return Tracker.from_state(loaded.state), loaded.version
-    except StateError as exc:
-        raise CorruptStateError(
-            f"stored state of session {session_id!r} (version {loaded.version}) cannot be "
-            f"restored: {exc} It was left untouched; inspect it, then delete the session "
-            f"(store.delete({session_id!r})) to start it over, or upgrade tracker if a newer "
-            "release wrote it",
-            session_id=session_id,
-        ) from exc
+        version = store.save(session.session_id, record, session.version)
+    except ConflictError as exc:
+        raise _lease_lost(session, exc) from exc
+    return _saved(session, version, lease, progress)
 
 
 def load_tracker(store: Store, session_id: str, **new_tracker: Any) -> tuple[Tracker, int]:
     """Return the session's tracker and the version to pass to ``save_tracker``.
 
     A session that does not exist yet gives ``Tracker(**new_tracker)`` and version ``0``; the
-    keyword arguments (``previous_response_id=``, ``conversation_id=``) apply only then. Raises
-    ``CorruptStateError`` for stored data that cannot be read or restored (left untouched).
+    keyword arguments (``previous_response_id=``, ``conversation_id=``) apply only then. Reads
+    both session records and bare snapshots of earlier releases. Raises ``CorruptStateError``
+    for stored data that cannot be read or restored (left untouched).
     """
     return _restore(session_id, store.load(session_id), new_tracker)
 
 
-def save_tracker(store: Store, session_id: str, tracker: Tracker, version: int) -> int:
-    """Save ``tracker.to_state()`` if the session is still at ``version``; return the new one.
+def save_tracker(
+    store: Store, session_id: str, tracker: Tracker, version: int, *, clock: Clock = time.time
+) -> int:
+    """Save ``tracker`` if the session is still at ``version``; return the new version.
 
     Raises ``ConflictError`` (nothing written) when another worker saved in between: reload
-    with ``load_tracker`` and serve the turn again from there.
+    with ``load_tracker`` and serve the turn again from there; ``SessionBusyError`` when
+    another worker holds the session's lease (it is serving a turn right now).
     """
-    return store.save(session_id, tracker.to_state(), version)
+    turn = _check_free(session_id, store.load(session_id), version, clock())
+    return store.save(session_id, encode_record(tracker.to_state(), None, turn), version)
+
+
+# ---------------------------------------------------------------------- async
+
+
+async def aclaim_session(
+    store: AsyncStore,
+    session_id: str,
+    *,
+    owner: str | None = None,
+    ttl: float = DEFAULT_LEASE_TTL,
+    clock: Clock = time.time,
+    **new_tracker: Any,
+) -> LeasedSession:
+    """The ``AsyncStore`` form of ``claim_session``."""
+    loaded = await store.load(session_id)
+    session, record = _claim(session_id, loaded, new_tracker, owner=owner, ttl=ttl, clock=clock)
+    session.version = await store.save(session_id, record, session.version)
+    return session
+
+
+async def arenew_session(
+    store: AsyncStore, session: LeasedSession, *, turn: Mapping[str, Any] | None = None
+) -> int:
+    """The ``AsyncStore`` form of ``renew_session``."""
+    return await _astore_progress(store, session, turn, keep=True)
+
+
+async def arelease_session(
+    store: AsyncStore, session: LeasedSession, *, turn: Mapping[str, Any] | None = None
+) -> int:
+    """The ``AsyncStore`` form of ``release_session``."""
+    return await _astore_progress(store, session, turn, keep=False)
+
+
+async def _astore_progress(
+    store: AsyncStore, session: LeasedSession, turn: Mapping[str, Any] | None, *, keep: bool
+) -> int:
+    record, lease, progress = _next(session, keep, turn)
+    try:
+        version = await store.save(session.session_id, record, session.version)
+    except ConflictError as exc:
+        raise _lease_lost(session, exc) from exc
+    return _saved(session, version, lease, progress)
 
 
 async def aload_tracker(
@@ -65,6 +292,9 @@ async def aload_tracker(
     return _restore(session_id, await store.load(session_id), new_tracker)
 
 
-async def asave_tracker(store: AsyncStore, session_id: str, tracker: Tracker, version: int) -> int:
+async def asave_tracker(
+    store: AsyncStore, session_id: str, tracker: Tracker, version: int, *, clock: Clock = time.time
+) -> int:
     """The ``AsyncStore`` form of ``save_tracker``."""
-    return await store.save(session_id, tracker.to_state(), version)
+    turn = _check_free(session_id, await store.load(session_id), version, clock())
+    return await store.save(session_id, encode_record(tracker.to_state(), None, turn), version)
