@@ -13,7 +13,7 @@ import pytest
 from tracker import Tracker
 from tracker.cli import main
 from tracker.emulator import Emulator
-from tracker.stores import SQLiteStore
+from tracker.stores import SQLiteStore, load_tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = (
@@ -39,11 +39,11 @@ def _demo(*args: str, env: dict[str, str] | None = None) -> str:
 def _version(db: Path, session: str) -> tuple[int, Tracker]:
     store = SQLiteStore(db)
     try:
-        loaded = store.load(session)
+        tracker, version = load_tracker(store, session)
     finally:
         store.close()
-    assert loaded is not None
-    return loaded.version, Tracker.from_state(loaded.state)
+    assert version > 0
+    return version, tracker
 
 
 def test_demo_twice_on_one_session_with_the_embedded_emulator(tmp_path: Path) -> None:
@@ -55,9 +55,11 @@ def test_demo_twice_on_one_session_with_the_embedded_emulator(tmp_path: Path) ->
     assert SUMMARY.format(retries=0) in first.splitlines()
     db = tmp_path / "tracker" / "demo.db"
     version, saved = _version(db, "s")
-    assert 4 == version
+    # created, then each of the 4 turns: claim, progress after each model call and each batch
+    # of tools, release
+    assert 17 == version
     second = _demo("--session", "s", env=env)
-    assert f"continuing at version 4 from previous_response_id {saved.previous_response_id}" in (
+    assert f"continuing at version 17 from previous_response_id {saved.previous_response_id}" in (
         second
     )
     assert "note: the server no longer holds response" in second

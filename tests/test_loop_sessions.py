@@ -12,37 +12,44 @@ import pytest
 from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
 from openai import AsyncOpenAI, OpenAI
 
-from tracker import Tracker, UsageError
+from tracker import SessionBusyError, Tracker, UsageError
 from tracker.emulator import Emulator
 from tracker.loop import MaxTurnsError, RequestSent, arun_turn, run_turn
-from tracker.stores import AsyncSQLiteStore, MemoryStore, SQLiteStore
+from tracker.stores import AsyncSQLiteStore, MemoryStore, SQLiteStore, load_tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_turns_continue_through_the_store(client: OpenAI, emulator: Emulator) -> None:
-    """Each turn saves a new version; the next one continues from the saved response."""
+    """Each turn saves claim, progress and release; the next continues from the saved response."""
     store = MemoryStore()
     first = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS, store=store, session_id="s")
     second = run_turn(client, model="emu-1", input="ok", tools=TOOLS, store=store, session_id="s")
-    assert (1, 2) == (first.session_version, second.session_version)
+    # claim, 2 x (after the model call, after the tools), release; then claim, release
+    assert (6, 8) == (first.session_version, second.session_version)
     assert first.last_response_id == second.requests[0].previous_response_id
-    loaded = store.load("s")
-    assert loaded is not None
-    assert second.last_response_id == Tracker.from_state(loaded.state).previous_response_id
+    assert second.last_response_id == load_tracker(store, "s")[0].previous_response_id
 
 
-def test_conflict_reloads_and_reruns_the_turn(client: OpenAI, emulator: Emulator) -> None:
-    """When another worker saves the session mid-turn, the turn is re-run on its state."""
+def test_a_busy_session_is_refused_and_nothing_is_sent_twice(
+    client: OpenAI, emulator: Emulator
+) -> None:
+    """While a turn holds the lease, another worker's turn is refused (SessionBusyError)."""
     store = MemoryStore()
-    other: list[Any] = []
+    other: list[BaseException] = []
 
     def another_worker(event: Any) -> None:
         if isinstance(event, RequestSent) and not other:
-            other.append(None)
-            other.append(
-                run_turn(client, model="emu-1", input="other", store=store, session_id="s")
-            )
+            with pytest.raises(SessionBusyError) as info:
+                run_turn(
+                    client,
+                    model="emu-1",
+                    input="other",
+                    store=store,
+                    session_id="s",
+                    lease_wait=0.05,
+                )
+            other.append(info.value)
 
     result = run_turn(
         client,
@@ -52,10 +59,14 @@ def test_conflict_reloads_and_reruns_the_turn(client: OpenAI, emulator: Emulator
         store=store,
         session_id="s",
         on_event=another_worker,
+        lease_owner="worker-a",
     )
     assert ANSWER == result.text
-    assert 2 == result.session_version
-    assert other[1].last_response_id == result.requests[0].previous_response_id
+    assert ("s", "worker-a") == (other[0].session_id, other[0].owner)  # type: ignore[attr-defined]
+    assert 3 == len(request_bodies(emulator))
+    assert all("other" not in str(body["input"]) for body in request_bodies(emulator))
+    again = run_turn(client, model="emu-1", input="other", store=store, session_id="s")
+    assert result.last_response_id == again.requests[0].previous_response_id
 
 
 def test_a_failed_turn_saves_what_the_server_holds(client: OpenAI, emulator: Emulator) -> None:
@@ -71,11 +82,11 @@ def test_a_failed_turn_saves_what_the_server_holds(client: OpenAI, emulator: Emu
             session_id="s",
             max_turns=1,
         )
-    loaded = store.load("s")
-    assert loaded is not None and 1 == loaded.version
-    assert 2 == len(Tracker.from_state(loaded.state).pending_call_ids)
+    tracker, version = load_tracker(store, "s")
+    assert 3 == version  # claim, progress after the model call, release
+    assert 2 == len(tracker.pending_call_ids)
     result = run_turn(client, model="emu-1", input="hi", tools=TOOLS, store=store, session_id="s")
-    assert (2, 2) == (result.abandoned_calls, result.session_version)
+    assert (2, 5) == (result.abandoned_calls, result.session_version)
     assert "You said: hi" == result.text
 
 
@@ -133,7 +144,7 @@ def test_a_session_continues_in_another_process(
     finally:
         store.close()
     assert first_id == here.requests[0].previous_response_id
-    assert 2 == here.session_version
+    assert 2 + 6 == here.session_version  # after the child's 6 saves: claim, release
     child("last")
     assert here.last_response_id == request_bodies(emulator)[-1]["previous_response_id"]
 
@@ -154,5 +165,5 @@ async def test_async_sessions_with_async_and_sync_stores(
     three = await arun_turn(
         async_client, model="emu-1", input="y", store=sync_store, session_id="b"
     )
-    assert 1 == three.session_version
-    assert 1 == (sync_store.load("b") or pytest.fail("not saved")).version
+    assert 2 == three.session_version  # claim, release
+    assert 2 == (sync_store.load("b") or pytest.fail("not saved")).version

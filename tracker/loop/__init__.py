@@ -13,8 +13,12 @@ Import it by path (``import tracker.loop``); ``import tracker`` does not import 
 turn: model call, tool calls, model call ... until the model answers without calling tools.
 Each call sends only the delta the ``Tracker`` decides, continuing with
 ``previous_response_id`` or in a ``conversation``. With ``store=`` + ``session_id=`` the
-tracker is loaded before and saved (compare-and-set) after the turn, so a chat continues in
-another process. How retries stay exact is explained in ``tracker/loop/_core.py``.
+turn claims the session's lease before its first model call, saves progress after each model
+call and each batch of tools, and frees the lease with its final save: a chat continues in
+another process, two workers never send the same delta (a busy session is waited for, then
+``SessionBusyError``), and a worker that crashed mid-turn is taken over when its lease expires
+(``tracker/loop/_session.py``). How retries stay exact is explained in
+``tracker/loop/_core.py``.
 """
 
 from ._async import arun_turn

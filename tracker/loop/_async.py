@@ -10,9 +10,19 @@ from typing import Any, TypeVar, cast
 import openai
 
 from tracker._tracker import Tracker
-from tracker.stores import AsyncStore, AsyncStoreAdapter, Store, aload_tracker, asave_tracker
+from tracker.stores import (
+    DEFAULT_LEASE_TTL,
+    AsyncStore,
+    AsyncStoreAdapter,
+    Store,
+    aclaim_session,
+    arelease_session,
+    arenew_session,
+    new_owner,
+)
 
 from ._core import (
+    Checkpoint,
     Create,
     Emit,
     ListNewItems,
@@ -26,7 +36,17 @@ from ._core import (
 )
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
-from ._session import Load, Save, SessionOp, check_sources, fresh_tracker, serve_session
+from ._session import (
+    DEFAULT_LEASE_WAIT,
+    Claim,
+    Release,
+    Renew,
+    SessionOp,
+    check_lease,
+    check_sources,
+    fresh_tracker,
+    serve_session,
+)
 
 __all__ = ["arun_turn"]
 
@@ -48,6 +68,9 @@ async def arun_turn(
     max_turns: int = 10,
     retry: RetryPolicy | None = None,
     max_conflicts: int = 3,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
+    lease_wait: float = DEFAULT_LEASE_WAIT,
+    lease_owner: str | None = None,
     **options: Any,
 ) -> TurnResult:
     """The async form of ``run_turn``: same arguments, same result, same guarantees.
@@ -66,6 +89,7 @@ async def arun_turn(
         options=options,
     )
     check_sources(tracker, store, session_id, conversation)
+    check_lease(lease_ttl, lease_wait)
     api = client.with_options(max_retries=0)
 
     async def turn(chosen: Tracker) -> TurnResult:
@@ -80,14 +104,21 @@ async def arun_turn(
         else AsyncStoreAdapter(cast(Store, store))
     )
 
-    async def session_io(op: SessionOp) -> Any:
-        if isinstance(op, Load):
-            return await aload_tracker(astore, session_id, conversation_id=conversation)
-        if isinstance(op, Save):
-            return await asave_tracker(astore, session_id, op.tracker, op.version)
-        return await turn(op.tracker)
+    owner = new_owner() if lease_owner is None else lease_owner
 
-    return await _step(serve_session(session_id, conversation, max_conflicts), session_io)
+    async def session_io(op: SessionOp | Op) -> Any:
+        if isinstance(op, Claim):
+            return await aclaim_session(
+                astore, session_id, owner=owner, ttl=lease_ttl, conversation_id=conversation
+            )
+        if isinstance(op, Renew):
+            return await arenew_session(astore, op.session, turn=op.turn)
+        if isinstance(op, Release):
+            return await arelease_session(astore, op.session, turn=op.turn)
+        return await _perform(api, op, on_event)
+
+    served = serve_session(session_id, input, spec, conversation, lease_wait)
+    return await _step(served, session_io)
 
 
 _T = TypeVar("_T")
@@ -118,6 +149,8 @@ async def _emit(on_event: AsyncEventHandler | None, event: LoopEvent) -> None:
 
 
 async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler | None) -> Any:
+    if isinstance(op, Checkpoint):
+        return None  # progress is saved only by a store session (serve_session)
     if isinstance(op, Emit):
         await _emit(on_event, op.event)
         return None

@@ -34,6 +34,8 @@ from typing import Any
 import attrs
 
 from tracker._errors import UsageError
+from tracker._fingerprint import fingerprint
+from tracker._history_common import placeholder_text
 from tracker._items import field, read_item
 from tracker._tracker import Prepared, Tracker
 
@@ -56,6 +58,7 @@ from ._retry import RetryPolicy
 from ._tools import FunctionTool, Invocation, function_tool, plan_call
 
 __all__ = [
+    "Checkpoint",
     "Create",
     "Emit",
     "ListNewItems",
@@ -65,18 +68,13 @@ __all__ = [
     "drive",
     "final_text",
     "incomplete_stream",
+    "input_key",
     "make_spec",
     "stream_step",
 ]
 
 #: Keyword arguments the loop sets itself on every ``responses.create`` call.
 _RESERVED = frozenset({"model", "input", "tools", "stream", "previous_response_id", "conversation"})
-
-#: The output a call left pending by an earlier, interrupted turn gets, so history stays valid.
-ABANDONED = (
-    "Error: this call was not run: the turn that requested it ended early (max_turns or an "
-    "error). Ask again if the result is still needed."
-)
 
 
 @attrs.frozen
@@ -123,7 +121,18 @@ class Emit:
     event: LoopEvent
 
 
-Op = Create | ListNewItems | RunTools | Sleep | Emit
+@attrs.frozen
+class Checkpoint:
+    """The turn made progress worth saving (a store session saves it; others ignore it).
+
+    ``outputs`` are the tool outputs computed for the calls now pending, not yet delivered:
+    after a crash, whoever resumes the session sends them instead of running the tools again.
+    """
+
+    outputs: tuple[Mapping[str, Any], ...]
+
+
+Op = Create | ListNewItems | RunTools | Sleep | Emit | Checkpoint
 
 
 @attrs.frozen
@@ -225,21 +234,47 @@ def _raise_if_failed(response: Any) -> None:
 # ---------------------------------------------------------------------- the turn
 
 
-def _turn_input(tracker: Tracker, user_input: Any) -> tuple[list[Any], int]:
-    """The turn's first items: placeholders for abandoned calls, then the user's input."""
+def _as_items(user_input: Any) -> list[Any]:
     if isinstance(user_input, str):
-        items: list[Any] = [{"role": "user", "content": user_input}]
-    elif isinstance(user_input, Mapping) or hasattr(user_input, "type"):
-        items = [user_input]
-    else:
-        items = list(user_input)
+        return [{"role": "user", "content": user_input}]
+    if isinstance(user_input, Mapping) or hasattr(user_input, "type"):
+        return [user_input]
+    return list(user_input)
+
+
+def input_key(user_input: Any) -> str:
+    """A stable key of the user's input: the same input, in any process, gives the same key."""
+    return ",".join(fingerprint(item) for item in _as_items(user_input))
+
+
+def _turn_input(
+    tracker: Tracker, user_input: Any, carried: Sequence[Mapping[str, Any]], resume: bool
+) -> tuple[list[Any], int]:
+    """The turn's first items: outputs for the pending calls, then the user's input.
+
+    A pending call gets its ``carried`` output (computed by an interrupted turn) if there is
+    one, else a placeholder. ``resume``: the server already holds the input; not sent again.
+    """
+    # Resuming needs something to send; with no call left pending, serve the input afresh.
+    resume = resume and bool(tracker.pending_call_ids)
+    items = [] if resume else _as_items(user_input)
     answered = {info.call_id for info in map(read_item, items) if info.is_output}
-    abandoned = [
-        {"type": "function_call_output", "call_id": call_id, "output": ABANDONED}
-        for call_id in tracker.pending_call_ids
-        if call_id not in answered
-    ]
-    return abandoned + items, len(abandoned)
+    saved = {field(output, "call_id"): output for output in carried}
+    first: list[Any] = []
+    for call_id in tracker.pending_call_ids:
+        if call_id not in answered:
+            output = saved.get(call_id)
+            first.append(
+                dict(output)
+                if output is not None
+                else {
+                    "type": "function_call_output",
+                    "call_id": call_id,
+                    "output": placeholder_text(call_id),
+                }
+            )
+    abandoned = sum(1 for item in first if field(item, "call_id") not in saved)
+    return first + items, abandoned
 
 
 @attrs.define
@@ -375,6 +410,7 @@ class _Turn:
                 plans.append(f"Error: {name!r} is a custom tool; this loop runs function tools.")
             yield Emit(ToolCalled(call_id=call_id, name=name, arguments=arguments))
         outcomes: list[tuple[str, bool]] = yield RunTools(tuple(plans))
+        outputs: list[Mapping[str, Any]] = []
         for call, (output, is_error) in zip(calls, outcomes, strict=True):
             call_id, name = field(call, "call_id"), field(call, "name")
             out_type = (
@@ -382,20 +418,30 @@ class _Turn:
                 if field(call, "type") == "function_call"
                 else ("custom_tool_call_output")
             )
-            self.items.append({"type": out_type, "call_id": call_id, "output": output})
+            outputs.append({"type": out_type, "call_id": call_id, "output": output})
             self.tool_calls += 1
             self.tool_errors += is_error
             yield Emit(ToolFinished(call_id=call_id, name=name, output=output, is_error=is_error))
+        self.items.extend(outputs)
+        yield Checkpoint(tuple(outputs))
 
 
-def drive(tracker: Tracker, user_input: Any, spec: TurnSpec) -> Generator[Op, Any, TurnResult]:
+def drive(
+    tracker: Tracker,
+    user_input: Any,
+    spec: TurnSpec,
+    *,
+    carried: Sequence[Mapping[str, Any]] = (),
+    resume: bool = False,
+) -> Generator[Op, Any, TurnResult]:
     """Run one user turn against ``tracker``; see the module docstring for the protocol.
 
+    ``carried`` and ``resume`` continue a turn a crashed worker left (see ``_turn_input``).
     Returns the ``TurnResult``. Raises ``MaxTurnsError`` after ``spec.max_turns`` model calls
     that all called tools, and re-raises a non-transient error (a 400 is the SDK's
     ``BadRequestError``, with the server's message) after rewinding the tracker.
     """
-    items, abandoned = _turn_input(tracker, user_input)
+    items, abandoned = _turn_input(tracker, user_input, carried, resume)
     turn = _Turn(tracker=tracker, spec=spec, items=items, abandoned=abandoned)
     for index in range(spec.max_turns):
         response = yield from turn.request(index)
@@ -406,6 +452,7 @@ def drive(tracker: Tracker, user_input: Any, spec: TurnSpec) -> Generator[Op, An
         ]
         if not calls:
             return turn.result(final_text(output))
+        yield Checkpoint(())
         if index + 1 < spec.max_turns:
             yield from turn.run_tools(calls)
     names = ", ".join(sorted({str(field(c, "name")) for c in calls}))

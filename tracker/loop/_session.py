@@ -1,26 +1,53 @@
-"""Choosing the turn's tracker: given, fresh, or loaded from (and saved to) a store session."""
+"""Serving a turn of a store session: claim its lease, run, save progress, release.
+
+Two workers that load the same session version must never both send its delta: the second
+one's save would fail, but only after the server got (and billed, and ran tools for) the same
+items twice. So a turn claims the session's lease *before* its first model call
+(``tracker.stores.claim_session``: compare-and-set, one winner). While it holds the lease it
+saves progress after each model call and after each batch of tools (renewing the lease), and
+frees the lease with its final save. A busy session is waited for, with backoff, up to
+``lease_wait`` seconds, then ``SessionBusyError``; a conflict never re-runs a tool or re-sends
+a delta.
+
+A worker that crashes mid-turn leaves the last progress saved: the tracker (a restored tracker
+re-sends deltas that were in flight) and the turn's record ``{"input": <input_key>,
+"outputs": [tool outputs not yet delivered]}``. When its lease expires, the next worker sends
+those outputs (placeholders for calls whose tools never finished) before anything else; if it
+serves the same input, it resumes that turn instead of sending the user's input again.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import random
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import attrs
 
-from tracker._errors import ConflictError, StoreError, UsageError
+from tracker._errors import ConflictError, SessionBusyError, StoreError, UsageError
 from tracker._tracker import Tracker
+from tracker.stores import LeasedSession
 
+from ._core import Checkpoint, Op, Sleep, TurnSpec, drive, input_key
 from ._results import TurnResult
 
 __all__ = [
-    "Load",
-    "RunTurn",
-    "Save",
+    "DEFAULT_LEASE_WAIT",
+    "Claim",
+    "Release",
+    "Renew",
     "SessionOp",
+    "check_lease",
     "check_sources",
     "fresh_tracker",
     "serve_session",
 ]
+
+DEFAULT_LEASE_WAIT = 5.0
+"""Seconds a turn waits for a busy session before ``SessionBusyError``."""
+
+_FIRST_WAIT = 0.02
+_MAX_WAIT = 1.0
 
 
 def check_sources(
@@ -41,80 +68,142 @@ def check_sources(
         )
 
 
+def check_lease(lease_ttl: object, lease_wait: object) -> None:
+    """Raise ``UsageError`` unless the lease settings are usable numbers of seconds."""
+    for name, value, low in (("lease_ttl", lease_ttl, "> 0"), ("lease_wait", lease_wait, ">= 0")):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and (value > 0 if low == "> 0" else value >= 0)  # type: ignore[operator]
+        if not ok:
+            raise UsageError(f"{name} must be a number of seconds {low}, got {value!r}.")
+
+
 def fresh_tracker(conversation: str | None) -> Tracker:
     """A tracker for a new chain, or for the conversation ``conversation``."""
     return Tracker(conversation_id=conversation)
 
 
-def check_session(tracker: Tracker, conversation: str | None, session_id: str) -> Tracker:
-    """Return the session's loaded ``tracker``; raise ``UsageError`` if it is in another place."""
+def _check_place(tracker: Tracker, conversation: str | None, session_id: str) -> None:
     if conversation is not None and tracker.conversation_id != conversation:
         raise UsageError(
             f"Session {session_id!r} runs in {tracker.conversation_id or 'a response chain'}, "
             f"not in conversation {conversation!r}: drop conversation=... or use another session."
         )
-    return tracker
-
-
-def note_unsaved(exc: BaseException, session_id: str, save_error: BaseException) -> None:
-    """Attach to ``exc`` the reason the session could not be saved after it."""
-    exc.add_note(
-        f"tracker.loop: session {session_id!r} could not be saved after this error either "
-        f"({save_error}); the next turn continues from its last saved state."
-    )
 
 
 @attrs.frozen
-class Load:
-    """Load the session: send back ``(tracker, version)`` (``load_tracker``)."""
+class Claim:
+    """Claim the session's lease (``claim_session``): send back the ``LeasedSession``."""
 
 
 @attrs.frozen
-class Save:
-    """Save ``tracker`` at ``version`` (``save_tracker``): send back the new version."""
+class Renew:
+    """Save ``session`` with its ``turn`` progress, renewing the lease (``renew_session``)."""
 
-    tracker: Tracker
-    version: int
+    session: LeasedSession
+    turn: Mapping[str, Any] | None
 
 
 @attrs.frozen
-class RunTurn:
-    """Run the turn on ``tracker``: send back its ``TurnResult``."""
+class Release:
+    """Save ``session`` with ``turn`` progress and free the lease (``release_session``).
 
-    tracker: Tracker
+    Send back the new version.
+    """
+
+    session: LeasedSession
+    turn: Mapping[str, Any] | None
 
 
-SessionOp = Load | Save | RunTurn
+SessionOp = Claim | Renew | Release
 
 
 def serve_session(
-    session_id: str, conversation: str | None, max_conflicts: int
-) -> Generator[SessionOp, Any, TurnResult]:
-    """One turn of a store session: load, run, save with compare-and-set; I/O left to a driver.
+    session_id: str, user_input: Any, spec: TurnSpec, conversation: str | None, lease_wait: float
+) -> Generator[SessionOp | Op, Any, TurnResult]:
+    """One turn of a store session; see the module docstring. I/O is left to a driver.
 
-    On ``ConflictError`` the turn is re-run on the reloaded session, at most ``max_conflicts``
-    times. A failed turn that observed responses is saved before its error is re-raised, so
-    the session holds what the server holds (pending calls get placeholders next turn).
+    Yields the turn's own operations (see ``drive``) and ``Claim``/``Renew``/``Release``.
+    A failed turn releases the session with its last progress before the error is re-raised,
+    so the session holds what the server holds.
     """
-    conflicts = 0
+    session: LeasedSession = yield from _claim(lease_wait)
+    key = input_key(user_input)
+    lost: list[ConflictError] = []
+    try:
+        _check_place(session.tracker, conversation, session_id)
+        progress = session.turn or {}
+        carried = [o for o in progress.get("outputs") or () if isinstance(o, dict)]
+        gen = drive(
+            session.tracker,
+            user_input,
+            spec,
+            carried=carried,
+            resume=progress.get("input") == key,
+        )
+        result: TurnResult = yield from _relay(gen, session, key, lost)
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        if not lost:  # after a lost lease the session is not ours to save
+            try:
+                yield Release(session, session.turn)
+            except StoreError as save_error:
+                exc.add_note(
+                    f"tracker.loop: session {session_id!r} could not be saved after this error "
+                    f"either ({save_error}); its lease expires by itself and the next turn "
+                    "continues from its last saved progress."
+                )
+        raise
+    saved = yield Release(session, None)
+    return attrs.evolve(result, session_version=saved)
+
+
+def _claim(lease_wait: float) -> Generator[SessionOp | Op, Any, LeasedSession]:
+    """Claim the lease, waiting with backoff while the session is busy (up to ``lease_wait``)."""
+    waited = 0.0
+    tries = 0
     while True:
-        loaded, version = yield Load()
-        tracker = check_session(loaded, conversation, session_id)
-        before = tracker.responses_observed
         try:
-            result: TurnResult = yield RunTurn(tracker)
-        except BaseException as exc:
-            if tracker.responses_observed != before:
-                try:
-                    yield Save(tracker, version)
-                except StoreError as save_error:
-                    note_unsaved(exc, session_id, save_error)
-            raise
-        try:
-            saved = yield Save(tracker, version)
-        except ConflictError:
-            conflicts += 1
-            if conflicts > max_conflicts:
+            session: LeasedSession = yield Claim()
+            return session
+        except ConflictError as exc:  # busy, or another worker claimed between load and write
+            tries += 1
+            left = lease_wait - waited
+            if left <= 0:
                 raise
-            continue
-        return attrs.evolve(result, session_version=saved)
+            delay = min(_FIRST_WAIT * 2 ** (tries - 1), _MAX_WAIT, left)
+            if isinstance(exc, SessionBusyError):
+                delay = min(delay, max(exc.expires_in, 0.0) + 0.001)
+            # Jitter, so workers waiting on one session do not all retry at the same instant.
+            delay *= 1.0 - 0.5 * random.random()
+            yield Sleep(delay)
+            waited += delay
+
+
+def _relay(
+    gen: Generator[Op, Any, TurnResult],
+    session: LeasedSession,
+    key: str,
+    lost: list[ConflictError],
+) -> Generator[SessionOp | Op, Any, TurnResult]:
+    """Pass ``gen``'s operations through, turning its checkpoints into lease renewals.
+
+    A renewal that fails with ``ConflictError`` (the lease was lost) is appended to ``lost``.
+    """
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            op = gen.send(value) if error is None else gen.throw(error)
+        except StopIteration as stop:
+            result: TurnResult = stop.value
+            return result
+        out: SessionOp | Op = op
+        if isinstance(op, Checkpoint):
+            out = Renew(session, {"input": key, "outputs": [dict(o) for o in op.outputs]})
+        try:
+            value, error = (yield out), None
+        except BaseException as exc:  # handed on: the turn rewinds and decides
+            if isinstance(out, Renew) and isinstance(exc, ConflictError):
+                lost.append(exc)
+            value, error = None, exc

@@ -9,9 +9,17 @@ from typing import Any, TypeVar
 import openai
 
 from tracker._tracker import Tracker
-from tracker.stores import Store, load_tracker, save_tracker
+from tracker.stores import (
+    DEFAULT_LEASE_TTL,
+    Store,
+    claim_session,
+    new_owner,
+    release_session,
+    renew_session,
+)
 
 from ._core import (
+    Checkpoint,
     Create,
     Emit,
     ListNewItems,
@@ -25,7 +33,17 @@ from ._core import (
 )
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
-from ._session import Load, Save, SessionOp, check_sources, fresh_tracker, serve_session
+from ._session import (
+    DEFAULT_LEASE_WAIT,
+    Claim,
+    Release,
+    Renew,
+    SessionOp,
+    check_lease,
+    check_sources,
+    fresh_tracker,
+    serve_session,
+)
 
 __all__ = ["run_turn"]
 
@@ -47,17 +65,30 @@ def run_turn(
     max_turns: int = 10,
     retry: RetryPolicy | None = None,
     max_conflicts: int = 3,
+    lease_ttl: float = DEFAULT_LEASE_TTL,
+    lease_wait: float = DEFAULT_LEASE_WAIT,
+    lease_owner: str | None = None,
     **options: Any,
 ) -> TurnResult:
     """Run one user turn: call the model, run its tool calls, until it answers without tools.
 
     ``input`` is the user's new input (a string, or a list of items). ``tools`` holds plain or
     async callables (schema from their type hints), ``FunctionTool``s, or tool dicts passed
-    through. State comes from ``tracker`` (updated in place), from ``store`` + ``session_id``
-    (loaded, then saved with compare-and-set; on ``ConflictError`` the turn is re-run on the
-    reloaded state, at most ``max_conflicts`` times), or is a fresh tracker (in
-    ``conversation`` if given). ``stream=True`` streams each response, handing ``TextDelta``
-    events to ``on_event``, which also gets request, response, tool and retry events.
+    through. State comes from ``tracker`` (updated in place), from ``store`` + ``session_id``,
+    or is a fresh tracker (in ``conversation`` if given).
+
+    With a store, the turn first claims the session's lease (valid ``lease_ttl`` seconds,
+    renewed by the progress saved after each model call and each batch of tools; freed by the
+    final save), so no two workers ever send the same delta or run the same tool call. A busy
+    session is waited for up to ``lease_wait`` seconds, then ``tracker.SessionBusyError``
+    (retryable). If a worker crashed mid-turn, the next one takes over once its lease expires:
+    it delivers the tool outputs that worker saved (placeholders for calls it never finished),
+    and resumes that turn when given the same input. ``lease_owner`` names this worker in the
+    lease (default: host, pid and a random token). ``max_conflicts`` is kept for
+    compatibility and no longer used: a conflict never re-runs a turn.
+
+    ``stream=True`` streams each response, handing ``TextDelta`` events to ``on_event``,
+    which also gets request, response, tool and retry events.
     Remaining keyword arguments go to every ``responses.create`` call (``instructions``,
     ``reasoning``, ``timeout`` ...).
 
@@ -75,6 +106,7 @@ def run_turn(
         options=options,
     )
     check_sources(tracker, store, session_id, conversation)
+    check_lease(lease_ttl, lease_wait)
     api = client.with_options(max_retries=0)
 
     def turn(chosen: Tracker) -> TurnResult:
@@ -83,14 +115,21 @@ def run_turn(
     if store is None or session_id is None:
         return turn(tracker if tracker is not None else fresh_tracker(conversation))
 
-    def session_io(op: SessionOp) -> Any:
-        if isinstance(op, Load):
-            return load_tracker(store, session_id, conversation_id=conversation)
-        if isinstance(op, Save):
-            return save_tracker(store, session_id, op.tracker, op.version)
-        return turn(op.tracker)
+    owner = new_owner() if lease_owner is None else lease_owner
 
-    return _step(serve_session(session_id, conversation, max_conflicts), session_io)
+    def session_io(op: SessionOp | Op) -> Any:
+        if isinstance(op, Claim):
+            return claim_session(
+                store, session_id, owner=owner, ttl=lease_ttl, conversation_id=conversation
+            )
+        if isinstance(op, Renew):
+            return renew_session(store, op.session, turn=op.turn)
+        if isinstance(op, Release):
+            return release_session(store, op.session, turn=op.turn)
+        return _perform(api, op, on_event)
+
+    served = serve_session(session_id, input, spec, conversation, lease_wait)
+    return _step(served, session_io)
 
 
 _T = TypeVar("_T")
@@ -114,6 +153,8 @@ def _step(gen: Generator[_Op, Any, _T], perform: Callable[[_Op], Any]) -> _T:
 
 
 def _perform(api: openai.OpenAI, op: Op, on_event: EventHandler | None) -> Any:
+    if isinstance(op, Checkpoint):
+        return None  # progress is saved only by a store session (serve_session)
     if isinstance(op, Emit):
         if on_event is not None:
             on_event(op.event)
