@@ -78,6 +78,32 @@ def test_public_functions_and_classes_are_documented() -> None:
     assert [] == undocumented
 
 
+def test_every_module_documents_its_public_names() -> None:
+    """Each function, class and public method named in any module's __all__ has a docstring."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    missing = []
+    for info in pkgutil.walk_packages(tracker.__path__, "tracker."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if not getattr(obj, "__module__", "").startswith("tracker"):
+                continue
+            if (inspect.isfunction(obj) or inspect.isclass(obj)) and not inspect.getdoc(obj):
+                missing.append(f"{info.name}.{name}")
+            if inspect.isclass(obj):
+                for attr, value in vars(obj).items():
+                    func = value.fget if isinstance(value, property) else value
+                    func = getattr(func, "__func__", func)
+                    if not attr.startswith("_") and inspect.isfunction(func) and not func.__doc__:
+                        missing.append(f"{info.name}.{name}.{attr}")
+    assert [] == sorted(set(missing))
+
+
 def _readme_python_blocks() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
