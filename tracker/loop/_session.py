@@ -14,6 +14,9 @@ re-sends deltas that were in flight) and the turn's record ``{"input": <input_ke
 "outputs": [tool outputs not yet delivered]}``. When its lease expires, the next worker sends
 those outputs (placeholders for calls whose tools never finished) before anything else; if it
 serves the same input, it resumes that turn instead of sending the user's input again.
+Only the request in flight at the crash can reach the server twice: in a chain as a sibling
+response nobody continues from; in a conversation (which appends it) the takeover does not
+yet list the conversation for it first, as a retry does.
 """
 
 from __future__ import annotations
