@@ -78,6 +78,11 @@ def _describe(item: Any) -> str:
     return type(item).__name__
 
 
+def _unreadable(item: Any, index: int | None, problem: str, fix: str) -> ItemError:
+    where = f" at index {index}" if index is not None else ""
+    return ItemError(f"Item{where} {problem}: {fix}", index=index, item_type=_describe(item))
+
+
 def read_item(item: Any, index: int | None = None) -> ItemInfo:
     """Read an item's type, provider id, call id and side.
 
@@ -91,20 +96,19 @@ def read_item(item: Any, index: int | None = None) -> ItemInfo:
     elif hasattr(item, "type"):
         raw_type = item.type
     else:
-        where = f" at index {index}" if index is not None else ""
-        raise ItemError(
-            f"Item{where} is a {_describe(item)}, not a Responses item: pass a dict "
-            "(e.g. {'role': 'user', 'content': '...'}) or an openai SDK item model.",
-            index=index,
-            item_type=_describe(item),
+        raise _unreadable(
+            item,
+            index,
+            f"is a {_describe(item)}, not a Responses item",
+            "pass a dict (e.g. {'role': 'user', 'content': '...'}) or an openai SDK item model.",
         )
     if not isinstance(raw_type, str) or not raw_type:
-        where = f" at index {index}" if index is not None else ""
-        raise ItemError(
-            f"Item{where} has no 'type' (got {raw_type!r}): give it a 'type' such as "
-            "'message' or 'function_call_output', or a 'role' for a message.",
-            index=index,
-            item_type=_describe(item),
+        raise _unreadable(
+            item,
+            index,
+            f"has no 'type' (got {raw_type!r})",
+            "give it a 'type' such as 'message' or 'function_call_output', or a 'role' for a "
+            "message.",
         )
     raw_id = field(item, "id")
     item_id = raw_id if isinstance(raw_id, str) and raw_id and raw_id != FAKE_ID else None
@@ -138,10 +142,9 @@ def to_plain(item: Any, index: int | None = None) -> dict[str, Any]:
         plain = dump(mode="json", exclude_none=True, by_alias=True)
         if isinstance(plain, dict):
             return plain
-    where = f" at index {index}" if index is not None else ""
-    raise ItemError(
-        f"Item{where} is a {_describe(item)} that cannot be turned into a dict: pass a dict "
-        "or an openai SDK item model.",
-        index=index,
-        item_type=_describe(item),
+    raise _unreadable(
+        item,
+        index,
+        f"is a {_describe(item)} that cannot be turned into a dict",
+        "pass a dict or an openai SDK item model.",
     )
