@@ -17,6 +17,7 @@ from tracker.loop import (
     MaxTurnsError,
     RequestSent,
     Retrying,
+    RetryPolicy,
     TextDelta,
     ToolFinished,
     arun_turn,
@@ -327,3 +328,34 @@ def test_request_events_describe_each_delta(client: OpenAI) -> None:
     assert [(r.index, r.sent, r.skipped, r.previous_response_id) for r in result.requests] == [
         (e.index, e.sent, e.skipped, e.previous_response_id) for e in sent
     ]
+
+
+def test_takeover_in_a_conversation_finds_the_stored_request(
+    client: OpenAI, emulator: Emulator
+) -> None:
+    """A worker that dies after the server stored its request leaves a started turn; the next
+    worker on the session finds that response in the conversation and sends nothing twice."""
+    from tracker.stores import MemoryStore
+
+    store = MemoryStore()
+    conv = client.conversations.create()
+    emulator.inject(Fault(drop="after"))  # stored, then the first worker never hears back
+    with pytest.raises(openai.APIConnectionError):
+        run_turn(
+            client,
+            model="emu-1",
+            input=PROMPT,
+            tools=TOOLS,
+            store=store,
+            session_id="s",
+            conversation=conv.id,
+            retry=RetryPolicy(max_attempts=1),
+        )
+    result = run_turn(
+        client, model="emu-1", input=PROMPT, tools=TOOLS, store=store, session_id="s", retry=NO_WAIT
+    )
+    assert ANSWER == result.text
+    assert [True, False, False] == [r.recovered for r in result.requests]
+    items = emulator.context_items(conversation_id=conv.id)
+    assert [PROMPT] == [i["content"][0]["text"] for i in items if i.get("role") == "user"]
+    _exactly_once(emulator, conversation_id=conv.id)

@@ -288,6 +288,7 @@ class _Turn:
     errors: list[BaseException] = attrs.Factory(list)
     tool_calls: int = 0
     tool_errors: int = 0
+    reconcile: bool = False
 
     def result(self, text: str) -> TurnResult:
         return TurnResult(
@@ -348,6 +349,10 @@ class _Turn:
         """Deliver one model call, retrying transient errors; return its response."""
         failures = 0
         failed: Prepared | None = None
+        if self.reconcile and index == 0 and self.tracker.conversation_id is not None:
+            # Taking over a turn another worker left unfinished: it may have had this very
+            # request stored in the conversation. Check before sending, as after a failure.
+            failed = self.tracker.prepare(self.items, content_match=False)
         while True:
             if failed is not None and failed.conversation_id is not None:
                 try:
@@ -433,16 +438,19 @@ def drive(
     *,
     carried: Sequence[Mapping[str, Any]] = (),
     resume: bool = False,
+    reconcile: bool = False,
 ) -> Generator[Op, Any, TurnResult]:
     """Run one user turn against ``tracker``; see the module docstring for the protocol.
 
-    ``carried`` and ``resume`` continue a turn a crashed worker left (see ``_turn_input``).
+    ``carried`` and ``resume`` continue a turn a crashed worker left (see ``_turn_input``);
+    ``reconcile`` makes the first request look in the conversation for a response that worker
+    may have had stored, and use it instead of sending again.
     Returns the ``TurnResult``. Raises ``MaxTurnsError`` after ``spec.max_turns`` model calls
     that all called tools, and re-raises a non-transient error (a 400 is the SDK's
     ``BadRequestError``, with the server's message) after rewinding the tracker.
     """
     items, abandoned = _turn_input(tracker, user_input, carried, resume)
-    turn = _Turn(tracker=tracker, spec=spec, items=items, abandoned=abandoned)
+    turn = _Turn(tracker=tracker, spec=spec, items=items, abandoned=abandoned, reconcile=reconcile)
     for index in range(spec.max_turns):
         response = yield from turn.request(index)
         yield Emit(ResponseReceived(record=turn.records[-1], response=response))

@@ -136,12 +136,23 @@ def serve_session(
         _check_place(session.tracker, conversation, session_id)
         progress = session.turn or {}
         carried = [o for o in progress.get("outputs") or () if isinstance(o, dict)]
+        in_conversation = session.tracker.conversation_id is not None
+        unfinished = session.turn is not None  # the last worker did not release it cleanly
+        if in_conversation and not unfinished:
+            # Mark the turn started before its first request, so that whoever takes over after
+            # a crash knows to look in the conversation for a request this worker had stored.
+            try:
+                yield Renew(session, {"outputs": [], "started": key})
+            except ConflictError as exc:
+                lost.append(exc)
+                raise
         gen = drive(
             session.tracker,
             user_input,
             spec,
             carried=carried,
             resume=progress.get("input") == key,
+            reconcile=in_conversation and unfinished,
         )
         result: TurnResult = yield from _relay(gen, session, key, lost)
     except GeneratorExit:
