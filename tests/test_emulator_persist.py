@@ -1,0 +1,193 @@
+"""The emulator's state file: restarts keep chains and conversations; bad files are reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+from tracker import StateError, StateVersionError
+from tracker.cli import main
+from tracker.emulator import Emulator
+from tracker.emulator._persist import restore_state
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS: Any = [{"type": "function", "name": "weather"}, {"type": "function", "name": "add"}]
+ASK = 'weather({"city": "Paris"}) then add({"a": 1, "b": 2})'
+
+
+def _output(call_id: str, text: str) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call_id, "output": text}
+
+
+def _call_id(response: Any) -> str:
+    return str(next(o.call_id for o in response.output if o.type == "function_call"))
+
+
+def _all_ids(state_file: Path) -> set[str]:
+    data = json.loads(state_file.read_text())
+    ids = {r["id"] for r in data["responses"]} | {c["id"] for c in data["conversations"]}
+    return ids | set(data["items"]) | set(data["issued_calls"])
+
+
+def test_chain_continues_across_restarts(tmp_path: Path) -> None:
+    """A response chain started on one emulator continues on the next one with the same file,
+    every output is stored once, and (same seed) no id of the first run is issued again."""
+    path = tmp_path / "emu.json"
+    with Emulator(seed=7, state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        r1 = c.responses.create(model="emu-reason-1", input=ASK, tools=TOOLS)
+    before = _all_ids(path)
+    with Emulator(seed=7, state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        out1 = _output(_call_id(r1), "sunny")
+        r2 = c.responses.create(
+            model="emu-reason-1", input=[out1], tools=TOOLS, previous_response_id=r1.id
+        )
+        out2 = _output(_call_id(r2), "3")
+        r3 = c.responses.create(
+            model="emu-reason-1", input=[out2], tools=TOOLS, previous_response_id=r2.id
+        )
+        assert {out1["call_id"]: 1, out2["call_id"]: 1} == emu.context_outputs(response_id=r3.id)
+        assert [out1["call_id"], out2["call_id"]] == emu.issued_calls()
+    assert "Done. weather -> sunny; add -> 3" in r3.output_text
+    new = {r2.id, r3.id, out2["call_id"]} | {o.id for o in r2.output + r3.output}
+    assert set() == before & new
+
+
+def test_conversation_continues_across_restarts(tmp_path: Path) -> None:
+    """A conversation's items survive a restart and the next turn appends to them."""
+    path = tmp_path / "emu.json"
+    with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        conv = c.conversations.create(metadata={"topic": "weather"})
+        r1 = c.responses.create(model="emu-1", input=ASK, tools=TOOLS, conversation=conv.id)
+        held = [i.id for i in c.conversations.items.list(conv.id, order="asc")]
+    with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        assert {"topic": "weather"} == c.conversations.retrieve(conv.id).metadata
+        assert held == [i.id for i in c.conversations.items.list(conv.id, order="asc")]
+        out = _output(_call_id(r1), "sunny")
+        c.responses.create(model="emu-1", input=[out], tools=TOOLS, conversation=conv.id)
+        assert {out["call_id"]: 1} == emu.context_outputs(conversation_id=conv.id)
+        assert held == [i["id"] for i in emu.context_items(conversation_id=conv.id)][:2]
+
+
+def test_reasoning_sealed_before_a_restart_still_verifies(tmp_path: Path) -> None:
+    """encrypted_content issued before a restart is accepted after it (the secret is kept)."""
+    path = tmp_path / "emu.json"
+    ask = {"role": "user", "content": 'weather({"city": "Oslo"})'}
+    with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        r1 = c.responses.create(model="emu-reason-1", input=[ask], tools=TOOLS, store=False)
+    history = [ask, *(o.model_dump(exclude_none=True) for o in r1.output)]
+    with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        r2 = c.responses.create(
+            model="emu-reason-1",
+            input=[*history, _output(_call_id(r1), "cold")],
+            tools=TOOLS,
+            store=False,
+        )
+    assert "Done. weather -> cold" in r2.output_text
+
+
+def test_state_is_on_disk_before_the_answer_survives_sigkill(tmp_path: Path) -> None:
+    """`tracker emulator --state` killed with SIGKILL right after answering loses nothing."""
+    path = tmp_path / "emu.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "emulator", "--port", "0", "--state", str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().split()[-1]
+        assert f"state in {path}: 0 responses, 0 conversations\n" == proc.stdout.readline()
+        with OpenAI(base_url=base_url, api_key="x", max_retries=0) as c:
+            r1 = c.responses.create(model="emu-1", input=ASK, tools=TOOLS)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        out = _output(_call_id(r1), "sunny")
+        r2 = c.responses.create(model="emu-1", input=[out], tools=TOOLS, previous_response_id=r1.id)
+        assert {out["call_id"]: 1} == emu.context_outputs(response_id=r2.id)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("{not json", "Expecting property name"),
+        ('{"format": "something.else", "version": 1}', "not an emulator state"),
+        ("[]", "not an emulator state"),
+    ],
+)
+def test_a_corrupt_state_file_is_reported_and_left_alone(
+    tmp_path: Path, text: str, why: str
+) -> None:
+    """An unreadable file raises StateError naming the path and is not overwritten."""
+    path = tmp_path / "emu.json"
+    path.write_text(text)
+    emu = Emulator(state_path=path)
+    with pytest.raises(StateError) as caught:
+        emu.start()
+    assert str(path) in str(caught.value)
+    assert why in str(caught.value)
+    assert text == path.read_text()
+    with Emulator(state_path=tmp_path / "other.json"):
+        pass  # the failed start released the port and the lock
+
+
+def test_an_unknown_version_and_a_bad_field_are_reported(tmp_path: Path) -> None:
+    """A newer version raises StateVersionError; a field of the wrong type names the field."""
+    path = tmp_path / "emu.json"
+    with Emulator(state_path=path):
+        pass
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "version": 99}))
+    with pytest.raises(StateVersionError, match="unknown emulator state version 99") as caught:
+        Emulator(state_path=path).start()
+    assert 99 == caught.value.version
+    path.write_text(json.dumps({**data, "responses": [{"id": 5}]}))
+    with pytest.raises(StateError, match=r"field responses\[0\]\.id has the wrong type"):
+        Emulator(state_path=path).start()
+
+
+def test_the_cli_reports_a_corrupt_state_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tracker emulator --state BAD` exits 1 with the path in the message, serving nothing."""
+    path = tmp_path / "bad.json"
+    path.write_text("garbage")
+    assert 1 == main(["emulator", "--port", "0", "--state", str(path)])
+    err = capsys.readouterr().err
+    assert err.startswith(f"tracker emulator: Emulator state file {path} is unreadable")
+
+
+def test_two_live_emulators_cannot_share_a_state_file(tmp_path: Path) -> None:
+    """The second emulator on a file in use fails with an OSError naming it."""
+    path = tmp_path / "emu.json"
+    with Emulator(state_path=path), pytest.raises(OSError, match="is in use by another emulator"):
+        Emulator(state_path=path).start()
+
+
+def test_dump_and_restore_round_trip(tmp_path: Path) -> None:
+    """restore_state(file) holds what the live emulator held; a busy flag is not kept."""
+    path = tmp_path / "emu.json"
+    with Emulator(seed=3, state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        conv = c.conversations.create()
+        c.responses.create(model="emu-reason-1", input=ASK, tools=TOOLS, conversation=conv.id)
+        r = c.responses.create(model="emu-1", input="hello", tools=TOOLS)
+        restored = restore_state(json.loads(path.read_text()))
+        with emu.state.lock:
+            assert emu.state.responses == restored.responses
+            assert emu.state.conversations == restored.conversations
+            assert emu.state.items == restored.items
+            assert emu.state.provenance() == restored.provenance()
+            assert emu.issued_calls() == restored.issued_calls
+    assert r.id in restored.responses
