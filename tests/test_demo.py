@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,8 +12,11 @@ from pathlib import Path
 import pytest
 
 from tracker import Tracker
+from tracker._demo import emulator_state_path
+from tracker._demo_view import _short
 from tracker.cli import main
 from tracker.emulator import Emulator
+from tracker.emulator._persist import restore_state
 from tracker.stores import SQLiteStore, load_tracker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,25 +50,66 @@ def _version(db: Path, session: str) -> tuple[int, Tracker]:
     return version, tracker
 
 
+def _chain_length(state_file: Path, response_id: str | None) -> int:
+    responses = restore_state(json.loads(state_file.read_text())).responses
+    length = 0
+    while response_id is not None:
+        length += 1
+        response_id = responses[response_id].previous_response_id
+    return length
+
+
 def test_demo_twice_on_one_session_with_the_embedded_emulator(tmp_path: Path) -> None:
-    """The default demo (store in $XDG_CACHE_HOME) runs clean; a second run continues the
-    session and says plainly that the embedded emulator forgot the old chain."""
+    """The default demo (store in $XDG_CACHE_HOME) runs clean; a second run on the session
+    continues the first run's chain on the embedded emulator, whose state file kept it."""
     env = {"XDG_CACHE_HOME": str(tmp_path)}
     first = _demo("--session", "s", env=env)
+    state_file = tmp_path / "tracker" / "demo.emulator.json"
+    assert first.splitlines()[0].endswith(f"(state in {state_file}), model emu-1")
     assert "session s: new, in a new chain" in first
     assert SUMMARY.format(retries=0) in first.splitlines()
     db = tmp_path / "tracker" / "demo.db"
     version, saved = _version(db, "s")
-    # created, then each of the 4 turns: claim, progress after each model call and each batch
-    # of tools, release
-    assert 17 == version
+    last = saved.previous_response_id
+    assert last is not None
     second = _demo("--session", "s", env=env)
-    assert f"continuing at version 17 from previous_response_id {saved.previous_response_id}" in (
-        second
+    lines = second.splitlines()
+    assert f"continuing at version {version} from previous_response_id {last}" in second
+    first_request = next(line for line in lines if line.startswith("  request 1:"))
+    assert first_request.endswith(f"previous_response_id {_short(last)}")
+    assert "note:" not in second
+    assert SUMMARY.format(retries=0) in lines
+    assert version < _version(db, "s")[0]
+    assert 16 == _chain_length(state_file, _version(db, "s")[1].previous_response_id)
+
+
+def test_demo_starts_a_new_chain_when_the_state_file_is_gone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the emulator's state file deleted the second run says so and starts a new chain."""
+    db = tmp_path / "f.db"
+    args = ["demo", "--store", f"sqlite:///{db}", "--session", "f"]
+    assert 0 == main(args)
+    last = _version(db, "f")[1].previous_response_id
+    (tmp_path / "f.emulator.json").unlink()
+    capsys.readouterr()
+    assert 0 == main(args)
+    out = capsys.readouterr().out
+    assert f"  note: the server no longer holds response {last}: the embedded emulator's" in out
+    assert SUMMARY.format(retries=0) in out.splitlines()
+    assert 8 == _chain_length(
+        tmp_path / "f.emulator.json", _version(db, "f")[1].previous_response_id
     )
-    assert "note: the server no longer holds response" in second
-    assert SUMMARY.format(retries=0) in second.splitlines()
-    assert 8 == _version(db, "s")[0]
+
+
+def test_emulator_state_path_follows_the_store(tmp_path: Path) -> None:
+    """Next to a SQLite file, in the cache for Redis, nowhere for stores that die with us."""
+    assert tmp_path / "x.emulator.json" == emulator_state_path(f"sqlite:///{tmp_path}/x.db")
+    assert None is emulator_state_path("memory://")
+    assert None is emulator_state_path("sqlite:///:memory:")
+    redis = emulator_state_path("redis://localhost:6379/0")
+    assert redis is not None
+    assert redis.name.startswith("emulator-")
 
 
 def test_demo_twice_against_a_lasting_server(tmp_path: Path) -> None:
