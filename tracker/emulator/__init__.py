@@ -12,6 +12,10 @@ Start it from Python (port 0 picks a free port; it binds 127.0.0.1 unless told o
 
 or from the command line: ``tracker emulator --host 127.0.0.1 --port 8765``.
 
+State lives in memory unless ``Emulator(state_path="emu.json")`` (``--state FILE``) keeps it in
+a versioned JSON file: loaded at start, rewritten atomically after every change, before the
+answer (``tracker.emulator._persist``).
+
 Endpoints: ``POST /v1/responses`` (plain and SSE), ``GET``/``DELETE /v1/responses/{id}``,
 ``GET /v1/responses/{id}/input_items``, conversations (create/get/update/delete, and create/
 list/get/delete items), ``POST /v1/chat/completions`` (plain and SSE). Rejections carry the
