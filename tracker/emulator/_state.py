@@ -160,8 +160,12 @@ class State:
     def chain(self, response_id: str) -> list[dict[str, Any]]:
         """Inputs then outputs of every stored response from the root of the chain to this one."""
         links: list[StoredResponse] = []
+        seen: set[str] = set()
         current: str | None = response_id
-        while current is not None and current in self.responses:
+        # A cycle cannot come from the API (a response only names an older one), but a
+        # hand-edited state file could hold one: stop rather than loop forever.
+        while current is not None and current in self.responses and current not in seen:
+            seen.add(current)
             links.append(self.responses[current])
             current = self.responses[current].previous_response_id
         items: list[dict[str, Any]] = []
