@@ -14,9 +14,10 @@ re-sends deltas that were in flight) and the turn's record ``{"input": <input_ke
 "outputs": [tool outputs not yet delivered]}``. When its lease expires, the next worker sends
 those outputs (placeholders for calls whose tools never finished) before anything else; if it
 serves the same input, it resumes that turn instead of sending the user's input again.
-Only the request in flight at the crash can reach the server twice: in a chain as a sibling
-response nobody continues from; in a conversation (which appends it) the takeover does not
-yet list the conversation for it first, as a retry does.
+Only the request in flight at the crash can reach the server twice, and only in a chain, as a
+sibling response nobody continues from. A conversation would append it twice, so a turn there
+is marked started before its first request, and a worker taking over an unfinished one lists
+the conversation first, as a retry does, and uses a stored response instead of re-sending.
 """
 
 from __future__ import annotations
