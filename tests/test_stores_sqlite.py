@@ -74,3 +74,29 @@ def test_bad_synchronous_option_is_refused(tmp_path: Path) -> None:
     """Only FULL and NORMAL are accepted for synchronous."""
     with pytest.raises(ValueError, match="synchronous"):
         SQLiteStore(tmp_path / "s.db", synchronous="OFF")  # type: ignore[arg-type]
+
+
+def test_stress_many_connections_opening_a_new_file_at_once(tmp_path: Path) -> None:
+    """Opening one new file from many threads at once never fails with 'database is locked'."""
+    import threading
+
+    from tracker.stores import SQLiteStore
+
+    path = tmp_path / "race.db"
+    errors: list[BaseException] = []
+    start = threading.Barrier(12)
+
+    def open_and_save(n: int) -> None:
+        start.wait()
+        try:
+            with SQLiteStore(path) as store:
+                store.save(f"s{n}", {"n": n}, None)
+        except BaseException as exc:  # collected: a thread's exception would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_and_save, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [] == errors

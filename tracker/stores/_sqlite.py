@@ -74,7 +74,7 @@ class SQLiteStore:
         )
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(timeout)
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._init_schema()
         except sqlite3.DatabaseError as exc:
@@ -83,6 +83,29 @@ class SQLiteStore:
         except BaseException:
             self._conn.close()
             raise
+
+    def _enable_wal(self, timeout: float) -> None:
+        # Switching a file into WAL needs an exclusive lock, and SQLite may refuse it at once
+        # (without its busy handler) while other processes open the same new file: retry.
+        # Once in WAL the mode is stored in the file, and reading it takes no lock.
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() == "wal":
+                return
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+            else:
+                if str(mode).lower() == "wal":
+                    return
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"SQLite store {self.path!r} could not switch to WAL mode")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
     def _init_schema(self) -> None:
         with self._transaction():
