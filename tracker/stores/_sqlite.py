@@ -100,7 +100,7 @@ class SQLiteStore:
                 if "locked" not in str(exc) or time.monotonic() + delay > deadline:
                     raise
             else:
-                if str(mode).lower() == "wal":
+                if str(mode).lower() in ("wal", "memory"):  # "memory": a :memory: database
                     return
                 if time.monotonic() + delay > deadline:
                     raise StoreError(f"SQLite store {self.path!r} could not switch to WAL mode")
