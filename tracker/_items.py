@@ -59,7 +59,7 @@ class ItemInfo:
 
 def field(item: Any, name: str) -> Any:
     """Return ``item[name]`` for a mapping, ``item.name`` for an object, ``None`` if absent."""
-    if isinstance(item, Mapping):
+    if type(item) is dict or isinstance(item, Mapping):  # the exact-type test skips the ABC
         return item.get(name)
     return getattr(item, name, None)
 

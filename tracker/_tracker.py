@@ -258,7 +258,7 @@ class Tracker:
             keys.append(item_keys)
 
         repairs: tuple[RepairAction, ...] = ()
-        if self._check != "off":
+        if self._check != "off" and not self._clearly_valid(send, keys):
             checked, repairs = check_delta(
                 send,
                 pending_call_ids=tuple(self._pending),
@@ -286,6 +286,28 @@ class Tracker:
             keys=tuple(keys),
             origin=self._origin,
         )
+
+    def _clearly_valid(self, send: list[Any], keys: list[tuple[_Key, ...]]) -> bool:
+        """True only when the delta surely passes the tool-call rules (the common turn).
+
+        Every call in the delta is answered after it, every pending call is answered, and
+        every output answers one of those. Anything else goes to the full check, which
+        decides (and words the error) exactly as the service would.
+        """
+        open_calls: set[str] = set()
+        answered_pending = 0
+        for item, item_keys in zip(send, keys, strict=True):
+            for kind, value in item_keys:
+                if kind == "call" and not is_async_call(item):
+                    open_calls.add(value)
+                elif kind == "out":
+                    if value in open_calls:
+                        open_calls.discard(value)
+                    elif value in self._pending:
+                        answered_pending += 1
+                    else:
+                        return False
+        return not open_calls and answered_pending == len(self._pending)
 
     # ------------------------------------------------------------------ recording
 
