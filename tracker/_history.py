@@ -171,11 +171,19 @@ def repair_responses(
 
     # The service ties every call emitted after a reasoning item to it by their ids: calls of a
     # round whose reasoning went must lose their ids, or they are rejected as incomplete.
+    # The round runs on through items this repair drops and through outputs (an orphan or a
+    # misplaced output may sit between two calls of one round): stripping too many ids is
+    # harmless, too few is an error.
     stripped: dict[int, dict[str, Any]] = {}
     for r in lost_reasoning:
         j = r + 2
-        while j < len(items) and infos[j].is_call:
-            if not dropped[j] and infos[j].id is not None and j not in stripped:
+        while j < len(items) and (infos[j].is_call or infos[j].is_output or dropped[j]):
+            if (
+                infos[j].is_call
+                and not dropped[j]
+                and infos[j].id is not None
+                and j not in stripped
+            ):
                 plain = to_plain(items[j], j)
                 stripped[j] = {k: v for k, v in plain.items() if k != "id"}
                 actions.append(_act("strip_id", j, infos[j], f"its reasoning [{r}] was dropped"))
