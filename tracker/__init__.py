@@ -21,9 +21,10 @@ from ._errors import (
 from ._fingerprint import fingerprint
 from ._history import RepairAction, repair_history
 from ._items import ItemInfo, read_item
+from ._prepared import Prepared
 from ._rules import Violation, validate_history
 from ._state import STATE_VERSION
-from ._tracker import Prepared, Tracker
+from ._tracker import Tracker
 
 __version__ = "0.1.0"
 

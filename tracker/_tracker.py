@@ -42,22 +42,17 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
-import attrs
-
 from ._errors import ContinuationError, UsageError
 from ._fingerprint import fingerprint
 from ._history import PLACEHOLDER, DeltaCheck, RepairAction, RepairPolicy, check_delta
 from ._identity import IdentityMap
-from ._items import ItemInfo, field, is_async_call, read_item, to_plain
+from ._items import ItemInfo, field, is_async_call, read_item
+from ._prepared import Key, Prepared, describe, keys_of
 from ._state import dump_state, load_state
 
 __all__ = ["Prepared", "Tracker"]
 
 _ID_CHARS: Final = re.compile(r"[A-Za-z0-9_-]+")
-
-# How a sent item is remembered: (kind, value). "id": provider id; "out": output call_id;
-# "call": call call_id; "anon": fingerprint of an id-less item (with the object held).
-_Key = tuple[str, str]
 
 SkipReason = Literal["server_id", "answered_output", "known_call", "held_object", "content"]
 
@@ -70,43 +65,6 @@ def _check_id(value: str | None, name: str) -> None:
             f"Invalid {name} {value!r}: expected an id made of letters, digits, '_' and '-' "
             f"(as returned by the API); pass the id string itself."
         )
-
-
-@attrs.frozen(eq=False)
-class Prepared:
-    """The next request's delta, as decided by ``Tracker.prepare``.
-
-    ``input`` holds the original item objects to send, in order; ``skipped`` counts the items
-    left out because the server already holds them, and ``skip_reasons`` says why;
-    ``repairs`` lists what ``check="repair"`` changed (placeholder outputs, dropped items).
-    Pass it to ``Tracker.mark_sent`` (and to ``Tracker.rewind`` if the request fails).
-    """
-
-    input: tuple[Any, ...]
-    previous_response_id: str | None
-    conversation_id: str | None
-    skipped: int
-    skip_reasons: Mapping[str, int]
-    repairs: tuple[RepairAction, ...]
-    _keys: tuple[tuple[_Key, ...], ...] = attrs.field(repr=False, alias="keys")
-    _origin: object = attrs.field(repr=False, alias="origin")
-
-    def request_input(self) -> list[dict[str, Any]]:
-        """The delta as plain wire-form dicts (SDK models dumped without ``None`` members)."""
-        return [to_plain(item, i) for i, item in enumerate(self.input)]
-
-    def request_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``client.responses.create``: ``input`` plus the continuation.
-
-        Exactly one of ``previous_response_id`` and ``conversation`` is present when the
-        tracker has a continuation; neither on the first turn of an auto-chained tracker.
-        """
-        kwargs: dict[str, Any] = {"input": self.request_input()}
-        if self.conversation_id is not None:
-            kwargs["conversation"] = self.conversation_id
-        elif self.previous_response_id is not None:
-            kwargs["previous_response_id"] = self.previous_response_id
-        return kwargs
 
 
 class Tracker:
@@ -149,7 +107,7 @@ class Tracker:
         self._calls: dict[str, str | None] = {}
         self._pending: dict[str, None] = {}  # calls without output, in arrival order
         # Every object sent or observed, with its keys: held, so its address is never reused.
-        self._held: IdentityMap[tuple[_Key, ...]] = IdentityMap()
+        self._held: IdentityMap[tuple[Key, ...]] = IdentityMap()
         self._fp_counts: dict[str, int] = {}
         self._marked: dict[int, tuple[Prepared, tuple[Any, ...]]] = {}
         self._origin = object()
@@ -186,11 +144,11 @@ class Tracker:
 
     def holds(self, item: Any) -> bool:
         """Whether the server is known to hold ``item`` (by id, call id or held reference)."""
-        return item in self._held or self._known_reason(_keys_of(read_item(item))) is not None
+        return item in self._held or self._known_reason(keys_of(read_item(item))) is not None
 
     # ------------------------------------------------------------------ deciding
 
-    def _known_reason(self, item_keys: tuple[_Key, ...]) -> SkipReason | None:
+    def _known_reason(self, item_keys: tuple[Key, ...]) -> SkipReason | None:
         for kind, value in item_keys:  # known under any key: the server holds it
             if kind == "id" and value in self._server_ids:
                 return "server_id"
@@ -234,11 +192,11 @@ class Tracker:
 
         # Pass 2, over the rest only: read, match by id / call_id / counted fingerprint.
         send: list[Any] = []
-        keys: list[tuple[_Key, ...]] = []
-        batch_keys: set[_Key] = set()
+        keys: list[tuple[Key, ...]] = []
+        batch_keys: set[Key] = set()
         batch_objs: IdentityMap[None] = IdentityMap()
         for index, item in unknown:
-            item_keys = _keys_of(read_item(item, index))
+            item_keys = keys_of(read_item(item, index))
             reason = self._known_reason(item_keys)
             if not item_keys:
                 fp = fingerprint(item)
@@ -268,10 +226,10 @@ class Tracker:
                 policy=self._repair_policy,
             )
             if repairs:
-                key_of: IdentityMap[tuple[_Key, ...]] = IdentityMap()
+                key_of: IdentityMap[tuple[Key, ...]] = IdentityMap()
                 for item, item_keys in zip(send, keys, strict=True):
                     key_of.set(item, item_keys)
-                keys = [key_of.get(item) or _keys_of(read_item(item)) for item in checked]
+                keys = [key_of.get(item) or keys_of(read_item(item)) for item in checked]
                 send = checked
 
         return Prepared(
@@ -287,7 +245,7 @@ class Tracker:
             origin=self._origin,
         )
 
-    def _clearly_valid(self, send: list[Any], keys: list[tuple[_Key, ...]]) -> bool:
+    def _clearly_valid(self, send: list[Any], keys: list[tuple[Key, ...]]) -> bool:
         """True only when the delta surely passes the tool-call rules (the common turn).
 
         Every call in the delta is answered after it, every pending call is answered, and
@@ -328,7 +286,7 @@ class Tracker:
         for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
             if self._is_recorded(item, item_keys):
                 raise UsageError(
-                    f"Item {_describe(item)} was marked sent by another request after this one "
+                    f"Item {describe(item)} was marked sent by another request after this one "
                     "was prepared: call prepare() again to get a fresh delta."
                 )
         for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
@@ -405,7 +363,7 @@ class Tracker:
     def _observe_item(self, item: Any, info: ItemInfo) -> None:
         if item in self._held:
             return
-        keys = _keys_of(info)
+        keys = keys_of(info)
         if not keys:
             self._record(item, (("anon", fingerprint(item)),))
             return
@@ -421,12 +379,12 @@ class Tracker:
                     self._pending.setdefault(value, None)
         self._held.set(item, keys)
 
-    def _is_recorded(self, item: Any, item_keys: tuple[_Key, ...]) -> bool:
+    def _is_recorded(self, item: Any, item_keys: tuple[Key, ...]) -> bool:
         if item in self._held:
             return True
         return item_keys[0][0] != "anon" and self._known_reason(item_keys) is not None
 
-    def _record(self, item: Any, item_keys: tuple[_Key, ...]) -> None:
+    def _record(self, item: Any, item_keys: tuple[Key, ...]) -> None:
         info_id = next((v for k, v in item_keys if k == "id"), None)
         for kind, value in item_keys:
             if kind == "id":
@@ -442,7 +400,7 @@ class Tracker:
                 self._fp_counts[value] = self._fp_counts.get(value, 0) + 1
         self._held.set(item, item_keys)
 
-    def _unrecord(self, item: Any, item_keys: tuple[_Key, ...]) -> None:
+    def _unrecord(self, item: Any, item_keys: tuple[Key, ...]) -> None:
         self._held.pop(item)
         for kind, value in item_keys:
             if kind == "id":
@@ -516,24 +474,3 @@ class Tracker:
         naming the malformed field otherwise; nothing is half-restored.
         """
         return load_state(cls, state, check=check, repair_policy=repair_policy)
-
-
-def _keys_of(info: ItemInfo) -> tuple[_Key, ...]:
-    """The item's keys, strongest first; empty for an anonymous (id-less, call-less) item."""
-    keys: list[_Key] = []
-    if info.id is not None:
-        keys.append(("id", info.id))
-    if info.call_id is not None:
-        if info.is_output:
-            keys.append(("out", info.call_id))
-        elif info.is_call:
-            keys.append(("call", info.call_id))
-    return tuple(keys)
-
-
-def _describe(item: Any) -> str:
-    info = read_item(item)
-    for label, value in (("id", info.id), ("call_id", info.call_id)):
-        if value is not None:
-            return f"{info.type} {label}={value}"
-    return f"{info.type} (no id)"

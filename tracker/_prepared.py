@@ -1,0 +1,80 @@
+"""The delta a tracker decided, and the keys that identify a sent item.
+
+``Prepared`` is a frozen value: the items to send (the caller's own objects), the
+continuation, and how each item will be remembered once marked sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._history import RepairAction
+from ._items import ItemInfo, read_item, to_plain
+
+__all__ = ["Key", "Prepared", "describe", "keys_of"]
+
+# How a sent item is remembered: (kind, value). "id": provider id; "out": output call_id;
+# "call": call call_id; "anon": fingerprint of an id-less item (with the object held).
+Key = tuple[str, str]
+
+
+@attrs.frozen(eq=False)
+class Prepared:
+    """The next request's delta, as decided by ``Tracker.prepare``.
+
+    ``input`` holds the original item objects to send, in order; ``skipped`` counts the items
+    left out because the server already holds them, and ``skip_reasons`` says why;
+    ``repairs`` lists what ``check="repair"`` changed (placeholder outputs, dropped items).
+    Pass it to ``Tracker.mark_sent`` (and to ``Tracker.rewind`` if the request fails).
+    """
+
+    input: tuple[Any, ...]
+    previous_response_id: str | None
+    conversation_id: str | None
+    skipped: int
+    skip_reasons: Mapping[str, int]
+    repairs: tuple[RepairAction, ...]
+    _keys: tuple[tuple[Key, ...], ...] = attrs.field(repr=False, alias="keys")
+    _origin: object = attrs.field(repr=False, alias="origin")
+
+    def request_input(self) -> list[dict[str, Any]]:
+        """The delta as plain wire-form dicts (SDK models dumped without ``None`` members)."""
+        return [to_plain(item, i) for i, item in enumerate(self.input)]
+
+    def request_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``client.responses.create``: ``input`` plus the continuation.
+
+        Exactly one of ``previous_response_id`` and ``conversation`` is present when the
+        tracker has a continuation; neither on the first turn of an auto-chained tracker.
+        """
+        kwargs: dict[str, Any] = {"input": self.request_input()}
+        if self.conversation_id is not None:
+            kwargs["conversation"] = self.conversation_id
+        elif self.previous_response_id is not None:
+            kwargs["previous_response_id"] = self.previous_response_id
+        return kwargs
+
+
+def keys_of(info: ItemInfo) -> tuple[Key, ...]:
+    """The item's keys, strongest first; empty for an anonymous (id-less, call-less) item."""
+    keys: list[Key] = []
+    if info.id is not None:
+        keys.append(("id", info.id))
+    if info.call_id is not None:
+        if info.is_output:
+            keys.append(("out", info.call_id))
+        elif info.is_call:
+            keys.append(("call", info.call_id))
+    return tuple(keys)
+
+
+def describe(item: Any) -> str:
+    """A short label for an item in error messages: its type and strongest id."""
+    info = read_item(item)
+    for label, value in (("id", info.id), ("call_id", info.call_id)):
+        if value is not None:
+            return f"{info.type} {label}={value}"
+    return f"{info.type} (no id)"
