@@ -200,6 +200,24 @@ def test_tracked_objects_never_match_by_a_reused_address() -> None:
     assert 1 == len(tracked)
 
 
+def test_a_run_item_class_with_its_own_attribute_lookup_is_read_through_it() -> None:
+    """The fast raw_item read is used only for the SDK's lookup; an override is honoured."""
+
+    class Redirected(ToolCallOutputItem):
+        def __getattribute__(self, name: str) -> Any:
+            if name == "raw_item":
+                return object.__getattribute__(self, "output_raw")
+            return super().__getattribute__(name)
+
+    held = output_item(1)
+    redirected = Redirected(agent=AGENT, raw_item={"stale": True}, output="2")
+    object.__setattr__(redirected, "output_raw", output_item(2).raw_item)
+    for cls in (Sdk, Ours):
+        t = cls(previous_response_id="resp_0")
+        t.mark_input_as_sent(t.prepare_input([], [held]))
+        assert [redirected.raw_item] == t.prepare_input([], [held, redirected])
+
+
 # ---- decisions: same as the SDK's class -------------------------------------------------
 
 

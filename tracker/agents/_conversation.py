@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from agents.exceptions import UserError
 from agents.items import InputItem, ItemHelpers, ModelResponse, RunItem, TResponseInputItem
@@ -35,16 +35,19 @@ from agents.run_internal.items import (
 )
 
 from .._identity import IdentityMap, IdentitySet
+from ._lazy import FingerprintSet
 from ._support import (
     FingerprintCache,
     Source,
     SourceBuckets,
     TrackedObjects,
     anonymous_search_fingerprint,
+    attribute_reader,
+    is_input_item,
     is_tool_search,
     read_keys,
-    sdk_fingerprint,
     tracker_fingerprint,
+    untracked_run_items,
 )
 
 __all__ = ["OpenAIServerConversationTracker"]
@@ -96,7 +99,7 @@ class OpenAIServerConversationTracker:
         self.server_item_ids: set[str] = set(server_item_ids)
         self.server_tool_call_ids: set[str] = set(server_tool_call_ids)
         self.server_output_fingerprints: set[str] = set(server_output_fingerprints)
-        self.sent_item_fingerprints: set[str] = set(sent_item_fingerprints)
+        self.sent_item_fingerprints = FingerprintSet(sent_item_fingerprints)
         self.accepted_input_item_ids: set[str] = set(accepted_input_item_ids)
         self.restored_anonymous_tool_search_fingerprints: set[str] = set(
             restored_anonymous_tool_search_fingerprints
@@ -134,7 +137,10 @@ class OpenAIServerConversationTracker:
             self.server_tool_call_ids.add(call_id)
 
     def _note_restored_content(self, item: Any) -> None:
-        fingerprint = self._fingerprint(item)
+        if not is_tool_search(item):
+            self.sent_item_fingerprints.add_item(item)
+            return
+        fingerprint = tracker_fingerprint(item)
         if fingerprint:
             self.sent_item_fingerprints.add(fingerprint)
         anonymous = anonymous_search_fingerprint(item)
@@ -193,14 +199,15 @@ class OpenAIServerConversationTracker:
         self.primed_from_state = True
 
     def _hydrate_generated(self, run_item: RunItem, unsent: set[str]) -> None:
-        raw = run_item.raw_item
+        read = attribute_reader(type(run_item))
+        raw = read(run_item, "raw_item")
         if raw is None:
             return
         item_id, call_id, has_output = read_keys(raw)
         if call_id is not None and has_output and call_id in unsent:
             return
-        kind = run_item.type
-        is_input = type(run_item) is InputItem or isinstance(run_item, InputItem)
+        kind = read(run_item, "type")
+        is_input = is_input_item(run_item)
         is_search = kind in _SEARCH_RUN_ITEM_TYPES
         delivered = (
             item_id is not None
@@ -210,22 +217,24 @@ class OpenAIServerConversationTracker:
         )
         if not delivered:
             return
-        self.sent_items.set(raw, None)
-        # Resumed runs fingerprint every restored item once: skip the cache and the
-        # tool_search conversions for the common types (this loop is hydrate's whole cost).
+        self.sent_items.append(raw)
         searchable = is_tool_search(raw)
         if is_input:
             # Pending input is deduped by occurrence id, not content: equal texts may recur.
-            self.accepted_input_item_ids.add(cast(InputItem, run_item).input_id)
+            self.accepted_input_item_ids.add(read(run_item, "input_id"))
+        elif not (searchable or is_search):
+            # The common case, and hydrate's whole cost: encoded only when first needed.
+            self.sent_item_fingerprints.add_item(raw)
         else:
-            fingerprint = tracker_fingerprint(raw) if searchable else sdk_fingerprint(raw)
+            fingerprint = tracker_fingerprint(raw)
             if fingerprint:
                 self.sent_item_fingerprints.add(fingerprint)
                 if is_search:
                     self.server_output_fingerprints.add(fingerprint)
-        anonymous = anonymous_search_fingerprint(raw) if searchable else None
-        if anonymous:
-            self.restored_anonymous_tool_search_fingerprints.add(anonymous)
+        if searchable:
+            anonymous = anonymous_search_fingerprint(raw)
+            if anonymous:
+                self.restored_anonymous_tool_search_fingerprints.add(anonymous)
         if item_id is not None:
             self.server_item_ids.add(item_id)
         if call_id is not None and has_output:
@@ -296,11 +305,10 @@ class OpenAIServerConversationTracker:
 
         converted: list[TResponseInputItem] = []
         converted_sources: IdentityMap[Source] = IdentityMap()
-        for run_item in generated_items:
-            raw = run_item.raw_item
-            # Fast path: the whole old history is answered by one identity lookup per item.
-            if raw is None or raw in self.sent_items or raw in self.server_items:
-                continue
+        # The whole old history is answered by one identity lookup per item.
+        for run_item, raw in untracked_run_items(
+            generated_items, self.sent_items, self.server_items
+        ):
             candidate = self._convert_if_new(run_item, raw)
             if candidate is not None:
                 converted.append(candidate[0])

@@ -9,9 +9,10 @@ pydantic models is checked against the SDK's function by the tests.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from agents.items import InputItem, RunItemBase
 from agents.items import _output_item_to_input_item as output_item_to_input_item
 from agents.run_internal.items import (
     TOOL_CALL_SESSION_DESCRIPTION_KEY,
@@ -28,15 +29,27 @@ __all__ = [
     "SourceBuckets",
     "TrackedObjects",
     "anonymous_search_fingerprint",
+    "attribute_reader",
+    "encode_payload",
+    "fingerprint_payload",
+    "is_input_item",
     "is_tool_search",
     "read_keys",
+    "sdk_fingerprint",
     "tracker_fingerprint",
+    "untracked_run_items",
 ]
 
 _TOOL_SEARCH_TYPES = frozenset({"tool_search_call", "tool_search_output"})
 _KEY_NAMES = ("id", "call_id", "output")
 _NO_EXTRA: dict[str, Any] = {}
 _FAST_CLASSES: dict[type, bool] = {}
+_ABSENT = object()
+# Run item classes whose attribute lookup is RunItemBase's: reading ``raw_item`` with
+# ``object.__getattribute__`` gives the same object without a Python call per item.
+_SDK_GETATTRIBUTE = RunItemBase.__getattribute__
+_PLAIN_RUN_ITEM_CLASSES: set[type] = set()
+_INPUT_CLASSES: dict[type, bool] = {}
 
 # What a prepared item came from: the caller's original object and its pending-input id.
 Source = tuple[Any, "str | None"]
@@ -93,22 +106,39 @@ _UNFINGERPRINTED = (TOOL_CALL_SESSION_DESCRIPTION_KEY, TOOL_CALL_SESSION_TITLE_K
 # The SDK fingerprints with json.dumps(sort_keys=True, default=str), which builds an encoder
 # per call; one prebuilt encoder with the same options gives the same text, faster.
 _ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+# Encodes a ``fingerprint_payload`` to the SDK's exact text.
+encode_payload = _ENCODER.encode
 
 
-def sdk_fingerprint(item: Any) -> str | None:
+def fingerprint_payload(item: Any) -> dict[str, Any] | None:
+    """Return what the SDK would serialise for a plain dict or pydantic item (else ``None``).
+
+    ``None`` means "let the SDK's own function decide"; exceptions propagate to the caller.
+    """
+    if type(item) is dict:
+        payload = item.copy()
+    elif isinstance(item, BaseModel):
+        payload = item.model_dump(exclude_unset=True, warnings=False)
+        if type(payload) is not dict:
+            return None
+    else:
+        return None
+    for key in _UNFINGERPRINTED:
+        payload.pop(key, None)
+    return payload
+
+
+def sdk_fingerprint(item: Any, payload: dict[str, Any] | None = None) -> str | None:
     """Return exactly ``agents``' ``fingerprint_input_item(item)``, faster for common items.
 
     Plain dicts and pydantic models (every item the runner holds) are serialised here, once,
     the way the SDK does; anything else, and any failure, is handed to the SDK's function.
+    ``payload``, when given, is ``fingerprint_payload(item)`` computed by the caller.
     """
     try:
-        if type(item) is dict:
-            payload = {k: v for k, v in item.items() if k not in _UNFINGERPRINTED}
-        elif isinstance(item, BaseModel):
-            payload = item.model_dump(exclude_unset=True, warnings=False)
-            for key in _UNFINGERPRINTED:
-                payload.pop(key, None)
-        else:
+        if payload is None:
+            payload = fingerprint_payload(item)
+        if payload is None:
             return fingerprint_input_item(item)
         return _ENCODER.encode(payload)
     except Exception:  # the SDK's own rules decide odd cases (it returns None on failure)
@@ -165,25 +195,33 @@ class FingerprintCache:
         self._known.clear()
 
 
-class TrackedObjects(IdentityMap[None]):
+class TrackedObjects:
     """The objects a tracker has delivered or seen, by identity, in O(1).
 
     Stands in for the SDK's plain lists ``sent_items`` / ``server_items``: it iterates in
     insertion order, has ``len``, ``in`` (by identity), ``append`` (which tracks an object once,
     as the SDK does), ``remove`` and ``discard``, and compares equal to a list holding the same
     objects. It holds references, so an address cannot be reused while an object is tracked.
+    Entries map ``id(obj)`` straight to ``obj`` (no per-entry tuple): a turn looks up every
+    old item here, so one object fewer to touch per lookup matters at 20k items.
     """
 
-    __slots__ = ()
+    __slots__ = ("_objects",)
 
     __hash__ = None  # type: ignore[assignment]  # mutable, like the list it replaces
 
     def __init__(self, objects: Iterable[Any] = ()) -> None:
-        super().__init__()
+        self._objects: dict[int, Any] = {}
         self.extend(objects)
 
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __contains__(self, obj: object) -> bool:
+        return self._objects.get(id(obj), _ABSENT) is obj
+
     def __iter__(self) -> Iterator[Any]:
-        return self.objects()
+        return iter(self._objects.values())
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, TrackedObjects | list | tuple):
@@ -198,7 +236,7 @@ class TrackedObjects(IdentityMap[None]):
 
     def append(self, obj: Any) -> None:
         """Track ``obj`` (once: tracking it again keeps its place and changes nothing)."""
-        self.set(obj, None)
+        self._objects.setdefault(id(obj), obj)
 
     def extend(self, objects: Iterable[Any]) -> None:
         """Track each of ``objects``."""
@@ -207,13 +245,71 @@ class TrackedObjects(IdentityMap[None]):
 
     def discard(self, obj: Any) -> None:
         """Stop tracking ``obj`` if it is tracked."""
-        self.pop(obj)
+        if obj in self:
+            del self._objects[id(obj)]
 
     def remove(self, obj: Any) -> None:
         """Stop tracking ``obj``; raise ``ValueError`` if it is not tracked (as ``list`` does)."""
         if obj not in self:
             raise ValueError(f"{type(obj).__name__} object is not tracked")
-        self.pop(obj)
+        del self._objects[id(obj)]
+
+    def clear(self) -> None:
+        """Stop tracking every object."""
+        self._objects.clear()
+
+
+def untracked_run_items(
+    run_items: Iterable[Any], sent: TrackedObjects, server: TrackedObjects
+) -> Iterator[tuple[Any, Any]]:
+    """Yield ``(run_item, raw_item)`` for run items whose raw item neither tracker holds.
+
+    This is a turn's whole per-old-item cost, so it is one loop with no call per item: the
+    raw item is read past the SDK's Python-level ``RunItemBase.__getattribute__`` (which only
+    redirects ``agent``) and both identity tables are probed directly.
+    """
+    read = object.__getattribute__
+    plain = _PLAIN_RUN_ITEM_CLASSES
+    sent_get, server_get = sent._objects.get, server._objects.get
+    for run_item in run_items:
+        if type(run_item) in plain:
+            raw = read(run_item, "raw_item")
+        else:
+            raw = run_item.raw_item
+            _learn_run_item_class(type(run_item))
+        if raw is None:
+            continue
+        key = id(raw)
+        if sent_get(key) is not raw and server_get(key) is not raw:
+            yield run_item, raw
+
+
+def _learn_run_item_class(cls: type) -> None:
+    """Remember ``cls`` if its attribute lookup is the SDK's (``agent`` aside, the default)."""
+    if getattr(cls, "__getattribute__", None) is _SDK_GETATTRIBUTE:
+        _PLAIN_RUN_ITEM_CLASSES.add(cls)
+
+
+def is_input_item(run_item: Any) -> bool:
+    """``isinstance(run_item, InputItem)``, without an ABC check per item."""
+    cls = type(run_item)
+    known = _INPUT_CLASSES.get(cls)
+    if known is None:
+        known = _INPUT_CLASSES[cls] = issubclass(cls, InputItem)
+    return known
+
+
+def attribute_reader(cls: type) -> Callable[[Any, str], Any]:
+    """Return a ``getattr`` for instances of run item class ``cls`` (other than ``agent``).
+
+    That is ``object.__getattribute__`` when ``cls`` keeps the SDK's attribute lookup, which
+    differs from the default only for ``agent``, and plain ``getattr`` otherwise.
+    """
+    if cls not in _PLAIN_RUN_ITEM_CLASSES:
+        _learn_run_item_class(cls)
+        if cls not in _PLAIN_RUN_ITEM_CLASSES:
+            return getattr
+    return object.__getattribute__
 
 
 class SourceBuckets:
