@@ -25,7 +25,7 @@ STAMP = VENV / ".tracker-install-stamp"
 
 
 def _ensure_env() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py must explain itself on an old Python
         sys.exit(f"tracker needs Python >= 3.11; this is {sys.version.split()[0]}")
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if PY.exists() and STAMP.exists() and STAMP.read_text() == want:
@@ -48,11 +48,13 @@ def main(argv: list[str]) -> int:
         return 2
     _ensure_env()
     command, rest = argv[0], argv[1:]
+    env = dict(os.environ)
     if command == "demo":
         cmd = [str(PY), "-m", "tracker", "demo", *rest]
+        env.setdefault("TRACKER_DEMO_COMMAND", "python3 dev.py demo")
     else:
         cmd = [str(PY), "-m", "pytest", *rest]
-    return subprocess.call(cmd, cwd=ROOT)
+    return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
 if __name__ == "__main__":

@@ -180,8 +180,9 @@ def run(args: argparse.Namespace) -> int:
             return 1
         view.line(demo.summary(errors=0))
         view.line(
-            f"continue it: python -m tracker demo --session {session}"
-            + ("" if args.store is None else f" --store {store_url}")
+            # dev.py names itself, so the hint is a command that works in the user's shell.
+            f"continue it: {os.environ.get('TRACKER_DEMO_COMMAND', 'tracker demo')} "
+            f"--session {session}" + ("" if args.store is None else f" --store {store_url}")
         )
     return 0
 
