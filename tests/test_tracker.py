@@ -312,3 +312,16 @@ def test_check_trusts_outputs_when_the_chain_started_elsewhere() -> None:
     """Continuing an outside chain, calls made before the tracker are unknown, so trusted."""
     t = Tracker(previous_response_id="resp_0")
     assert [output(9)] == list(t.prepare([output(9)]).input)
+
+
+def test_observe_response_is_all_or_nothing() -> None:
+    """An output item that reads but cannot be serialised raises before anything is recorded."""
+
+    class Opaque:
+        type = "message"  # readable, but neither a dict nor an SDK model
+
+    t = Tracker()
+    before = t.to_state()
+    with pytest.raises(ItemError, match="index 1"):
+        t.observe_response(response("resp_1", call(1), Opaque()))  # type: ignore[arg-type]
+    assert before == t.to_state()

@@ -46,7 +46,7 @@ from ._errors import ContinuationError, UsageError
 from ._fingerprint import fingerprint
 from ._history import PLACEHOLDER, DeltaCheck, RepairAction, RepairPolicy, check_delta
 from ._identity import IdentityMap
-from ._items import ItemInfo, field, is_async_call, read_item
+from ._items import ItemInfo, field, is_async_call, read_item, to_plain
 from ._prepared import Key, Prepared, describe, keys_of
 from ._state import dump_state, load_state
 
@@ -199,7 +199,7 @@ class Tracker:
             item_keys = keys_of(read_item(item, index))
             reason = self._known_reason(item_keys)
             if not item_keys:
-                fp = fingerprint(item)
+                fp = fingerprint(to_plain(item, index))
                 if content_match and self._fp_counts.get(fp, 0) > used.get(fp, 0):
                     used[fp] = used.get(fp, 0) + 1
                     reason = "content"
@@ -326,8 +326,7 @@ class Tracker:
             raise UsageError(
                 f"observe_response() takes a Responses API response; got {type(response).__name__}."
             )
-        output_items = list(output)
-        infos = [read_item(item, i) for i, item in enumerate(output_items)]
+        observed = self._observation(list(output))
         conv = field(response, "conversation")
         conv_id = field(conv, "id") if conv is not None and not isinstance(conv, str) else conv
         if self._conversation_id is not None and conv_id not in (None, self._conversation_id):
@@ -340,8 +339,8 @@ class Tracker:
                 f"Response {response_id} was created with store=False and cannot be continued "
                 "with previous_response_id: create it with store=True (the default)."
             )
-        for item, info in zip(output_items, infos, strict=True):
-            self._observe_item(item, info)
+        for item, info, keys in observed:
+            self._observe_item(item, info, keys)
         if self._conversation_id is None and response_id:
             self._previous_response_id = response_id
         self._responses += 1
@@ -353,19 +352,27 @@ class Tracker:
         Does not change the continuation. Raises ``ItemError`` (tracker unchanged) for an
         unreadable item.
         """
-        seq = list(items)
-        infos = [read_item(item, i) for i, item in enumerate(seq)]
-        for item, info in zip(seq, infos, strict=True):
-            self._observe_item(item, info)
+        for item, info, keys in self._observation(list(items)):
+            self._observe_item(item, info, keys)
 
     # ------------------------------------------------------------------ internals
 
-    def _observe_item(self, item: Any, info: ItemInfo) -> None:
+    def _observation(self, items: list[Any]) -> list[tuple[Any, ItemInfo, tuple[Key, ...]]]:
+        """Read every item and compute its keys before anything is recorded (all or nothing)."""
+        observed = []
+        for index, item in enumerate(items):
+            info = read_item(item, index)
+            keys = keys_of(info)
+            if not keys and item not in self._held:
+                keys = (("anon", fingerprint(to_plain(item, index))),)
+            observed.append((item, info, keys))
+        return observed
+
+    def _observe_item(self, item: Any, info: ItemInfo, keys: tuple[Key, ...]) -> None:
         if item in self._held:
             return
-        keys = keys_of(info)
-        if not keys:
-            self._record(item, (("anon", fingerprint(item)),))
+        if keys[0][0] == "anon":
+            self._record(item, keys)
             return
         for kind, value in keys:
             if kind == "id":
