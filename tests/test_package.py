@@ -119,6 +119,14 @@ def test_readme_example_runs(index: int) -> None:
     assert 0 == done.returncode, done.stderr[-3000:]
 
 
+def test_cli_version() -> None:
+    """`tracker --version` prints the package version."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tracker", "--version"], capture_output=True, text=True, check=True
+    )
+    assert f"tracker {tracker.__version__}" == done.stdout.strip()
+
+
 def test_cli_bench_prints_the_table() -> None:
     """`tracker bench` prints the per-turn table and zero drops for ours."""
     done = subprocess.run(

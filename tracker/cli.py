@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from tracker import __version__
+
 __all__ = ["main"]
 
 # name -> (module, one-line help)
@@ -30,6 +32,7 @@ def _build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         prog="tracker",
         description="Exact Responses-API deltas: no dropped tool outputs, no duplicate items.",
     )
+    parser.add_argument("--version", action="version", version=f"tracker {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, (module_name, help_text) in _SUBCOMMANDS.items():
