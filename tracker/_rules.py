@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 import attrs
 
-from ._items import OUTPUT_TO_CALL, field, read_item
+from ._items import OUTPUT_TO_CALL, ItemInfo, field, read_item
 
 __all__ = [
     "Provenance",
@@ -124,27 +124,41 @@ def _words(item_type: str) -> str:
     return item_type.replace("_", " ")
 
 
-def duplicate_violation(item_id: str, index: int | None) -> Violation:
-    """``D1``: an id that occurs twice in the context."""
+def _input_violation(
+    rule: str,
+    message: str,
+    index: int | None,
+    item_id: str | None = None,
+    call_id: str | None = None,
+) -> Violation:
+    """A Responses history violation: the service answers 400 with ``param: "input"``."""
     return Violation(
-        rule="D1",
+        rule=rule,
         status=400,
-        message=(
-            f"Duplicate item found with id {item_id}. "
-            "Remove duplicate items from your input and try again."
-        ),
+        message=message,
         param="input",
         code=None,
         index=index,
         item_id=item_id,
+        call_id=call_id,
     )
 
 
-def _check_duplicates(items: Sequence[Any], offset: int) -> list[Violation]:
+def duplicate_violation(item_id: str, index: int | None) -> Violation:
+    """``D1``: an id that occurs twice in the context."""
+    return _input_violation(
+        "D1",
+        f"Duplicate item found with id {item_id}. "
+        "Remove duplicate items from your input and try again.",
+        index,
+        item_id=item_id,
+    )
+
+
+def _check_duplicates(infos: Sequence[ItemInfo], offset: int) -> list[Violation]:
     seen: set[str] = set()
     out: list[Violation] = []
-    for i, item in enumerate(items):
-        info = read_item(item, i)
+    for i, info in enumerate(infos):
         if info.id is None:
             continue
         if info.id in seen:
@@ -153,8 +167,9 @@ def _check_duplicates(items: Sequence[Any], offset: int) -> list[Violation]:
     return out
 
 
-def _check_reasoning(items: Sequence[Any], provenance: Provenance, offset: int) -> list[Violation]:
-    infos = [read_item(item, i) for i, item in enumerate(items)]
+def _check_reasoning(
+    infos: Sequence[ItemInfo], provenance: Provenance, offset: int
+) -> list[Violation]:
     out: list[Violation] = []
     seen_ids: set[str] = set()
     for i, info in enumerate(infos):
@@ -163,16 +178,11 @@ def _check_reasoning(items: Sequence[Any], provenance: Provenance, offset: int) 
             nxt = infos[i + 1] if i + 1 < len(infos) else None
             if nxt is None or nxt.id != want:
                 out.append(
-                    Violation(
-                        rule="A1",
-                        status=400,
-                        message=(
-                            f"Item '{info.id}' of type 'reasoning' was provided without its "
-                            "required following item."
-                        ),
-                        param="input",
-                        code=None,
-                        index=i + offset,
+                    _input_violation(
+                        "A1",
+                        f"Item '{info.id}' of type 'reasoning' was provided without its "
+                        "required following item.",
+                        i + offset,
                         item_id=info.id,
                     )
                 )
@@ -180,16 +190,11 @@ def _check_reasoning(items: Sequence[Any], provenance: Provenance, offset: int) 
             rs_id = provenance.reasoning_for[info.id]
             if rs_id not in seen_ids:
                 out.append(
-                    Violation(
-                        rule="A2" if info.type == "function_call" else "A3",
-                        status=400,
-                        message=(
-                            f"Item '{info.id}' of type '{info.type}' was provided without its "
-                            f"required 'reasoning' item: '{rs_id}'."
-                        ),
-                        param="input",
-                        code=None,
-                        index=i + offset,
+                    _input_violation(
+                        "A2" if info.type == "function_call" else "A3",
+                        f"Item '{info.id}' of type '{info.type}' was provided without its "
+                        f"required 'reasoning' item: '{rs_id}'.",
+                        i + offset,
                         item_id=info.id,
                         call_id=info.call_id,
                     )
@@ -203,20 +208,18 @@ def missing_output_violation(
     call_type: str, call_id: str, index: int | None, item_id: str | None = None
 ) -> Violation:
     """``P1``: a tool call with no output in the context."""
-    return Violation(
-        rule="P1",
-        status=400,
-        message=f"No tool output found for {_words(call_type)} {call_id}.",
-        param="input",
-        code=None,
-        index=index,
+    return _input_violation(
+        "P1",
+        f"No tool output found for {_words(call_type)} {call_id}.",
+        index,
         item_id=item_id,
         call_id=call_id,
     )
 
 
-def _check_pairing(items: Sequence[Any], options: RuleOptions, offset: int) -> list[Violation]:
-    infos = [read_item(item, i) for i, item in enumerate(items)]
+def _check_pairing(
+    items: Sequence[Any], infos: Sequence[ItemInfo], options: RuleOptions, offset: int
+) -> list[Violation]:
     calls_before: set[str] = set()
     all_calls = {info.call_id for info in infos if info.is_call and info.call_id}
     outputs_after: dict[str, int] = {}  # call_id -> number of outputs seen so far
@@ -226,33 +229,22 @@ def _check_pairing(items: Sequence[Any], options: RuleOptions, offset: int) -> l
             known = calls_before if options.strict_order else all_calls
             if info.call_id not in known:
                 found.append(
-                    Violation(
-                        rule="P2",
-                        status=400,
-                        message=(
-                            f"No tool call found for {_words(info.type)} with call_id "
-                            f"{info.call_id}."
-                        ),
-                        param="input",
-                        code=None,
-                        index=i + offset,
+                    _input_violation(
+                        "P2",
+                        f"No tool call found for {_words(info.type)} with call_id {info.call_id}.",
+                        i + offset,
                         item_id=info.id,
                         call_id=info.call_id,
                     )
                 )
             elif outputs_after.get(info.call_id, 0) >= 1 and options.reject_duplicate_outputs:
                 found.append(
-                    Violation(
-                        rule="P3",
-                        status=400,
-                        message=(
-                            f"Duplicate {info.type} for call_id '{info.call_id}'. Each "
-                            f"{OUTPUT_TO_CALL.get(info.type, 'call')} must have exactly one "
-                            f"matching {info.type}"
-                        ),
-                        param="input",
-                        code=None,
-                        index=i + offset,
+                    _input_violation(
+                        "P3",
+                        f"Duplicate {info.type} for call_id '{info.call_id}'. Each "
+                        f"{OUTPUT_TO_CALL.get(info.type, 'call')} must have exactly one "
+                        f"matching {info.type}",
+                        i + offset,
                         item_id=info.id,
                         call_id=info.call_id,
                     )
@@ -292,10 +284,11 @@ def check_context(
     each ``index``. Raises ``ItemError`` for an item that cannot be read.
     """
     opts = options or RuleOptions()
+    infos = [read_item(item, i) for i, item in enumerate(items)]  # each item is read once
     return [
-        *_check_duplicates(items, offset),
-        *_check_reasoning(items, provenance or Provenance(), offset),
-        *_check_pairing(items, opts, offset),
+        *_check_duplicates(infos, offset),
+        *_check_reasoning(infos, provenance or Provenance(), offset),
+        *_check_pairing(items, infos, opts, offset),
     ]
 
 
