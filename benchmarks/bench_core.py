@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tracker import _bench
+from tracker.cli import _bench
 
 
 def main(argv: list[str]) -> int:

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from tracker._history import Api, repair_history
+from tracker._repair import repair_history
+from tracker._repair_actions import Api
 from tracker._rules import validate_history
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tracker import Tracker
-from tracker._demo import emulator_state_path
-from tracker._demo_view import _short
 from tracker.cli import main
+from tracker.cli._demo import emulator_state_path
+from tracker.cli._demo_view import _short
 from tracker.emulator import Emulator
 from tracker.emulator._persist import restore_state
 from tracker.stores import SQLiteStore, load_tracker

@@ -1,4 +1,4 @@
-"""Tests for tracker._history: repair_history, RepairAction, check_delta, detect_api."""
+"""Tests for repair_history, RepairAction, check_delta and detect_api."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from openai.types.chat.chat_completion_message_function_tool_call import (
 from openai.types.responses import ResponseFunctionToolCall, ResponseReasoningItem
 
 from tracker import HistoryError, UsageError
-from tracker._history import check_delta, detect_api, repair_history
-from tracker._history_common import PLACEHOLDER_PREFIX, RepairAction, placeholder_text
+from tracker._delta_check import check_delta
+from tracker._formats import detect_api
+from tracker._repair import repair_history
+from tracker._repair_actions import PLACEHOLDER_PREFIX, RepairAction, placeholder_text
 from tracker._rules import Provenance, validate_history
 
 # ---------------------------------------------------------------- builders

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tracker._history_common import placeholder_text
+from tracker._repair_actions import placeholder_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tracker._history import repair_history
-from tracker._history_common import PLACEHOLDER_PREFIX
+from tracker._repair import repair_history
+from tracker._repair_actions import PLACEHOLDER_PREFIX
 from tracker._rules import validate_history
 from tracker.emulator import Emulator, RuleOptions
 

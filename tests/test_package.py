@@ -153,3 +153,47 @@ def test_package_is_mypy_strict_and_ruff_clean() -> None:
         assert 0 == done.returncode, (
             f"{' '.join(cmd[2:])}:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
         )
+
+
+CORE_MODULES = {
+    "__init__.py",
+    "__main__.py",
+    "py.typed",
+    "_delta_check.py",
+    "_errors.py",
+    "_fingerprint.py",
+    "_formats.py",
+    "_identity.py",
+    "_items.py",
+    "_prepared.py",
+    "_repair.py",
+    "_repair_actions.py",
+    "_repair_chat.py",
+    "_rules.py",
+    "_snapshot.py",
+    "_tracker.py",
+}
+
+
+def test_package_top_level_holds_only_the_core() -> None:
+    """tracker/ holds the core modules and the integration subpackages, nothing else."""
+    package = ROOT / "tracker"
+    files = {p.name for p in package.iterdir() if p.is_file()}
+    dirs = {p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert (CORE_MODULES, {"agents", "cli", "emulator", "loop", "stores"}) == (files, dirs)
+
+
+def test_core_modules_never_import_the_shell_or_integrations() -> None:
+    """No core module imports tracker.cli or an integration subpackage."""
+    offenders = [
+        name
+        for name in sorted(CORE_MODULES)
+        if name.endswith(".py")
+        and name != "__main__.py"
+        and re.search(
+            r"^\s*(from|import)\s+(tracker\.|\.)(cli|agents|loop|stores|emulator)\b",
+            (ROOT / "tracker" / name).read_text(),
+            re.M,
+        )
+    ]
+    assert [] == offenders

@@ -19,11 +19,12 @@ from ._errors import (
     UsageError,
 )
 from ._fingerprint import fingerprint
-from ._history import RepairAction, repair_history
 from ._items import ItemInfo, read_item
 from ._prepared import Prepared
+from ._repair import repair_history
+from ._repair_actions import RepairAction
 from ._rules import Violation, validate_history
-from ._state import STATE_VERSION
+from ._snapshot import STATE_VERSION
 from ._tracker import Tracker
 
 __version__ = "0.1.0"

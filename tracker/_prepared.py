@@ -11,8 +11,8 @@ from typing import Any
 
 import attrs
 
-from ._history import RepairAction
 from ._items import ItemInfo, read_item, to_plain
+from ._repair_actions import RepairAction
 
 __all__ = ["Key", "Prepared", "describe", "keys_of"]
 

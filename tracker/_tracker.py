@@ -42,13 +42,14 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
+from ._delta_check import DeltaCheck, check_delta
 from ._errors import ContinuationError, UsageError
 from ._fingerprint import fingerprint
-from ._history import PLACEHOLDER, DeltaCheck, RepairAction, RepairPolicy, check_delta
 from ._identity import IdentityMap
 from ._items import ItemInfo, field, is_async_call, read_item, to_plain
 from ._prepared import Key, Prepared, describe, keys_of
-from ._state import dump_state, load_state
+from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
+from ._snapshot import dump_state, load_state
 
 __all__ = ["Prepared", "Tracker"]
 

@@ -35,9 +35,9 @@ import attrs
 
 from tracker._errors import UsageError
 from tracker._fingerprint import fingerprint
-from tracker._history_common import placeholder_text
 from tracker._items import field, read_item
 from tracker._prepared import Prepared
+from tracker._repair_actions import placeholder_text
 from tracker._tracker import Tracker
 
 from ._recovery import stored_response_start

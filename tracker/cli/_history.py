@@ -15,9 +15,11 @@ from typing import Any, cast
 
 import attrs
 
-from ._errors import TrackerError
-from ._history import POLICIES, Api, detect_api, repair_history
-from ._rules import Violation, validate_history
+from tracker._errors import TrackerError
+from tracker._formats import detect_api
+from tracker._repair import repair_history
+from tracker._repair_actions import POLICIES, Api
+from tracker._rules import Violation, validate_history
 
 __all__ = ["add_check_arguments", "add_repair_arguments", "run_check", "run_repair"]
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._tracker import Tracker
+from tracker._tracker import Tracker
 
 __all__ = ["add_arguments", "churn_drops", "measure", "run"]
 

@@ -25,14 +25,12 @@ actions), so the repair is idempotent. Untouched items are returned as the very 
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping, Sequence
-from typing import Any, Final, Literal
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
 
-import attrs
-
-from ._errors import HistoryError, UsageError
-from ._history_chat import repair_chat
-from ._history_common import (
+from ._errors import UsageError
+from ._items import CALL_TO_OUTPUT, ItemInfo, field, read_item, to_plain
+from ._repair_actions import (
     DROP,
     PLACEHOLDER,
     POLICIES,
@@ -42,19 +40,15 @@ from ._history_common import (
     by_index,
     placeholder_text,
 )
-from ._items import CALL_TO_OUTPUT, OUTPUT_TO_CALL, ItemInfo, field, read_item, to_plain
-from ._rules import Violation, validate_history
+from ._repair_chat import repair_chat
 
 __all__ = [
     "DROP",
     "PLACEHOLDER",
     "POLICIES",
     "Api",
-    "DeltaCheck",
     "RepairAction",
     "RepairPolicy",
-    "check_delta",
-    "detect_api",
     "placeholder_text",
     "repair_history",
     "repair_responses",
@@ -62,12 +56,9 @@ __all__ = [
 
 # Call types whose output is a plain string, so a placeholder can stand in for a lost result.
 _PLACEHOLDER_TYPES: Final = frozenset({"function_call", "custom_tool_call"})
-_RESPONSES_ONLY_TYPES: Final = frozenset(
-    [*CALL_TO_OUTPUT, *CALL_TO_OUTPUT.values(), "reasoning", "item_reference"]
-)
 
 
-def _check_args(api: str, policy: str) -> None:
+def check_args(api: str, policy: str) -> None:
     if api not in ("responses", "chat"):
         raise UsageError(f"api must be 'responses' or 'chat', not {api!r}.")
     if policy not in POLICIES:
@@ -89,7 +80,7 @@ def repair_history(
     position in ``items``. Pure: ``items`` is not modified. Raises ``ItemError`` for an item
     that cannot be read and ``UsageError`` for an unknown ``api`` or ``policy``.
     """
-    _check_args(api, policy)
+    check_args(api, policy)
     seq = list(items)
     if api == "chat":
         return repair_chat(seq, policy)
@@ -221,118 +212,3 @@ def _placeholder(call: Any, info: ItemInfo) -> dict[str, Any]:
         "call_id": info.call_id,
         "output": placeholder_text(info.call_id, name if isinstance(name, str) else None),
     }
-
-
-def detect_api(items: Sequence[Any]) -> Literal["responses", "chat"]:
-    """Guess whether ``items`` are Chat Completions messages or Responses input items.
-
-    Chat: a ``tool`` role, a ``tool_calls`` member, or a message without ``type`` whose
-    content parts are not Responses parts. Responses otherwise (also when nothing tells).
-    """
-    for item in items:
-        if isinstance(item, Mapping):
-            if item.get("role") == "tool" or "tool_calls" in item or "tool_call_id" in item:
-                return "chat"
-            if item.get("type") in _RESPONSES_ONLY_TYPES:
-                return "responses"
-        elif hasattr(item, "tool_calls"):
-            return "chat"
-        elif field(item, "type") in _RESPONSES_ONLY_TYPES:
-            return "responses"
-    return "responses"
-
-
-#: What ``check_delta`` does with a delta the service would reject.
-DeltaCheck = Literal["raise", "repair", "off"]
-
-
-def check_delta(
-    delta: Iterable[Any],
-    *,
-    pending_call_ids: Iterable[str] | Mapping[str, str] = (),
-    known_call_ids: Container[str] | None = None,
-    answered_call_ids: Container[str] = frozenset(),
-    mode: DeltaCheck = "raise",
-    policy: RepairPolicy = PLACEHOLDER,
-) -> tuple[list[Any], tuple[RepairAction, ...]]:
-    """Check (``mode="raise"``) or repair (``"repair"``) a Responses delta before it is sent.
-
-    The server's side is summarised by call ids: ``pending_call_ids`` are calls it holds with
-    no output (a mapping gives each call's item type, default ``function_call``);
-    ``known_call_ids`` every call it holds (``None``: not known, so an output for a call
-    outside the delta is trusted); ``answered_call_ids`` the calls it holds an output for.
-    The delta is checked as the service checks the whole context, with the same rules
-    (``tracker._rules``): a pending call the delta leaves unanswered is ``P1``, an output for
-    a call neither side holds ``P2``. Cost is linear in the delta plus the pending calls.
-
-    Returns ``(items, actions)``: ``mode="off"`` and a valid delta give the delta unchanged.
-    ``"repair"`` repairs as ``repair_history`` does, except that a pending call cannot be
-    unsent, so it is always answered with a placeholder (at the start of the delta); action
-    indexes are delta positions (``None``: a call the server holds). Raises ``HistoryError``
-    (with ``.violations``, indexes likewise) when the delta is invalid under ``"raise"``, or
-    still invalid after ``"repair"``; ``UsageError`` for an unknown ``mode`` or ``policy``.
-    """
-    if mode not in ("raise", "repair", "off"):
-        raise UsageError(f"mode must be 'raise', 'repair' or 'off', not {mode!r}.")
-    _check_args("responses", policy)
-    items = list(delta)
-    if mode == "off":
-        return items, ()
-    held = _held_context(items, pending_call_ids, known_call_ids, answered_call_ids)
-    n = len(held)
-    actions: tuple[RepairAction, ...] = ()
-    if mode == "repair":
-        placed, repaired = repair_responses([*held, *items], policy, held=n)
-        items = [item for origin, item in placed if origin is None or origin >= n]
-        actions = tuple(
-            attrs.evolve(a, index=None if a.index is None or a.index < n else a.index - n)
-            for a in repaired
-        )
-    violations = [
-        attrs.evolve(v, index=None if v.index is None or v.index < n else v.index - n)
-        for v in validate_history([*held, *items])
-    ]
-    if violations:
-        raise HistoryError(_delta_message(violations[0], mode), violations=violations)
-    return items, actions
-
-
-def _held_context(
-    items: Sequence[Any],
-    pending: Iterable[str] | Mapping[str, str],
-    known: Container[str] | None,
-    answered: Container[str],
-) -> list[dict[str, Any]]:
-    """Stand-ins for the server-held calls (and outputs) the delta can interact with."""
-    infos = [read_item(item, i) for i, item in enumerate(items)]
-    in_delta = {info.call_id for info in infos if info.is_call and info.call_id}
-    types = (
-        dict(pending) if isinstance(pending, Mapping) else dict.fromkeys(pending, "function_call")
-    )
-    held = [_stand_in(call_type, cid) for cid, call_type in types.items() if cid not in in_delta]
-    seen = set(types)
-    for info in infos:
-        cid = info.call_id
-        if not info.is_output or info.is_call or cid is None or cid in in_delta or cid in seen:
-            continue
-        if known is None or cid in known:
-            seen.add(cid)
-            call_type = OUTPUT_TO_CALL.get(info.type, "function_call")
-            held.append(_stand_in(call_type, cid))
-            if cid in answered:
-                held.append({"type": info.type, "call_id": cid, "output": ""})
-    return held
-
-
-def _stand_in(call_type: str, call_id: str) -> dict[str, Any]:
-    return {"type": call_type, "call_id": call_id, "name": "", "arguments": "{}"}
-
-
-def _delta_message(first: Violation, mode: str) -> str:
-    where = "a call the server holds" if first.index is None else f"input[{first.index}]"
-    fix = (
-        "answer every pending call and send outputs only for calls the server holds"
-        if mode == "repair"
-        else "fix the items, or let the tracker repair them (check='repair')"
-    )
-    return f"The service would reject this request at {where}: {first.message} To fix: {fix}."

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._history_common import PLACEHOLDER, RepairAction, RepairPolicy, by_index, placeholder_text
 from ._items import field, to_plain
+from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy, by_index, placeholder_text
 
 __all__ = ["repair_chat"]
 

@@ -30,9 +30,9 @@ from typing import Any
 
 import openai
 
-from tracker._demo_view import View
 from tracker._errors import StateError
 from tracker._tracker import Tracker
+from tracker.cli._demo_view import View
 from tracker.loop import FunctionTool, RetryPolicy, TurnResult, function_tool, run_turn
 from tracker.stores import load_tracker, save_tracker
 

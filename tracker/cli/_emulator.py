@@ -8,9 +8,9 @@ import signal
 import sys
 import threading
 
-from .._errors import StateError
-from .._rules import RuleOptions
-from ._server import Emulator, Fault
+from tracker._errors import StateError
+from tracker._rules import RuleOptions
+from tracker.emulator._server import Emulator, Fault
 
 __all__ = ["add_arguments", "run"]
 

@@ -1,0 +1,117 @@
+"""The per-request check: would the service accept this delta on top of what it holds?
+
+``Tracker.prepare`` calls ``check_delta`` on every delta it builds. The server's side is
+summarised by call ids (pending, known, answered); the delta is checked with the same rules
+(``tracker._rules``) the service applies to the whole context, and optionally repaired as
+``repair_history`` would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+from ._errors import HistoryError, UsageError
+from ._items import OUTPUT_TO_CALL, read_item
+from ._repair import check_args, repair_responses
+from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
+from ._rules import Violation, validate_history
+
+__all__ = ["DeltaCheck", "check_delta"]
+
+#: What ``check_delta`` does with a delta the service would reject.
+DeltaCheck = Literal["raise", "repair", "off"]
+
+
+def check_delta(
+    delta: Iterable[Any],
+    *,
+    pending_call_ids: Iterable[str] | Mapping[str, str] = (),
+    known_call_ids: Container[str] | None = None,
+    answered_call_ids: Container[str] = frozenset(),
+    mode: DeltaCheck = "raise",
+    policy: RepairPolicy = PLACEHOLDER,
+) -> tuple[list[Any], tuple[RepairAction, ...]]:
+    """Check (``mode="raise"``) or repair (``"repair"``) a Responses delta before it is sent.
+
+    The server's side is summarised by call ids: ``pending_call_ids`` are calls it holds with
+    no output (a mapping gives each call's item type, default ``function_call``);
+    ``known_call_ids`` every call it holds (``None``: not known, so an output for a call
+    outside the delta is trusted); ``answered_call_ids`` the calls it holds an output for.
+    The delta is checked as the service checks the whole context, with the same rules
+    (``tracker._rules``): a pending call the delta leaves unanswered is ``P1``, an output for
+    a call neither side holds ``P2``. Cost is linear in the delta plus the pending calls.
+
+    Returns ``(items, actions)``: ``mode="off"`` and a valid delta give the delta unchanged.
+    ``"repair"`` repairs as ``repair_history`` does, except that a pending call cannot be
+    unsent, so it is always answered with a placeholder (at the start of the delta); action
+    indexes are delta positions (``None``: a call the server holds). Raises ``HistoryError``
+    (with ``.violations``, indexes likewise) when the delta is invalid under ``"raise"``, or
+    still invalid after ``"repair"``; ``UsageError`` for an unknown ``mode`` or ``policy``.
+    """
+    if mode not in ("raise", "repair", "off"):
+        raise UsageError(f"mode must be 'raise', 'repair' or 'off', not {mode!r}.")
+    check_args("responses", policy)
+    items = list(delta)
+    if mode == "off":
+        return items, ()
+    held = _held_context(items, pending_call_ids, known_call_ids, answered_call_ids)
+    n = len(held)
+    actions: tuple[RepairAction, ...] = ()
+    if mode == "repair":
+        placed, repaired = repair_responses([*held, *items], policy, held=n)
+        items = [item for origin, item in placed if origin is None or origin >= n]
+        actions = tuple(
+            attrs.evolve(a, index=None if a.index is None or a.index < n else a.index - n)
+            for a in repaired
+        )
+    violations = [
+        attrs.evolve(v, index=None if v.index is None or v.index < n else v.index - n)
+        for v in validate_history([*held, *items])
+    ]
+    if violations:
+        raise HistoryError(_delta_message(violations[0], mode), violations=violations)
+    return items, actions
+
+
+def _held_context(
+    items: Sequence[Any],
+    pending: Iterable[str] | Mapping[str, str],
+    known: Container[str] | None,
+    answered: Container[str],
+) -> list[dict[str, Any]]:
+    """Stand-ins for the server-held calls (and outputs) the delta can interact with."""
+    infos = [read_item(item, i) for i, item in enumerate(items)]
+    in_delta = {info.call_id for info in infos if info.is_call and info.call_id}
+    types = (
+        dict(pending) if isinstance(pending, Mapping) else dict.fromkeys(pending, "function_call")
+    )
+    held = [_stand_in(call_type, cid) for cid, call_type in types.items() if cid not in in_delta]
+    seen = set(types)
+    for info in infos:
+        cid = info.call_id
+        if not info.is_output or info.is_call or cid is None or cid in in_delta or cid in seen:
+            continue
+        if known is None or cid in known:
+            seen.add(cid)
+            call_type = OUTPUT_TO_CALL.get(info.type, "function_call")
+            held.append(_stand_in(call_type, cid))
+            if cid in answered:
+                held.append({"type": info.type, "call_id": cid, "output": ""})
+    return held
+
+
+def _stand_in(call_type: str, call_id: str) -> dict[str, Any]:
+    return {"type": call_type, "call_id": call_id, "name": "", "arguments": "{}"}
+
+
+def _delta_message(first: Violation, mode: str) -> str:
+    where = "a call the server holds" if first.index is None else f"input[{first.index}]"
+    fix = (
+        "answer every pending call and send outputs only for calls the server holds"
+        if mode == "repair"
+        else "fix the items, or let the tracker repair them (check='repair')"
+    )
+    return f"The service would reject this request at {where}: {first.message} To fix: {fix}."
