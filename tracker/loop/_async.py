@@ -67,7 +67,6 @@ async def arun_turn(
     on_event: AsyncEventHandler | None = None,
     max_turns: int = 10,
     retry: RetryPolicy | None = None,
-    max_conflicts: int = 3,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     lease_wait: float = DEFAULT_LEASE_WAIT,
     lease_owner: str | None = None,

@@ -64,7 +64,6 @@ def run_turn(
     on_event: EventHandler | None = None,
     max_turns: int = 10,
     retry: RetryPolicy | None = None,
-    max_conflicts: int = 3,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     lease_wait: float = DEFAULT_LEASE_WAIT,
     lease_owner: str | None = None,
@@ -84,8 +83,7 @@ def run_turn(
     (retryable). If a worker crashed mid-turn, the next one takes over once its lease expires:
     it delivers the tool outputs that worker saved (placeholders for calls it never finished),
     and resumes that turn when given the same input. ``lease_owner`` names this worker in the
-    lease (default: host, pid and a random token). ``max_conflicts`` is kept for
-    compatibility and no longer used: a conflict never re-runs a turn.
+    lease (default: host, pid and a random token).
 
     ``stream=True`` streams each response, handing ``TextDelta`` events to ``on_event``,
     which also gets request, response, tool and retry events.
