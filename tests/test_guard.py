@@ -18,7 +18,7 @@ from openai import AsyncOpenAI, OpenAI
 from tracker import HistoryError, UsageError
 from tracker.emulator import Emulator
 from tracker.guard import GuardReport, guard
-from tracker.guard._request import check
+from tracker.guard._request import check, rejected_ids
 
 PLACEHOLDER = "[tracker placeholder]"
 TOOLS = [{"type": "function", "name": "weather"}]
@@ -255,3 +255,26 @@ def test_import_tracker_does_not_import_the_guard() -> None:
     code = "import sys, tracker; print('tracker.guard' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "False" == out.stdout.strip()
+
+
+def test_history_the_guard_cannot_read_is_sent_unchecked_with_a_warning(
+    plain: OpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An item the guard cannot read never breaks a request: the service decides."""
+    history: list[Any] = [{"role": "user", "content": "hi"}, 42]
+    with (
+        caplog.at_level(logging.WARNING, logger="tracker.guard"),
+        pytest.raises(openai.BadRequestError),
+    ):
+        guard(plain).responses.create(model="emu-1", input=history)
+    assert "responses.create: history not checked" in caplog.records[0].getMessage()
+
+
+def test_rejection_texts_name_the_call_type_and_ids() -> None:
+    """The service's pairing texts are read back into call ids and call types."""
+    message = (
+        "No tool output found for custom tool call call_1. "
+        "No tool call found for function call output with call_id call_2."
+    )
+    assert ({"call_1": "custom_tool_call"}, ["call_2"]) == rejected_ids("responses", message)
+    assert rejected_ids("responses", "Duplicate item found with id fc_1.") is None

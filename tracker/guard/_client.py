@@ -20,7 +20,7 @@ from typing import Any, Final, Literal, TypeVar
 import attrs
 import openai
 
-from .._errors import HistoryError, UsageError
+from .._errors import HistoryError, ItemError, UsageError
 from .._repair_actions import RepairAction, RepairPolicy
 from .._rules import Violation
 from ._request import Api, Checked, check, fix_rejected, history_key
@@ -45,7 +45,8 @@ class GuardReport:
 
     ``endpoint`` is the method called (``"responses.create"``, ``"chat.completions.stream"``,
     ...); ``outcome`` is ``"repaired"`` (sent repaired), ``"raised"`` (not sent: a
-    ``HistoryError`` follows), ``"reported"`` (sent as it was) or ``"retried"`` (the service
+    ``HistoryError`` follows), ``"reported"`` (sent as it was: policy ``"report"``, or a
+    violation the repair cannot fix, such as a duplicate item id) or ``"retried"`` (the service
     answered ``rejection`` with a pairing 400; the request was repaired and sent once more).
     ``violations`` are what ``tracker.validate_history`` found before sending (indices into the
     request's ``input`` / ``messages``), ``actions`` the ``RepairAction``s taken (an action with
@@ -92,13 +93,20 @@ class _Guard:
 
     def before(self, api: Api, endpoint: str, kwargs: dict[str, Any]) -> Mapping[str, Any]:
         """The request to send (``kwargs`` itself when valid); raises under ``"raise"``."""
-        checked = check(api, kwargs, repair=self.repair if self.policy == "repair" else None)
+        try:
+            checked = check(api, kwargs, repair=self.repair if self.policy == "repair" else None)
+        except ItemError as error:
+            if self.policy == "raise":
+                raise
+            # Never break a request over a history the guard cannot read: the service decides.
+            self.logger.warning("%s: history not checked, sent as it was: %s", endpoint, error)
+            return kwargs
         if not checked.violations:
             return checked.kwargs
-        if self.policy == "repair":
+        if self.policy == "repair" and checked.actions:
             self._emit(GuardReport(endpoint, api, "repaired", checked.violations, checked.actions))
             return checked.kwargs
-        if self.policy == "report":
+        if self.policy != "raise":  # "report", or nothing the repair can change (D1, A1-A3)
             self._emit(GuardReport(endpoint, api, "reported", checked.violations))
             return checked.kwargs
         self._emit(GuardReport(endpoint, api, "raised", checked.violations))

@@ -30,7 +30,7 @@ __all__ = ["Api", "Checked", "check", "fix_rejected", "history_key", "rejected_i
 
 Api = Literal["responses", "chat"]
 
-_P1: Final = re.compile(r"No tool output found for [a-z ]+? (\S+)\.")
+_P1: Final = re.compile(r"No tool output found for ([a-z ]+?) (\S+)\.")
 _P2: Final = re.compile(r"No tool call found for [a-z_ ]+? with call_id (\S+)\.")
 # Chat Completions' pairing texts (see tracker._rules.check_chat).
 _CHAT_PAIRING: Final = (
@@ -84,13 +84,18 @@ def _shift(violation: Violation, by: int) -> Violation:
     return attrs.evolve(violation, index=violation.index - by)
 
 
-def _held_placeholders(missing: Sequence[str]) -> tuple[list[Any], list[RepairAction]]:
-    """Placeholder outputs for server-held calls the service says have none."""
+def _held_placeholders(
+    missing: Mapping[str, str],
+) -> tuple[list[Any], list[RepairAction]]:
+    """Placeholder outputs for server-held calls (call_id -> call type) the service says have
+    none; a call type with no placeholder form (a computer call, ...) gets none."""
     outputs: list[Any] = []
     actions: list[RepairAction] = []
-    for cid in missing:
-        stub = {"type": "function_call", "call_id": cid, "name": "", "arguments": ""}
+    for cid, kind in missing.items():
+        stub = {"type": kind, "call_id": cid, "name": "", "arguments": ""}
         repaired, _ = repair_history([stub], api="responses", policy="placeholder")
+        if len(repaired) < 2:
+            continue
         outputs.extend(repaired[1:])
         actions.append(
             RepairAction(
@@ -108,15 +113,16 @@ def check(
     kwargs: Mapping[str, Any],
     *,
     repair: RepairPolicy | None = None,
-    missing: Sequence[str] = (),
+    missing: Mapping[str, str] | None = None,
     unknown: Collection[str] = (),
 ) -> Checked:
     """Check the history in ``kwargs``; with ``repair`` set, also repair it.
 
-    ``missing`` are call_ids the service says have no output (held by the server, so answered
-    with a placeholder at the start of ``input``); ``unknown`` are call_ids the service says it
-    has no call for (their outputs count as orphans). A request without a history list (a
-    string ``input``, none at all) passes untouched. Raises ``ItemError`` for an unreadable item.
+    ``missing`` maps call_ids the service says have no output (held by the server, so
+    answered with a placeholder at the start of ``input``) to their call type; ``unknown`` are
+    call_ids the service says it has no call for (their outputs count as orphans). A request
+    without a history list (a string ``input``, none at all) passes untouched. Raises
+    ``ItemError`` for an unreadable item.
     """
     key = history_key(api)
     raw = kwargs.get(key)
@@ -142,21 +148,22 @@ def check(
             attrs.evolve(a, index=a.index - len(stubs)) if a.index is not None else a
             for a in actions
         )
-    extra, held_actions = _held_placeholders(missing)
+    extra, held_actions = _held_placeholders(missing or {})
     if not actions and not extra:
         return Checked(violations, (), kwargs)
     return Checked(violations, (*held_actions, *actions), {**kwargs, key: [*extra, *fixed]})
 
 
-def rejected_ids(api: Api, message: str) -> tuple[list[str], list[str]] | None:
-    """Read a pairing 400's text: ``(missing, unknown)`` call_ids, or ``None`` if not one.
+def rejected_ids(api: Api, message: str) -> tuple[dict[str, str], list[str]] | None:
+    """Read a pairing 400's text: ``(missing, unknown)``, or ``None`` if it is not one.
 
-    Chat Completions texts name no held calls (the whole history is in the request), so they
-    give two empty lists.
+    ``missing`` maps each call_id with no output to its call type (``function_call``, ...);
+    ``unknown`` lists call_ids with no call. Chat Completions texts name no held calls (the
+    whole history is in the request), so they give nothing.
     """
     if api == "chat":
-        return ([], []) if any(text in message for text in _CHAT_PAIRING) else None
-    missing = _P1.findall(message)
+        return ({}, []) if any(text in message for text in _CHAT_PAIRING) else None
+    missing = {cid: words.replace(" ", "_") for words, cid in _P1.findall(message)}
     unknown = _P2.findall(message)
     if not missing and not unknown:
         return None
@@ -177,6 +184,6 @@ def fix_rejected(
     if isinstance(raw, (list, tuple)):
         infos = [read_item(item, i) for i, item in enumerate(raw)] if api == "responses" else []
         present = {info.call_id for info in infos if info.is_call and info.call_id}
-    held_missing = [cid for cid in dict.fromkeys(missing) if cid not in present]
+    held_missing = {cid: kind for cid, kind in missing.items() if cid not in present}
     checked = check(api, kwargs, repair=repair, missing=held_missing, unknown=set(unknown))
     return checked if checked.actions else None
