@@ -180,7 +180,7 @@ def test_package_top_level_holds_only_the_core() -> None:
     package = ROOT / "tracker"
     files = {p.name for p in package.iterdir() if p.is_file()}
     dirs = {p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"}
-    assert (CORE_MODULES, {"agents", "cli", "emulator", "loop", "stores"}) == (files, dirs)
+    assert (CORE_MODULES, {"agents", "cli", "emulator", "guard", "loop", "stores"}) == (files, dirs)
 
 
 def test_core_modules_never_import_the_shell_or_integrations() -> None:
@@ -191,7 +191,7 @@ def test_core_modules_never_import_the_shell_or_integrations() -> None:
         if name.endswith(".py")
         and name != "__main__.py"
         and re.search(
-            r"^\s*(from|import)\s+(tracker\.|\.)(cli|agents|loop|stores|emulator)\b",
+            r"^\s*(from|import)\s+(tracker\.|\.)(cli|agents|loop|stores|emulator|guard)\b",
             (ROOT / "tracker" / name).read_text(),
             re.M,
         )
