@@ -161,10 +161,10 @@ def test_an_unknown_version_and_a_bad_field_are_reported(tmp_path: Path) -> None
 def test_the_cli_reports_a_corrupt_state_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`tracker emulator --state BAD` exits 1 with the path in the message, serving nothing."""
+    """`tracker emulator --state BAD` exits 2 with the path in the message, serving nothing."""
     path = tmp_path / "bad.json"
     path.write_text("garbage")
-    assert 1 == main(["emulator", "--port", "0", "--state", str(path)])
+    assert 2 == main(["emulator", "--port", "0", "--state", str(path)])
     err = capsys.readouterr().err
     assert err.startswith(f"tracker emulator: Emulator state file {path} is unreadable")
 

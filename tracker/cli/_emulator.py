@@ -66,12 +66,34 @@ def parse_fault(spec: str) -> tuple[Fault, int]:
     raise ValueError(f"Unknown fault {spec!r}: use e.g. 500x2, 429, drop-after, delay=0.5.")
 
 
+def _bad_option(args: argparse.Namespace) -> str | None:
+    """What is wrong with the numeric options, or ``None``."""
+    if not 0 <= args.port <= 65535:
+        return f"--port {args.port}: not a TCP port; use 0-65535 (0 picks a free one)"
+    if args.max_body_bytes < 0:
+        return f"--max-body-bytes {args.max_body_bytes}: must be 0 or more"
+    if not args.model_delay >= 0:  # also refuses nan
+        return f"--model-delay {args.model_delay}: must be 0 or more seconds"
+    return None
+
+
+def _start_error(args: argparse.Namespace, exc: OSError) -> str:
+    """One line naming what could not be opened: the state file, or the address."""
+    if exc.strerror is None:  # the state file's own errors already name it
+        return str(exc)
+    return f"cannot listen on {args.host}:{args.port} (--host/--port): {exc.strerror}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; print the base URL first. Returns the exit status."""
     try:
         faults = [parse_fault(spec) for spec in args.fault]
     except ValueError as exc:
         print(f"tracker emulator: {exc}", file=sys.stderr)
+        return 2
+    bad = _bad_option(args)
+    if bad is not None:
+        print(f"tracker emulator: {bad}", file=sys.stderr)
         return 2
     options = RuleOptions(
         strict_order=not args.lenient_order, require_reasoning_id=args.require_reasoning_id
@@ -88,9 +110,12 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         emulator.start()
-    except (StateError, OSError) as exc:
+    except StateError as exc:
         print(f"tracker emulator: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    except OSError as exc:
+        print(f"tracker emulator: {_start_error(args, exc)}", file=sys.stderr)
+        return 2
     with emulator:
         for fault, count in faults:
             emulator.inject(fault, times=count)

@@ -8,7 +8,10 @@ left out. Exit status: 0 valid (or repaired to valid), 1 violations remain, 2 un
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -47,21 +50,40 @@ class _BadInput(Exception):
     pass
 
 
-def _load(path: str, api: str | None) -> _History:
+def _read_text(path: str) -> str:
+    """The file (or stdin) as text; ``_BadInput`` naming the file when it is not UTF-8."""
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as exc:
         raise _BadInput(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return data.decode("utf-8-sig")  # JSON is UTF-8; a leading BOM is tolerated
+    except UnicodeDecodeError as exc:
+        bom = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        why = "a UTF-16 byte-order mark" if bom else f"byte 0x{exc.object[exc.start]:02x}"
+        raise _BadInput(f"{path}: not UTF-8 text ({why}); save it as UTF-8 JSON") from None
+
+
+def _parse(text: str, where: str) -> Any:
+    """``json.loads``, with nesting too deep for the parser reported as bad input."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise _BadInput(f"{where}: JSON nested too deeply to read") from None
+
+
+def _load(path: str, api: str | None) -> _History:
+    text = _read_text(path)
     jsonl = False
     try:
-        value: Any = json.loads(text)
+        value: Any = _parse(text, path)
     except json.JSONDecodeError:
         jsonl = True
         value = []
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    value.append(json.loads(line))
+                    value.append(_parse(line, f"{path}:{n}"))
                 except json.JSONDecodeError as exc:
                     raise _BadInput(f"{path}:{n}: not JSON or JSONL ({exc.msg})") from exc
     body, key = None, None
@@ -77,6 +99,33 @@ def _load(path: str, api: str | None) -> _History:
     if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
         raise _BadInput(f"{path}: expected a list of JSON objects (items or messages)")
     return _History(value, cast(Api, api) if api else detect_api(value), jsonl, body, key)
+
+
+def _write_text(path: str, text: str) -> None:
+    """Write ``path`` whole or not at all when it is (or will be) a regular file.
+
+    A temporary file beside it replaces it only once complete, so a full disk never leaves
+    half a history (``-o`` may name the input file itself). Anything else (``/dev/stdout``,
+    a pipe) is written directly.
+    """
+    target = Path(os.path.realpath(path))  # replace a symlink's target, not the link
+    if target.exists() and not target.is_file():
+        with target.open("w", encoding="utf-8") as out:
+            out.write(text)
+        return
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    # os.open with 0o666 honours the umask, as a plain open() of the target would.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        if target.exists():
+            shutil.copymode(target, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _api_argument(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +188,11 @@ def run_repair(args: argparse.Namespace) -> int:
     except (_BadInput, TrackerError) as exc:
         print(f"tracker repair: {exc}", file=sys.stderr)
         return 2
-    Path(args.output).write_text(history.dump(repaired), encoding="utf-8")
+    try:
+        _write_text(args.output, history.dump(repaired))
+    except OSError as exc:
+        print(f"tracker repair: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"{args.file}: {len(history.items)} items ({history.api}), {len(actions)} action(s)")
     for action in actions:
         print(f"  {action}")

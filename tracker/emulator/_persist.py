@@ -80,6 +80,15 @@ def _get(data: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
+def _objects(data: Any, key: str, where: str) -> list[Any]:
+    """A list field whose every element must be a JSON object (stored items)."""
+    values = _get(data, key, list, where)
+    for i, value in enumerate(values):
+        if not isinstance(value, dict):
+            raise StateError(f"field {where}{key}[{i}] is not an object", path=f"{where}{key}")
+    return values
+
+
 def _strings(data: Any, key: str, kind: type) -> dict[str, Any]:
     mapping = _get(data, key, dict, "")
     for k, v in mapping.items():
@@ -111,8 +120,8 @@ def restore_state(data: Any) -> State:
         stored = StoredResponse(
             id=_get(r, "id", str, at),
             body=_get(r, "body", dict, at),
-            input_items=_get(r, "input_items", list, at),
-            output=_get(r, "output", list, at),
+            input_items=_objects(r, "input_items", at),
+            output=_objects(r, "output", at),
             previous_response_id=_get(r, "previous_response_id", (str, type(None)), at),
             conversation_id=_get(r, "conversation_id", (str, type(None)), at),
             store=_get(r, "store", bool, at),
@@ -124,7 +133,7 @@ def restore_state(data: Any) -> State:
             id=_get(c, "id", str, at),
             created_at=_get(c, "created_at", int, at),
             metadata=_get(c, "metadata", dict, at),
-            items=_get(c, "items", list, at),
+            items=_objects(c, "items", at),
         )
         state.conversations[conv.id] = conv
     state.items.update(_strings(data, "items", dict))
@@ -157,7 +166,10 @@ class StateFile:
         Raises ``StateError`` for a corrupt or unknown file and ``OSError`` (naming the path)
         when another emulator holds the lock or the file cannot be read.
         """
-        lock = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115 - held
+        try:
+            lock = open(self.path.with_name(self.path.name + ".lock"), "ab")  # noqa: SIM115
+        except OSError as exc:
+            raise self._os_error("cannot be opened", exc) from None
         if fcntl is not None:
             try:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -175,13 +187,22 @@ class StateFile:
         self._lock = lock
         return state
 
+    def _os_error(self, what: str, exc: OSError) -> OSError:
+        return OSError(f"Emulator state file {self.path} {what}: {exc.strerror or exc}.")
+
     def _read(self, fresh: State) -> State:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return fresh
+        except OSError as exc:
+            raise self._os_error("cannot be read", exc) from None
+        except UnicodeDecodeError as exc:
+            raise self._fail(f"byte {exc.start} is not UTF-8") from None
         try:
             return restore_state(json.loads(text))
+        except RecursionError:
+            raise self._fail("JSON nested too deeply") from None
         except ValueError as exc:  # JSONDecodeError and StateError are both ValueErrors
             error = self._fail(str(exc))
             if isinstance(exc, StateVersionError):
@@ -191,16 +212,21 @@ class StateFile:
     def write(self, state: State) -> None:
         """Replace the file with ``state`` atomically (hold ``state.lock``)."""
         data = json.dumps(dump_state(state), separators=(",", ":"))
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
+        try:
+            fd, tmp = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
+            )
+        except OSError as exc:
+            raise self._os_error("cannot be written", exc) from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(data)
             os.replace(tmp, self.path)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise self._os_error("cannot be written", exc) from None
             raise
 
     def close(self) -> None:
