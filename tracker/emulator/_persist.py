@@ -82,7 +82,7 @@ def _get(data: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
 
 def _objects(data: Any, key: str, where: str) -> list[Any]:
     """A list field whose every element must be a JSON object (stored items)."""
-    values = _get(data, key, list, where)
+    values: list[Any] = _get(data, key, list, where)
     for i, value in enumerate(values):
         if not isinstance(value, dict):
             raise StateError(f"field {where}{key}[{i}] is not an object", path=f"{where}{key}")
