@@ -278,3 +278,49 @@ def test_rejection_texts_name_the_call_type_and_ids() -> None:
     )
     assert ({"call_1": "custom_tool_call"}, ["call_2"]) == rejected_ids("responses", message)
     assert rejected_ids("responses", "Duplicate item found with id fc_1.") is None
+
+
+def stream_chat_loop(client: OpenAI, messages: list[dict[str, Any]]) -> str:
+    """A plain streaming Chat Completions tool loop: stream, run the calls, until text."""
+    while True:
+        stream = client.chat.completions.create(
+            model="emu-1", messages=messages, tools=CHAT_TOOLS, stream=True
+        )
+        text, calls = "", {}
+        for chunk in stream:
+            delta = chunk.choices[0].delta if chunk.choices else None
+            if delta is None:
+                continue
+            text += delta.content or ""
+            for part in delta.tool_calls or []:
+                call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] += part.id or ""
+                call["name"] += (part.function and part.function.name) or ""
+                call["arguments"] += (part.function and part.function.arguments) or ""
+        if not calls:
+            return text
+        tool_calls = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": "{}"}}
+            for c in calls.values()
+        ]
+        messages.append({"role": "assistant", "content": None, "tool_calls": tool_calls})
+        messages += [
+            {"role": "tool", "tool_call_id": c["id"], "content": f"result {n}"}
+            for n, c in enumerate(calls.values())
+        ]
+
+
+def test_streaming_chat_loop_with_an_orphan_tool_message_completes_when_guarded(
+    shared_emulator: Emulator, plain: OpenAI
+) -> None:
+    """A transcript trimmed past a call leaves its tool message: 400 bare, done when guarded."""
+    trimmed = [
+        {"role": "tool", "tool_call_id": "call_trimmed", "content": "old result"},
+        {"role": "user", "content": 'weather({"city": "Paris"}) weather({"city": "Rome"})'},
+    ]
+    with pytest.raises(openai.BadRequestError, match="preceeding message with 'tool_calls'"):
+        stream_chat_loop(plain, list(trimmed))
+    text = stream_chat_loop(guard(plain), list(trimmed))
+    assert "Done. weather -> result 0; weather -> result 1" == text
+    last = shared_emulator.requests_to("/v1/chat/completions")[-1]
+    assert ["result 0", "result 1"] == [content for _, content in tool_messages(last)]
