@@ -119,6 +119,31 @@ def test_tool_exception_becomes_an_error_output(client: OpenAI, emulator: Emulat
     _exactly_once(emulator, response_id=result.last_response_id)
 
 
+def test_a_result_that_cannot_be_sent_is_an_error_output(
+    client: OpenAI, emulator: Emulator
+) -> None:
+    """Tools returning a self-referencing list or a 5000-deep value do not crash run_turn."""
+
+    def cyclic() -> list[Any]:
+        """A list that contains itself."""
+        loop: list[Any] = []
+        loop.append(loop)
+        return loop
+
+    def deep() -> list[Any]:
+        """A list nested 5000 deep."""
+        value: list[Any] = []
+        for _ in range(5000):
+            value = [value]
+        return value
+
+    result = run_turn(client, model="emu-1", input="cyclic({}) deep({})", tools=[cyclic, deep])
+    assert 2 == result.tool_errors
+    assert "cyclic -> Error: tool cyclic returned a list that cannot be sent as text" in result.text
+    assert "deep -> Error: tool deep returned a list that cannot be sent as text" in result.text
+    _exactly_once(emulator, response_id=result.last_response_id)
+
+
 def _bad_calls_script(context: Any, request: Any) -> list[Any]:
     """Round 1: malformed JSON, a non-object, missing argument, unknown tool; then answer."""
     outputs = [c for c in context if c.get("type") == "function_call_output"]

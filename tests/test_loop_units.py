@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
@@ -233,3 +234,68 @@ def test_stored_response_is_found_after_its_input() -> None:
 def test_final_text_joins_assistant_text() -> None:
     """final_text reads output_text parts of assistant messages only."""
     assert "ab" == final_text([_msg("assistant", "a"), _msg("user", "x"), _msg("assistant", "b")])
+
+
+class _Unprintable:
+    """An object whose str() (and so its JSON fallback) raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+class _UnprintableError(Exception):
+    """An exception whose str() raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no text either")
+
+
+def _cyclic() -> list[Any]:
+    loop: list[Any] = [1]
+    loop.append(loop)
+    return loop
+
+
+def _deep(depth: int = 5000) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _raise_unprintable() -> None:
+    raise _UnprintableError
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        (_cyclic, "Error: tool bad returned a list that cannot be sent as text (ValueError: "),
+        (_Unprintable, "Error: tool bad returned a _Unprintable that cannot be sent as text ("),
+        (_deep, "Error: tool bad returned a list that cannot be sent as text (RecursionError: "),
+        (_raise_unprintable, "Error: tool bad raised _UnprintableError: <_UnprintableError whose"),
+    ],
+    ids=["self-referencing", "str-raises", "5000-deep", "exception-str-raises"],
+)
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_result_that_cannot_become_text_is_an_error_output(
+    result: Any, expected: str, driver: str
+) -> None:
+    """Circular, unprintable or too deep results (or errors) become an error output, no crash."""
+
+    def bad() -> Any:
+        return result()
+
+    plan = plan_call({"bad": function_tool(bad)}, "bad", "{}")
+    assert isinstance(plan, Invocation)
+    output, is_error = plan.run() if driver == "sync" else asyncio.run(plan.arun())
+    assert (expected, True) == (output[: len(expected)], is_error)
+
+
+def test_lone_surrogates_in_a_result_become_replacement_characters() -> None:
+    """A result no request body can carry (lone surrogates) is sent with U+FFFD instead."""
+
+    def odd() -> Any:
+        return {"text": "a\ud800b\ud83d\ude00"}
+
+    assert ('{"text": "a\ufffdb\U0001f600"}', False) == _run({"odd": function_tool(odd)}, "")

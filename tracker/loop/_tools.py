@@ -1,8 +1,9 @@
 """Function tools: a Python callable, its JSON schema, and running one call into an output.
 
 A tool never takes the loop down: bad JSON arguments, arguments that do not fit the
-signature, an unknown tool name and an exception raised by the tool all become an error
-*output* the model can read ("Error: ..."), so the model can correct itself on the next round.
+signature, an unknown tool name, an exception raised by the tool and a result that cannot be
+sent as text (circular, nested too deep, a failing ``str()``) all become an error *output* the
+model can read ("Error: ..."), so the model can correct itself on the next round.
 """
 
 from __future__ import annotations
@@ -154,24 +155,13 @@ def _schema_of(hint: Any, where: str) -> dict[str, Any]:
         return dict(_SCALARS[hint])
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if origin is typing.Annotated:
-        schema = _schema_of(args[0], where)
-        notes = [a for a in args[1:] if isinstance(a, str)]
-        return {**schema, "description": " ".join(notes)} if notes else schema
-    if origin is typing.Literal:
-        values = list(args)
-        kinds = {type(v) for v in values}
-        schema = {"enum": values}
-        return {**_SCALARS[kinds.pop()], **schema} if len(kinds) == 1 else schema
-    if origin in (typing.Union, types.UnionType):
-        return {"anyOf": [_schema_of(a, where) for a in args]}
+    by_origin = _BY_ORIGIN.get(origin) if origin is not None else None
+    if by_origin is not None:
+        return by_origin(args, where)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return {"enum": [m.value for m in hint]}
     if hint in _ARRAYS or origin in _ARRAYS:
-        # list[T], set[T], tuple[T, ...] are homogeneous; a fixed tuple[A, B] is left open.
-        homogeneous = len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis)
-        items = args[0] if homogeneous else Any
-        return {"type": "array", "items": _schema_of(items, where)}
+        return _array_schema(args, where)
     if hint in _OBJECTS or origin in _OBJECTS:
         value = args[1] if len(args) == 2 else Any
         return {"type": "object", "additionalProperties": _schema_of(value, where) or True}
@@ -179,6 +169,38 @@ def _schema_of(hint: Any, where: str) -> dict[str, Any]:
         f"Cannot derive a JSON schema for {where} (type hint {hint!r}): use str, int, float, "
         "bool, Literal, Enum, list, dict or unions of them, or pass parameters=... explicitly."
     )
+
+
+def _annotated_schema(args: tuple[Any, ...], where: str) -> dict[str, Any]:
+    schema = _schema_of(args[0], where)
+    notes = [a for a in args[1:] if isinstance(a, str)]
+    return {**schema, "description": " ".join(notes)} if notes else schema
+
+
+def _literal_schema(args: tuple[Any, ...], where: str) -> dict[str, Any]:
+    values = list(args)
+    kinds = {type(v) for v in values}
+    schema = {"enum": values}
+    return {**_SCALARS[kinds.pop()], **schema} if len(kinds) == 1 else schema
+
+
+def _union_schema(args: tuple[Any, ...], where: str) -> dict[str, Any]:
+    return {"anyOf": [_schema_of(a, where) for a in args]}
+
+
+def _array_schema(args: tuple[Any, ...], where: str) -> dict[str, Any]:
+    # list[T], set[T], tuple[T, ...] are homogeneous; a fixed tuple[A, B] is left open.
+    homogeneous = len(args) == 1 or (len(args) == 2 and args[1] is Ellipsis)
+    items = args[0] if homogeneous else Any
+    return {"type": "array", "items": _schema_of(items, where)}
+
+
+_BY_ORIGIN: dict[Any, Callable[[tuple[Any, ...], str], dict[str, Any]]] = {
+    typing.Annotated: _annotated_schema,
+    typing.Literal: _literal_schema,
+    typing.Union: _union_schema,
+    types.UnionType: _union_schema,
+}
 
 
 @attrs.frozen
@@ -204,7 +226,7 @@ class Invocation:
                 value = asyncio.run(_wait(value))
         except Exception as exc:
             return self.failure(exc), True
-        return _format_output(value), False
+        return _output_of(self.tool.name, value)
 
     async def arun(self) -> tuple[str, bool]:
         """Run the tool from async code (awaited, or in a worker thread if it is sync)."""
@@ -217,11 +239,11 @@ class Invocation:
                     value = await value
         except Exception as exc:
             return self.failure(exc), True
-        return _format_output(value), False
+        return _output_of(self.tool.name, value)
 
     def failure(self, exc: BaseException) -> str:
         """The error output the model reads when the tool raised ``exc``."""
-        return f"Error: tool {self.tool.name} raised {type(exc).__name__}: {exc}"
+        return f"Error: tool {self.tool.name} raised {type(exc).__name__}: {_safe_str(exc)}"
 
 
 def _loop_running() -> bool:
@@ -236,10 +258,44 @@ async def _wait(value: Any) -> Any:
     return await value
 
 
-def _format_output(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
+def _output_of(name: str, value: Any) -> tuple[str, bool]:
+    """The tool's result as the output text the model reads: ``(output, is_error)``.
+
+    A ``str`` is sent as is, anything else as JSON (objects JSON does not know by ``str()``).
+    A result that cannot become text (a circular or too deeply nested value, an object whose
+    ``str()`` raises) is an error output naming the problem, like a tool that raised. Lone
+    surrogates, which no request body can carry, become U+FFFD, the replacement character.
+    """
+    try:
+        text = (
+            str.__str__(value)
+            if isinstance(value, str)
+            else json.dumps(value, ensure_ascii=False, default=str)
+        )
+    except Exception as exc:  # RecursionError, circular reference, a failing __str__ ...
+        return (
+            f"Error: tool {name} returned a {type(value).__name__} that cannot be sent as "
+            f"text ({type(exc).__name__}: {_safe_str(exc)}). Return a str or a JSON-compatible "
+            "value.",
+            True,
+        )
+    return _utf8(text), False
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return _utf8(str(exc))
+    except Exception:
+        return f"<{type(exc).__name__} whose str() failed>"
+
+
+def _utf8(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Pairs of surrogates become the character they encode; lone ones become U+FFFD.
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def plan_call(tools: Mapping[str, FunctionTool], name: str, arguments: str) -> Invocation | str:
