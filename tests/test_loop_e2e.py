@@ -86,6 +86,57 @@ async def test_parallel_rounds_async(
     assert (result.text if stream else "") == "".join(deltas)
 
 
+def test_parallel_calls_run_concurrently_in_the_sync_driver(
+    client: OpenAI, emulator: Emulator
+) -> None:
+    """run_turn runs a response's parallel calls at once: each call waits for the next one to
+    finish (so they finish in reverse), and the outputs still keep the calls' order."""
+    finished = [threading.Event() for _ in range(4)]
+
+    def step(n: int) -> str:
+        """Finishes only after call n + 1 finished (the last call does not wait)."""
+        if n < 3 and not finished[n + 1].wait(10):
+            raise TimeoutError(f"call {n + 1} never finished: the calls do not run concurrently")
+        finished[n].set()
+        return f"step {n}"
+
+    prompt = 'step({"n": 1}) step({"n": 2}) step({"n": 3})'
+    result = run_turn(client, model="emu-1", input=prompt, tools=[step])
+    assert "Done. step -> step 1; step -> step 2; step -> step 3" == result.text
+    assert 0 == result.tool_errors
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+async def test_max_tool_workers_bounds_the_calls_running_at_once(
+    client: OpenAI, async_client: AsyncOpenAI, emulator: Emulator, driver: str
+) -> None:
+    """With max_tool_workers=2, two of three parallel calls run together, never three."""
+    lock = threading.Lock()
+    running: list[int] = []
+    most: list[int] = [0]
+    pair = threading.Barrier(2, timeout=10)
+
+    def slot(n: int) -> str:
+        """Calls 1 and 2 wait for each other; every call records how many run with it."""
+        with lock:
+            running.append(n)
+            most[0] = max(most[0], len(running))
+        if n < 3:
+            pair.wait()
+        with lock:
+            running.remove(n)
+        return f"slot {n}"
+
+    prompt = 'slot({"n": 1}) slot({"n": 2}) slot({"n": 3})'
+    kwargs: dict[str, Any] = {"model": "emu-1", "input": prompt, "tools": [slot]}
+    if driver == "sync":
+        result = run_turn(client, max_tool_workers=2, **kwargs)
+    else:
+        result = await arun_turn(async_client, max_tool_workers=2, **kwargs)
+    assert "Done. slot -> slot 1; slot -> slot 2; slot -> slot 3" == result.text
+    assert 2 == most[0]
+
+
 def test_next_turn_continues_the_chain(client: OpenAI, emulator: Emulator) -> None:
     """A second turn with the returned tracker continues from the first turn's last response."""
     first = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS)
@@ -371,13 +422,19 @@ def test_takeover_in_a_conversation_finds_the_stored_request(
             model="emu-1",
             input=PROMPT,
             tools=TOOLS,
-            store=store,
+            session_store=store,
             session_id="s",
             conversation=conv.id,
             retry=RetryPolicy(max_attempts=1),
         )
     result = run_turn(
-        client, model="emu-1", input=PROMPT, tools=TOOLS, store=store, session_id="s", retry=NO_WAIT
+        client,
+        model="emu-1",
+        input=PROMPT,
+        tools=TOOLS,
+        session_store=store,
+        session_id="s",
+        retry=NO_WAIT,
     )
     assert ANSWER == result.text
     assert [True, False, False] == [r.recovered for r in result.requests]

@@ -146,7 +146,7 @@ def test_many_threaded_workers_never_send_a_delta_twice(
                         model="emu-1",
                         input=prompt(session, n),
                         tools=tools.tools(),
-                        store=store,
+                        session_store=store,
                         session_id=session,
                         lease_wait=30,
                     )
@@ -188,7 +188,7 @@ async def test_many_async_workers_never_send_a_delta_twice(
                         model="emu-1",
                         input=prompt(session, n),
                         tools=tools.tools(),
-                        store=store,
+                        session_store=store,
                         session_id=session,
                         lease_wait=30,
                     )
@@ -235,7 +235,8 @@ _CRASHING = textwrap.dedent(
 
     with OpenAI(base_url=base_url, api_key="k", max_retries=0) as client:
         run_turn(client, model="emu-1", input=sys.argv[6], tools=[weather, add],
-                 store=open_store(url), session_id="chat", lease_ttl=1.0, on_event=on_event)
+                 session_store=open_store(url), session_id="chat", lease_ttl=1.0, on_event=on_event,
+                 max_tool_workers=1)  # one tool at a time: the kill point is deterministic
     """
 )
 
@@ -274,7 +275,7 @@ def test_a_worker_killed_mid_turn_is_taken_over_after_its_lease(
                 model="emu-1",
                 input=PROMPT,
                 tools=tools.tools(),
-                store=store,
+                session_store=store,
                 session_id="chat",
                 lease_wait=30,
             )
@@ -311,7 +312,7 @@ def test_a_turn_that_lost_its_lease_stops_sending(client: OpenAI, emulator: Emul
             model="emu-1",
             input=PROMPT,
             tools=TOOLS,
-            store=store,
+            session_store=store,
             session_id="s",
             on_event=takeover,
             lease_owner="me",
@@ -340,12 +341,14 @@ def test_a_failed_turn_hands_its_tool_outputs_to_the_next(
             model="emu-1",
             input=PROMPT,
             tools=TOOLS,
-            store=store,
+            session_store=store,
             session_id="s",
             on_event=fail_next_request,
             retry=RetryPolicy(max_attempts=1),
         )
-    result = run_turn(client, model="emu-1", input="hi", tools=TOOLS, store=store, session_id="s")
+    result = run_turn(
+        client, model="emu-1", input="hi", tools=TOOLS, session_store=store, session_id="s"
+    )
     assert ("You said: hi", 0) == (result.text, result.abandoned_calls)
     sent = request_bodies(emulator)[-1]["input"]
     assert ["sunny in Paris", "sunny in Rome", None] == [i.get("output") for i in sent]

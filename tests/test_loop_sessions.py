@@ -15,7 +15,13 @@ from openai import AsyncOpenAI, OpenAI
 from tracker import SessionBusyError, Tracker, UsageError
 from tracker.emulator import Emulator
 from tracker.loop import MaxTurnsError, RequestSent, arun_turn, run_turn
-from tracker.stores import AsyncSQLiteStore, MemoryStore, SQLiteStore, load_tracker
+from tracker.stores import (
+    AsyncMemoryStore,
+    AsyncSQLiteStore,
+    MemoryStore,
+    SQLiteStore,
+    load_tracker,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,8 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_turns_continue_through_the_store(client: OpenAI, emulator: Emulator) -> None:
     """Each turn saves claim, progress and release; the next continues from the saved response."""
     store = MemoryStore()
-    first = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS, store=store, session_id="s")
-    second = run_turn(client, model="emu-1", input="ok", tools=TOOLS, store=store, session_id="s")
+    first = run_turn(
+        client, model="emu-1", input=PROMPT, tools=TOOLS, session_store=store, session_id="s"
+    )
+    second = run_turn(
+        client, model="emu-1", input="ok", tools=TOOLS, session_store=store, session_id="s"
+    )
     # claim, 2 x (after the model call, after the tools), release; then claim, release
     assert (6, 8) == (first.session_version, second.session_version)
     assert first.last_response_id == second.requests[0].previous_response_id
@@ -45,7 +55,7 @@ def test_a_busy_session_is_refused_and_nothing_is_sent_twice(
                     client,
                     model="emu-1",
                     input="other",
-                    store=store,
+                    session_store=store,
                     session_id="s",
                     lease_wait=0.05,
                 )
@@ -56,7 +66,7 @@ def test_a_busy_session_is_refused_and_nothing_is_sent_twice(
         model="emu-1",
         input=PROMPT,
         tools=TOOLS,
-        store=store,
+        session_store=store,
         session_id="s",
         on_event=another_worker,
         lease_owner="worker-a",
@@ -65,7 +75,7 @@ def test_a_busy_session_is_refused_and_nothing_is_sent_twice(
     assert ("s", "worker-a") == (other[0].session_id, other[0].owner)  # type: ignore[attr-defined]
     assert 3 == len(request_bodies(emulator))
     assert all("other" not in str(body["input"]) for body in request_bodies(emulator))
-    again = run_turn(client, model="emu-1", input="other", store=store, session_id="s")
+    again = run_turn(client, model="emu-1", input="other", session_store=store, session_id="s")
     assert result.last_response_id == again.requests[0].previous_response_id
 
 
@@ -78,14 +88,16 @@ def test_a_failed_turn_saves_what_the_server_holds(client: OpenAI, emulator: Emu
             model="emu-1",
             input=PROMPT,
             tools=TOOLS,
-            store=store,
+            session_store=store,
             session_id="s",
             max_turns=1,
         )
     tracker, version = load_tracker(store, "s")
     assert 3 == version  # claim, progress after the model call, release
     assert 2 == len(tracker.pending_call_ids)
-    result = run_turn(client, model="emu-1", input="hi", tools=TOOLS, store=store, session_id="s")
+    result = run_turn(
+        client, model="emu-1", input="hi", tools=TOOLS, session_store=store, session_id="s"
+    )
     assert (2, 5) == (result.abandoned_calls, result.session_version)
     assert "You said: hi" == result.text
 
@@ -94,10 +106,63 @@ def test_state_sources_are_exclusive(client: OpenAI) -> None:
     """A tracker and a store together, or a store without a session id, are usage errors."""
     with pytest.raises(UsageError, match="not both"):
         run_turn(
-            client, model="emu-1", input="x", tracker=Tracker(), store=MemoryStore(), session_id="s"
+            client,
+            model="emu-1",
+            input="x",
+            tracker=Tracker(),
+            session_store=MemoryStore(),
+            session_id="s",
         )
     with pytest.raises(UsageError, match="go together"):
-        run_turn(client, model="emu-1", input="x", store=MemoryStore())
+        run_turn(client, model="emu-1", input="x", session_store=MemoryStore())
+
+
+def test_store_true_reaches_the_api_beside_a_session_store(
+    client: OpenAI, emulator: Emulator
+) -> None:
+    """store= is the Responses API's flag: store=True goes to every request, session or not."""
+    run_turn(client, model="emu-1", input="hi", store=True)
+    run_turn(
+        client, model="emu-1", input="hi", store=True, session_store=MemoryStore(), session_id="s"
+    )
+    assert [True, True] == [body.get("store") for body in request_bodies(emulator)]
+
+
+@pytest.mark.parametrize(
+    "kind", [MemoryStore, SQLiteStore, AsyncMemoryStore, AsyncSQLiteStore], ids=lambda k: k.__name__
+)
+async def test_a_session_store_passed_as_store_names_session_store(
+    client: OpenAI, async_client: AsyncOpenAI, emulator: Emulator, kind: Any, tmp_path: Path
+) -> None:
+    """A sync or async store passed as store= (the API's flag) is a UsageError naming
+    session_store=, in both drivers, before anything is sent."""
+    store = kind() if kind in (MemoryStore, AsyncMemoryStore) else kind(str(tmp_path / "s.db"))
+    expected = r"is a session store, but store= is the Responses API's own flag.*session_store="
+    try:
+        with pytest.raises(UsageError, match=expected):
+            run_turn(client, model="emu-1", input="x", store=store, session_id="s")
+        with pytest.raises(UsageError, match=expected):
+            await arun_turn(async_client, model="emu-1", input="x", store=store, session_id="s")
+    finally:
+        closed = store.close()
+        if closed is not None:
+            await closed
+    assert [] == request_bodies(emulator)
+
+
+async def test_store_false_is_refused_until_stateless_turns_exist(
+    client: OpenAI, async_client: AsyncOpenAI, emulator: Emulator
+) -> None:
+    """store=False is a clear UsageError (stateless turns are not supported yet), not a
+    complaint about session ids; the tracker is left as it was and nothing is sent."""
+    tracker = Tracker()
+    expected = r"store=False asks for stateless turns.*'Stateless turns' feature"
+    with pytest.raises(UsageError, match=expected):
+        run_turn(client, model="emu-1", input="x", store=False, tracker=tracker)
+    with pytest.raises(UsageError, match=expected):
+        await arun_turn(async_client, model="emu-1", input="x", store=False)
+    assert Tracker().to_state() == tracker.to_state()
+    assert [] == request_bodies(emulator)
 
 
 _CHILD = textwrap.dedent(
@@ -110,7 +175,7 @@ _CHILD = textwrap.dedent(
     from _loop_helpers import TOOLS
     with OpenAI(base_url=sys.argv[1], api_key="k") as client:
         store = SQLiteStore(sys.argv[2])
-        r = run_turn(client, model="emu-1", input=sys.argv[4], tools=TOOLS, store=store,
+        r = run_turn(client, model="emu-1", input=sys.argv[4], tools=TOOLS, session_store=store,
                      session_id="chat")
         store.close()
     print(r.last_response_id)
@@ -139,7 +204,7 @@ def test_a_session_continues_in_another_process(
     store = SQLiteStore(db)
     try:
         here = run_turn(
-            client, model="emu-1", input="more", tools=TOOLS, store=store, session_id="chat"
+            client, model="emu-1", input="more", tools=TOOLS, session_store=store, session_id="chat"
         )
     finally:
         store.close()
@@ -155,15 +220,25 @@ async def test_async_sessions_with_async_and_sync_stores(
     """arun_turn takes an AsyncStore or a sync Store (run in a worker thread)."""
     async with AsyncSQLiteStore(str(tmp_path / "a.db")) as astore:
         one = await arun_turn(
-            async_client, model="emu-1", input=PROMPT, tools=TOOLS, store=astore, session_id="a"
+            async_client,
+            model="emu-1",
+            input=PROMPT,
+            tools=TOOLS,
+            session_store=astore,
+            session_id="a",
         )
         two = await arun_turn(
-            async_client, model="emu-1", input="x", tools=TOOLS, store=astore, session_id="a"
+            async_client,
+            model="emu-1",
+            input="x",
+            tools=TOOLS,
+            session_store=astore,
+            session_id="a",
         )
     assert one.last_response_id == two.requests[0].previous_response_id
     sync_store = MemoryStore()
     three = await arun_turn(
-        async_client, model="emu-1", input="y", store=sync_store, session_id="b"
+        async_client, model="emu-1", input="y", session_store=sync_store, session_id="b"
     )
     assert 2 == three.session_version  # claim, release
     assert 2 == (sync_store.load("b") or pytest.fail("not saved")).version

@@ -23,7 +23,7 @@ from tracker.loop import (
 )
 from tracker.loop._core import final_text, make_spec
 from tracker.loop._recovery import stored_response_start
-from tracker.loop._tools import Invocation, plan_call
+from tracker.loop._tools import Invocation, plan_call, run_plans
 
 
 class Unit(enum.Enum):
@@ -196,12 +196,14 @@ def test_backoff_grows_caps_and_follows_retry_after() -> None:
 
 
 def test_spec_rejects_reserved_options_and_bad_limits() -> None:
-    """Options the loop sets itself, duplicate tool names and max_turns < 1 are usage errors."""
+    """Reserved options, duplicate tool names, max_turns or max_tool_workers < 1 are refused."""
     kwargs: dict[str, Any] = {"stream": False, "retry": RetryPolicy(), "options": {}}
     with pytest.raises(UsageError, match="previous_response_id"):
         make_spec("m", [], max_turns=1, **{**kwargs, "options": {"previous_response_id": "r"}})
     with pytest.raises(UsageError, match="max_turns"):
         make_spec("m", [], max_turns=0, **kwargs)
+    with pytest.raises(UsageError, match=r"max_tool_workers must be a positive int.*got 0"):
+        make_spec("m", [], max_turns=1, max_tool_workers=0, **kwargs)
     with pytest.raises(UsageError, match="Two tools are named 'forecast'"):
         make_spec("m", [forecast, forecast], max_turns=1, **kwargs)
     spec = make_spec("m", [forecast, {"type": "web_search"}], max_turns=1, **kwargs)
@@ -299,3 +301,21 @@ def test_lone_surrogates_in_a_result_become_replacement_characters() -> None:
         return {"text": "a\ud800b\ud83d\ude00"}
 
     assert ('{"text": "a\ufffdb\U0001f600"}', False) == _run({"odd": function_tool(odd)}, "")
+
+
+async def test_async_tools_are_refused_inside_a_running_loop_before_any_runs() -> None:
+    """run_turn's tool runner refuses an async tool on an event loop thread, running nothing."""
+    ran: list[str] = []
+
+    def first() -> str:
+        ran.append("first")
+        return "x"
+
+    async def second() -> str:
+        return "y"
+
+    tools = {"first": function_tool(first), "second": function_tool(second)}
+    plans = [plan_call(tools, "first", "{}"), plan_call(tools, "second", "{}")]
+    with pytest.raises(UsageError, match=r"Async tool second .* use `await arun_turn"):
+        run_plans(plans, 8)
+    assert [] == ran

@@ -250,7 +250,7 @@ class _Demo:
             model=self.model,
             input=text,
             tools=TOOLS,
-            store=self.store,
+            session_store=self.store,
             session_id=self.session,
             stream=stream,
             on_event=self.view.event,

@@ -12,8 +12,8 @@ Import it by path (``import tracker.loop``); ``import tracker`` does not import 
 ``run_turn`` (``openai.OpenAI``) and ``arun_turn`` (``openai.AsyncOpenAI``) drive one user
 turn: model call, tool calls, model call ... until the model answers without calling tools.
 Each call sends only the delta the ``Tracker`` decides, continuing with
-``previous_response_id`` or in a ``conversation``. With ``store=`` + ``session_id=`` the
-turn claims the session's lease before its first model call, saves progress after each model
+``previous_response_id`` or in a ``conversation``. With ``session_store=`` + ``session_id=``
+the turn claims the session's lease before its first model call, saves progress after each model
 call and each batch of tools, and frees the lease with its final save: a chat continues in
 another process, two workers never send the same delta (a busy session is waited for, then
 ``SessionBusyError``), and a worker that crashed mid-turn is taken over when its lease expires

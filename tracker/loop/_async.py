@@ -22,6 +22,7 @@ from tracker.stores import (
 )
 
 from ._core import (
+    DEFAULT_TOOL_WORKERS,
     Checkpoint,
     Create,
     Emit,
@@ -44,9 +45,11 @@ from ._session import (
     SessionOp,
     check_lease,
     check_sources,
+    check_store_option,
     fresh_tracker,
     serve_session,
 )
+from ._tools import arun_plans
 
 __all__ = ["arun_turn"]
 
@@ -60,12 +63,13 @@ async def arun_turn(
     input: Any,
     tools: Sequence[Any] = (),
     tracker: Tracker | None = None,
-    store: AsyncStore | Store | None = None,
+    session_store: AsyncStore | Store | None = None,
     session_id: str | None = None,
     conversation: str | None = None,
     stream: bool = False,
     on_event: AsyncEventHandler | None = None,
     max_turns: int = 10,
+    max_tool_workers: int = DEFAULT_TOOL_WORKERS,
     retry: RetryPolicy | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     lease_wait: float = DEFAULT_LEASE_WAIT,
@@ -74,10 +78,10 @@ async def arun_turn(
 ) -> TurnResult:
     """The async form of ``run_turn``: same arguments, same result, same guarantees.
 
-    The parallel calls of one response run concurrently (async tools awaited together, plain
-    ones in worker threads); their outputs keep the calls' order. ``on_event`` may be a plain
-    or an async callable. ``store`` may be an ``AsyncStore`` or a sync ``Store`` (its calls
-    then run in a worker thread).
+    The parallel calls of one response run concurrently, at most ``max_tool_workers`` at once
+    (async tools awaited together, plain ones in worker threads); their outputs keep the calls'
+    order. ``on_event`` may be a plain or an async callable. ``session_store`` may be an
+    ``AsyncStore`` or a sync ``Store`` (its calls then run in a worker thread).
     """
     spec = make_spec(
         model,
@@ -86,21 +90,23 @@ async def arun_turn(
         max_turns=max_turns,
         retry=retry or RetryPolicy(),
         options=options,
+        max_tool_workers=max_tool_workers,
     )
-    check_sources(tracker, store, session_id, conversation)
+    check_store_option(options)
+    check_sources(tracker, session_store, session_id, conversation)
     check_lease(lease_ttl, lease_wait)
     api = client.with_options(max_retries=0)
 
     async def turn(chosen: Tracker) -> TurnResult:
         return await _step(drive(chosen, input, spec), lambda op: _perform(api, op, on_event))
 
-    if store is None or session_id is None:
+    if session_store is None or session_id is None:
         return await turn(tracker if tracker is not None else fresh_tracker(conversation))
     # Protocol isinstance checks only see method names, so look at what load() is.
     astore: AsyncStore = (
-        cast(AsyncStore, store)
-        if inspect.iscoroutinefunction(store.load)
-        else AsyncStoreAdapter(cast(Store, store))
+        cast(AsyncStore, session_store)
+        if inspect.iscoroutinefunction(session_store.load)
+        else AsyncStoreAdapter(cast(Store, session_store))
     )
 
     owner = new_owner() if lease_owner is None else lease_owner
@@ -158,7 +164,7 @@ async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler 
             return await api.responses.create(**op.kwargs)
         return await _stream(api, op, on_event)
     if isinstance(op, RunTools):
-        return await asyncio.gather(*(_outcome(plan) for plan in op.plans))
+        return await arun_plans(op.plans, op.max_workers)
     if isinstance(op, Sleep):
         await asyncio.sleep(op.seconds)
         return None
@@ -171,13 +177,6 @@ async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler 
             newest_first.append(item)
         return newest_first[::-1]
     raise AssertionError(f"unknown operation {op!r}")  # pragma: no cover
-
-
-async def _outcome(plan: Any) -> tuple[str, bool]:
-    if isinstance(plan, str):
-        return plan, True
-    outcome: tuple[str, bool] = await plan.arun()
-    return outcome
 
 
 async def _stream(api: openai.AsyncOpenAI, op: Create, on_event: AsyncEventHandler | None) -> Any:

@@ -59,6 +59,7 @@ from ._retry import RetryPolicy
 from ._tools import FunctionTool, Invocation, function_tool, plan_call
 
 __all__ = [
+    "DEFAULT_TOOL_WORKERS",
     "Checkpoint",
     "Create",
     "Emit",
@@ -73,6 +74,9 @@ __all__ = [
     "make_spec",
     "stream_step",
 ]
+
+DEFAULT_TOOL_WORKERS = 8
+"""How many tool calls of one response run at the same time, by default."""
 
 #: Keyword arguments the loop sets itself on every ``responses.create`` call.
 _RESERVED = frozenset({"model", "input", "tools", "stream", "previous_response_id", "conversation"})
@@ -100,12 +104,14 @@ class ListNewItems:
 
 @attrs.frozen
 class RunTools:
-    """Run the invocations (concurrently if the driver can); send back ``(output, is_error)``s.
+    """Run the invocations, at most ``max_workers`` at once; send back ``(output, is_error)``s.
 
-    A ``str`` plan is already the (error) output for that call.
+    A ``str`` plan is already the (error) output for that call. The outcomes keep the plans'
+    order, whatever order the tools finish in.
     """
 
     plans: tuple[Invocation | str, ...]
+    max_workers: int
 
 
 @attrs.frozen
@@ -147,6 +153,7 @@ class TurnSpec:
     max_turns: int
     retry: RetryPolicy
     options: Mapping[str, Any]
+    max_tool_workers: int
 
 
 def make_spec(
@@ -157,6 +164,7 @@ def make_spec(
     max_turns: int,
     retry: RetryPolicy,
     options: Mapping[str, Any],
+    max_tool_workers: int = DEFAULT_TOOL_WORKERS,
 ) -> TurnSpec:
     """Check the turn's settings; raise ``UsageError`` naming the bad one.
 
@@ -165,10 +173,8 @@ def make_spec(
     """
     if not isinstance(model, str) or not model:
         raise UsageError(f"model must be a non-empty model name, got {model!r}.")
-    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-        raise UsageError(
-            f"max_turns must be a positive int (model calls per turn), got {max_turns!r}."
-        )
+    _check_positive("max_turns", max_turns, "model calls per turn")
+    _check_positive("max_tool_workers", max_tool_workers, "tool calls run at once")
     clash = sorted(_RESERVED & set(options))
     if clash:
         raise UsageError(
@@ -196,7 +202,13 @@ def make_spec(
         max_turns=max_turns,
         retry=retry,
         options=dict(options),
+        max_tool_workers=max_tool_workers,
     )
+
+
+def _check_positive(name: str, value: object, meaning: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{name} must be a positive int ({meaning}), got {value!r}.")
 
 
 # ---------------------------------------------------------------------- reading responses
@@ -415,7 +427,7 @@ class _Turn:
                 arguments = str(field(call, "input") or "")
                 plans.append(f"Error: {name!r} is a custom tool; this loop runs function tools.")
             yield Emit(ToolCalled(call_id=call_id, name=name, arguments=arguments))
-        outcomes: list[tuple[str, bool]] = yield RunTools(tuple(plans))
+        outcomes: list[tuple[str, bool]] = yield RunTools(tuple(plans), self.spec.max_tool_workers)
         outputs: list[Mapping[str, Any]] = []
         for call, (output, is_error) in zip(calls, outcomes, strict=True):
             call_id, name = field(call, "call_id"), field(call, "name")

@@ -30,7 +30,7 @@ import attrs
 
 from tracker._errors import ConflictError, SessionBusyError, StoreError, UsageError
 from tracker._tracker import Tracker
-from tracker.stores import LeasedSession
+from tracker.stores import AsyncStore, LeasedSession, Store
 
 from ._core import Checkpoint, Op, Sleep, TurnSpec, drive, input_key
 from ._results import TurnResult
@@ -43,6 +43,7 @@ __all__ = [
     "SessionOp",
     "check_lease",
     "check_sources",
+    "check_store_option",
     "fresh_tracker",
     "serve_session",
 ]
@@ -55,20 +56,45 @@ _MAX_WAIT = 1.0
 
 
 def check_sources(
-    tracker: Tracker | None, store: Any, session_id: str | None, conversation: str | None
+    tracker: Tracker | None, session_store: Any, session_id: str | None, conversation: str | None
 ) -> None:
     """Raise ``UsageError`` unless the turn has exactly one source of state."""
-    if store is not None and tracker is not None:
+    if session_store is not None and tracker is not None:
         raise UsageError(
-            "Pass either tracker=... or store=... with session_id=..., not both: "
-            "with a store the loop loads the session's tracker itself."
+            "Pass either tracker=... or session_store=... with session_id=..., not both: "
+            "with a session store the loop loads the session's tracker itself."
         )
-    if (store is None) != (session_id is None):
-        raise UsageError("store=... and session_id=... go together: pass both or neither.")
+    if (session_store is None) != (session_id is None):
+        raise UsageError("session_store=... and session_id=... go together: pass both or neither.")
     if tracker is not None and conversation not in (None, tracker.conversation_id):
         raise UsageError(
             f"conversation={conversation!r} does not match the tracker's conversation "
             f"{tracker.conversation_id!r}: drop conversation=... or use a matching tracker."
+        )
+
+
+def check_store_option(options: Mapping[str, Any]) -> None:
+    """Raise ``UsageError`` for a ``store=`` the loop cannot pass to ``responses.create``.
+
+    ``store`` is the Responses API's flag. A session store passed there (the loop's keyword
+    before it was ``session_store``) is named as such; ``store=False`` (stateless turns) is
+    not supported by the loop yet.
+    """
+    if "store" not in options:
+        return
+    value = options["store"]
+    if isinstance(value, Store | AsyncStore):
+        raise UsageError(
+            f"store={type(value).__name__}(...) is a session store, but store= is the Responses "
+            "API's own flag (store=True/False) and goes to responses.create: pass the session "
+            "store as session_store=... (with session_id=...)."
+        )
+    if value is False:
+        raise UsageError(
+            "store=False asks for stateless turns (the whole history sent on every request, "
+            "nothing kept on the server), which tracker.loop does not support yet (the "
+            "'Stateless turns' feature): drop store=False to keep the history on the server, "
+            "or call client.responses.create yourself with the whole history."
         )
 
 

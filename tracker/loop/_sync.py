@@ -19,6 +19,7 @@ from tracker.stores import (
 )
 
 from ._core import (
+    DEFAULT_TOOL_WORKERS,
     Checkpoint,
     Create,
     Emit,
@@ -41,9 +42,11 @@ from ._session import (
     SessionOp,
     check_lease,
     check_sources,
+    check_store_option,
     fresh_tracker,
     serve_session,
 )
+from ._tools import run_plans
 
 __all__ = ["run_turn"]
 
@@ -57,12 +60,13 @@ def run_turn(
     input: Any,
     tools: Sequence[Any] = (),
     tracker: Tracker | None = None,
-    store: Store | None = None,
+    session_store: Store | None = None,
     session_id: str | None = None,
     conversation: str | None = None,
     stream: bool = False,
     on_event: EventHandler | None = None,
     max_turns: int = 10,
+    max_tool_workers: int = DEFAULT_TOOL_WORKERS,
     retry: RetryPolicy | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     lease_wait: float = DEFAULT_LEASE_WAIT,
@@ -73,13 +77,16 @@ def run_turn(
 
     ``input`` is the user's new input (a string, or a list of items). ``tools`` holds plain or
     async callables (schema from their type hints), ``FunctionTool``s, or tool dicts passed
-    through. State comes from ``tracker`` (updated in place), from ``store`` + ``session_id``,
-    or is a fresh tracker (in ``conversation`` if given).
+    through. The parallel calls of one response run concurrently on a thread pool of at most
+    ``max_tool_workers`` threads (default 8; 1 runs them one after another); their outputs keep
+    the calls' order. State comes from ``tracker`` (updated in place), from ``session_store`` +
+    ``session_id`` (a ``tracker.stores`` store and a session in it), or is a fresh tracker (in
+    ``conversation`` if given).
 
-    With a store, the turn first claims the session's lease (valid ``lease_ttl`` seconds,
-    renewed by the progress saved after each model call and each batch of tools; freed by the
-    final save), so no two workers ever send the same delta or run the same tool call. A busy
-    session is waited for up to ``lease_wait`` seconds, then ``tracker.SessionBusyError``
+    With a session store, the turn first claims the session's lease (valid ``lease_ttl``
+    seconds, renewed by the progress saved after each model call and each batch of tools; freed
+    by the final save), so no two workers ever send the same delta or run the same tool call. A
+    busy session is waited for up to ``lease_wait`` seconds, then ``tracker.SessionBusyError``
     (retryable). If a worker crashed mid-turn, the next one takes over once its lease expires:
     it delivers the tool outputs that worker saved (placeholders for calls it never finished),
     and resumes that turn when given the same input. ``lease_owner`` names this worker in the
@@ -88,7 +95,9 @@ def run_turn(
     ``stream=True`` streams each response, handing ``TextDelta`` events to ``on_event``,
     which also gets request, response, tool and retry events.
     Remaining keyword arguments go to every ``responses.create`` call (``instructions``,
-    ``reasoning``, ``timeout`` ...).
+    ``reasoning``, ``timeout``, ``store=True`` ...). ``store=`` is the API's flag: a session
+    store passed there is a ``UsageError`` naming ``session_store=``, and ``store=False``
+    (stateless turns, a coming feature) is a ``UsageError`` for now.
 
     Transient errors are retried per ``retry`` after rewinding the tracker (the client is used
     with ``max_retries=0``). A 400 re-raises the SDK's ``openai.BadRequestError`` with the
@@ -102,15 +111,17 @@ def run_turn(
         max_turns=max_turns,
         retry=retry or RetryPolicy(),
         options=options,
+        max_tool_workers=max_tool_workers,
     )
-    check_sources(tracker, store, session_id, conversation)
+    check_store_option(options)
+    check_sources(tracker, session_store, session_id, conversation)
     check_lease(lease_ttl, lease_wait)
     api = client.with_options(max_retries=0)
 
     def turn(chosen: Tracker) -> TurnResult:
         return _step(drive(chosen, input, spec), lambda op: _perform(api, op, on_event))
 
-    if store is None or session_id is None:
+    if session_store is None or session_id is None:
         return turn(tracker if tracker is not None else fresh_tracker(conversation))
 
     owner = new_owner() if lease_owner is None else lease_owner
@@ -118,12 +129,12 @@ def run_turn(
     def session_io(op: SessionOp | Op) -> Any:
         if isinstance(op, Claim):
             return claim_session(
-                store, session_id, owner=owner, ttl=lease_ttl, conversation_id=conversation
+                session_store, session_id, owner=owner, ttl=lease_ttl, conversation_id=conversation
             )
         if isinstance(op, Renew):
-            return renew_session(store, op.session, turn=op.turn)
+            return renew_session(session_store, op.session, turn=op.turn)
         if isinstance(op, Release):
-            return release_session(store, op.session, turn=op.turn)
+            return release_session(session_store, op.session, turn=op.turn)
         return _perform(api, op, on_event)
 
     served = serve_session(session_id, input, spec, conversation, lease_wait)
@@ -162,7 +173,7 @@ def _perform(api: openai.OpenAI, op: Op, on_event: EventHandler | None) -> Any:
             return api.responses.create(**op.kwargs)
         return _stream(api, op, on_event)
     if isinstance(op, RunTools):
-        return [plan.run() if not isinstance(plan, str) else (plan, True) for plan in op.plans]
+        return run_plans(op.plans, op.max_workers)
     if isinstance(op, Sleep):
         time.sleep(op.seconds)
         return None

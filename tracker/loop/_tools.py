@@ -9,19 +9,29 @@ model can read ("Error: ..."), so the model can correct itself on the next round
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import inspect
 import json
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import attrs
 
 from tracker._errors import UsageError
 
-__all__ = ["FunctionTool", "Invocation", "function_tool", "plan_call", "schema_for"]
+__all__ = [
+    "FunctionTool",
+    "Invocation",
+    "arun_plans",
+    "function_tool",
+    "plan_call",
+    "run_plans",
+    "schema_for",
+]
 
 _SCALARS: dict[Any, dict[str, Any]] = {
     str: {"type": "string"},
@@ -215,11 +225,7 @@ class Invocation:
 
         Raises ``UsageError`` for an async tool called from inside a running event loop.
         """
-        if self.tool.is_async and _loop_running():
-            raise UsageError(
-                f"Async tool {self.tool.name} was called by run_turn inside a running event "
-                "loop: use `await arun_turn(...)` there."
-            )
+        self.check_runnable()
         try:
             value = self.tool.func(**self.arguments)
             if inspect.isawaitable(value):
@@ -227,6 +233,14 @@ class Invocation:
         except Exception as exc:
             return self.failure(exc), True
         return _output_of(self.tool.name, value)
+
+    def check_runnable(self) -> None:
+        """Raise ``UsageError`` if this is an async tool and this thread runs an event loop."""
+        if self.tool.is_async and _loop_running():
+            raise UsageError(
+                f"Async tool {self.tool.name} was called by run_turn inside a running event "
+                "loop: use `await arun_turn(...)` there."
+            )
 
     async def arun(self) -> tuple[str, bool]:
         """Run the tool from async code (awaited, or in a worker thread if it is sync)."""
@@ -244,6 +258,44 @@ class Invocation:
     def failure(self, exc: BaseException) -> str:
         """The error output the model reads when the tool raised ``exc``."""
         return f"Error: tool {self.tool.name} raised {type(exc).__name__}: {_safe_str(exc)}"
+
+
+def run_plans(plans: Sequence[Invocation | str], max_workers: int) -> list[tuple[str, bool]]:
+    """Run the calls of one response, at most ``max_workers`` at once; outcomes in call order.
+
+    A ``str`` plan is already its (error) output. Two or more invocations run on a thread pool
+    (each in a copy of the caller's context variables); a single one runs in this thread.
+    Raises ``UsageError``, before running anything, for an async tool when this thread runs
+    an event loop.
+    """
+    invocations = [plan for plan in plans if not isinstance(plan, str)]
+    for invocation in invocations:
+        invocation.check_runnable()
+    if len(invocations) < 2 or max_workers < 2:
+        return [(plan, True) if isinstance(plan, str) else plan.run() for plan in plans]
+    workers = min(max_workers, len(invocations))
+    with ThreadPoolExecutor(workers, thread_name_prefix="tracker-tool") as pool:
+        futures = [
+            plan if isinstance(plan, str) else pool.submit(contextvars.copy_context().run, plan.run)
+            for plan in plans
+        ]
+        return [(f, True) if isinstance(f, str) else f.result() for f in futures]
+
+
+async def arun_plans(plans: Sequence[Invocation | str], max_workers: int) -> list[tuple[str, bool]]:
+    """The async ``run_plans``: async tools awaited together, sync ones in worker threads.
+
+    At most ``max_workers`` calls run at once; outcomes in call order.
+    """
+    limit = asyncio.Semaphore(max_workers)
+
+    async def outcome(plan: Invocation | str) -> tuple[str, bool]:
+        if isinstance(plan, str):
+            return plan, True
+        async with limit:
+            return await plan.arun()
+
+    return list(await asyncio.gather(*(outcome(plan) for plan in plans)))
 
 
 def _loop_running() -> bool:
