@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -13,7 +14,7 @@ import pytest
 
 from tracker import Tracker
 from tracker.cli import main
-from tracker.cli._demo import emulator_state_path
+from tracker.cli._demo import continue_hint, emulator_state_path
 from tracker.cli._demo_view import _short
 from tracker.emulator import Emulator
 from tracker.emulator._persist import restore_state
@@ -21,8 +22,8 @@ from tracker.stores import SQLiteStore, load_tracker
 
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARY = (
-    "summary: 3 turns, 8 requests, 11 items sent, 31 duplicates avoided, {retries} retries, "
-    "0 tool errors, errors: 0"
+    "summary: 3 turns, 8 requests, 11 items sent, 31 already on the server (not re-sent), "
+    "{retries} retries, 0 tool errors, errors: 0"
 )
 
 
@@ -150,3 +151,27 @@ def test_demo_reports_a_failing_endpoint(
     out = capsys.readouterr().out
     assert "error: APIConnectionError: Connection error." in out
     assert out.rstrip().endswith("errors: 1")
+
+
+@pytest.mark.parametrize("store", ["memory://", "sqlite:///:memory:"])
+def test_demo_on_a_store_that_dies_with_it_gives_no_continue_hint(
+    store: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A session kept in memory cannot be continued: the demo says so instead of a hint."""
+    assert 0 == main(["demo", "--store", store, "--session", "m"])
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert f"session m was kept in {store}, which ends with this run: pass --store" in last
+    assert "continue it" not in last
+
+
+def test_continue_hint_repeats_what_the_next_run_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hint names the store, endpoint and model the next run must reach (never the key)."""
+    monkeypatch.delenv("TRACKER_DEMO_COMMAND", raising=False)
+    args = argparse.Namespace(
+        store="sqlite:///x.db", base_url="http://h/v1", model="m1", api_key="sk-secret"
+    )
+    expected = (
+        "continue it: tracker demo --session s --store sqlite:///x.db --base-url http://h/v1 "
+        "--model m1"
+    )
+    assert expected == continue_hint(args, "sqlite:///x.db", "s")

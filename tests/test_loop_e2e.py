@@ -377,12 +377,14 @@ def test_retries_give_up_after_max_attempts(client: OpenAI, emulator: Emulator) 
 def test_max_turns_names_the_limit_and_the_next_turn_is_valid(
     client: OpenAI, emulator: Emulator
 ) -> None:
-    """max_turns stops the loop with a clear error; the next turn answers the pending calls."""
+    """max_turns stops the loop with a clear error carrying the tracker (exc.tracker); the
+    next turn continues with it and answers the pending calls."""
     with pytest.raises(MaxTurnsError, match=r"max_turns=2 model calls") as info:
         run_turn(
             client, model="emu-1", input=PROMPT + " then weather({})", tools=TOOLS, max_turns=2
         )
-    tracker = info.value.result.tracker
+    tracker = info.value.tracker
+    assert tracker is info.value.result.tracker
     assert 2 == info.value.max_turns
     assert 1 == len(tracker.pending_call_ids)
     result = run_turn(client, model="emu-1", input="and now?", tools=TOOLS, tracker=tracker)
@@ -392,7 +394,8 @@ def test_max_turns_names_the_limit_and_the_next_turn_is_valid(
 
 
 def test_request_events_describe_each_delta(client: OpenAI) -> None:
-    """RequestSent events report the delta size, the items deduped and the continuation."""
+    """RequestSent events report the delta size, the items already on the server and the
+    continuation."""
     sent: list[RequestSent] = []
     result = run_turn(
         client,
@@ -404,6 +407,15 @@ def test_request_events_describe_each_delta(client: OpenAI) -> None:
     assert [(r.index, r.sent, r.skipped, r.previous_response_id) for r in result.requests] == [
         (e.index, e.sent, e.skipped, e.previous_response_id) for e in sent
     ]
+
+
+def test_items_not_resent_counts_held_items_per_request(client: OpenAI) -> None:
+    """items_not_resent sums each request's items already on the server (0 + 3 + 6: the user
+    message is counted at both later requests); duplicates_avoided is its deprecated alias."""
+    result = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS)
+    assert (4, 9) == (result.items_sent, result.items_not_resent)
+    with pytest.warns(DeprecationWarning, match="use items_not_resent"):
+        assert 9 == result.duplicates_avoided
 
 
 def test_takeover_in_a_conversation_finds_the_stored_request(

@@ -9,10 +9,11 @@ the key alone never does, so the quick start cannot spend money.
 ``--session NAME`` continues a session in a later run: the next turn continues from the saved
 ``previous_response_id`` or conversation. The embedded emulator keeps its state in a JSON file
 next to the store (``demo.db`` -> ``demo.emulator.json``; under the cache directory for a Redis
-store; nowhere for ``memory://`` and ``sqlite:///:memory:``, which forget the session anyway),
-so a later run's emulator still holds the chain. Should the server not hold it (the file was
-deleted), the demo says so and starts a new chain (or conversation) in the same session,
-rather than pretend; the session's saved state still continues (its version keeps growing).
+store; nowhere for ``memory://`` and ``sqlite:///:memory:``, which forget the session anyway,
+so the closing line says it cannot be continued), so a later run's emulator still holds the
+chain. Should the server not hold it (the file was deleted), the demo says so and starts a new
+chain (or conversation) in the same session, rather than pretend; the session's saved state
+still continues (its version keeps growing).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tracker.cli._demo_view import View
 from tracker.loop import FunctionTool, RetryPolicy, TurnResult, function_tool, run_turn
 from tracker.stores import load_tracker, save_tracker
 
-__all__ = ["TURNS", "add_arguments", "run"]
+__all__ = ["TURNS", "add_arguments", "continue_hint", "run"]
 
 #: The demo's user turns: plain words for a real model, call syntax for the scripted one.
 TURNS = (
@@ -83,9 +84,9 @@ def emulator_state_path(store_url: str) -> Path | None:
     """
     from tracker.stores._url import _parse
 
-    kind, target = _parse(store_url)
-    if kind == "memory" or (kind == "sqlite" and target == ":memory:"):
+    if not _outlives_process(store_url):
         return None
+    kind, target = _parse(store_url)
     if kind == "sqlite":
         db = Path(target)
         return db.with_name(db.stem + ".emulator.json")
@@ -179,12 +180,38 @@ def run(args: argparse.Namespace) -> int:
             view.line(demo.summary(errors=1))
             return 1
         view.line(demo.summary(errors=0))
-        view.line(
-            # dev.py names itself, so the hint is a command that works in the user's shell.
-            f"continue it: {os.environ.get('TRACKER_DEMO_COMMAND', 'tracker demo')} "
-            f"--session {session}" + ("" if args.store is None else f" --store {store_url}")
-        )
+        view.line(continue_hint(args, store_url, session))
     return 0
+
+
+def continue_hint(args: argparse.Namespace, store_url: str, session: str) -> str:
+    """The closing hint: a command that continues the session, or why there is none.
+
+    A session in a store that dies with the process (``memory://``, ``sqlite:///:memory:``)
+    cannot be continued, so the hint says so instead. Otherwise the command repeats every
+    option the next run needs to reach the same session and server (never the API key).
+    """
+    if not _outlives_process(store_url):
+        return (
+            f"session {session} was kept in {store_url}, which ends with this run: "
+            "pass --store sqlite:///FILE (or redis://...) to continue a session later"
+        )
+    # dev.py names itself, so the hint is a command that works in the user's shell.
+    command = [os.environ.get("TRACKER_DEMO_COMMAND", "tracker demo"), "--session", session]
+    if args.store is not None:
+        command += ["--store", store_url]
+    if args.base_url is not None:
+        command += ["--base-url", args.base_url]
+    if args.model is not None:
+        command += ["--model", args.model]
+    return "continue it: " + " ".join(command)
+
+
+def _outlives_process(store_url: str) -> bool:
+    from tracker.stores._url import _parse
+
+    kind, target = _parse(store_url)
+    return not (kind == "memory" or (kind == "sqlite" and target == ":memory:"))
 
 
 class _Demo:
@@ -273,15 +300,16 @@ class _Demo:
         )
 
     def summary(self, *, errors: int) -> str:
-        """The closing line: turns, items sent, duplicates avoided, retries, errors."""
+        """The closing line: turns, items sent, items not re-sent, retries, errors."""
         requests = sum(len(r.requests) for r in self.results)
         sent = sum(r.items_sent for r in self.results)
-        dupes = sum(r.duplicates_avoided for r in self.results)
+        held = sum(r.items_not_resent for r in self.results)
         retries = sum(r.retries for r in self.results)
         tool_errors = sum(r.tool_errors for r in self.results)
         return (
             f"summary: {len(self.results)} turns, {requests} requests, {sent} items sent, "
-            f"{dupes} duplicates avoided, {retries} retries, {tool_errors} tool errors, "
+            f"{held} already on the server (not re-sent), {retries} retries, "
+            f"{tool_errors} tool errors, "
             f"errors: {errors}"
         )
 

@@ -72,7 +72,7 @@ class View:
         retry = f" (retry {e.attempt})" if e.attempt else ""
         return (
             f"  request {e.index + 1}{retry}: sent {_plural(e.sent, 'item')}, "
-            f"{e.skipped} deduped, {self._style(where, '2')}"
+            f"{e.skipped} already on the server, {self._style(where, '2')}"
         )
 
     def event(self, event: LoopEvent) -> None:

@@ -7,10 +7,11 @@ Import it by path (``import tracker.loop``); ``import tracker`` does not import 
     result = run_turn(client, model="gpt-5", input="weather in Paris?", tools=[weather])
     result = run_turn(client, model="gpt-5", input="and Rome?", tools=[weather],
                       tracker=result.tracker)           # continues the chain
-    print(result.text, result.items_sent, result.duplicates_avoided)
+    print(result.text, result.items_sent, result.items_not_resent)
 
 ``run_turn`` (``openai.OpenAI``) and ``arun_turn`` (``openai.AsyncOpenAI``) drive one user
 turn: model call, tool calls, model call ... until the model answers without calling tools.
+The parallel tool calls of one response run concurrently (``max_tool_workers`` at most).
 Each call sends only the delta the ``Tracker`` decides, continuing with
 ``previous_response_id`` or in a ``conversation``. With ``session_store=`` + ``session_id=``
 the turn claims the session's lease before its first model call, saves progress after each model

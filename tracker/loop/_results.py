@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import attrs
@@ -28,14 +29,17 @@ __all__ = [
 class MaxTurnsError(TrackerError, RuntimeError):
     """The model was still calling tools after ``max_turns`` model calls.
 
-    ``max_turns`` is the limit, ``result`` the partial ``TurnResult``. The tracker holds every
-    response so far; its pending calls get a placeholder output at the start of the next turn.
+    ``max_turns`` is the limit, ``result`` the partial ``TurnResult``, and ``tracker`` (also
+    ``result.tracker``) the tracker to continue with: pass it as ``tracker=`` to the next turn.
+    It holds every response so far; its pending calls get a placeholder output at the start of
+    the next turn.
     """
 
     def __init__(self, message: str, *, max_turns: int, result: TurnResult) -> None:
         super().__init__(message)
         self.max_turns = max_turns
         self.result = result
+        self.tracker: Tracker = result.tracker
 
 
 class IncompleteStreamError(TrackerError, ConnectionError):
@@ -58,8 +62,9 @@ class ResponseFailedError(TrackerError, RuntimeError):
 class RequestRecord:
     """One model call of a turn, as finally delivered.
 
-    ``sent`` items went out in the delta; ``skipped`` were withheld because the server already
-    held them (the duplicates avoided); ``attempts`` counts tries (1 = no retry).
+    ``sent`` items went out in the delta; ``skipped`` of the items handed to the tracker were
+    already on the server, so not sent again (the loop hands it every item of the turn so far,
+    so an item counts again at each later request); ``attempts`` counts tries (1 = no retry).
     ``recovered`` is true when a retry found the response already stored in the conversation
     and used it instead of sending again (``response_id`` is then ``None``).
     """
@@ -101,9 +106,25 @@ class TurnResult:
         return sum(r.sent for r in self.requests)
 
     @property
-    def duplicates_avoided(self) -> int:
-        """Items withheld because the server already held them."""
+    def items_not_resent(self) -> int:
+        """Items already on the server, so not sent again, summed over the turn's requests.
+
+        Each request hands the tracker every item of the turn so far, so an item the server
+        holds counts once per later request: this is what re-sending the turn's items on every
+        request would have added, not a count of distinct duplicates prevented.
+        """
         return sum(r.skipped for r in self.requests)
+
+    @property
+    def duplicates_avoided(self) -> int:
+        """Deprecated alias of ``items_not_resent`` (the old name overstated what it counts)."""
+        warnings.warn(
+            "TurnResult.duplicates_avoided is deprecated: use items_not_resent (the same "
+            "figure: items already on the server, not re-sent, counted per request).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.items_not_resent
 
     @property
     def retries(self) -> int:
