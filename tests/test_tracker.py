@@ -137,11 +137,16 @@ def test_string_input_is_one_user_message() -> None:
     assert [{"role": "user", "content": "hi"}] == list(Tracker().prepare("hi").input)
 
 
-def test_duplicates_within_one_input_are_sent_once() -> None:
-    """The same object twice, or the same id twice, in one input is sent once."""
-    msg = user("hi")
-    p = Tracker().prepare([msg, msg, call(1), call(1), output(1), output(1)])
-    assert ([msg, call(1), output(1)], 3) == (list(p.input), p.skipped)
+def test_duplicate_ids_within_one_input_are_sent_once() -> None:
+    """The same id or call_id twice in one input is sent once (the service refuses repeats)."""
+    p = Tracker().prepare([call(1), call(1), output(1), output(1)])
+    assert ([call(1), output(1)], 2) == (list(p.input), p.skipped)
+
+
+def test_one_idless_object_twice_in_one_input_is_sent_twice() -> None:
+    """An id-less object occurring twice in a new input is two turns: both are sent."""
+    msg = user("continue")
+    assert [msg, msg] == list(Tracker().prepare([msg, call(1), output(1), msg]).input)[::3]
 
 
 def test_rewind_resends_exactly_once() -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "is_async_call",
     "read_item",
     "to_plain",
+    "unreadable",
 ]
 
 #: Placeholder id that openai-agents puts on items from non-Responses providers; never a real id.
@@ -78,7 +79,8 @@ def _describe(item: Any) -> str:
     return type(item).__name__
 
 
-def _unreadable(item: Any, index: int | None, problem: str, fix: str) -> ItemError:
+def unreadable(item: Any, index: int | None, problem: str, fix: str) -> ItemError:
+    """An ``ItemError`` for ``item`` at ``index``: what is wrong with it and how to fix it."""
     where = f" at index {index}" if index is not None else ""
     return ItemError(f"Item{where} {problem}: {fix}", index=index, item_type=_describe(item))
 
@@ -96,14 +98,14 @@ def read_item(item: Any, index: int | None = None) -> ItemInfo:
     elif hasattr(item, "type"):
         raw_type = item.type
     else:
-        raise _unreadable(
+        raise unreadable(
             item,
             index,
             f"is a {_describe(item)}, not a Responses item",
             "pass a dict (e.g. {'role': 'user', 'content': '...'}) or an openai SDK item model.",
         )
     if not isinstance(raw_type, str) or not raw_type:
-        raise _unreadable(
+        raise unreadable(
             item,
             index,
             f"has no 'type' (got {raw_type!r})",
@@ -131,7 +133,8 @@ def to_plain(item: Any, index: int | None = None) -> dict[str, Any]:
     """Return the item as a plain JSON-ready dict in its wire form.
 
     A dict is returned as is (same object). An SDK model is dumped by alias without ``None``
-    members, which the service may reject as unknown parameters.
+    members, which the service may reject as unknown parameters. Raises ``ItemError`` (naming
+    ``index``) for anything else, or a model that cannot be dumped.
     """
     if isinstance(item, dict):
         return item
@@ -139,10 +142,18 @@ def to_plain(item: Any, index: int | None = None) -> dict[str, Any]:
         return dict(item)
     dump = getattr(item, "model_dump", None)
     if callable(dump):
-        plain = dump(mode="json", exclude_none=True, by_alias=True)
+        try:
+            plain = dump(mode="json", exclude_none=True, by_alias=True)
+        except (RecursionError, ValueError, TypeError) as exc:
+            raise unreadable(
+                item,
+                index,
+                f"cannot be serialised ({type(exc).__name__}: {str(exc)[:200]})",
+                "give it JSON content: no cycles, no deeper than a few hundred levels.",
+            ) from None
         if isinstance(plain, dict):
             return plain
-    raise _unreadable(
+    raise unreadable(
         item,
         index,
         f"is a {_describe(item)} that cannot be turned into a dict",

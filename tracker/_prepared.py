@@ -7,18 +7,34 @@ continuation, and how each item will be remembered once marked sent.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from ._items import ItemInfo, read_item, to_plain
 from ._repair_actions import RepairAction
 
-__all__ = ["Key", "Prepared", "describe", "keys_of"]
+__all__ = [
+    "Key",
+    "KeyKind",
+    "Prepared",
+    "SkipReason",
+    "anon_fingerprint",
+    "anon_key",
+    "describe",
+    "keys_of",
+]
 
-# How a sent item is remembered: (kind, value). "id": provider id; "out": output call_id;
-# "call": call call_id; "anon": fingerprint of an id-less item (with the object held).
-Key = tuple[str, str]
+#: How a sent item is remembered: ``"id"`` its provider id, ``"out"`` the call_id an output
+#: answers, ``"call"`` a tool call's call_id, ``"anon"`` the content fingerprint of an id-less,
+#: call-less item (whose object is held as well). A ``Literal``, so mypy flags a misspelt kind.
+KeyKind = Literal["id", "out", "call", "anon"]
+Key = tuple[KeyKind, str]
+
+#: Why ``prepare`` left an item out (the keys of ``Prepared.skip_reasons``).
+SkipReason = Literal[
+    "server_id", "answered_output", "known_call", "held_object", "content", "duplicate_in_input"
+]
 
 
 @attrs.frozen(eq=False)
@@ -35,10 +51,11 @@ class Prepared:
     previous_response_id: str | None
     conversation_id: str | None
     skipped: int
-    skip_reasons: Mapping[str, int]
+    skip_reasons: Mapping[SkipReason, int]
     repairs: tuple[RepairAction, ...]
     _keys: tuple[tuple[Key, ...], ...] = attrs.field(repr=False, alias="keys")
     _origin: object = attrs.field(repr=False, alias="origin")
+    _serial: int = attrs.field(default=0, repr=False, alias="serial")
 
     def request_input(self) -> list[dict[str, Any]]:
         """The delta as plain wire-form dicts (SDK models dumped without ``None`` members)."""
@@ -69,6 +86,17 @@ def keys_of(info: ItemInfo) -> tuple[Key, ...]:
         elif info.is_call:
             keys.append(("call", info.call_id))
     return tuple(keys)
+
+
+def anon_key(fp: str) -> tuple[Key]:
+    """The keys of an anonymous item whose content fingerprint is ``fp``."""
+    return (("anon", fp),)
+
+
+def anon_fingerprint(keys: tuple[Key, ...]) -> str | None:
+    """The content fingerprint if ``keys`` are an anonymous item's, else ``None``."""
+    kind, value = keys[0]
+    return value if kind == "anon" else None
 
 
 def describe(item: Any) -> str:

@@ -1,4 +1,7 @@
-"""JSON-safe, versioned snapshots of a tracker, and their strict restore.
+"""What a tracker persists (its ledger of what the server holds) and the snapshot format.
+
+``Ledger`` is the one definition of the persisted fields: each attribute is named as its
+snapshot key and carries its own dump and strict load, so adding a field is one line here.
 
 Format (version 1)::
 
@@ -17,56 +20,42 @@ Format (version 1)::
     }
 
 Restore validates everything before building anything, so a bad snapshot raises and leaves no
-half-restored tracker behind.
+half-restored tracker behind. A continuation id is checked by ``check_id``, the same rule the
+tracker applies when it is given or observes one, so every snapshot it writes restores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+import copy
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import attrs
 
 from ._errors import ContinuationError, StateError, StateVersionError
+from ._prepared import Key, SkipReason
 
-if TYPE_CHECKING:
-    from ._tracker import Tracker
-
-__all__ = ["FORMAT", "STATE_VERSION", "dump_state", "load_state"]
+__all__ = ["FORMAT", "STATE_VERSION", "Ledger", "check_id", "dump_state", "load_state"]
 
 FORMAT: Final = "tracker.state"
 STATE_VERSION: Final = 1
 
-_KEYS: Final = frozenset(
-    {
-        "format",
-        "version",
-        "previous_response_id",
-        "conversation_id",
-        "server_item_ids",
-        "calls",
-        "answered_call_ids",
-        "pending_call_ids",
-        "fingerprints",
-        "responses_observed",
-        "whole_chain",
-    }
-)
+_ID_CHARS: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
-def dump_state(t: Tracker) -> dict[str, Any]:
-    """Return the snapshot of ``t`` (see the module docstring for the format)."""
-    return {
-        "format": FORMAT,
-        "version": STATE_VERSION,
-        "previous_response_id": t._previous_response_id,
-        "conversation_id": t._conversation_id,
-        "server_item_ids": sorted(t._server_ids),
-        "calls": dict(t._calls),
-        "answered_call_ids": sorted(t._answered),
-        "pending_call_ids": list(t._pending),
-        "fingerprints": dict(t._fp_counts),
-        "responses_observed": t._responses,
-        "whole_chain": t._whole_chain,
-    }
+def check_id(value: object, name: str) -> None:
+    """Raise ``ContinuationError`` unless ``value`` is ``None`` or a well-formed API id."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not _ID_CHARS.fullmatch(value):
+        raise ContinuationError(
+            f"Invalid {name} {value!r}: expected an id of 1-128 letters, digits, '_' and '-' "
+            f"(as returned by the API); pass the id string itself."
+        )
+
+
+# ---------------------------------------------------------------------- field codecs
 
 
 def _fail(path: str, what: str) -> StateError:
@@ -77,8 +66,17 @@ def _fail(path: str, what: str) -> StateError:
     )
 
 
-def _str_list(state: Mapping[str, Any], key: str) -> list[str]:
-    value = state[key]
+def _load_opt_id(key: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise _fail(key, f"must be a string or null, got {type(value).__name__}")
+    try:
+        check_id(value, key)
+    except ContinuationError as exc:
+        raise StateError(f"Invalid tracker state: {exc}", path=key) from exc
+    return value
+
+
+def _load_strs(key: str, value: Any) -> list[str]:
     if not isinstance(value, list):
         raise _fail(key, f"must be a list of strings, got {type(value).__name__}")
     for i, v in enumerate(value):
@@ -87,15 +85,174 @@ def _str_list(state: Mapping[str, Any], key: str) -> list[str]:
     return value
 
 
-def _opt_str(state: Mapping[str, Any], key: str) -> str | None:
-    value = state[key]
-    if value is not None and not isinstance(value, str):
-        raise _fail(key, f"must be a string or null, got {type(value).__name__}")
+def _load_mapping(key: str, value: Any) -> Mapping[Any, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(key, f"must be an object, got {type(value).__name__}")
     return value
 
 
-def load_state(cls: type[Tracker], state: Mapping[str, Any], **settings: Any) -> Tracker:
-    """Build a new ``cls`` from a snapshot, validating every field first."""
+def _load_calls(key: str, value: Any) -> dict[str, str | None]:
+    for call_id, item_id in _load_mapping(key, value).items():
+        if not isinstance(call_id, str) or not call_id:
+            raise _fail(key, f"has a non-string key {call_id!r}")
+        if item_id is not None and not isinstance(item_id, str):
+            raise _fail(f"{key}[{call_id!r}]", f"must be a string or null, got {item_id!r}")
+    return dict(value)
+
+
+def _load_counts(key: str, value: Any) -> dict[str, int]:
+    for fp, count in _load_mapping(key, value).items():
+        if not isinstance(fp, str) or type(count) is not int or count < 1:
+            raise _fail(f"{key}[{fp!r}]", f"must be a positive count, got {count!r}")
+    return dict(value)
+
+
+def _load_count(key: str, value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise _fail(key, f"must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _load_bool(key: str, value: Any) -> bool:
+    if type(value) is not bool:
+        raise _fail(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _codec(dump: Callable[[Any], Any], load: Callable[[str, Any], Any]) -> dict[str, Any]:
+    return {"dump": dump, "load": load}
+
+
+_OPT_ID: Final = _codec(lambda v: v, _load_opt_id)
+_STR_SET: Final = _codec(sorted, lambda k, v: set(_load_strs(k, v)))
+_STR_ORDER: Final = _codec(list, lambda k, v: dict.fromkeys(_load_strs(k, v)))
+
+
+# ---------------------------------------------------------------------- the ledger
+
+
+@attrs.define
+class Ledger:
+    """What the server holds, as a tracker knows it: everything a snapshot keeps.
+
+    Each attribute is a snapshot field of the same name (``metadata`` holds its dump and
+    load). ``add`` / ``remove`` / ``knows`` are the only code that reads a key's kind.
+    """
+
+    previous_response_id: str | None = attrs.field(default=None, metadata=_OPT_ID)
+    conversation_id: str | None = attrs.field(default=None, metadata=_OPT_ID)
+    server_item_ids: set[str] = attrs.field(factory=set, metadata=_STR_SET)
+    calls: dict[str, str | None] = attrs.field(factory=dict, metadata=_codec(dict, _load_calls))
+    answered_call_ids: set[str] = attrs.field(factory=set, metadata=_STR_SET)
+    #: Calls without output, in arrival order (a dict used as an ordered set).
+    pending_call_ids: dict[str, None] = attrs.field(factory=dict, metadata=_STR_ORDER)
+    #: Id-less items sent, counted by content fingerprint.
+    fingerprints: dict[str, int] = attrs.field(factory=dict, metadata=_codec(dict, _load_counts))
+    responses_observed: int = attrs.field(default=0, metadata=_codec(int, _load_count))
+    #: Started the chain or conversation itself: every call the server holds was seen here,
+    #: so an output for any other call_id is an error (P2), not a gap.
+    whole_chain: bool = attrs.field(default=True, metadata=_codec(bool, _load_bool))
+
+    def copy(self) -> Ledger:
+        """An independent copy (the containers are copied, not shared)."""
+        return Ledger(**{a.name: copy.copy(getattr(self, a.name)) for a in _FIELDS})
+
+    def knows(self, keys: tuple[Key, ...]) -> SkipReason | None:
+        """Why the server holds an item with ``keys`` (known under any key), else ``None``."""
+        for kind, value in keys:
+            if kind == "id":
+                if value in self.server_item_ids:
+                    return "server_id"
+            elif kind == "out":
+                if value in self.answered_call_ids:
+                    return "answered_output"
+            elif kind == "call" and value in self.calls:
+                return "known_call"
+        return None
+
+    def add(self, keys: tuple[Key, ...], *, async_call: bool = False) -> None:
+        """Record an item sent or observed under ``keys``."""
+        item_id = next((v for k, v in keys if k == "id"), None)
+        for kind, value in keys:
+            if kind == "id":
+                self.server_item_ids.add(value)
+            elif kind == "out":
+                self.answered_call_ids.add(value)
+                self.pending_call_ids.pop(value, None)
+            elif kind == "call":
+                if item_id is not None or value not in self.calls:  # never forget an item id
+                    self.calls[value] = item_id
+                if value not in self.answered_call_ids and not async_call:
+                    self.pending_call_ids.setdefault(value, None)
+            else:
+                self.fingerprints[value] = self.fingerprints.get(value, 0) + 1
+
+    def remove(self, keys: tuple[Key, ...]) -> None:
+        """Undo ``add(keys)`` (a request that failed)."""
+        for kind, value in keys:
+            if kind == "id":
+                self.server_item_ids.discard(value)
+            elif kind == "out":
+                self.answered_call_ids.discard(value)
+                if value in self.calls:
+                    self.pending_call_ids.setdefault(value, None)
+            elif kind == "call":
+                self.calls.pop(value, None)
+                self.pending_call_ids.pop(value, None)
+            else:
+                left = self.fingerprints.get(value, 0) - 1
+                if left > 0:
+                    self.fingerprints[value] = left
+                else:
+                    self.fingerprints.pop(value, None)
+
+
+_FIELDS: Final = attrs.fields(Ledger)
+_KEYS: Final = frozenset({"format", "version"} | {a.name for a in _FIELDS})
+
+
+# ---------------------------------------------------------------------- dump and load
+
+
+def dump_state(ledger: Ledger) -> dict[str, Any]:
+    """Return the snapshot of ``ledger`` (see the module docstring for the format)."""
+    state: dict[str, Any] = {"format": FORMAT, "version": STATE_VERSION}
+    for a in _FIELDS:
+        state[a.name] = a.metadata["dump"](getattr(ledger, a.name))
+    return state
+
+
+def _check_version(state: Mapping[str, Any]) -> None:
+    version = state.get("version")
+    if type(version) is not int:
+        raise StateVersionError(
+            f"Invalid tracker state: version must be an integer, got {version!r}.",
+            version=version,
+        )
+    if version > STATE_VERSION:
+        raise StateVersionError(
+            f"Tracker state version {version} is newer than this release supports "
+            f"({STATE_VERSION}): upgrade tracker.",
+            version=version,
+        )
+    if version != STATE_VERSION:
+        raise StateVersionError(
+            f"Tracker state version {version} is unknown (this release reads version "
+            f"{STATE_VERSION}).",
+            version=version,
+        )
+
+
+def _check_consistent(ledger: Ledger) -> None:
+    if ledger.previous_response_id is not None and ledger.conversation_id is not None:
+        raise _fail("previous_response_id", "and conversation_id are both set (exclusive)")
+    for call_id in ledger.pending_call_ids:
+        if call_id not in ledger.calls or call_id in ledger.answered_call_ids:
+            raise _fail("pending_call_ids", f"names {call_id!r}, which is not an open call")
+
+
+def load_state(state: Any) -> Ledger:
+    """Validate a snapshot field by field and return its ledger (nothing built on failure)."""
     if not isinstance(state, Mapping):
         raise StateError(
             f"Invalid tracker state: expected a dict from Tracker.to_state(), got "
@@ -104,69 +261,13 @@ def load_state(cls: type[Tracker], state: Mapping[str, Any], **settings: Any) ->
         )
     if state.get("format") != FORMAT:
         raise _fail("format", f"must be {FORMAT!r}, got {state.get('format')!r}")
-    version = state.get("version")
-    if type(version) is not int:
-        raise StateVersionError(
-            f"Invalid tracker state: version must be an integer, got {version!r}.",
-            version=version,
-        )
-    if version != STATE_VERSION:
-        newer = version > STATE_VERSION
-        raise StateVersionError(
-            f"Tracker state version {version} is "
-            + (
-                f"newer than this release supports ({STATE_VERSION}): upgrade tracker."
-                if newer
-                else f"unknown (this release reads version {STATE_VERSION})."
-            ),
-            version=version,
-        )
+    _check_version(state)
     missing = sorted(_KEYS - state.keys())
     if missing:
         raise _fail(missing[0], "is missing")
-    unknown = sorted(state.keys() - _KEYS)
+    unknown = sorted(map(str, state.keys() - _KEYS))
     if unknown:
-        raise _fail(unknown[0], "is not a field of version 1")
-
-    prev = _opt_str(state, "previous_response_id")
-    conv = _opt_str(state, "conversation_id")
-    server_ids = _str_list(state, "server_item_ids")
-    answered = _str_list(state, "answered_call_ids")
-    pending = _str_list(state, "pending_call_ids")
-    calls = state["calls"]
-    if not isinstance(calls, Mapping):
-        raise _fail("calls", f"must be an object, got {type(calls).__name__}")
-    for call_id, item_id in calls.items():
-        if not isinstance(call_id, str) or not call_id:
-            raise _fail("calls", f"has a non-string key {call_id!r}")
-        if item_id is not None and not isinstance(item_id, str):
-            raise _fail(f"calls[{call_id!r}]", f"must be a string or null, got {item_id!r}")
-    for call_id in pending:
-        if call_id not in calls or call_id in answered:
-            raise _fail("pending_call_ids", f"names {call_id!r}, which is not an open call")
-    fps = state["fingerprints"]
-    if not isinstance(fps, Mapping):
-        raise _fail("fingerprints", f"must be an object, got {type(fps).__name__}")
-    for fp, count in fps.items():
-        if not isinstance(fp, str) or type(count) is not int or count < 1:
-            raise _fail(f"fingerprints[{fp!r}]", f"must be a positive count, got {count!r}")
-    responses = state["responses_observed"]
-    if type(responses) is not int or responses < 0:
-        raise _fail("responses_observed", f"must be a non-negative integer, got {responses!r}")
-
-    whole_chain = state["whole_chain"]
-    if type(whole_chain) is not bool:
-        raise _fail("whole_chain", f"must be true or false, got {whole_chain!r}")
-
-    try:
-        t = cls(previous_response_id=prev, conversation_id=conv, **settings)
-    except ContinuationError as exc:
-        raise StateError(f"Invalid tracker state: {exc}", path="previous_response_id") from exc
-    t._server_ids = set(server_ids)
-    t._answered = set(answered)
-    t._calls = dict(calls)
-    t._pending = dict.fromkeys(pending)
-    t._fp_counts = dict(fps)
-    t._responses = responses
-    t._whole_chain = whole_chain
-    return t
+        raise _fail(unknown[0], f"is not a field of version {STATE_VERSION}")
+    ledger = Ledger(**{a.name: a.metadata["load"](a.name, state[a.name]) for a in _FIELDS})
+    _check_consistent(ledger)
+    return ledger

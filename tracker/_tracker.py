@@ -25,12 +25,14 @@ request failed, so the next ``prepare`` sends them once more; ``observe_response
 records the response (its id continues the chain) and its output items, and settles every
 marked request so it can no longer be rewound.
 
-Id-less items are matched first by held reference and then, when the caller passes its whole
-history (``content_match=True``, the default), by content: each fingerprint was sent some number
-of times, and that many occurrences in ``items`` count as already sent, in order. That is what
-makes a rebuilt or restored history dedupe correctly while a *new* message with the same text
-as an old one is still sent. Tool outputs are never matched by content: they are keyed by their
-call_id, so a fresh output can never be mistaken for an old one.
+Id-less items are matched first by held reference, counted: an object sent M times and
+occurring N times in ``items`` (a constant message reused as a later turn) is sent N - M more
+times. Then, when the caller passes its whole history (``content_match=True``, the default), by
+content: each fingerprint was sent some number of times, and that many occurrences in ``items``
+count as already sent, in order. That is what makes a rebuilt or restored history dedupe
+correctly while a *new* message with the same text as an old one is still sent. Tool outputs
+are never matched by content: they are keyed by their call_id, so a fresh output can never be
+mistaken for an old one.
 
 Every lookup is a dict or set operation: a turn costs O(len(items)), and O(len(delta)) when the
 caller passes only the new items.
@@ -38,34 +40,77 @@ caller passes only the new items.
 
 from __future__ import annotations
 
-import re
+import inspect
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, Literal
+from typing import Any
 
 from ._delta_check import DeltaCheck, check_delta
 from ._errors import ContinuationError, UsageError
-from ._fingerprint import fingerprint
+from ._fingerprint import content_key
 from ._identity import IdentityMap
-from ._items import ItemInfo, field, is_async_call, read_item, to_plain
-from ._prepared import Key, Prepared, describe, keys_of
+from ._items import field, is_async_call, read_item
+from ._prepared import Key, Prepared, SkipReason, anon_fingerprint, anon_key, describe, keys_of
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
-from ._snapshot import dump_state, load_state
+from ._snapshot import Ledger, check_id, dump_state, load_state
 
 __all__ = ["Prepared", "Tracker"]
 
-_ID_CHARS: Final = re.compile(r"[A-Za-z0-9_-]+")
-
-SkipReason = Literal["server_id", "answered_output", "known_call", "held_object", "content"]
+_Keys = tuple[Key, ...]
 
 
-def _check_id(value: str | None, name: str) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str) or not _ID_CHARS.fullmatch(value) or len(value) > 128:
-        raise ContinuationError(
-            f"Invalid {name} {value!r}: expected an id made of letters, digits, '_' and '-' "
-            f"(as returned by the API); pass the id string itself."
+class _Held:
+    """An object this tracker sent or observed: its keys, how often, and when last recorded."""
+
+    __slots__ = ("fp", "keys", "serial", "times")
+
+    def __init__(self, keys: _Keys, serial: int) -> None:
+        self.keys = keys
+        self.fp = anon_fingerprint(keys)  # set for an id-less item: it may be sent again
+        self.times = 1
+        self.serial = serial
+
+
+def _item_list(items: Any, method: str) -> list[Any]:
+    """``items`` as a list; ``UsageError`` if it is not an iterable of items."""
+    if isinstance(items, str | bytes | bytearray | Mapping) or not isinstance(items, Iterable):
+        raise UsageError(
+            f"{method}() takes a list of items; got {type(items).__name__} (wrap a single item "
+            "in a list; pass a response to observe_response())."
         )
+    return list(items)
+
+
+def _not_a_response(response: Any) -> str | None:
+    """Why ``response`` cannot be a Responses API response, or ``None`` if it can."""
+    if inspect.isawaitable(response):
+        if inspect.iscoroutine(response):
+            response.close()  # never awaited: close it so it leaves no warning behind
+        return (
+            "it was not awaited, so the request was never sent: await it "
+            "(response = await client.responses.create(...)) and pass the result"
+        )
+    if isinstance(response, BaseException):
+        return "the request failed: rewind(prepared) and retry it instead of observing the error"
+    if isinstance(response, str | bytes | bytearray):
+        return "pass the response object itself, not text"
+    if isinstance(response, list | tuple):
+        return "pass the response object, or observe_items(items) for a list of items"
+    has_output = (
+        "output" in response if isinstance(response, Mapping) else (hasattr(response, "output"))
+    )
+    if not has_output:
+        stream_like = ("get_final_response", "__iter__", "__aiter__")
+        if not isinstance(response, Mapping) and any(hasattr(response, a) for a in stream_like):
+            return (
+                "it is a stream: consume it and pass the final response "
+                "(stream.get_final_response(), or the 'response.completed' event's .response)"
+            )
+        return "it has no 'output' list"
+    if not isinstance(field(response, "output"), list | tuple):
+        return f"its 'output' is a {type(field(response, 'output')).__name__}, not a list"
+    if not isinstance(field(response, "id"), str | None):
+        return f"its 'id' is a {type(field(response, 'id')).__name__}, not a string"
+    return None
 
 
 class Tracker:
@@ -94,37 +139,33 @@ class Tracker:
                 f"previous_response_id {previous_response_id!r} and conversation_id "
                 f"{conversation_id!r} are mutually exclusive (the API rejects both): pass one."
             )
-        _check_id(previous_response_id, "previous_response_id")
-        _check_id(conversation_id, "conversation_id")
-        self._previous_response_id = previous_response_id
-        self._conversation_id = conversation_id
-        # Started the chain or conversation itself: then every call the server holds was
-        # seen here, and an output for any other call_id is an error (P2), not a gap.
-        self._whole_chain = previous_response_id is None and conversation_id is None
+        check_id(previous_response_id, "previous_response_id")
+        check_id(conversation_id, "conversation_id")
         self._check: DeltaCheck = check
         self._repair_policy: RepairPolicy = repair_policy
-        self._server_ids: set[str] = set()
-        self._answered: set[str] = set()
-        self._calls: dict[str, str | None] = {}
-        self._pending: dict[str, None] = {}  # calls without output, in arrival order
+        # Everything a snapshot keeps; the rest below is process-local.
+        self._ledger = Ledger(
+            previous_response_id=previous_response_id,
+            conversation_id=conversation_id,
+            whole_chain=previous_response_id is None and conversation_id is None,
+        )
         # Every object sent or observed, with its keys: held, so its address is never reused.
-        self._held: IdentityMap[tuple[Key, ...]] = IdentityMap()
-        self._fp_counts: dict[str, int] = {}
-        self._marked: dict[int, tuple[Prepared, tuple[Any, ...]]] = {}
+        self._held: IdentityMap[_Held] = IdentityMap()
+        self._marked: dict[int, Prepared] = {}  # requests marked sent, not yet answered
+        self._serial = 0  # bumped by every change, so mark_sent sees what changed since prepare
         self._origin = object()
-        self._responses = 0
 
     # ------------------------------------------------------------------ read-only views
 
     @property
     def previous_response_id(self) -> str | None:
         """The response the next request continues from (``None`` in conversation mode)."""
-        return self._previous_response_id
+        return self._ledger.previous_response_id
 
     @property
     def conversation_id(self) -> str | None:
         """The conversation the requests run in, or ``None`` when chaining responses."""
-        return self._conversation_id
+        return self._ledger.conversation_id
 
     @property
     def pending_call_ids(self) -> tuple[str, ...]:
@@ -132,127 +173,154 @@ class Tracker:
 
         Calls to async tools (``async: true``) are not pending: the service lets them wait.
         """
-        return tuple(self._pending)
+        return tuple(self._ledger.pending_call_ids)
 
     @property
     def responses_observed(self) -> int:
         """How many responses this tracker (and the ones it was restored from) observed."""
-        return self._responses
+        return self._ledger.responses_observed
 
     def item_id_for_call(self, call_id: str) -> str | None:
         """The provider item id (``fc_...``) of the call with ``call_id``, if known."""
-        return self._calls.get(call_id)
+        return self._ledger.calls.get(call_id)
 
     def holds(self, item: Any) -> bool:
         """Whether the server is known to hold ``item`` (by id, call id or held reference)."""
-        return item in self._held or self._known_reason(keys_of(read_item(item))) is not None
+        return item in self._held or self._ledger.knows(keys_of(read_item(item))) is not None
 
     # ------------------------------------------------------------------ deciding
-
-    def _known_reason(self, item_keys: tuple[Key, ...]) -> SkipReason | None:
-        for kind, value in item_keys:  # known under any key: the server holds it
-            if kind == "id" and value in self._server_ids:
-                return "server_id"
-            if kind == "out" and value in self._answered:
-                return "answered_output"
-            if kind == "call" and value in self._calls:
-                return "known_call"
-        return None
 
     def prepare(self, items: Iterable[Any] | str, *, content_match: bool = True) -> Prepared:
         """Return the delta of ``items`` that the server does not hold yet. Changes nothing.
 
         ``items`` is the turn's item list: the whole history, or only the new items (a string
         is one user message). Items with a provider id, tool outputs and tool calls are matched
-        by id and call_id; other items by held reference and, with ``content_match`` (pass the
-        whole history), by content fingerprint. Pass ``content_match=False`` when ``items``
-        holds only new items, so a message repeating an earlier one word for word is sent.
+        by id and call_id; other items by held reference (an object occurring more often than
+        it was sent is sent again) and, with ``content_match`` (pass the whole history), by
+        content fingerprint. Pass ``content_match=False`` when ``items`` holds only new items,
+        so a message repeating an earlier one word for word is sent.
 
-        Raises ``ItemError`` (naming the index) for an item that is not a Responses item, and
+        Raises ``ItemError`` (naming the index) for an item that is not a Responses item or
+        whose content cannot be serialised, ``UsageError`` when ``items`` is not a list, and
         ``HistoryError`` when the delta breaks the tool-call rules under ``check="raise"``.
         """
         seq: list[Any] = (
-            [{"role": "user", "content": items}] if isinstance(items, str) else list(items)
+            [{"role": "user", "content": items}]
+            if isinstance(items, str)
+            else _item_list(items, "prepare")
         )
-        # Pass 1, one identity lookup per item: objects this tracker sent or observed are
-        # known without being read. Held id-less objects claim their fingerprint occurrences
-        # first, wherever they stand, so a rebuilt copy elsewhere only matches what remains.
-        held = self._held
-        used: dict[str, int] = {}
-        unknown: list[tuple[int, Any]] = []
-        for index, item in enumerate(seq):
-            held_keys = held.get(item)
-            if held_keys is None:
-                unknown.append((index, item))
-            elif held_keys[0][0] == "anon":
-                fp = held_keys[0][1]
-                used[fp] = used.get(fp, 0) + 1
-        reasons: dict[str, int] = {}
-        if len(unknown) < len(seq):
-            reasons["held_object"] = len(seq) - len(unknown)
-
-        # Pass 2, over the rest only: read, match by id / call_id / counted fingerprint.
-        send: list[Any] = []
-        keys: list[tuple[Key, ...]] = []
-        batch_keys: set[Key] = set()
-        batch_objs: IdentityMap[None] = IdentityMap()
-        for index, item in unknown:
-            item_keys = keys_of(read_item(item, index))
-            reason = self._known_reason(item_keys)
-            if not item_keys:
-                fp = fingerprint(to_plain(item, index))
-                if content_match and self._fp_counts.get(fp, 0) > used.get(fp, 0):
-                    used[fp] = used.get(fp, 0) + 1
-                    reason = "content"
-                item_keys = (("anon", fp),)
-            if reason is not None:
-                reasons[reason] = reasons.get(reason, 0) + 1
-                continue
-            if item in batch_objs or any(k in batch_keys for k in item_keys if k[0] != "anon"):
-                reasons["duplicate_in_input"] = reasons.get("duplicate_in_input", 0) + 1
-                continue
-            batch_objs.set(item, None)
-            batch_keys.update(item_keys)
-            send.append(item)
-            keys.append(item_keys)
-
-        repairs: tuple[RepairAction, ...] = ()
-        if self._check != "off" and not self._clearly_valid(send, keys):
-            checked, repairs = check_delta(
-                send,
-                pending_call_ids=tuple(self._pending),
-                known_call_ids=self._calls if self._whole_chain else None,
-                answered_call_ids=self._answered,
-                mode=self._check,
-                policy=self._repair_policy,
-            )
-            if repairs:
-                key_of: IdentityMap[tuple[Key, ...]] = IdentityMap()
-                for item, item_keys in zip(send, keys, strict=True):
-                    key_of.set(item, item_keys)
-                keys = [key_of.get(item) or keys_of(read_item(item)) for item in checked]
-                send = checked
-
+        used: dict[str, int] = {}  # fingerprint -> occurrences in seq counted as already sent
+        reasons: dict[SkipReason, int] = {}
+        unknown = self._skip_held(seq, used, reasons)
+        send, keys = self._select(unknown, used, reasons, content_match=content_match)
+        send, keys, repairs = self._checked(send, keys)
+        ledger = self._ledger
         return Prepared(
             input=tuple(send),
             previous_response_id=(
-                None if self._conversation_id is not None else self._previous_response_id
+                None if ledger.conversation_id is not None else ledger.previous_response_id
             ),
-            conversation_id=self._conversation_id,
+            conversation_id=ledger.conversation_id,
             skipped=len(seq) - len(send),
             skip_reasons=reasons,
             repairs=repairs,
             keys=tuple(keys),
             origin=self._origin,
+            serial=self._serial,
         )
 
-    def _clearly_valid(self, send: list[Any], keys: list[tuple[Key, ...]]) -> bool:
+    def _skip_held(
+        self, seq: list[Any], used: dict[str, int], reasons: dict[SkipReason, int]
+    ) -> list[tuple[int, Any]]:
+        """Pass 1, one identity lookup per item: skip objects this tracker sent or observed.
+
+        Held id-less objects claim their fingerprint occurrences first, wherever they stand,
+        so a rebuilt copy elsewhere only matches what remains. An object occurring more often
+        than it was sent is new from its (M+1)-th occurrence on.
+        """
+        held = self._held
+        unknown: list[tuple[int, Any]] = []
+        seen: dict[int, int] = {}  # id() is safe here: seq keeps every object alive
+        for index, item in enumerate(seq):
+            entry = held.get(item)
+            if entry is None:
+                unknown.append((index, item))
+            elif entry.fp is not None:
+                n = seen[id(item)] = seen.get(id(item), 0) + 1
+                if n > entry.times:
+                    unknown.append((index, item))
+                else:
+                    used[entry.fp] = used.get(entry.fp, 0) + 1
+        if len(unknown) < len(seq):
+            reasons["held_object"] = len(seq) - len(unknown)
+        return unknown
+
+    def _select(
+        self,
+        unknown: list[tuple[int, Any]],
+        used: dict[str, int],
+        reasons: dict[SkipReason, int],
+        *,
+        content_match: bool,
+    ) -> tuple[list[Any], list[_Keys]]:
+        """Pass 2, over the rest only: read, match by id / call_id / counted fingerprint."""
+        knows = self._ledger.knows
+        sent_fps = self._ledger.fingerprints
+        send: list[Any] = []
+        keys: list[_Keys] = []
+        batch: set[Key] = set()
+        for index, item in unknown:
+            item_keys = keys_of(read_item(item, index))
+            reason: SkipReason | None
+            if item_keys:
+                reason = knows(item_keys)
+                if reason is None and not batch.isdisjoint(item_keys):
+                    reason = "duplicate_in_input"  # the service refuses a repeated id
+            else:
+                fp = content_key(item, index)
+                item_keys = anon_key(fp)
+                reason = None
+                if content_match and sent_fps.get(fp, 0) > used.get(fp, 0):
+                    used[fp] = used.get(fp, 0) + 1
+                    reason = "content"
+            if reason is not None:
+                reasons[reason] = reasons.get(reason, 0) + 1
+                continue
+            batch.update(item_keys)
+            send.append(item)
+            keys.append(item_keys)
+        return send, keys
+
+    def _checked(
+        self, send: list[Any], keys: list[_Keys]
+    ) -> tuple[list[Any], list[_Keys], tuple[RepairAction, ...]]:
+        """Apply the per-delta tool-call check (``check=``); repairs keep each item's keys."""
+        if self._check == "off" or self._clearly_valid(send, keys):
+            return send, keys, ()
+        ledger = self._ledger
+        checked, repairs = check_delta(
+            send,
+            pending_call_ids=tuple(ledger.pending_call_ids),
+            known_call_ids=ledger.calls if ledger.whole_chain else None,
+            answered_call_ids=ledger.answered_call_ids,
+            mode=self._check,
+            policy=self._repair_policy,
+        )
+        if not repairs:
+            return send, keys, ()
+        key_of: IdentityMap[_Keys] = IdentityMap()
+        for item, item_keys in zip(send, keys, strict=True):
+            key_of.set(item, item_keys)
+        return checked, [key_of.get(i) or keys_of(read_item(i)) for i in checked], repairs
+
+    def _clearly_valid(self, send: list[Any], keys: list[_Keys]) -> bool:
         """True only when the delta surely passes the tool-call rules (the common turn).
 
         Every call in the delta is answered after it, every pending call is answered, and
         every output answers one of those. Anything else goes to the full check, which
         decides (and words the error) exactly as the service would.
         """
+        pending = self._ledger.pending_call_ids
         open_calls: set[str] = set()
         answered_pending = 0
         for item, item_keys in zip(send, keys, strict=True):
@@ -262,11 +330,11 @@ class Tracker:
                 elif kind == "out":
                     if value in open_calls:
                         open_calls.discard(value)
-                    elif value in self._pending:
+                    elif value in pending:
                         answered_pending += 1
                     else:
                         return False
-        return not open_calls and answered_pending == len(self._pending)
+        return not open_calls and answered_pending == len(pending)
 
     # ------------------------------------------------------------------ recording
 
@@ -277,22 +345,21 @@ class Tracker:
         was already marked, or one of its items was meanwhile marked by another request.
         """
         self._check_origin(prepared, "mark_sent")
-        serial = id(prepared)
-        entry = self._marked.get(serial)
-        if entry is not None and entry[0] is prepared:
+        if self._marked.get(id(prepared)) is prepared:
             raise UsageError(
                 "This request was already marked sent; rewind(prepared) first if it failed, "
                 "or prepare() the next turn."
             )
         for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
-            if self._is_recorded(item, item_keys):
+            if self._recorded_since(item, item_keys, prepared._serial):
                 raise UsageError(
                     f"Item {describe(item)} was marked sent by another request after this one "
                     "was prepared: call prepare() again to get a fresh delta."
                 )
+        self._serial += 1
         for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
             self._record(item, item_keys)
-        self._marked[serial] = (prepared, prepared.input)
+        self._marked[id(prepared)] = prepared  # held, so its id() is not reused meanwhile
 
     def rewind(self, prepared: Prepared) -> None:
         """Forget ``prepared``'s items because its request failed; they will be sent again once.
@@ -301,131 +368,104 @@ class Tracker:
         response was observed since (its items are then held by the server).
         """
         self._check_origin(prepared, "rewind")
-        entry = self._marked.get(id(prepared))
-        if entry is None or entry[0] is not prepared:
+        if self._marked.get(id(prepared)) is not prepared:
             raise UsageError(
                 "Cannot rewind a request that is not marked sent (or that a response already "
                 "answered): only rewind after mark_sent() when the request itself failed."
             )
         del self._marked[id(prepared)]
+        self._serial += 1
         for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
             self._unrecord(item, item_keys)
 
     def observe_response(self, response: Any) -> None:
         """Record a response: its output items are held by the server, its id continues.
 
-        Accepts an SDK ``Response`` or its dict form. Every request marked sent before it is
-        settled (can no longer be rewound). Raises ``ContinuationError`` (tracker unchanged)
-        for a response from another conversation, or one created with ``store=False`` (it
-        cannot be continued).
+        Accepts an SDK ``Response`` or its dict form (with ``id`` and an ``output`` list).
+        Every request marked sent before it is settled (can no longer be rewound). Raises
+        ``UsageError`` for anything else (an un-awaited coroutine, a stream, an exception, a
+        list: the message says what to pass), ``ContinuationError`` for a malformed response
+        id, a response from another conversation, or one created with ``store=False`` (it
+        cannot be continued), and ``ItemError`` for an unreadable output item; the tracker is
+        then unchanged.
         """
-        response_id = field(response, "id")
-        output = field(response, "output")
-        if output is None:
-            output = []
-        if not isinstance(response_id, str | None) or isinstance(output, str | bytes):
+        problem = _not_a_response(response)
+        if problem is not None:
             raise UsageError(
-                f"observe_response() takes a Responses API response; got {type(response).__name__}."
+                f"observe_response() takes a Responses API response (an openai Response or its "
+                f"dict form with 'id' and 'output'); got {type(response).__name__}: {problem}."
             )
-        observed = self._observation(list(output))
+        response_id = field(response, "id")
+        check_id(response_id, "response id")
+        observed = self._observation(list(field(response, "output")))
+        ledger = self._ledger
         conv = field(response, "conversation")
         conv_id = field(conv, "id") if conv is not None and not isinstance(conv, str) else conv
-        if self._conversation_id is not None and conv_id not in (None, self._conversation_id):
+        if ledger.conversation_id is not None and conv_id not in (None, ledger.conversation_id):
             raise ContinuationError(
                 f"Response {response_id} belongs to conversation {conv_id!r}, not to this "
-                f"tracker's {self._conversation_id!r}: use one tracker per conversation."
+                f"tracker's {ledger.conversation_id!r}: use one tracker per conversation."
             )
-        if field(response, "store") is False and self._conversation_id is None:
+        if field(response, "store") is False and ledger.conversation_id is None:
             raise ContinuationError(
                 f"Response {response_id} was created with store=False and cannot be continued "
                 "with previous_response_id: create it with store=True (the default)."
             )
-        for item, info, keys in observed:
-            self._observe_item(item, info, keys)
-        if self._conversation_id is None and response_id:
-            self._previous_response_id = response_id
-        self._responses += 1
+        self._observe(observed)
+        if ledger.conversation_id is None and response_id:
+            ledger.previous_response_id = response_id
+        ledger.responses_observed += 1
         self._marked.clear()
 
     def observe_items(self, items: Iterable[Any]) -> None:
         """Record items the server is known to hold (for example a conversation's items).
 
         Does not change the continuation. Raises ``ItemError`` (tracker unchanged) for an
-        unreadable item.
+        unreadable item, ``UsageError`` when ``items`` is not a list of items.
         """
-        for item, info, keys in self._observation(list(items)):
-            self._observe_item(item, info, keys)
+        self._observe(self._observation(_item_list(items, "observe_items")))
 
     # ------------------------------------------------------------------ internals
 
-    def _observation(self, items: list[Any]) -> list[tuple[Any, ItemInfo, tuple[Key, ...]]]:
+    def _observation(self, items: list[Any]) -> list[tuple[Any, _Keys]]:
         """Read every item and compute its keys before anything is recorded (all or nothing)."""
         observed = []
         for index, item in enumerate(items):
-            info = read_item(item, index)
-            keys = keys_of(info)
+            keys = keys_of(read_item(item, index))
             if not keys and item not in self._held:
-                keys = (("anon", fingerprint(to_plain(item, index))),)
-            observed.append((item, info, keys))
+                keys = anon_key(content_key(item, index))
+            observed.append((item, keys))
         return observed
 
-    def _observe_item(self, item: Any, info: ItemInfo, keys: tuple[Key, ...]) -> None:
-        if item in self._held:
-            return
-        if keys[0][0] == "anon":
-            self._record(item, keys)
-            return
-        for kind, value in keys:
-            if kind == "id":
-                self._server_ids.add(value)
-            elif kind == "out":
-                self._answered.add(value)
-                self._pending.pop(value, None)
-            elif self._calls.get(value) is None:
-                self._calls[value] = info.id
-                if value not in self._answered and not is_async_call(item):
-                    self._pending.setdefault(value, None)
-        self._held.set(item, keys)
+    def _observe(self, observed: list[tuple[Any, _Keys]]) -> None:
+        self._serial += 1
+        for item, keys in observed:
+            if item not in self._held:  # an object already held was counted when recorded
+                self._record(item, keys)
 
-    def _is_recorded(self, item: Any, item_keys: tuple[Key, ...]) -> bool:
-        if item in self._held:
+    def _recorded_since(self, item: Any, item_keys: _Keys, serial: int) -> bool:
+        """Whether ``item`` was recorded after the request was prepared (at ``serial``)."""
+        entry = self._held.get(item)
+        if entry is not None and entry.serial > serial:
             return True
-        return item_keys[0][0] != "anon" and self._known_reason(item_keys) is not None
+        return self._ledger.knows(item_keys) is not None
 
-    def _record(self, item: Any, item_keys: tuple[Key, ...]) -> None:
-        info_id = next((v for k, v in item_keys if k == "id"), None)
-        for kind, value in item_keys:
-            if kind == "id":
-                self._server_ids.add(value)
-            elif kind == "out":
-                self._answered.add(value)
-                self._pending.pop(value, None)
-            elif kind == "call":
-                self._calls[value] = info_id
-                if value not in self._answered and not is_async_call(item):
-                    self._pending.setdefault(value, None)
-            else:
-                self._fp_counts[value] = self._fp_counts.get(value, 0) + 1
-        self._held.set(item, item_keys)
+    def _record(self, item: Any, item_keys: _Keys) -> None:
+        self._ledger.add(item_keys, async_call=is_async_call(item))
+        entry = self._held.get(item)
+        if entry is None:
+            self._held.set(item, _Held(item_keys, self._serial))
+        else:
+            entry.times += 1
+            entry.serial = self._serial
 
-    def _unrecord(self, item: Any, item_keys: tuple[Key, ...]) -> None:
-        self._held.pop(item)
-        for kind, value in item_keys:
-            if kind == "id":
-                self._server_ids.discard(value)
-            elif kind == "out":
-                self._answered.discard(value)
-                if value in self._calls:
-                    self._pending.setdefault(value, None)
-            elif kind == "call":
-                self._calls.pop(value, None)
-                self._pending.pop(value, None)
-            else:
-                left = self._fp_counts.get(value, 0) - 1
-                if left > 0:
-                    self._fp_counts[value] = left
-                else:
-                    self._fp_counts.pop(value, None)
+    def _unrecord(self, item: Any, item_keys: _Keys) -> None:
+        self._ledger.remove(item_keys)
+        entry = self._held.get(item)
+        if entry is not None:
+            entry.times -= 1
+            if entry.times < 1:
+                self._held.pop(item)
 
     def _check_origin(self, prepared: Prepared, method: str) -> None:
         if not isinstance(prepared, Prepared):
@@ -451,20 +491,11 @@ class Tracker:
         from it sends those items again (never a dropped output, never a 400).
         """
         if not self._marked:
-            return dump_state(self)
-        settled = Tracker(check="off")
-        settled._previous_response_id = self._previous_response_id
-        settled._conversation_id = self._conversation_id
-        settled._server_ids = set(self._server_ids)
-        settled._answered = set(self._answered)
-        settled._calls = dict(self._calls)
-        settled._pending = dict(self._pending)
-        settled._fp_counts = dict(self._fp_counts)
-        settled._responses = self._responses
-        settled._whole_chain = self._whole_chain
-        for prepared, _ in self._marked.values():
-            for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
-                settled._unrecord(item, item_keys)
+            return dump_state(self._ledger)
+        settled = self._ledger.copy()
+        for prepared in self._marked.values():
+            for item_keys in prepared._keys:
+                settled.remove(item_keys)
         return dump_state(settled)
 
     @classmethod
@@ -481,4 +512,7 @@ class Tracker:
         Raises ``StateVersionError`` for an unknown or newer format version and ``StateError``
         naming the malformed field otherwise; nothing is half-restored.
         """
-        return load_state(cls, state, check=check, repair_policy=repair_policy)
+        ledger = load_state(state)
+        tracker = cls(check=check, repair_policy=repair_policy)
+        tracker._ledger = ledger
+        return tracker
