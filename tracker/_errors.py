@@ -1,25 +1,40 @@
 """One exception tree for the whole package.
 
 Every error names the offending id (item, call, response, session) and says what to do.
-Each refines a builtin so callers can catch either ``TrackerError`` or the builtin::
+Each refines a builtin so callers can catch either ``TrackerError`` or the builtin. Classes
+marked with a module live in that integration (the core never imports one) and are imported
+from there; the rest are exported by ``tracker``::
 
     TrackerError(Exception)
-    ├── ItemError(ValueError)            an item that cannot be read (not a dict or SDK model,
-    │                                    no ``type`` that can be inferred, ...)
-    ├── ContinuationError(ValueError)    bad continuation settings (previous_response_id and
-    │                                    conversation_id together, a malformed id)
-    ├── UsageError(RuntimeError)         methods called out of order (rewinding a request that
-    │                                    was never marked sent, marking one twice, ...)
-    ├── StateError(ValueError)           a snapshot that cannot be restored
-    │   └── StateVersionError            ... because of its format version
-    ├── HistoryError(ValueError)         a tool-call history the service would reject;
-    │                                    ``.violations`` lists each problem
-    └── StoreError(RuntimeError)         a durable store failed
-        ├── ConflictError                compare-and-set lost: reload and retry (retryable)
-        │   └── SessionBusyError         another worker holds the session's lease (retryable)
-        └── CorruptStateError            a stored snapshot is unreadable; left untouched
+    ├── ItemError(ValueError)                  an item that cannot be read (not a dict or SDK
+    │                                          model, no ``type`` that can be inferred, content
+    │                                          that cannot be serialised); ``.index`` names it
+    ├── ContinuationError(ValueError)          bad continuation settings or ids
+    │                                          (previous_response_id and conversation_id
+    │                                          together, a malformed or foreign response id)
+    ├── UsageError(RuntimeError)               a bad argument or a call out of order (not a
+    │                                          response, rewinding a request never marked
+    │                                          sent, marking one twice, ...)
+    ├── StateError(ValueError)                 a snapshot that cannot be restored
+    │   └── StateVersionError                  ... because of its format version
+    ├── HistoryError(ValueError)               a tool-call history the service would reject;
+    │                                          ``.violations`` lists each problem
+    ├── StoreError(RuntimeError)               a durable store failed
+    │   ├── ConflictError                      compare-and-set lost: reload and retry
+    │   │   └── SessionBusyError               another worker holds the session's lease
+    │   └── CorruptStateError                  a stored snapshot is unreadable; left untouched
+    ├── MaxTurnsError(RuntimeError)            [tracker.loop] still calling tools after
+    │                                          ``max_turns`` model calls; ``.result``
+    ├── ResponseFailedError(RuntimeError)      [tracker.loop] the service reported the
+    │                                          response ``failed``; ``.code``
+    ├── IncompleteStreamError(ConnectionError) [tracker.loop] a stream ended before
+    │                                          ``response.completed`` (retried)
+    └── UnsupportedVersionError(ImportError)   [tracker.agents] the installed openai-agents
+                                               release is not supported; ``.version``
 
 After any of these is raised by a ``Tracker`` method, the tracker's state is unchanged.
+(``tests/test_tracker_errors.py`` checks that this drawing matches every exception class
+defined in ``tracker``.)
 """
 
 from __future__ import annotations

@@ -46,8 +46,8 @@ class _History:
         return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
-class _BadInput(Exception):
-    pass
+class _BadInput(TrackerError):
+    """An input file the command cannot read; reported as one line, exit 2."""
 
 
 def _read_text(path: str) -> str:
