@@ -34,6 +34,7 @@ from typing import Any, Final
 import attrs
 
 from ._errors import ContinuationError, StateError, StateVersionError
+from ._items import is_async_call
 from ._prepared import Key, SkipReason
 
 __all__ = ["FORMAT", "STATE_VERSION", "Ledger", "check_id", "dump_state", "load_state"]
@@ -170,19 +171,20 @@ class Ledger:
                 return "known_call"
         return None
 
-    def add(self, keys: tuple[Key, ...], *, async_call: bool = False) -> None:
-        """Record an item sent or observed under ``keys``."""
-        item_id = next((v for k, v in keys if k == "id"), None)
-        for kind, value in keys:
+    def add(self, keys: tuple[Key, ...], item: Any = None) -> None:
+        """Record ``item``, sent or observed, under its ``keys`` (from ``keys_of``)."""
+        item_id: str | None = None
+        for kind, value in keys:  # the id, when there is one, comes first
             if kind == "id":
                 self.server_item_ids.add(value)
+                item_id = value
             elif kind == "out":
                 self.answered_call_ids.add(value)
                 self.pending_call_ids.pop(value, None)
             elif kind == "call":
                 if item_id is not None or value not in self.calls:  # never forget an item id
                     self.calls[value] = item_id
-                if value not in self.answered_call_ids and not async_call:
+                if value not in self.answered_call_ids and not is_async_call(item):
                     self.pending_call_ids.setdefault(value, None)
             else:
                 self.fingerprints[value] = self.fingerprints.get(value, 0) + 1

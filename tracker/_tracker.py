@@ -72,6 +72,8 @@ class _Held:
 
 def _item_list(items: Any, method: str) -> list[Any]:
     """``items`` as a list; ``UsageError`` if it is not an iterable of items."""
+    if type(items) is list:
+        return list(items)
     if isinstance(items, str | bytes | bytearray | Mapping) or not isinstance(items, Iterable):
         raise UsageError(
             f"{method}() takes a list of items; got {type(items).__name__} (wrap a single item "
@@ -82,6 +84,10 @@ def _item_list(items: Any, method: str) -> list[Any]:
 
 def _not_a_response(response: Any) -> str | None:
     """Why ``response`` cannot be a Responses API response, or ``None`` if it can."""
+    if type(response) is dict and type(response.get("output")) is list:
+        rid = response.get("id")
+        if rid is None or type(rid) is str:
+            return None  # the common case, decided without the checks below
     if inspect.isawaitable(response):
         if inspect.iscoroutine(response):
             response.close()  # never awaited: close it so it leaves no warning behind
@@ -439,9 +445,12 @@ class Tracker:
 
     def _observe(self, observed: list[tuple[Any, _Keys]]) -> None:
         self._serial += 1
+        add = self._ledger.add
+        held = self._held
         for item, keys in observed:
-            if item not in self._held:  # an object already held was counted when recorded
-                self._record(item, keys)
+            if item not in held:  # an object already held was counted when recorded
+                add(keys, item)
+                held.set(item, _Held(keys, self._serial))
 
     def _recorded_since(self, item: Any, item_keys: _Keys, serial: int) -> bool:
         """Whether ``item`` was recorded after the request was prepared (at ``serial``)."""
@@ -451,7 +460,7 @@ class Tracker:
         return self._ledger.knows(item_keys) is not None
 
     def _record(self, item: Any, item_keys: _Keys) -> None:
-        self._ledger.add(item_keys, async_call=is_async_call(item))
+        self._ledger.add(item_keys, item)
         entry = self._held.get(item)
         if entry is None:
             self._held.set(item, _Held(item_keys, self._serial))
