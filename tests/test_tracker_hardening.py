@@ -229,6 +229,21 @@ def test_fingerprint_refuses_unserialisable_content(kind: str) -> None:
         fingerprint(BAD_CONTENT[kind]())
 
 
+@pytest.mark.parametrize("field", ["previous_response_id", "calls", "fingerprints", "version"])
+def test_a_deep_value_in_a_snapshot_is_a_state_error(field: str) -> None:
+    """Error messages quote a deep value briefly instead of failing with RecursionError."""
+    state = Tracker().to_state()
+    value = {"call_1": _deep(100_000)} if field in ("calls", "fingerprints") else _deep(100_000)
+    with pytest.raises(StateError, match=field):
+        Tracker.from_state({**state, field: value})
+
+
+def test_a_deep_continuation_id_is_a_continuation_error() -> None:
+    """A deep value passed as previous_response_id is refused with a short message."""
+    with pytest.raises(ContinuationError, match="Invalid previous_response_id"):
+        Tracker(previous_response_id=_deep(100_000))
+
+
 # ---------------------------------------------------------------- item lists
 
 

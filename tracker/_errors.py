@@ -39,6 +39,7 @@ defined in ``tracker``.)
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 __all__ = [
@@ -53,7 +54,23 @@ __all__ = [
     "StoreError",
     "TrackerError",
     "UsageError",
+    "shown",
 ]
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, 80, 80
+
+
+def shown(value: object) -> str:
+    """A short repr of ``value`` for an error message: bounded in size and depth, never raising.
+
+    Messages quote the offending value; a value from hostile input may be deeply nested,
+    circular, huge, or have a ``__repr__`` that raises.
+    """
+    try:
+        return _SHOWN.repr(value)
+    except Exception:  # a failing __repr__ (or a too-deep one) is the value's own problem
+        return f"<{type(value).__name__}>"
 
 
 class TrackerError(Exception):

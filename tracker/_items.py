@@ -11,7 +11,7 @@ from typing import Any, Final
 
 import attrs
 
-from ._errors import ItemError
+from ._errors import ItemError, shown
 
 __all__ = [
     "CALL_TO_OUTPUT",
@@ -108,7 +108,7 @@ def read_item(item: Any, index: int | None = None) -> ItemInfo:
         raise unreadable(
             item,
             index,
-            f"has no 'type' (got {raw_type!r})",
+            f"has no 'type' (got {shown(raw_type)})",
             "give it a 'type' such as 'message' or 'function_call_output', or a 'role' for a "
             "message.",
         )

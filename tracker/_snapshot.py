@@ -33,7 +33,7 @@ from typing import Any, Final
 
 import attrs
 
-from ._errors import ContinuationError, StateError, StateVersionError
+from ._errors import ContinuationError, StateError, StateVersionError, shown
 from ._items import is_async_call
 from ._prepared import Key, SkipReason
 
@@ -51,7 +51,7 @@ def check_id(value: object, name: str) -> None:
         return
     if not isinstance(value, str) or not _ID_CHARS.fullmatch(value):
         raise ContinuationError(
-            f"Invalid {name} {value!r}: expected an id of 1-128 letters, digits, '_' and '-' "
+            f"Invalid {name} {shown(value)}: expected an id of 1-128 letters, digits, '_' and '-' "
             f"(as returned by the API); pass the id string itself."
         )
 
@@ -82,7 +82,7 @@ def _load_strs(key: str, value: Any) -> list[str]:
         raise _fail(key, f"must be a list of strings, got {type(value).__name__}")
     for i, v in enumerate(value):
         if not isinstance(v, str) or not v:
-            raise _fail(f"{key}[{i}]", f"must be a non-empty string, got {v!r}")
+            raise _fail(f"{key}[{i}]", f"must be a non-empty string, got {shown(v)}")
     return value
 
 
@@ -95,28 +95,28 @@ def _load_mapping(key: str, value: Any) -> Mapping[Any, Any]:
 def _load_calls(key: str, value: Any) -> dict[str, str | None]:
     for call_id, item_id in _load_mapping(key, value).items():
         if not isinstance(call_id, str) or not call_id:
-            raise _fail(key, f"has a non-string key {call_id!r}")
+            raise _fail(key, f"has a non-string key {shown(call_id)}")
         if item_id is not None and not isinstance(item_id, str):
-            raise _fail(f"{key}[{call_id!r}]", f"must be a string or null, got {item_id!r}")
+            raise _fail(f"{key}[{call_id!r}]", f"must be a string or null, got {shown(item_id)}")
     return dict(value)
 
 
 def _load_counts(key: str, value: Any) -> dict[str, int]:
     for fp, count in _load_mapping(key, value).items():
         if not isinstance(fp, str) or type(count) is not int or count < 1:
-            raise _fail(f"{key}[{fp!r}]", f"must be a positive count, got {count!r}")
+            raise _fail(f"{key}[{shown(fp)}]", f"must be a positive count, got {shown(count)}")
     return dict(value)
 
 
 def _load_count(key: str, value: Any) -> int:
     if type(value) is not int or value < 0:
-        raise _fail(key, f"must be a non-negative integer, got {value!r}")
+        raise _fail(key, f"must be a non-negative integer, got {shown(value)}")
     return value
 
 
 def _load_bool(key: str, value: Any) -> bool:
     if type(value) is not bool:
-        raise _fail(key, f"must be true or false, got {value!r}")
+        raise _fail(key, f"must be true or false, got {shown(value)}")
     return value
 
 
@@ -228,7 +228,7 @@ def _check_version(state: Mapping[str, Any]) -> None:
     version = state.get("version")
     if type(version) is not int:
         raise StateVersionError(
-            f"Invalid tracker state: version must be an integer, got {version!r}.",
+            f"Invalid tracker state: version must be an integer, got {shown(version)}.",
             version=version,
         )
     if version > STATE_VERSION:
@@ -262,7 +262,7 @@ def load_state(state: Any) -> Ledger:
             path="",
         )
     if state.get("format") != FORMAT:
-        raise _fail("format", f"must be {FORMAT!r}, got {state.get('format')!r}")
+        raise _fail("format", f"must be {FORMAT!r}, got {shown(state.get('format'))}")
     _check_version(state)
     missing = sorted(_KEYS - state.keys())
     if missing:

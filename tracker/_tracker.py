@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._delta_check import DeltaCheck, check_delta
-from ._errors import ContinuationError, UsageError
+from ._errors import ContinuationError, UsageError, shown
 from ._fingerprint import content_key
 from ._identity import IdentityMap
 from ._items import field, is_async_call, read_item
@@ -139,11 +139,11 @@ class Tracker:
         repair_policy: RepairPolicy = PLACEHOLDER,
     ) -> None:
         if check not in ("raise", "repair", "off"):
-            raise UsageError(f"check must be 'raise', 'repair' or 'off', not {check!r}.")
+            raise UsageError(f"check must be 'raise', 'repair' or 'off', not {shown(check)}.")
         if previous_response_id is not None and conversation_id is not None:
             raise ContinuationError(
-                f"previous_response_id {previous_response_id!r} and conversation_id "
-                f"{conversation_id!r} are mutually exclusive (the API rejects both): pass one."
+                f"previous_response_id {shown(previous_response_id)} and conversation_id "
+                f"{shown(conversation_id)} are mutually exclusive (the API rejects both): pass one."
             )
         check_id(previous_response_id, "previous_response_id")
         check_id(conversation_id, "conversation_id")
@@ -409,7 +409,7 @@ class Tracker:
         conv_id = field(conv, "id") if conv is not None and not isinstance(conv, str) else conv
         if ledger.conversation_id is not None and conv_id not in (None, ledger.conversation_id):
             raise ContinuationError(
-                f"Response {response_id} belongs to conversation {conv_id!r}, not to this "
+                f"Response {response_id} belongs to conversation {shown(conv_id)}, not to this "
                 f"tracker's {ledger.conversation_id!r}: use one tracker per conversation."
             )
         if field(response, "store") is False and ledger.conversation_id is None:
