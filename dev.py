@@ -1,8 +1,17 @@
 #!/usr/bin/env python3
-"""Bootstrap and run: the README's two quick-start commands.
+"""Bootstrap and run: the README's two quick-start commands, and the linters.
 
-    python3 dev.py demo [ARGS]   # the main job: `tracker demo` on the embedded emulator + SQLite
-    python3 dev.py test [ARGS]   # the whole test suite (pytest)
+    python3 dev.py demo [ARGS]      # the main job: `tracker demo` on the emulator + SQLite
+    python3 dev.py test [ARGS]      # the whole test suite (pytest), in parallel, with coverage
+    python3 dev.py upstream [ARGS]  # openai-agents' own tests against our class (~1 CPU-min)
+    python3 dev.py lint             # ruff check, ruff format --check, mypy --strict (seconds)
+
+``test`` runs pytest with one worker per core (pytest-xdist, ``-n auto``) and measures branch
+coverage of ``tracker/``, printing the files below 100%. With no ARGS it is the whole suite and
+fails if coverage falls under ``fail_under`` in pyproject.toml; ARGS (paths, ``-k``, ``-x``,
+``-n 0`` ...) go to pytest as given, and the floor is not applied to a partial run. The one
+test marked ``upstream`` (it runs the SDK's test files twice, in two processes of its own) is
+left to ``upstream`` unless ARGS give a ``-m``; ``.ci/run`` runs both commands.
 
 Needs only Python >= 3.11. On first use it creates ``.venv`` beside this file and installs the
 package with its test extras; it reinstalls when ``pyproject.toml`` changes.
@@ -42,18 +51,49 @@ def _ensure_env() -> None:
     STAMP.write_text(want)
 
 
+LINT = (
+    ("ruff", "check", "tracker", "tests", "benchmarks", "dev.py"),
+    ("ruff", "format", "--check", "tracker"),
+    ("mypy", "tracker"),
+)
+
+
+def _lint() -> int:
+    failed = 0
+    for tool in LINT:
+        print("dev.py lint:", " ".join(tool), file=sys.stderr, flush=True)
+        failed |= subprocess.call([str(PY), "-m", *tool], cwd=ROOT)
+    return 1 if failed else 0
+
+
+def _pytest_command(rest: list[str]) -> list[str]:
+    cmd = [str(PY), "-m", "pytest"]
+    if not any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in rest):
+        cmd += ["-n", "auto", "--dist", "worksteal"]
+    cmd += ["--cov", "--cov-report=term:skip-covered"]
+    if rest:  # a partial run: report coverage, but the floor is for the whole suite
+        cmd += ["--cov-fail-under=0"]
+    if "-m" not in rest:
+        cmd += ["-m", "not upstream"]
+    return [*cmd, *rest]
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test"}:
+    if not argv or argv[0] not in {"demo", "test", "upstream", "lint"}:
         print(__doc__, file=sys.stderr)
         return 2
     _ensure_env()
     command, rest = argv[0], argv[1:]
     env = dict(os.environ)
+    if command == "lint":
+        return _lint()
     if command == "demo":
         cmd = [str(PY), "-m", "tracker", "demo", *rest]
         env.setdefault("TRACKER_DEMO_COMMAND", "python3 dev.py demo")
+    elif command == "upstream":
+        cmd = [str(PY), "-m", "pytest", "-m", "upstream", *rest]
     else:
-        cmd = [str(PY), "-m", "pytest", *rest]
+        cmd = _pytest_command(rest)
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
 

@@ -8,6 +8,18 @@ from openai import AsyncOpenAI, OpenAI
 
 from tracker.emulator import Emulator
 
+# --- isolation for parallel runs (pytest-xdist: one process per worker) --------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Give each worker its own $XDG_CACHE_HOME: the demo's default store and emulator state
+    live there, and neither the user's cache nor another worker's runs may be touched."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 # --- emulator fixtures (issue 3) ------------------------------------------------------------
 
 

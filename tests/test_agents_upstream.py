@@ -14,6 +14,7 @@ EXIT_NO_DOWNLOAD = 3
 
 
 @pytest.mark.slow
+@pytest.mark.upstream
 def test_upstream_tracker_tests_pass_with_our_class() -> None:
     """Every SDK test that passes with the SDK's tracker class passes with ours.
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _builders import output
 from openai import OpenAI
 
 from tracker import StateError, StateVersionError
@@ -21,10 +22,6 @@ from tracker.emulator._persist import restore_state
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS: Any = [{"type": "function", "name": "weather"}, {"type": "function", "name": "add"}]
 ASK = 'weather({"city": "Paris"}) then add({"a": 1, "b": 2})'
-
-
-def _output(call_id: str, text: str) -> dict[str, Any]:
-    return {"type": "function_call_output", "call_id": call_id, "output": text}
 
 
 def _call_id(response: Any) -> str:
@@ -45,11 +42,11 @@ def test_chain_continues_across_restarts(tmp_path: Path) -> None:
         r1 = c.responses.create(model="emu-reason-1", input=ASK, tools=TOOLS)
     before = _all_ids(path)
     with Emulator(seed=7, state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
-        out1 = _output(_call_id(r1), "sunny")
+        out1 = output(_call_id(r1), "sunny")
         r2 = c.responses.create(
             model="emu-reason-1", input=[out1], tools=TOOLS, previous_response_id=r1.id
         )
-        out2 = _output(_call_id(r2), "3")
+        out2 = output(_call_id(r2), "3")
         r3 = c.responses.create(
             model="emu-reason-1", input=[out2], tools=TOOLS, previous_response_id=r2.id
         )
@@ -70,7 +67,7 @@ def test_conversation_continues_across_restarts(tmp_path: Path) -> None:
     with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
         assert {"topic": "weather"} == c.conversations.retrieve(conv.id).metadata
         assert held == [i.id for i in c.conversations.items.list(conv.id, order="asc")]
-        out = _output(_call_id(r1), "sunny")
+        out = output(_call_id(r1), "sunny")
         c.responses.create(model="emu-1", input=[out], tools=TOOLS, conversation=conv.id)
         assert {out["call_id"]: 1} == emu.context_outputs(conversation_id=conv.id)
         assert held == [i["id"] for i in emu.context_items(conversation_id=conv.id)][:2]
@@ -86,7 +83,7 @@ def test_reasoning_sealed_before_a_restart_still_verifies(tmp_path: Path) -> Non
     with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
         r2 = c.responses.create(
             model="emu-reason-1",
-            input=[*history, _output(_call_id(r1), "cold")],
+            input=[*history, output(_call_id(r1), "cold")],
             tools=TOOLS,
             store=False,
         )
@@ -114,7 +111,7 @@ def test_state_is_on_disk_before_the_answer_survives_sigkill(tmp_path: Path) -> 
         assert proc.stdout is not None
         proc.stdout.close()
     with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
-        out = _output(_call_id(r1), "sunny")
+        out = output(_call_id(r1), "sunny")
         r2 = c.responses.create(model="emu-1", input=[out], tools=TOOLS, previous_response_id=r1.id)
         assert {out["call_id"]: 1} == emu.context_outputs(response_id=r2.id)
 

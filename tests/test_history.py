@@ -6,6 +6,10 @@ import copy
 from typing import Any
 
 import pytest
+from _builders import call, said, tool, user
+from _builders import chat_calls as asks
+from _builders import output as out
+from _builders import reasoning as rs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletionMessage
@@ -22,41 +26,6 @@ from tracker._repair_actions import PLACEHOLDER_PREFIX, RepairAction, placeholde
 from tracker._rules import Provenance, validate_history
 
 # ---------------------------------------------------------------- builders
-
-
-def user(text: str = "hi") -> dict[str, Any]:
-    return {"role": "user", "content": text}
-
-
-def said(text: str = "done") -> dict[str, Any]:
-    return {
-        "type": "message",
-        "role": "assistant",
-        "content": [{"type": "output_text", "text": text}],
-    }
-
-
-def call(cid: str, name: str = "f", **extra: Any) -> dict[str, Any]:
-    return {"type": "function_call", "call_id": cid, "name": name, "arguments": "{}", **extra}
-
-
-def out(cid: str, text: str = "ok", **extra: Any) -> dict[str, Any]:
-    return {"type": "function_call_output", "call_id": cid, "output": text, **extra}
-
-
-def rs(rid: str) -> dict[str, Any]:
-    return {"type": "reasoning", "id": rid, "summary": []}
-
-
-def asks(*ids: str, content: str | None = None) -> dict[str, Any]:
-    calls = [
-        {"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids
-    ]
-    return {"role": "assistant", "content": content, "tool_calls": calls}
-
-
-def tool(cid: str, text: str = "r") -> dict[str, Any]:
-    return {"role": "tool", "tool_call_id": cid, "content": text}
 
 
 def kinds(actions: tuple[RepairAction, ...]) -> list[tuple[str, int | None, str | None]]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import openai
 import pytest
+from _builders import output, tool, user
 from openai import OpenAI
 
 from tracker._repair import repair_history
@@ -35,18 +36,6 @@ UNANSWERED = (
     "An assistant message with 'tool_calls' must be followed by tool messages responding to "
     "each 'tool_call_id'. The following tool_call_ids did not have response messages: "
 )
-
-
-def user(text: str) -> dict[str, Any]:
-    return {"role": "user", "content": text}
-
-
-def output(call_id: str, text: str = "sunny") -> dict[str, Any]:
-    return {"type": "function_call_output", "call_id": call_id, "output": text}
-
-
-def tool(call_id: str, text: str = "sunny") -> dict[str, Any]:
-    return {"role": "tool", "tool_call_id": call_id, "content": text}
 
 
 def error(message: str, param: str | None) -> dict[str, Any]:
@@ -134,7 +123,8 @@ def test_responses_duplicate_result(strict_emulator: Emulator) -> None:
     with OpenAI(base_url=strict_emulator.base_url, api_key="k", max_retries=0) as client:
         first = respond(client, [user(ASK)])
         a, b = first.output
-        raw = [user(ASK), a, b, output(a.call_id), output(b.call_id), output(a.call_id, "rain")]
+        sunny = [output(a.call_id, "sunny"), output(b.call_id, "sunny")]
+        raw = [user(ASK), a, b, *sunny, output(a.call_id, "rain")]
         body = rejected(lambda: respond(client, raw))
         want = (
             f"Duplicate function_call_output for call_id '{a.call_id}'. Each function_call "

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from _builders import call, tool, user
+from _builders import chat_calls as assistant
+from _builders import output as out
+from _builders import reasoning as rs
 
 from tracker import Violation, validate_history
 from tracker._rules import Provenance, RuleOptions, check_context
-
-
-def call(call_id: str, item_id: str | None = None, **extra: Any) -> dict[str, Any]:
-    item = {"type": "function_call", "call_id": call_id, "name": "f", "arguments": "{}", **extra}
-    if item_id is not None:
-        item["id"] = item_id
-    return item
-
-
-def out(call_id: str, item_type: str = "function_call_output") -> dict[str, Any]:
-    return {"type": item_type, "call_id": call_id, "output": "ok"}
-
-
-def user(text: str = "hi", item_id: str | None = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"role": "user", "content": text}
-    if item_id is not None:
-        item["id"] = item_id
-    return item
-
-
-def rs(item_id: str) -> dict[str, Any]:
-    return {"type": "reasoning", "id": item_id, "summary": []}
 
 
 def codes(violations: list[Violation]) -> list[tuple[str, int | None]]:
@@ -61,7 +41,7 @@ def test_p1_exact_violation() -> None:
         item_id="fc_1",
         call_id="c1",
     )
-    assert [expected] == validate_history([user(), call("c1", "fc_1")])
+    assert [expected] == validate_history([user(), call("c1", id="fc_1")])
 
 
 @pytest.mark.parametrize(
@@ -88,7 +68,7 @@ def test_p2_exact_violation() -> None:
 
 def test_p2b_custom_tool_wording() -> None:
     """P2 for a custom tool output says 'custom tool call output'."""
-    [violation] = validate_history([out("c7", "custom_tool_call_output")])
+    [violation] = validate_history([out("c7", type="custom_tool_call_output")])
     assert "No tool call found for custom tool call output with call_id c7." == violation.message
 
 
@@ -119,7 +99,7 @@ def test_p3_duplicate_output_off_by_default() -> None:
 
 def test_d1_reports_second_occurrence() -> None:
     """D1 names the id, unquoted, at the second occurrence's index."""
-    [violation] = validate_history([user(item_id="msg_1"), user(), user(item_id="msg_1")])
+    [violation] = validate_history([user(id="msg_1"), user(), user(id="msg_1")])
     assert (
         "Duplicate item found with id msg_1. Remove duplicate items from your input and "
         "try again." == violation.message
@@ -139,7 +119,7 @@ def test_items_without_ids_are_never_duplicates() -> None:
 
 def test_phases_order_duplicates_before_pairing() -> None:
     """check_context reports D1 before P1 even when the P1 item comes first."""
-    items = [call("c1"), user(item_id="msg_1"), user(item_id="msg_1")]
+    items = [call("c1"), user(id="msg_1"), user(id="msg_1")]
     assert [("D1", 2), ("P1", 0)] == codes(check_context(items))
 
 
@@ -166,7 +146,7 @@ def test_a1_reasoning_without_following_item() -> None:
 
 def test_a2_function_call_without_its_reasoning() -> None:
     """A2: a function call with its fc_ id but without its reasoning item."""
-    [violation, _p1] = validate_history([user(), call("c1", "fc_1")], provenance=PROV)
+    [violation, _p1] = validate_history([user(), call("c1", id="fc_1")], provenance=PROV)
     assert (
         "Item 'fc_1' of type 'function_call' was provided without its required "
         "'reasoning' item: 'rs_1'." == violation.message
@@ -192,7 +172,7 @@ def test_reasoning_rules_need_provenance() -> None:
 
 def test_reasoning_pair_kept_together_is_valid() -> None:
     """rs_1 followed by fc_1, answered: valid."""
-    assert [] == validate_history([rs("rs_1"), call("c1", "fc_1"), out("c1")], provenance=PROV)
+    assert [] == validate_history([rs("rs_1"), call("c1", id="fc_1"), out("c1")], provenance=PROV)
 
 
 def test_envelope_has_all_four_keys() -> None:
@@ -228,17 +208,6 @@ def test_rule_options_defaults_follow_the_reference() -> None:
 
 
 # Chat Completions ---------------------------------------------------------------------------
-
-
-def assistant(*ids: str) -> dict[str, Any]:
-    calls = [
-        {"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids
-    ]
-    return {"role": "assistant", "content": None, "tool_calls": calls}
-
-
-def tool(call_id: str) -> dict[str, Any]:
-    return {"role": "tool", "tool_call_id": call_id, "content": "ok"}
 
 
 def test_chat_valid() -> None:

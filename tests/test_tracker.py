@@ -6,24 +6,12 @@ import copy
 from typing import Any
 
 import pytest
+from _builders import numbered_call as call
+from _builders import numbered_output as output
+from _builders import user
 from openai.types.responses import Response
 
 from tracker import ContinuationError, HistoryError, ItemError, Tracker, UsageError
-
-
-def call(n: int, *, with_id: bool = True) -> dict[str, Any]:
-    item = {"type": "function_call", "call_id": f"call_{n}", "name": "f", "arguments": "{}"}
-    if with_id:
-        item["id"] = f"fc_{n}"
-    return item
-
-
-def output(n: int, text: str = "ok") -> dict[str, Any]:
-    return {"type": "function_call_output", "call_id": f"call_{n}", "output": text}
-
-
-def user(text: str) -> dict[str, Any]:
-    return {"role": "user", "content": text}
 
 
 def response(rid: str, *items: dict[str, Any], **extra: Any) -> dict[str, Any]:
