@@ -324,3 +324,15 @@ def test_streaming_chat_loop_with_an_orphan_tool_message_completes_when_guarded(
     assert "Done. weather -> result 0; weather -> result 1" == text
     last = shared_emulator.requests_to("/v1/chat/completions")[-1]
     assert ["result 0", "result 1"] == [content for _, content in tool_messages(last)]
+
+
+def test_guarding_a_guarded_client_replaces_its_guard(
+    plain: OpenAI, reports: list[GuardReport]
+) -> None:
+    """guard(guard(c)) checks each request once, with the newer settings."""
+    older: list[GuardReport] = []
+    inner = guard(plain, policy="report", on_report=older.append)
+    twice = guard(inner, policy="report", on_report=reports.append)
+    with pytest.raises(openai.BadRequestError):
+        twice.chat.completions.create(model="emu-1", messages=ORPHAN)
+    assert ([], ["reported"]) == (older, [r.outcome for r in reports])

@@ -188,6 +188,7 @@ class _Guard:
 
         client.copy = guarded_copy
         client.with_options = guarded_copy
+        client._tracker_unguarded_copy = copy  # so guard() of a guarded client guards once
 
 
 def _error_message(error: openai.BadRequestError) -> str:
@@ -229,12 +230,13 @@ def guard(
 
     The copy shares ``client``'s connection pool; ``client`` itself is left as it was, and
     every other method of the copy is the client's own. ``copy()`` / ``with_options()`` of the
-    copy are guarded too. Raises ``tracker.UsageError`` for an unknown ``policy`` or ``repair``.
+    copy are guarded too; guarding a guarded client replaces its guard (one check per
+    request). Raises ``tracker.UsageError`` for an unknown ``policy`` or ``repair``.
     """
     if policy not in _POLICIES:
         raise UsageError(f"policy must be one of {', '.join(_POLICIES)}, not {policy!r}.")
     if repair not in ("placeholder", "drop"):
         raise UsageError(f"repair must be 'placeholder' or 'drop', not {repair!r}.")
-    guarded = client.copy()
+    guarded = getattr(client, "_tracker_unguarded_copy", client.copy)()
     _Guard(policy, repair, on_report, retry_on_400, logger or _log).install(guarded)
     return guarded
