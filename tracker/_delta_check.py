@@ -17,7 +17,7 @@ from ._errors import HistoryError, UsageError
 from ._items import OUTPUT_TO_CALL, read_item
 from ._repair import check_args, repair_responses
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
-from ._rules import Violation, validate_history
+from ._rules import Violation, check_context
 
 __all__ = ["DeltaCheck", "check_delta"]
 
@@ -58,22 +58,31 @@ def check_delta(
     if mode == "off":
         return items, ()
     held = _held_context(items, pending_call_ids, known_call_ids, answered_call_ids)
-    n = len(held)
     actions: tuple[RepairAction, ...] = ()
     if mode == "repair":
-        placed, repaired = repair_responses([*held, *items], policy, held=n)
-        items = [item for origin, item in placed if origin is None or origin >= n]
-        actions = tuple(
-            attrs.evolve(a, index=None if a.index is None or a.index < n else a.index - n)
-            for a in repaired
-        )
+        items, actions = _repair_delta(held, items, policy)
     violations = [
-        attrs.evolve(v, index=None if v.index is None or v.index < n else v.index - n)
-        for v in validate_history([*held, *items])
+        attrs.evolve(v, index=_delta_index(v.index, len(held)))
+        for v in check_context([*held, *items])
     ]
     if violations:
         raise HistoryError(_delta_message(violations[0], mode), violations=violations)
     return items, actions
+
+
+def _repair_delta(
+    held: list[dict[str, Any]], items: list[Any], policy: RepairPolicy
+) -> tuple[list[Any], tuple[RepairAction, ...]]:
+    """Repair the held stand-ins and the delta as one context; keep the delta's part."""
+    n = len(held)
+    placed, actions = repair_responses([*held, *items], policy, held=n)
+    kept = [item for origin, item in placed if origin is None or origin >= n]
+    return kept, tuple(attrs.evolve(a, index=_delta_index(a.index, n)) for a in actions)
+
+
+def _delta_index(index: int | None, held: int) -> int | None:
+    """A context index as a delta index; ``None`` for a held stand-in."""
+    return None if index is None or index < held else index - held
 
 
 def _held_context(
@@ -82,22 +91,26 @@ def _held_context(
     known: Container[str] | None,
     answered: Container[str],
 ) -> list[dict[str, Any]]:
-    """Stand-ins for the server-held calls (and outputs) the delta can interact with."""
+    """Stand-ins for the server-held calls (and outputs) the delta can interact with.
+
+    First the pending calls the delta does not make itself, then, for each delta output whose
+    call is neither pending nor in the delta, a stand-in call if the server holds it (and its
+    held output, if the server has one).
+    """
     infos = [read_item(item, i) for i, item in enumerate(items)]
     in_delta = {info.call_id for info in infos if info.is_call and info.call_id}
     types = (
         dict(pending) if isinstance(pending, Mapping) else dict.fromkeys(pending, "function_call")
     )
     held = [_stand_in(call_type, cid) for cid, call_type in types.items() if cid not in in_delta]
-    seen = set(types)
+    seen = set(types) | in_delta
     for info in infos:
         cid = info.call_id
-        if not info.is_output or info.is_call or cid is None or cid in in_delta or cid in seen:
+        if cid is None or not info.is_output or info.is_call or cid in seen:
             continue
         if known is None or cid in known:
             seen.add(cid)
-            call_type = OUTPUT_TO_CALL.get(info.type, "function_call")
-            held.append(_stand_in(call_type, cid))
+            held.append(_stand_in(OUTPUT_TO_CALL.get(info.type, "function_call"), cid))
             if cid in answered:
                 held.append({"type": info.type, "call_id": cid, "output": ""})
     return held

@@ -3,8 +3,10 @@
 Theory of operation. A history breaks the pairing rules (``tracker._rules``) in four ways: an
 output with no call (an orphan), several outputs for one call, an output away from its call
 (before it on Responses; not directly after the assistant ``tool_calls`` message on Chat
-Completions), and a call with no output. ``repair_history`` pairs calls and outputs by
-``call_id`` in two passes over the list, then writes the list once:
+Completions), and a call with no output. Each format's repair is a plan object that runs
+named passes over the list (find the calls, choose the output each keeps, drop orphans and
+duplicates, settle each call: move its output, add a placeholder or drop it) and then writes
+the list once:
 
 - orphans and every output but one per call are dropped (the one kept is the first that
   already sits where the service wants it, else the first one);
@@ -25,7 +27,7 @@ actions), so the repair is idempotent. Untouched items are returned as the very 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from ._errors import UsageError
@@ -97,96 +99,153 @@ def repair_responses(
     ``held`` items are ones the server already holds: they are never dropped or moved, and
     their unanswered calls get placeholders whatever the policy, since they cannot be unsent.
     """
-    infos = [read_item(item, i) for i, item in enumerate(items)]
-    actions: list[RepairAction] = []
-    dropped = [False] * len(items)
+    plan = _ResponsesPlan(items, policy, held)
+    plan.find_calls()
+    plan.choose_outputs()
+    plan.drop_extra_outputs()
+    plan.settle_calls()
+    plan.strip_orphaned_ids()
+    return plan.write(), plan.sorted_actions()
 
-    call_at: dict[str, int] = {}
-    for i, info in enumerate(infos):
-        if info.is_call and info.call_id is not None:
-            if info.call_id in call_at and i >= held:
-                dropped[i] = True
-                actions.append(_act("drop_duplicate_call", i, info, "a second call with this id"))
+
+class _ResponsesPlan:
+    """One repair of a Responses context, pass by pass; each pass reads what the last decided.
+
+    Indexes are positions in ``items``. A pass only records decisions (``dropped``, ``after``,
+    ``stripped``, ``actions``); ``write`` builds the list once at the end.
+    """
+
+    def __init__(self, items: Sequence[Any], policy: RepairPolicy, held: int) -> None:
+        self.items = items
+        self.policy = policy
+        self.held = held
+        self.infos = [read_item(item, i) for i, item in enumerate(items)]
+        self.actions: list[RepairAction] = []
+        self.dropped = [False] * len(items)
+        self.call_at: dict[str, int] = {}  # call_id -> index of the call that owns it
+        self.keep: dict[str, int] = {}  # call_id -> index of the one output it keeps
+        self.after: dict[int, list[tuple[int | None, Any]]] = {}  # written after that index
+        self.lost_reasoning: list[int] = []
+        self.stripped: dict[int, dict[str, Any]] = {}  # calls sent on without their id
+
+    def _drop(self, kind: str, i: int, detail: str) -> None:
+        self.dropped[i] = True
+        self.actions.append(_act(kind, i, self.infos[i], detail))
+
+    def _outputs(self) -> Iterator[tuple[int, ItemInfo, str]]:
+        """Each output item with a call id: ``(index, info, call_id)``."""
+        for i, info in enumerate(self.infos):
+            if info.is_output and not info.is_call and info.call_id is not None:
+                yield i, info, info.call_id
+
+    def find_calls(self) -> None:
+        """Pair each call id with its first call; a later call with that id is dropped."""
+        for i, info in enumerate(self.infos):
+            if not info.is_call or info.call_id is None:
+                continue
+            if info.call_id in self.call_at and i >= self.held:
+                self._drop("drop_duplicate_call", i, "a second call with this id")
             else:
-                call_at.setdefault(info.call_id, i)
+                self.call_at.setdefault(info.call_id, i)
 
-    # The output each call keeps: the first one after the call, else the first one at all.
-    keep: dict[str, int] = {}
-    for i, info in enumerate(infos):
-        cid = info.call_id
-        if not info.is_output or info.is_call or cid is None or cid not in call_at:
-            continue
-        current = keep.get(cid)
-        if current is None or (current < call_at[cid] < i):
-            keep[cid] = i
-    for i, info in enumerate(infos):
-        cid = info.call_id
-        if not info.is_output or info.is_call or cid is None or i < held or keep.get(cid) == i:
-            continue
-        dropped[i] = True
-        if cid in call_at:
-            actions.append(_act("drop_duplicate_output", i, info, "the call keeps one output"))
-        else:
-            actions.append(_act("drop_orphan_output", i, info, "no call with this call_id"))
+    def choose_outputs(self) -> None:
+        """The output each call keeps: the first one after the call, else the first one."""
+        call_at, keep = self.call_at, self.keep
+        for i, _, cid in self._outputs():
+            if cid not in call_at:
+                continue
+            current = keep.get(cid)
+            if current is None or (current < call_at[cid] < i):
+                keep[cid] = i
 
-    run_end = _run_ends(infos)
-    lost_reasoning: list[int] = []
-    after: dict[int, list[tuple[int | None, Any]]] = {}
-    for cid, i in call_at.items():  # insertion order is list order: deterministic
-        out_at = keep.get(cid)
-        if out_at is not None and out_at > i:
-            continue
-        if out_at is not None:
-            dropped[out_at] = True
-            after.setdefault(run_end[i], []).append((out_at, items[out_at]))
-            actions.append(
-                _act("move_output", out_at, infos[out_at], f"moved after its call [{i}]")
+    def drop_extra_outputs(self) -> None:
+        """Drop orphans (no call) and every output but the kept one (not the held ones)."""
+        for i, _, cid in self._outputs():
+            if i < self.held or self.keep.get(cid) == i:
+                continue
+            if cid in self.call_at:
+                self._drop("drop_duplicate_output", i, "the call keeps one output")
+            else:
+                self._drop("drop_orphan_output", i, "no call with this call_id")
+
+    def settle_calls(self) -> None:
+        """Give each call its output after it: move it there, or add a placeholder, or drop."""
+        run_end = _run_ends(self.infos)
+        for cid, i in self.call_at.items():  # insertion order is list order: deterministic
+            out_at = self.keep.get(cid)
+            if out_at is not None and out_at > i:
+                continue
+            if out_at is not None:
+                self._move_output(out_at, i, run_end[i])
+            elif field(self.items[i], "async") is not True:
+                self._answer_lost_output(i, run_end[i])
+            # else: the service lets async calls wait for a later request
+
+    def _move_output(self, out_at: int, call: int, to: int) -> None:
+        self.dropped[out_at] = True
+        self.after.setdefault(to, []).append((out_at, self.items[out_at]))
+        self.actions.append(
+            _act("move_output", out_at, self.infos[out_at], f"moved after its call [{call}]")
+        )
+
+    def _answer_lost_output(self, i: int, to: int) -> None:
+        info, held = self.infos[i], i < self.held
+        if info.type in _PLACEHOLDER_TYPES and (self.policy == PLACEHOLDER or held):
+            self.after.setdefault(to, []).append((None, _placeholder(self.items[i], info)))
+            self.actions.append(_act("add_placeholder", i, info, "the call had no output"))
+        elif held:
+            self.actions.append(
+                _act("unanswered_held_call", i, info, "no placeholder form: answer it")
             )
-            continue
-        if field(items[i], "async") is True:
-            continue  # the service lets async calls wait for a later request
-        info = infos[i]
-        if info.type in _PLACEHOLDER_TYPES and (policy == PLACEHOLDER or i < held):
-            after.setdefault(run_end[i], []).append((None, _placeholder(items[i], info)))
-            actions.append(_act("add_placeholder", i, info, "the call had no output"))
-        elif i < held:
-            actions.append(_act("unanswered_held_call", i, info, "no placeholder form: answer it"))
         else:
-            dropped[i] = True
-            why = "the call had no output" if policy == DROP else "no placeholder form"
-            actions.append(_act("drop_call", i, info, why))
-            if i > held and infos[i - 1].type == "reasoning" and not dropped[i - 1]:
-                dropped[i - 1] = True
-                actions.append(_act("drop_reasoning", i - 1, infos[i - 1], f"emitted with [{i}]"))
-                lost_reasoning.append(i - 1)
-
-    # The service ties every call emitted after a reasoning item to it by their ids: calls of a
-    # round whose reasoning went must lose their ids, or they are rejected as incomplete.
-    # The round runs on through items this repair drops and through outputs (an orphan or a
-    # misplaced output may sit between two calls of one round): stripping too many ids is
-    # harmless, too few is an error.
-    stripped: dict[int, dict[str, Any]] = {}
-    for r in lost_reasoning:
-        j = r + 2
-        while j < len(items) and (infos[j].is_call or infos[j].is_output or dropped[j]):
+            why = "the call had no output" if self.policy == DROP else "no placeholder form"
+            self._drop("drop_call", i, why)
+            before = i - 1
             if (
-                infos[j].is_call
-                and not dropped[j]
-                and infos[j].id is not None
-                and j not in stripped
+                i > self.held
+                and self.infos[before].type == "reasoning"
+                and not self.dropped[before]
             ):
-                plain = to_plain(items[j], j)
-                stripped[j] = {k: v for k, v in plain.items() if k != "id"}
-                actions.append(_act("strip_id", j, infos[j], f"its reasoning [{r}] was dropped"))
-            j += 1
+                self._drop("drop_reasoning", before, f"emitted with [{i}]")
+                self.lost_reasoning.append(before)
 
-    placed: list[tuple[int | None, Any]] = []
-    for i, item in enumerate(items):
-        if not dropped[i]:
-            placed.append((i, stripped.get(i, item)))
-        placed.extend(after.get(i, ()))
-    actions.sort(key=by_index)
-    return placed, tuple(actions)
+    def strip_orphaned_ids(self) -> None:
+        """Calls of a round whose reasoning item went are sent on without their ids.
+
+        The service ties every call emitted after a reasoning item to it by their ids, and
+        rejects them as incomplete without it. The round runs on through items this repair
+        drops and through outputs (an orphan or a misplaced output may sit between two calls
+        of one round): stripping too many ids is harmless, too few is an error.
+        """
+        infos, dropped = self.infos, self.dropped
+        for r in self.lost_reasoning:
+            j = r + 2
+            while j < len(infos) and (infos[j].is_call or infos[j].is_output or dropped[j]):
+                if (
+                    infos[j].is_call
+                    and not dropped[j]
+                    and infos[j].id is not None
+                    and j not in self.stripped
+                ):
+                    plain = to_plain(self.items[j], j)
+                    self.stripped[j] = {k: v for k, v in plain.items() if k != "id"}
+                    self.actions.append(
+                        _act("strip_id", j, infos[j], f"its reasoning [{r}] was dropped")
+                    )
+                j += 1
+
+    def write(self) -> list[tuple[int | None, Any]]:
+        """The repaired list: kept items in order, each followed by what moved after it."""
+        placed: list[tuple[int | None, Any]] = []
+        for i, item in enumerate(self.items):
+            if not self.dropped[i]:
+                placed.append((i, self.stripped.get(i, item)))
+            placed.extend(self.after.get(i, ()))
+        return placed
+
+    def sorted_actions(self) -> tuple[RepairAction, ...]:
+        """The actions in input order (stable: one item's actions keep the order taken)."""
+        return tuple(sorted(self.actions, key=by_index))
 
 
 def _run_ends(infos: Sequence[ItemInfo]) -> list[int]:
