@@ -18,7 +18,7 @@ from openai.types.chat.chat_completion_message_function_tool_call import (
 )
 from openai.types.responses import ResponseFunctionToolCall, ResponseReasoningItem
 
-from tracker import HistoryError, UsageError
+from tracker import HistoryError, ItemError, UsageError
 from tracker._delta_check import check_delta
 from tracker._formats import detect_api
 from tracker._repair import repair_history
@@ -277,6 +277,85 @@ def test_chat_sdk_message_is_kept_or_dumped() -> None:
 def test_detect_api(items: list[Any], expected: str) -> None:
     """Chat is recognised by tool roles and tool_calls, Responses by item types."""
     assert expected == detect_api(items)
+
+
+def test_detect_api_refuses_a_mixed_list() -> None:
+    """A list with a Chat tool message and a Responses call cannot be told: UsageError."""
+    with pytest.raises(UsageError, match=r"item \[2\] is a Chat .* item \[1\] a Responses"):
+        detect_api([user(), call("a"), tool("a")])
+
+
+def test_repair_detects_chat_by_default() -> None:
+    """Without api=, Chat messages are repaired as Chat (once: left broken as Responses)."""
+    repaired, actions = repair_history([user(), asks("a"), user()])
+    assert [user(), asks("a"), tool("a", placeholder_text("a", "f")), user()] == repaired
+    assert [("add_placeholder", 1, "a")] == kinds(actions)
+
+
+def test_repair_with_mixed_formats_is_a_usage_error() -> None:
+    """Without api=, a list mixing both formats is refused before anything is repaired."""
+    with pytest.raises(UsageError, match="Pass api="):
+        repair_history([tool("a"), out("a")])
+
+
+# ---------------------------------------------------------------- other formats: refused
+
+
+def agui_asks(*ids: str) -> dict[str, Any]:
+    """An AG-UI assistant message: camelCase toolCalls, an id of its own."""
+    calls = [
+        {"id": i, "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in ids
+    ]
+    return {"id": "m1", "role": "assistant", "content": "", "toolCalls": calls}
+
+
+def agui_tool(cid: str) -> dict[str, Any]:
+    """An AG-UI tool message: camelCase toolCallId."""
+    return {"id": f"m_{cid}", "role": "tool", "content": "42", "toolCallId": cid}
+
+
+@pytest.mark.parametrize("api", ["chat", None])
+def test_agui_messages_are_refused_not_dropped_as_orphans(api: Any) -> None:
+    """AG-UI tool results are never dropped as orphans: ItemError names the keys and format."""
+    messages = [user(), agui_asks("a"), agui_tool("a")]
+    with pytest.raises(ItemError, match=r"\(toolCallId\): it looks like AG-UI messages") as info:
+        repair_history(messages, api=api)
+    assert 2 == info.value.index
+
+
+def test_agui_calls_hiding_the_call_of_a_chat_result_are_refused() -> None:
+    """A Chat result after an AG-UI toolCalls message: the message holding the call is named."""
+    with pytest.raises(ItemError, match=r"index 1 has keys .*\(toolCalls\).*index 2") as info:
+        repair_history([user(), agui_asks("a"), tool("a")], api="chat")
+    assert 1 == info.value.index
+
+
+def test_tool_message_without_id_but_unknown_keys_is_refused() -> None:
+    """A tool result without tool_call_id whose id may sit under another key is not dropped."""
+    message = {"role": "tool", "content": "r", "toolUseId": "a"}
+    with pytest.raises(ItemError, match=r"index 1 .*without 'tool_call_id'.*\(toolUseId\)"):
+        repair_history([user(), message], api="chat")
+
+
+def test_true_chat_orphan_is_still_dropped() -> None:
+    """A tool message with only Chat keys and no call is an orphan, as before."""
+    _, actions = repair_history([user(), {"role": "tool", "content": "r"}], api="chat")
+    assert [("drop_orphan_output", 1, None)] == kinds(actions)
+
+
+def test_responses_call_with_a_foreign_id_key_is_refused() -> None:
+    """A Responses call without call_id but with toolCallId: its output is not dropped."""
+    items = [user(), {"type": "function_call", "toolCallId": "a", "name": "f"}, out("a")]
+    with pytest.raises(ItemError, match="index 1 .*toolCallId.*index 2"):
+        repair_history(items, api="responses")
+
+
+def test_check_delta_names_delta_indexes_when_refusing() -> None:
+    """check_delta's refusal counts indexes in the delta, not in the server's stand-ins."""
+    delta = [{"type": "function_call", "toolCallId": "x", "name": "f"}, out("ghost")]
+    with pytest.raises(ItemError, match="index 0 .*index 1") as info:
+        check_delta(delta, pending_call_ids=["a"], known_call_ids={"a"}, mode="repair")
+    assert 0 == info.value.index
 
 
 # ---------------------------------------------------------------- check_delta

@@ -136,3 +136,35 @@ def test_repair_exits_1_when_violations_remain(tmp_path: Path) -> None:
     result = run("repair", path, "-o", str(tmp_path / "o.json"))
     assert 1 == result.returncode
     assert "D1 400 param=input" in result.stdout
+
+
+AGUI_ASKS = {
+    "id": "m1",
+    "role": "assistant",
+    "content": "",
+    "toolCalls": [
+        {"id": "call_a", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    ],
+}
+AGUI_TOOL = {"id": "m2", "role": "tool", "content": "42", "toolCallId": "call_a"}
+
+
+def test_repair_refuses_agui_messages_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    """AG-UI messages are not repaired (their results would go as orphans): exit 2, no file."""
+    path = write(tmp_path / "agui.json", [USER, AGUI_ASKS, AGUI_TOOL])
+    target = tmp_path / "fixed.json"
+    result = run("repair", path, "-o", str(target))
+    assert (2, "", False) == (result.returncode, result.stdout, target.exists())
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"tracker repair: {path}: Item at index 2 has keys")
+    assert "(toolCallId): it looks like AG-UI messages" in line
+
+
+def test_check_refuses_a_list_mixing_both_formats(tmp_path: Path) -> None:
+    """Without --api, a list mixing Chat and Responses items exits 2 asking for --api."""
+    path = write(tmp_path / "mixed.json", [USER, CALL, TOOL])
+    result = run("check", path)
+    assert (2, "") == (result.returncode, result.stdout)
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"tracker check: {path}: Cannot tell the history's format")
+    assert "--api" in line

@@ -8,7 +8,7 @@ from _builders import chat_calls as assistant
 from _builders import output as out
 from _builders import reasoning as rs
 
-from tracker import Violation, validate_history
+from tracker import UsageError, Violation, validate_history
 from tracker._rules import Provenance, RuleOptions, check_context
 
 
@@ -269,3 +269,36 @@ def test_chat_empty_tool_calls() -> None:
     """tool_calls: [] is its own error, with code empty_array."""
     [violation] = validate_history([user(), {"role": "assistant", "tool_calls": []}], api="chat")
     assert ("messages[1].tool_calls", "empty_array") == (violation.param, violation.code)
+
+
+# The api default: detected from the items --------------------------------------------------
+
+
+def test_default_api_detects_a_broken_chat_history() -> None:
+    """Without api=, Chat messages are checked as Chat (once read as Responses: valid)."""
+    messages = [user(), assistant("a"), user()]
+    assert ["CHAT_UNANSWERED"] == [v.rule for v in validate_history(messages)]
+
+
+def test_default_api_reads_plain_messages_and_empty_lists_as_responses() -> None:
+    """Nothing format-specific (no tool calls): both formats agree, so it is Responses."""
+    assert ([], []) == (validate_history([]), validate_history([user(), user("again")]))
+    assert [("D1", 1)] == codes(validate_history([user(id="m1"), user(id="m1")]))
+
+
+def test_mixed_formats_are_a_usage_error_naming_both() -> None:
+    """Chat messages and Responses items in one list: UsageError naming one of each."""
+    with pytest.raises(UsageError, match=r"item \[2\] is a Chat .* item \[1\] a Responses") as info:
+        validate_history([user(), call("c1"), tool("c1")])
+    assert "api='chat' or api='responses'" in str(info.value)
+
+
+def test_explicit_api_overrides_detection() -> None:
+    """api='responses' reads a Chat-looking list as Responses items, as before."""
+    assert [] == validate_history([user(), assistant("a"), user()], api="responses")
+
+
+def test_unknown_api_is_a_usage_error() -> None:
+    """An unknown api value raises UsageError (a TrackerError), not a bare ValueError."""
+    with pytest.raises(UsageError, match="'chatgpt'"):
+        validate_history([user()], api="chatgpt")  # type: ignore[arg-type]

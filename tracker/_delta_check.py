@@ -15,7 +15,7 @@ import attrs
 
 from ._errors import HistoryError, UsageError
 from ._items import OUTPUT_TO_CALL, read_item
-from ._repair import check_args, repair_responses
+from ._repair import check_policy, repair_responses
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
 from ._rules import Violation, check_context
 
@@ -53,7 +53,7 @@ def check_delta(
     """
     if mode not in ("raise", "repair", "off"):
         raise UsageError(f"mode must be 'raise', 'repair' or 'off', not {mode!r}.")
-    check_args("responses", policy)
+    check_policy(policy)
     items = list(delta)
     if mode == "off":
         return items, ()

@@ -1,33 +1,162 @@
-"""Which history format a list of items is in: Responses input items or Chat messages."""
+"""Which history format a list of items is in, and whether its tool calls can be read in it.
+
+Two formats are read: Responses input items and Chat Completions messages (``Api``).
+``detect_api`` tells them apart by the items that only one of them has; ``resolve_api`` is
+what ``validate_history`` and ``repair_history`` use when no ``api`` is given.
+
+Other formats put tool calls and results under keys neither of those reads
+(``FOREIGN_FORMATS``; AG-UI's ``toolCalls`` / ``toolCallId`` today). Read as Chat, their
+results look like orphans, and a repair would drop them: ``refuse_unreadable_output`` is
+called before any output is dropped as an orphan and raises ``ItemError`` instead when a key
+the format does not know may hold its call (looked for only then, on the items that could
+hold it: no cost for a history without orphans). A format the package learns to read later (e.g.
+AG-UI itself) gets its entry here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
 
+import attrs
+
+from ._errors import ItemError, UsageError
 from ._items import CALL_TO_OUTPUT, field
+from ._repair_actions import Api
 
-__all__ = ["detect_api"]
+__all__ = [
+    "FOREIGN_FORMATS",
+    "ForeignFormat",
+    "detect_api",
+    "foreign_keys",
+    "refuse_unreadable_output",
+    "resolve_api",
+]
 
 _RESPONSES_ONLY_TYPES: Final = frozenset(
     [*CALL_TO_OUTPUT, *CALL_TO_OUTPUT.values(), "reasoning", "item_reference"]
 )
 
+_NAMES: Final[Mapping[str, str]] = {"responses": "Responses", "chat": "Chat Completions"}
 
-def detect_api(items: Sequence[Any]) -> Literal["responses", "chat"]:
-    """Guess whether ``items`` are Chat Completions messages or Responses input items.
 
-    Chat: a ``tool`` role, a ``tool_calls`` member, or a message without ``type`` whose
-    content parts are not Responses parts. Responses otherwise (also when nothing tells).
+@attrs.frozen
+class ForeignFormat:
+    """A history format this package does not read, known by its tool-call keys.
+
+    ``keys`` are message keys that only this format uses, for what Chat Completions calls
+    ``tool_calls`` / ``tool_call_id`` and Responses ``call_id``.
     """
-    for item in items:
-        if isinstance(item, Mapping):
-            if item.get("role") == "tool" or "tool_calls" in item or "tool_call_id" in item:
-                return "chat"
-            if item.get("type") in _RESPONSES_ONLY_TYPES:
-                return "responses"
-        elif hasattr(item, "tool_calls"):
+
+    name: str
+    keys: frozenset[str]
+
+
+#: Formats recognised only to refuse them, by the keys that give them away.
+FOREIGN_FORMATS: Final[tuple[ForeignFormat, ...]] = (
+    ForeignFormat("AG-UI messages", frozenset({"toolCalls", "toolCallId"})),
+)
+
+_FOREIGN_KEYS: Final = tuple(key for f in FOREIGN_FORMATS for key in sorted(f.keys))
+
+#: The keys a Chat Completions tool message may have (``name`` is tolerated: some clients
+#: send it). A tool message without ``tool_call_id`` but with another key is unreadable.
+_CHAT_TOOL_KEYS: Final = frozenset({"role", "content", "tool_call_id", "name"})
+
+
+def _evidence(item: Any) -> Api | None:
+    """The format one item belongs to, when it tells (``None``: it fits both)."""
+    if type(item) is dict or isinstance(item, Mapping):
+        if item.get("role") == "tool" or "tool_calls" in item or "tool_call_id" in item:
             return "chat"
-        elif field(item, "type") in _RESPONSES_ONLY_TYPES:
+        if item.get("type") in _RESPONSES_ONLY_TYPES:
             return "responses"
-    return "responses"
+    elif hasattr(item, "tool_calls"):
+        return "chat"
+    elif field(item, "type") in _RESPONSES_ONLY_TYPES:
+        return "responses"
+    return None
+
+
+def detect_api(items: Sequence[Any]) -> Api:
+    """Tell whether ``items`` are Chat Completions messages or Responses input items.
+
+    Chat: a ``tool`` role or a ``tool_calls`` / ``tool_call_id`` member (an SDK message with a
+    ``tool_calls`` attribute). Responses: an item whose ``type`` only Responses has (a tool
+    call or output, ``reasoning``, ``item_reference``). When no item tells (plain
+    ``{role, content}`` messages, an empty list) the answer is ``"responses"``: without tool
+    calls both formats' rules find the same. Raises ``UsageError`` when items of both formats
+    are mixed, naming one of each.
+    """
+    first: dict[Api, int] = {}
+    for i, item in enumerate(items):
+        api = _evidence(item)
+        if api is not None:
+            first.setdefault(api, i)
+            if len(first) == 2:
+                raise UsageError(
+                    f"Cannot tell the history's format: item [{first['chat']}] is a Chat "
+                    f"Completions message and item [{first['responses']}] a Responses item. "
+                    "Pass api='chat' or api='responses' (--api on the command line)."
+                )
+    return "chat" if "chat" in first else "responses"
+
+
+def resolve_api(items: Sequence[Any], api: object) -> Api:
+    """``api`` checked, or detected from ``items`` when it is ``None``; else ``UsageError``."""
+    if api is None:
+        return detect_api(items)
+    if api in ("responses", "chat"):
+        return api
+    raise UsageError(f"api must be 'responses', 'chat' or None (detect), not {api!r}.")
+
+
+def foreign_keys(item: Any) -> tuple[ForeignFormat, list[str]] | None:
+    """The ``FOREIGN_FORMATS`` entry whose keys ``item`` carries, with those keys."""
+    if type(item) is dict or isinstance(item, Mapping):
+        for key in _FOREIGN_KEYS:  # a few lookups beat iterating the item's keys
+            if key in item:
+                foreign = next(f for f in FOREIGN_FORMATS if key in f.keys)
+                return foreign, sorted(k for k in item if k in foreign.keys)
+    return None
+
+
+def refuse_unreadable_output(
+    items: Sequence[Any], api: Api, orphan: int, suspects: Iterable[int] = (), *, held: int = 0
+) -> None:
+    """Raise ``ItemError`` if the output at ``orphan`` may have a call the format cannot read.
+
+    Called before a repair drops an output whose call it cannot find. It is refused when it,
+    or one of ``suspects`` (the items that could hold its call under a key the format does
+    not read: on Chat the message its run of tool messages follows, on Responses the calls
+    without ``call_id``), carries keys of a ``FOREIGN_FORMATS`` entry; and, on Chat, when it
+    has no ``tool_call_id`` but keys Chat Completions does not know. Returns when the output
+    is a true orphan. The first ``held`` items are the server's (``check_delta``'s
+    stand-ins): indexes in the message count from the item after them.
+    """
+    api_name = _NAMES[api]
+    for at in (orphan, *suspects):
+        found = foreign_keys(items[at])
+        if found is not None:
+            foreign, keys = found
+            raise ItemError(
+                f"Item at index {at - held} has keys {api_name} does not know "
+                f"({', '.join(keys)}): it looks like {foreign.name}. Refusing to repair, since "
+                f"the output at index {orphan - held} would be dropped as an orphan; convert "
+                f"the history to {api_name} form first.",
+                index=at - held,
+                item_type=type(items[at]).__name__,
+            )
+    message = items[orphan]
+    if api != "chat" or not isinstance(message, Mapping):
+        return
+    call_id = message.get("tool_call_id")
+    unknown = sorted(str(k) for k in message if k not in _CHAT_TOOL_KEYS)
+    if unknown and not (isinstance(call_id, str) and call_id):
+        raise ItemError(
+            f"Item at index {orphan} is a tool message without 'tool_call_id' but with keys "
+            f"Chat Completions does not know ({', '.join(unknown)}). Refusing to drop it as an "
+            "orphan: give it the 'tool_call_id' of its call.",
+            index=orphan,
+            item_type=type(message).__name__,
+        )

@@ -27,10 +27,11 @@ actions), so the repair is idempotent. Untouched items are returned as the very 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from ._errors import UsageError
+from ._formats import refuse_unreadable_output, resolve_api
 from ._items import CALL_TO_OUTPUT, ItemInfo, field, read_item, to_plain
 from ._repair_actions import (
     DROP,
@@ -60,9 +61,8 @@ __all__ = [
 _PLACEHOLDER_TYPES: Final = frozenset({"function_call", "custom_tool_call"})
 
 
-def check_args(api: str, policy: str) -> None:
-    if api not in ("responses", "chat"):
-        raise UsageError(f"api must be 'responses' or 'chat', not {api!r}.")
+def check_policy(policy: str) -> None:
+    """Raise ``UsageError`` unless ``policy`` is one of ``POLICIES``."""
     if policy not in POLICIES:
         raise UsageError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}.")
 
@@ -70,21 +70,24 @@ def check_args(api: str, policy: str) -> None:
 def repair_history(
     items: Iterable[Any],
     *,
-    api: Api = "responses",
+    api: Api | None = None,
     policy: RepairPolicy = PLACEHOLDER,
 ) -> tuple[list[Any], tuple[RepairAction, ...]]:
     """Return ``(repaired, actions)``: ``items`` made valid for tool-call pairing, and what changed.
 
     ``api="responses"``: ``items`` is a Responses context (input items); ``api="chat"``: a
-    Chat Completions ``messages`` list. ``policy`` says what to do with a call that has no
+    Chat Completions ``messages`` list; ``None`` (the default): detected from the items
+    (``tracker._formats.detect_api``). ``policy`` says what to do with a call that has no
     output: ``"placeholder"`` adds a flagged, deterministic output; ``"drop"`` removes the call
     (and the reasoning item just before it). ``actions`` are in input order; each ``index`` is a
     position in ``items``. Pure: ``items`` is not modified. Raises ``ItemError`` for an item
-    that cannot be read and ``UsageError`` for an unknown ``api`` or ``policy``.
+    that cannot be read (also for a message whose tool keys belong to another format, such as
+    AG-UI's ``toolCallId``, rather than drop its result as an orphan) and ``UsageError`` for an
+    unknown ``api`` or ``policy``, or a list whose format cannot be told.
     """
-    check_args(api, policy)
+    check_policy(policy)
     seq = list(items)
-    if api == "chat":
+    if resolve_api(seq, api) == "chat":
         return repair_chat(seq, policy)
     placed, actions = repair_responses(seq, policy)
     return [item for _, item in placed], actions
@@ -120,6 +123,12 @@ class _ResponsesPlan:
         self.policy = policy
         self.held = held
         self.infos = [read_item(item, i) for i, item in enumerate(items)]
+        # Each output with a call id: (index, call_id).
+        self.outputs = [
+            (i, info.call_id)
+            for i, info in enumerate(self.infos)
+            if info.is_output and not info.is_call and info.call_id is not None
+        ]
         self.actions: list[RepairAction] = []
         self.dropped = [False] * len(items)
         self.call_at: dict[str, int] = {}  # call_id -> index of the call that owns it
@@ -127,23 +136,20 @@ class _ResponsesPlan:
         self.after: dict[int, list[tuple[int | None, Any]]] = {}  # written after that index
         self.lost_reasoning: list[int] = []
         self.stripped: dict[int, dict[str, Any]] = {}  # calls sent on without their id
+        self.idless: list[int] = []  # calls without a call_id (it may be under another key)
 
     def _drop(self, kind: str, i: int, detail: str) -> None:
         self.dropped[i] = True
         self.actions.append(_act(kind, i, self.infos[i], detail))
 
-    def _outputs(self) -> Iterator[tuple[int, ItemInfo, str]]:
-        """Each output item with a call id: ``(index, info, call_id)``."""
-        for i, info in enumerate(self.infos):
-            if info.is_output and not info.is_call and info.call_id is not None:
-                yield i, info, info.call_id
-
     def find_calls(self) -> None:
         """Pair each call id with its first call; a later call with that id is dropped."""
         for i, info in enumerate(self.infos):
-            if not info.is_call or info.call_id is None:
+            if not info.is_call:
                 continue
-            if info.call_id in self.call_at and i >= self.held:
+            if info.call_id is None:
+                self.idless.append(i)
+            elif info.call_id in self.call_at and i >= self.held:
                 self._drop("drop_duplicate_call", i, "a second call with this id")
             else:
                 self.call_at.setdefault(info.call_id, i)
@@ -151,7 +157,7 @@ class _ResponsesPlan:
     def choose_outputs(self) -> None:
         """The output each call keeps: the first one after the call, else the first one."""
         call_at, keep = self.call_at, self.keep
-        for i, _, cid in self._outputs():
+        for i, cid in self.outputs:
             if cid not in call_at:
                 continue
             current = keep.get(cid)
@@ -160,12 +166,14 @@ class _ResponsesPlan:
 
     def drop_extra_outputs(self) -> None:
         """Drop orphans (no call) and every output but the kept one (not the held ones)."""
-        for i, _, cid in self._outputs():
+        for i, cid in self.outputs:
             if i < self.held or self.keep.get(cid) == i:
                 continue
             if cid in self.call_at:
                 self._drop("drop_duplicate_output", i, "the call keeps one output")
             else:
+                suspects, self.idless = self.idless, []  # looked at once: linear time
+                refuse_unreadable_output(self.items, "responses", i, suspects, held=self.held)
                 self._drop("drop_orphan_output", i, "no call with this call_id")
 
     def settle_calls(self) -> None:

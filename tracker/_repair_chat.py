@@ -10,9 +10,10 @@ order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from ._formats import refuse_unreadable_output
 from ._items import field, to_plain
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy, by_index, placeholder_text
 
@@ -51,6 +52,12 @@ class _ChatPlan:
         self.messages = messages
         self.policy = policy
         self.roles = [field(m, "role") for m in messages]
+        # Each tool message: (index, its tool_call_id or None).
+        self.results = [
+            (t, _str_or_none(field(messages[t], "tool_call_id")))
+            for t, role in enumerate(self.roles)
+            if role == "tool"
+        ]
         self.actions: list[RepairAction] = []
         self.owner: dict[str, int] = {}
         # calls[i][pos]: the id of tool_calls[pos] of message i; "" for a call that repeats
@@ -61,6 +68,8 @@ class _ChatPlan:
         self.moving: dict[int, list[int]] = {}  # owner -> results that move into its block
         self.written: dict[int, Any | None] = {}  # owner -> its message as written (None: gone)
         self.placeholders: dict[int, list[dict[str, Any]]] = {}  # owner -> placeholder results
+        # The last orphan seen and the message its run follows (memo for _answered).
+        self.last_orphan: tuple[int, tuple[int, ...]] = (-1, ())
         # Where the run of tool messages that starts at each index ends (exclusive).
         n = len(messages)
         self.run_stop = [n] * (n + 1)
@@ -75,35 +84,45 @@ class _ChatPlan:
         at = self.owner[call_id]
         return at < t < self.run_stop[at + 1]
 
-    def _results(self) -> Iterator[tuple[int, str | None]]:
-        """Each tool message: ``(index, tool_call_id or None)``."""
-        for t, role in enumerate(self.roles):
-            if role == "tool":
-                yield t, _str_or_none(field(self.messages[t], "tool_call_id"))
+    def _answered(self, t: int) -> tuple[int, ...]:
+        """The message that the run of tool messages holding ``t`` follows (none at the start).
+
+        Orphans come in list order; a walk back stops at the previous orphan of the same run,
+        so all the walks together are linear.
+        """
+        j = t - 1
+        while j >= 0 and self.roles[j] == "tool":
+            if j == self.last_orphan[0]:
+                self.last_orphan = (t, self.last_orphan[1])
+                return self.last_orphan[1]
+            j -= 1
+        self.last_orphan = (t, (j,) if j >= 0 else ())
+        return self.last_orphan[1]
 
     def find_calls(self) -> None:
         """Give each call id to the first assistant message carrying it; drop later repeats."""
+        owner, roles = self.owner, self.roles
         for i, message in enumerate(self.messages):
-            tool_calls = field(message, "tool_calls") if self.roles[i] == "assistant" else None
+            tool_calls = field(message, "tool_calls") if roles[i] == "assistant" else None
             if not isinstance(tool_calls, list | tuple):
                 continue
             ids: list[str | None] = []
             for tool_call in tool_calls:
                 call_id = _str_or_none(field(tool_call, "id"))
-                if call_id is not None and call_id in self.owner:
+                if call_id is not None and call_id in owner:
                     ids.append("")
                     self._act("drop_duplicate_call", i, call_id, "id already used")
                 else:
                     if call_id is not None:
-                        self.owner[call_id] = i
+                        owner[call_id] = i
                     ids.append(call_id)
             self.calls[i] = ids
 
     def choose_results(self) -> None:
         """Each call keeps one result: the first in place, else the first."""
-        keep = self.keep
-        for t, call_id in self._results():
-            if call_id is None or call_id not in self.owner:
+        keep, owner = self.keep, self.owner
+        for t, call_id in self.results:
+            if call_id is None or call_id not in owner:
                 continue
             current = keep.get(call_id)
             if current is None or (
@@ -113,8 +132,9 @@ class _ChatPlan:
 
     def place_results(self) -> None:
         """Drop orphans and duplicates; the kept result stays in its block or moves there."""
-        for t, call_id in self._results():
+        for t, call_id in self.results:
             if call_id is None or call_id not in self.owner:
+                refuse_unreadable_output(self.messages, "chat", t, self._answered(t))
                 self._act("drop_orphan_output", t, call_id, "no call with this call_id")
             elif self.keep[call_id] != t:
                 self._act("drop_duplicate_output", t, call_id, "the call keeps one output")
@@ -149,21 +169,22 @@ class _ChatPlan:
 
     def write(self) -> list[Any]:
         """Each message in order; a calls message followed by its block of results."""
-        messages = self.messages
+        messages, roles, written = self.messages, self.roles, self.written
+        staying, moving, placeholders = self.staying, self.moving, self.placeholders
         out: list[Any] = []
         for i, message in enumerate(messages):
-            if self.roles[i] == "tool":
+            if roles[i] == "tool":
                 continue  # results are written in their call's block
-            if i not in self.calls:
+            if i not in written:
                 out.append(message)
                 continue
-            kept = self.written[i]
+            kept = written[i]
             if kept is None:
                 continue
             out.append(kept)
-            out.extend(messages[t] for t in self.staying.get(i, ()))
-            out.extend(messages[t] for t in self.moving.get(i, ()))
-            out.extend(self.placeholders.get(i, ()))
+            out.extend(messages[t] for t in staying.get(i, ()))
+            out.extend(messages[t] for t in moving.get(i, ()))
+            out.extend(placeholders.get(i, ()))
         return out
 
     def sorted_actions(self) -> tuple[RepairAction, ...]:

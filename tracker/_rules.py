@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ._formats import resolve_api
 from ._items import OUTPUT_TO_CALL, ItemInfo, field, read_item
 
 __all__ = [
@@ -220,43 +221,60 @@ def missing_output_violation(
 def _check_pairing(
     items: Sequence[Any], infos: Sequence[ItemInfo], options: RuleOptions, offset: int
 ) -> list[Violation]:
-    calls_before: set[str] = set()
-    all_calls = {info.call_id for info in infos if info.is_call and info.call_id}
-    outputs_after: dict[str, int] = {}  # call_id -> number of outputs seen so far
+    found = [*_check_outputs(infos, options, offset), *_check_calls(items, infos, options, offset)]
+    found.sort(key=lambda v: v.index if v.index is not None else -1)
+    return found
+
+
+def _check_outputs(infos: Sequence[ItemInfo], options: RuleOptions, offset: int) -> list[Violation]:
+    """``P2`` for an output with no call (before it, when order is strict); ``P3`` if on."""
+    calls: set[str] = set()  # the calls before the current item, or all of them
+    if not options.strict_order:
+        calls = {info.call_id for info in infos if info.is_call and info.call_id}
+    answered: set[str] = set()
     found: list[Violation] = []
     for i, info in enumerate(infos):
-        if info.is_output and info.call_id is not None:
-            known = calls_before if options.strict_order else all_calls
-            if info.call_id not in known:
+        cid = info.call_id
+        if cid is None:
+            continue
+        if info.is_call:
+            calls.add(cid)
+        elif info.is_output:
+            if cid not in calls:
                 found.append(
                     _input_violation(
                         "P2",
-                        f"No tool call found for {_words(info.type)} with call_id {info.call_id}.",
+                        f"No tool call found for {_words(info.type)} with call_id {cid}.",
                         i + offset,
                         item_id=info.id,
-                        call_id=info.call_id,
+                        call_id=cid,
                     )
                 )
-            elif outputs_after.get(info.call_id, 0) >= 1 and options.reject_duplicate_outputs:
+            elif cid in answered and options.reject_duplicate_outputs:
                 found.append(
                     _input_violation(
                         "P3",
-                        f"Duplicate {info.type} for call_id '{info.call_id}'. Each "
+                        f"Duplicate {info.type} for call_id '{cid}'. Each "
                         f"{OUTPUT_TO_CALL.get(info.type, 'call')} must have exactly one "
                         f"matching {info.type}",
                         i + offset,
                         item_id=info.id,
-                        call_id=info.call_id,
+                        call_id=cid,
                     )
                 )
-            outputs_after[info.call_id] = outputs_after.get(info.call_id, 0) + 1
-        elif info.is_call and info.call_id is not None:
-            calls_before.add(info.call_id)
-    # A call is answered by an output after it (or anywhere, when order is not strict).
+            answered.add(cid)
+    return found
+
+
+def _check_calls(
+    items: Sequence[Any], infos: Sequence[ItemInfo], options: RuleOptions, offset: int
+) -> list[Violation]:
+    """``P1`` for a call with no output after it (anywhere, when order is not strict)."""
     last_output_at: dict[str, int] = {}
     for i, info in enumerate(infos):
         if info.is_output and info.call_id is not None:
             last_output_at[info.call_id] = i
+    found: list[Violation] = []
     for i, info in enumerate(infos):
         if not info.is_call or info.call_id is None:
             continue
@@ -266,7 +284,6 @@ def _check_pairing(
         answered = last_output is not None and (not options.strict_order or last_output > i)
         if not answered:
             found.append(missing_output_violation(info.type, info.call_id, i + offset, info.id))
-    found.sort(key=lambda v: v.index if v.index is not None else -1)
     return found
 
 
@@ -405,7 +422,7 @@ def check_chat(messages: Sequence[Any], options: RuleOptions | None = None) -> l
 def validate_history(
     items: Iterable[Any],
     *,
-    api: Literal["responses", "chat"] = "responses",
+    api: Literal["responses", "chat"] | None = None,
     provenance: Provenance | None = None,
     **options: bool,
 ) -> list[Violation]:
@@ -413,14 +430,15 @@ def validate_history(
 
     ``api="responses"``: ``items`` is a whole Responses context (input items, dicts or SDK
     models); the first violation is the one the service reports. ``api="chat"``: ``items`` is a
-    Chat Completions ``messages`` list. ``options`` are ``RuleOptions`` switches, e.g.
-    ``strict_order=False``; ``provenance`` enables the reasoning-adjacency rules.
-    Raises ``ItemError`` for an item that cannot be read, ``TypeError`` for an unknown option.
+    Chat Completions ``messages`` list. ``None`` (the default): the format is detected from the
+    items (``tracker._formats.detect_api``; a list with nothing format-specific in it is read
+    as Responses). ``options`` are ``RuleOptions`` switches, e.g. ``strict_order=False``;
+    ``provenance`` enables the reasoning-adjacency rules. Raises ``ItemError`` for an item
+    that cannot be read, ``UsageError`` for an unknown ``api`` or a list that mixes both
+    formats, ``TypeError`` for an unknown option.
     """
     opts = RuleOptions(**options)
     seq = list(items)
-    if api == "chat":
+    if resolve_api(seq, api) == "chat":
         return check_chat(seq, opts)
-    if api != "responses":
-        raise ValueError(f"api must be 'responses' or 'chat', not {api!r}.")
     return check_context(seq, options=opts, provenance=provenance)

@@ -172,8 +172,11 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         history = _load(args.file, args.api)
         violations = validate_history(history.items, api=history.api)
-    except (_BadInput, TrackerError) as exc:
+    except _BadInput as exc:
         print(f"tracker check: {exc}", file=sys.stderr)
+        return 2
+    except TrackerError as exc:
+        print(f"tracker check: {args.file}: {exc}", file=sys.stderr)
         return 2
     sys.stdout.write(_report(args.file, history, violations))
     return 1 if violations else 0
@@ -185,8 +188,11 @@ def run_repair(args: argparse.Namespace) -> int:
         history = _load(args.file, args.api)
         repaired, actions = repair_history(history.items, api=history.api, policy=args.policy)
         remaining = validate_history(repaired, api=history.api)
-    except (_BadInput, TrackerError) as exc:
+    except _BadInput as exc:
         print(f"tracker repair: {exc}", file=sys.stderr)
+        return 2
+    except TrackerError as exc:  # e.g. messages of another format: refused, nothing written
+        print(f"tracker repair: {args.file}: {exc}", file=sys.stderr)
         return 2
     try:
         _write_text(args.output, history.dump(repaired))
