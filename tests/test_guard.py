@@ -336,3 +336,42 @@ def test_guarding_a_guarded_client_replaces_its_guard(
     with pytest.raises(openai.BadRequestError):
         twice.chat.completions.create(model="emu-1", messages=ORPHAN)
     assert ([], ["reported"]) == (older, [r.outcome for r in reports])
+
+
+async def test_async_raw_response_create_retries_after_a_dropped_output(
+    shared_emulator: Emulator, reports: list[GuardReport]
+) -> None:
+    """The path agent-framework takes (async with_raw_response.create) retries once too."""
+    async with AsyncOpenAI(base_url=shared_emulator.base_url, api_key="x", max_retries=0) as c:
+        guarded = guard(c, retry_on_400=True, on_report=reports.append)
+        r1 = await c.responses.create(
+            model="emu-1", input='weather({"city": "Oslo"}) weather({"city": "Bern"})', tools=TOOLS
+        )
+        first, second = (item.call_id for item in r1.output)
+        delta = [{"type": "function_call_output", "call_id": second, "output": "cold"}]
+        raw = await guarded.responses.with_raw_response.create(
+            model="emu-1", input=delta, tools=TOOLS, previous_response_id=r1.id
+        )
+        assert 200 == raw.http_response.status_code
+    assert [(first, None)] == [(a.call_id, a.index) for r in reports for a in r.actions]
+
+
+def test_a_one_shot_iterable_history_is_checked_and_sent_as_a_list(
+    shared_emulator: Emulator, plain: OpenAI
+) -> None:
+    """A generator of messages is read once by the guard; the list it read is what is sent."""
+    guard(plain).chat.completions.create(model="emu-1", messages=(m for m in ORPHAN))
+    assert [{"role": "user", "content": "hello"}] == shared_emulator.requests_to(
+        "/v1/chat/completions"
+    )[-1]["messages"]
+
+
+def test_a_400_that_is_not_about_pairing_is_raised_without_a_retry(
+    shared_emulator: Emulator, plain: OpenAI, reports: list[GuardReport]
+) -> None:
+    """retry_on_400 retries only tool-pairing errors: anything else is raised at once."""
+    guarded = guard(plain, retry_on_400=True, on_report=reports.append)
+    before = len(shared_emulator.requests)
+    with pytest.raises(openai.BadRequestError):
+        guarded.responses.create(model="emu-1", input="hi", previous_response_id="resp_missing")
+    assert (1, []) == (len(shared_emulator.requests) - before, reports)
