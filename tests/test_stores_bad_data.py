@@ -165,6 +165,76 @@ def test_snapshot_the_tracker_rejects_is_reported_and_left_untouched(
     assert before == backend.raw("old")
 
 
+def test_save_tracker_at_the_version_of_a_rejected_snapshot_overwrites_nothing(
+    backend: Backend,
+) -> None:
+    """A writer guessing the version of a snapshot load_tracker refuses gets CorruptStateError."""
+    from tracker import Tracker
+
+    state = Tracker(previous_response_id="resp_1").to_state()
+    state["calls"] = "not a dict"
+    backend.store.save("old", state, None)
+    before = backend.raw("old")
+
+    with pytest.raises(CorruptStateError) as info:
+        save_tracker(backend.store, "old", Tracker(), 1)
+    assert ("old", True) == (info.value.session_id, "calls" in str(info.value))
+    assert before == backend.raw("old")
+
+
+def _put_bytes(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> Store:
+    """A store whose session 'bin' holds state bytes that are not UTF-8, written raw."""
+    text = b'{"text": "caf\xe9"}'
+    if kind == "sqlite":
+        store: Store = SQLiteStore(tmp_path / "bin.db")
+        with sqlite3.connect(tmp_path / "bin.db") as conn:
+            conn.execute(
+                "INSERT INTO tracker_sessions VALUES ('bin', 1, CAST(? AS TEXT), 0)", (text,)
+            )
+        conn.close()
+        return store
+    import redis
+
+    url = request.getfixturevalue("redis_url")
+    with redis.Redis.from_url(url) as client:
+        client.hset("tracker:session:bin", mapping={"version": 1, "state": text})
+    return RedisStore(url)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_state_bytes_load_cannot_decode_are_never_overwritten(
+    request: pytest.FixtureRequest, tmp_path: Path, kind: str
+) -> None:
+    """Stored state that is not UTF-8: load and a save at its version raise CorruptStateError."""
+    store = _put_bytes(request, tmp_path, kind)
+    with pytest.raises(CorruptStateError, match="'bin'"):
+        store.load("bin")
+    with pytest.raises(CorruptStateError, match="'bin'"):
+        store.save("bin", {"fresh": True}, 1)
+    with pytest.raises(CorruptStateError, match="'bin'"):
+        store.load("bin")
+    store.close()
+
+
+def test_sqlite_page_damage_is_corrupt_state_naming_the_session(tmp_path: Path) -> None:
+    """Damaged pages under a session raise CorruptStateError naming it, not sqlite3's error."""
+    path = tmp_path / "damaged.db"
+    with SQLiteStore(path) as store:
+        store.save("big", {"pad": "x" * 20000}, None)
+    data = bytearray(path.read_bytes())
+    for offset in range(3 * 4096, len(data), 4096):
+        data[offset : offset + 100] = b"\xff" * 100
+    path.write_bytes(bytes(data))
+
+    with SQLiteStore(path) as store:
+        for call in (lambda: store.load("big"), lambda: store.save("big", {}, 1)):
+            with pytest.raises(CorruptStateError, match="'big'.*integrity_check") as info:
+                call()
+            assert "big" == info.value.session_id
+        with pytest.raises(StoreError, match="damaged"):
+            store.list_sessions()
+
+
 def test_redis_key_of_the_wrong_type_is_reported_and_left_untouched(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

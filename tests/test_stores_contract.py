@@ -7,13 +7,14 @@ suite covers both forms and the concurrency test really runs sync saves in paral
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tracker import ConflictError, StoreError, Tracker
+from tracker import ConflictError, StoreError, Tracker, UsageError
 from tracker.stores import (
     AsyncMemoryStore,
     AsyncRedisStore,
@@ -162,15 +163,35 @@ async def test_state_that_is_not_a_json_object_is_refused(store: AsyncStore, bad
 
 @pytest.mark.parametrize(
     ("session_id", "expected", "error"),
-    [("", None, ValueError), (7, None, TypeError), ("s", -1, ValueError), ("s", "1", TypeError)],
+    [("", None, "non-empty"), (7, None, "int"), ("s", -1, ">= 0"), ("s", "1", "str")],
 )
-async def test_bad_arguments_raise_before_writing(
-    store: AsyncStore, session_id: Any, expected: Any, error: type[Exception]
+async def test_bad_arguments_raise_usage_error_before_writing(
+    store: AsyncStore, session_id: Any, expected: Any, error: str
 ) -> None:
-    """Empty or non-str ids and negative or non-int versions raise the matching builtin."""
-    with pytest.raises(error):
+    """Empty or non-str ids and negative or non-int versions raise UsageError, write nothing."""
+    with pytest.raises(UsageError, match=error):
         await store.save(session_id, {}, expected)
     assert [] == await store.list_sessions()
+
+
+async def test_session_id_with_a_lone_surrogate_is_refused_by_every_store(
+    store: AsyncStore,
+) -> None:
+    """An id no durable store can encode raises UsageError naming it, on load, save and delete."""
+    bad = "chat-\udcff"
+    for call in (store.load(bad), store.save(bad, {}, None), store.delete(bad)):
+        with pytest.raises(UsageError, match=re.escape(repr(bad))):
+            await call
+    assert [] == await store.list_sessions()
+
+
+async def test_state_with_a_lone_surrogate_is_refused_by_every_store(store: AsyncStore) -> None:
+    """A state holding text that is not valid Unicode raises StoreError naming the session."""
+    await store.save("s", {"text": "ok"}, None)
+    with pytest.raises(StoreError, match="'s'.*not valid Unicode") as info:
+        await store.save("s", {"text": "caf\udce9"}, 1)
+    assert "s" == info.value.session_id
+    assert Loaded({"text": "ok"}, 1) == await store.load("s")
 
 
 async def test_concurrent_writers_on_one_version_exactly_one_wins(store: AsyncStore) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tracker import ConflictError, CorruptStateError, SessionBusyError, Tracker
+from tracker import ConflictError, CorruptStateError, SessionBusyError, Tracker, UsageError
 from tracker.stores import (
     AsyncRedisStore,
     AsyncSQLiteStore,
@@ -236,8 +236,8 @@ def test_unreadable_records_are_reported_and_left_untouched(
 
 
 def test_bad_ttl_is_refused_before_anything_is_written() -> None:
-    """A lease ttl that is not a positive number of seconds is a ValueError."""
+    """A lease ttl that is not a positive number of seconds is a UsageError."""
     store = MemoryStore()
-    with pytest.raises(ValueError, match="ttl"):
+    with pytest.raises(UsageError, match="ttl"):
         claim_session(store, "s", ttl=0)
     assert [] == store.list_sessions()

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tracker import UsageError
 from tracker.stores import Loaded, RedisStore
 
 
@@ -62,10 +63,10 @@ def test_a_client_passed_in_stays_open(redis_url: str) -> None:
 
 @pytest.mark.parametrize("ttl", [0, -1])
 def test_bad_options_are_refused(ttl: float) -> None:
-    """A non-positive ttl, or both/neither of url and client, raise ValueError."""
-    with pytest.raises(ValueError, match="ttl"):
+    """A non-positive ttl, or both/neither of url and client, raise UsageError."""
+    with pytest.raises(UsageError, match="ttl"):
         RedisStore("redis://127.0.0.1:1/0", ttl=ttl)
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(UsageError, match="exactly one"):
         RedisStore()
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker import ConflictError, StoreError
+from tracker import ConflictError, StoreError, UsageError
 from tracker.stores import Loaded, SQLiteStore
 from tracker.stores._sqlite import SCHEMA_VERSION
 
@@ -72,7 +72,7 @@ def test_memory_database_works(tmp_path: Path) -> None:
 
 def test_bad_synchronous_option_is_refused(tmp_path: Path) -> None:
     """Only FULL and NORMAL are accepted for synchronous."""
-    with pytest.raises(ValueError, match="synchronous"):
+    with pytest.raises(UsageError, match="synchronous"):
         SQLiteStore(tmp_path / "s.db", synchronous="OFF")  # type: ignore[arg-type]
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tracker import UsageError
 from tracker.stores import (
     AsyncMemoryStore,
     AsyncRedisStore,
@@ -76,7 +77,7 @@ async def test_async_forms(tmp_path: Path, redis_url: str) -> None:
     ],
 )
 def test_bad_urls_say_what_to_use(url: str, message: str) -> None:
-    """A malformed URL or unknown scheme raises ValueError naming it and listing the forms."""
-    with pytest.raises(ValueError, match=message) as info:
+    """A malformed URL or unknown scheme raises UsageError naming it and listing the forms."""
+    with pytest.raises(UsageError, match=message) as info:
         open_store(url)
     assert url in str(info.value)

@@ -17,7 +17,7 @@ from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 import attrs
 
-from tracker._errors import ConflictError, CorruptStateError, StoreError
+from tracker._errors import ConflictError, CorruptStateError, StoreError, UsageError
 
 _T = TypeVar("_T")
 
@@ -139,11 +139,28 @@ class AsyncStoreAdapter:
 
 
 def check_session_id(session_id: object) -> str:
-    """Return ``session_id`` if it is a usable id; raise ``TypeError``/``ValueError`` otherwise."""
+    """Return ``session_id`` if it is a usable id; raise ``UsageError`` naming it otherwise.
+
+    Every store refuses the same ids: not a str, empty, or not encodable as UTF-8 (a lone
+    surrogate, as ``os.fsdecode`` or ``surrogateescape`` produce), which SQLite, Redis and
+    Postgres cannot store.
+    """
     if not isinstance(session_id, str):
-        raise TypeError(f"session id must be a str, not {type(session_id).__name__}")
+        raise UsageError(
+            f"session id must be a str, not {type(session_id).__name__} ({session_id!r}): "
+            "pass the id as text"
+        )
     if not session_id:
-        raise ValueError("session id must be a non-empty string")
+        raise UsageError("session id must be a non-empty string: name the session")
+    if not session_id.isascii():
+        try:
+            session_id.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UsageError(
+                f"session id {session_id!r} is not valid Unicode text (a lone surrogate at "
+                f"index {exc.start}), which no durable store can keep: decode it with "
+                "errors='replace' or use another id"
+            ) from exc
     return session_id
 
 
@@ -152,12 +169,12 @@ def check_expected(session_id: str, expected_version: object) -> int:
     if expected_version is None:
         return 0
     if isinstance(expected_version, bool) or not isinstance(expected_version, int):
-        raise TypeError(
+        raise UsageError(
             f"expected_version for session {session_id!r} must be an int or None, "
-            f"not {type(expected_version).__name__}"
+            f"not {type(expected_version).__name__}: pass the version load returned"
         )
     if expected_version < 0:
-        raise ValueError(
+        raise UsageError(
             f"expected_version for session {session_id!r} must be >= 0 (0 or None: new session), "
             f"got {expected_version}"
         )
@@ -165,7 +182,10 @@ def check_expected(session_id: str, expected_version: object) -> int:
 
 
 def encode_state(session_id: str, state: Mapping[str, Any]) -> str:
-    """Serialise a snapshot as compact JSON; raise ``StoreError`` if it is not JSON-safe."""
+    """Serialise a snapshot as compact JSON; raise ``StoreError`` if it is not JSON-safe.
+
+    Text that is not valid UTF-8 (a lone surrogate) is refused here, by every store alike.
+    """
     if not isinstance(state, Mapping):
         raise StoreError(
             f"state for session {session_id!r} must be a dict (Tracker.to_state()), "
@@ -173,13 +193,24 @@ def encode_state(session_id: str, state: Mapping[str, Any]) -> str:
             session_id=session_id,
         )
     try:
-        return json.dumps(state, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        text = json.dumps(state, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise StoreError(
             f"state for session {session_id!r} is not JSON-safe ({exc}); "
             "save Tracker.to_state(), never live objects",
             session_id=session_id,
         ) from exc
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise StoreError(
+                f"state for session {session_id!r} holds text that is not valid Unicode (a "
+                f"lone surrogate near {text[max(0, exc.start - 20) : exc.start]!r}); nothing "
+                "was written: fix the item text, e.g. decode it with errors='replace'",
+                session_id=session_id,
+            ) from exc
+    return text
 
 
 def decode_state(session_id: str, version: object, raw: str | bytes | None) -> Loaded:
@@ -193,7 +224,7 @@ def decode_state(session_id: str, version: object, raw: str | bytes | None) -> L
         raise corrupt(session_id, "it has a version but no state")
     try:
         state = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise corrupt(session_id, f"version {version} is not valid JSON ({exc})") from exc
     if not isinstance(state, dict):
         raise corrupt(

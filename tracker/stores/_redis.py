@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-from .._errors import StoreError
+from .._errors import StoreError, UsageError
 from ._base import (
     Loaded,
     check_expected,
@@ -39,8 +39,9 @@ DEFAULT_PREFIX = "tracker:session:"
 # KEYS[1] session key; ARGV[1] expected version (0: must not exist), ARGV[2] state JSON,
 # ARGV[3] TTL in milliseconds (0: keep forever).
 # Returns {1, new_version} | {0, actual_version} (conflict) | {-1, why} (unreadable: untouched).
-# The old state is parsed too: a record nobody can read is never overwritten, even by a writer
-# that guessed its version.
+# The client has read and parsed the state at the expected version before sending this (with
+# Python's JSON parser, the one load uses), so a record nobody can load is never overwritten,
+# even by a writer that guessed its version; the script re-checks the version.
 _CAS_SCRIPT = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 local actual = 0
@@ -49,10 +50,6 @@ if kind == 'hash' then
   actual = tonumber(raw)
   if actual == nil or actual < 1 or actual ~= math.floor(actual) then
     return {-1, 'its version is ' .. tostring(raw) .. ', not a positive integer'}
-  end
-  local state = redis.call('HGET', KEYS[1], 'state')
-  if not state or not string.match(state, '^%s*{') or not pcall(cjson.decode, state) then
-    return {-1, 'its state is not a JSON object'}
   end
 elseif kind ~= 'none' then
   return {-1, 'its key holds a Redis ' .. kind .. ', not a hash'}
@@ -89,7 +86,10 @@ class _RedisBase:
 
     def __init__(self, prefix: str, ttl: float | None) -> None:
         if ttl is not None and ttl <= 0:
-            raise ValueError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+            raise UsageError(
+                f"Redis store ttl must be a positive number of seconds (or None: keep "
+                f"sessions forever), got {ttl!r}"
+            )
         self._redis_error: type[Exception] = _import_redis().exceptions.RedisError
         self.prefix = prefix
         self.ttl = ttl
@@ -123,6 +123,13 @@ class _RedisBase:
     def _session_of(self, key: bytes | str) -> str:
         text = key.decode() if isinstance(key, bytes) else key
         return text[len(self.prefix) :]
+
+    def _check_readable(self, session_id: str, expected: int, kind: Any, fields: Any) -> None:
+        """Raise unless the stored record is at ``expected`` and ``load`` can read it."""
+        loaded = self._loaded(session_id, kind, fields)
+        actual = 0 if loaded is None else loaded.version
+        if actual != expected:
+            raise conflict(session_id, expected, actual)
 
     def _cas_args(
         self, session_id: str, state: Mapping[str, Any], expected_version: int | None
@@ -168,7 +175,10 @@ class RedisStore(_RedisBase):
     ) -> None:
         super().__init__(prefix, ttl)
         if (url is None) == (client is None):
-            raise ValueError("RedisStore needs exactly one of url= or client=")
+            raise UsageError(
+                "RedisStore needs exactly one of url= or client=: pass "
+                "RedisStore('redis://host:6379/0') or RedisStore(client=redis.Redis(...))"
+            )
         redis_mod = _import_redis()
         self._owns_client = client is None
         self.client: redis.Redis = redis_mod.Redis.from_url(url) if client is None else client
@@ -191,6 +201,11 @@ class RedisStore(_RedisBase):
         """See ``Store.save``."""
         key = self._key(session_id)
         expected, args = self._cas_args(session_id, state, expected_version)
+        if expected:
+            with self._failures(session_id, "save"), self.client.pipeline() as pipe:
+                pipe.type(key)
+                pipe.hmget(key, ["version", "state"])
+                self._check_readable(session_id, expected, *pipe.execute(raise_on_error=False))
         self._before_commit(session_id)
         with self._failures(session_id, "save"):
             reply = self._cas(keys=[key], args=args)
@@ -232,7 +247,10 @@ class AsyncRedisStore(_RedisBase):
     ) -> None:
         super().__init__(prefix, ttl)
         if (url is None) == (client is None):
-            raise ValueError("AsyncRedisStore needs exactly one of url= or client=")
+            raise UsageError(
+                "AsyncRedisStore needs exactly one of url= or client=: pass a redis:// URL "
+                "or client=redis.asyncio.Redis(...)"
+            )
         redis_mod = _import_redis()
         self._owns_client = client is None
         self.client: redis.asyncio.Redis = (
@@ -256,6 +274,13 @@ class AsyncRedisStore(_RedisBase):
         """See ``Store.save``."""
         key = self._key(session_id)
         expected, args = self._cas_args(session_id, state, expected_version)
+        if expected:
+            with self._failures(session_id, "save"):
+                async with self.client.pipeline() as pipe:
+                    pipe.type(key)
+                    pipe.hmget(key, ["version", "state"])
+                    replies = await pipe.execute(raise_on_error=False)
+            self._check_readable(session_id, expected, *replies)
         with self._failures(session_id, "save"):
             reply = await self._cas(keys=[key], args=args)
         return self._cas_result(session_id, expected, reply)

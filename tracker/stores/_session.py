@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from tracker._errors import ConflictError
+from tracker._errors import ConflictError, UsageError
 from tracker._tracker import Tracker
 
 from ._base import AsyncStore, Loaded, Store
@@ -95,7 +95,10 @@ def _claim(
     clock: Clock,
 ) -> tuple[LeasedSession, dict[str, Any]]:
     if not ttl > 0:
-        raise ValueError(f"lease ttl must be a positive number of seconds, got {ttl!r}")
+        raise UsageError(
+            f"lease ttl for session {session_id!r} must be a positive number of seconds "
+            f"(how long a turn may take), got {ttl!r}"
+        )
     owner = new_owner() if owner is None else owner
     record = parse_record(session_id, loaded)
     version = 0 if loaded is None else loaded.version
@@ -147,6 +150,8 @@ def _check_free(
     if loaded is None or loaded.version != version:
         return None  # the compare-and-set reports the mismatch
     record = parse_record(session_id, loaded)
+    # Never overwrite what load_tracker refuses: that is how silent data loss starts.
+    restore_tracker(session_id, version, record.tracker_state, {})
     if record.lease is not None and record.lease.expires_in(now) > 0:
         raise busy(session_id, record.lease, now)
     return record.turn

@@ -12,14 +12,15 @@ Tables: ``tracker_schema(version)`` holds the layout version of this file (1);
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Self
 
-from tracker._errors import StoreError
+from tracker._errors import CorruptStateError, StoreError, UsageError
 
 from ._base import (
     AsyncStoreAdapter,
@@ -64,7 +65,10 @@ class SQLiteStore:
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
     ) -> None:
         if synchronous not in ("FULL", "NORMAL"):
-            raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
+            raise UsageError(
+                f"SQLiteStore {os.fspath(path)!r}: synchronous must be 'FULL' or 'NORMAL', "
+                f"got {synchronous!r}"
+            )
         self.path = os.fspath(path)
         self._lock = threading.Lock()
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a save is exactly one
@@ -126,15 +130,36 @@ class SQLiteStore:
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
 
+    @contextlib.contextmanager
+    def _guard(self, session_id: str | None, doing: str) -> Iterator[None]:
+        """Turn sqlite3's errors into ``StoreError`` (busy, I/O) or ``CorruptStateError``."""
+        what = "the session list" if session_id is None else f"session {session_id!r}"
+        try:
+            yield
+        except sqlite3.OperationalError as exc:  # locked, I/O error, disk full: retryable
+            raise StoreError(
+                f"SQLite store {self.path!r} could not {doing} {what}: {exc}; retry later, and "
+                "check the disk if it persists",
+                session_id=session_id,
+            ) from exc
+        except sqlite3.DatabaseError as exc:  # SQLITE_CORRUPT, SQLITE_NOTADB: damaged pages
+            raise CorruptStateError(
+                f"SQLite store {self.path!r} is damaged ({exc}) where it keeps {what}; nothing "
+                f"was written. Check it with: sqlite3 {self.path} 'PRAGMA integrity_check', "
+                "then restore the file from a backup (or recover it with sqlite3's .recover)",
+                session_id=session_id,
+            ) from exc
+
     def _before_commit(self, session_id: str) -> None:
         """Test seam: runs inside a save's transaction, after the write, before the commit."""
 
     def load(self, session_id: str) -> Loaded | None:
         """See ``Store.load``."""
         check_session_id(session_id)
-        with self._lock:
+        with self._guard(session_id, "load"), self._lock:
             row = self._conn.execute(
-                "SELECT version, state FROM tracker_sessions WHERE session_id = ?", (session_id,)
+                "SELECT version, CAST(state AS BLOB) FROM tracker_sessions WHERE session_id = ?",
+                (session_id,),
             ).fetchone()
         return None if row is None else decode_state(session_id, row[0], row[1])
 
@@ -143,9 +168,10 @@ class SQLiteStore:
         check_session_id(session_id)
         expected = check_expected(session_id, expected_version)
         text = encode_state(session_id, state)
-        with self._lock, self._transaction():
+        with self._guard(session_id, "save"), self._lock, self._transaction():
             row = self._conn.execute(
-                "SELECT version, state FROM tracker_sessions WHERE session_id = ?", (session_id,)
+                "SELECT version, CAST(state AS BLOB) FROM tracker_sessions WHERE session_id = ?",
+                (session_id,),
             ).fetchone()
             # Never overwrite what we cannot read, even for a writer that guessed its version:
             # that is how silent data loss starts.
@@ -165,7 +191,7 @@ class SQLiteStore:
     def delete(self, session_id: str) -> bool:
         """See ``Store.delete``."""
         check_session_id(session_id)
-        with self._lock, self._transaction():
+        with self._guard(session_id, "delete"), self._lock, self._transaction():
             cursor = self._conn.execute(
                 "DELETE FROM tracker_sessions WHERE session_id = ?", (session_id,)
             )
@@ -173,7 +199,7 @@ class SQLiteStore:
 
     def list_sessions(self) -> list[str]:
         """See ``Store.list_sessions``."""
-        with self._lock:
+        with self._guard(None, "list"), self._lock:
             rows = self._conn.execute(
                 "SELECT session_id FROM tracker_sessions ORDER BY session_id"
             ).fetchall()

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from tracker._errors import UsageError
+
 from ._base import AsyncStore, Store
 from ._memory import AsyncMemoryStore, MemoryStore
 from ._redis import AsyncRedisStore, RedisStore
@@ -26,33 +28,33 @@ _HELP = "use memory://, sqlite:///relative.db, sqlite:////absolute.db or redis:/
 def _parse(url: str) -> tuple[str, str]:
     """Return ``(kind, target)``: kind is memory/sqlite/redis, target the path or the URL."""
     if not isinstance(url, str) or "://" not in url:
-        raise ValueError(f"store URL {url!r} has no scheme: {_HELP}")
+        raise UsageError(f"store URL {url!r} has no scheme: {_HELP}")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "memory":
         if parts.netloc or parts.path not in ("", "/"):
-            raise ValueError(f"memory:// takes no host or path, got {url!r}: use memory://")
+            raise UsageError(f"memory:// takes no host or path, got {url!r}: use memory://")
         return "memory", ""
     if scheme == "sqlite":
         if parts.netloc:
-            raise ValueError(
+            raise UsageError(
                 f"sqlite URL {url!r} names a host ({parts.netloc!r}); SQLite is a local file: "
                 "use sqlite:///relative.db or sqlite:////absolute.db"
             )
         path = unquote(parts.path[1:])
         if not path:
-            raise ValueError(f"sqlite URL {url!r} has no file path: use sqlite:///path/to/file.db")
+            raise UsageError(f"sqlite URL {url!r} has no file path: use sqlite:///path/to/file.db")
         return "sqlite", path
     if scheme in _REDIS_SCHEMES:
         return "redis", url
-    raise ValueError(f"unknown store URL scheme {parts.scheme!r} in {url!r}: {_HELP}")
+    raise UsageError(f"unknown store URL scheme {parts.scheme!r} in {url!r}: {_HELP}")
 
 
 def open_store(url: str, **options: Any) -> Store:
     """Open the ``Store`` a URL names (see the module docstring for the forms).
 
     ``options`` go to the store's constructor (``timeout=`` for SQLite, ``prefix=``/``ttl=``
-    for Redis). Raises ``ValueError`` naming the URL for an unknown scheme or a malformed URL.
+    for Redis). Raises ``UsageError`` naming the URL for an unknown scheme or a malformed URL.
     """
     kind, target = _parse(url)
     if kind == "memory":
