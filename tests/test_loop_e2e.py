@@ -453,3 +453,11 @@ def test_takeover_in_a_conversation_finds_the_stored_request(
     items = emulator.context_items(conversation_id=conv.id)
     assert [PROMPT] == [i["content"][0]["text"] for i in items if i.get("role") == "user"]
     _exactly_once(emulator, conversation_id=conv.id)
+
+
+def test_the_same_input_object_reused_next_turn_is_sent(client: OpenAI) -> None:
+    """A constant input dict passed again as the next turn's input is sent, not skipped."""
+    cont = {"role": "user", "content": "continue"}
+    first = run_turn(client, model="emu-1", input=[cont])
+    second = run_turn(client, model="emu-1", input=[cont], tracker=first.tracker)
+    assert [1] == [r.sent for r in second.requests]

@@ -445,12 +445,9 @@ class Tracker:
 
     def _observe(self, observed: list[tuple[Any, _Keys]]) -> None:
         self._serial += 1
-        add = self._ledger.add
-        held = self._held
         for item, keys in observed:
-            if item not in held:  # an object already held was counted when recorded
-                add(keys, item)
-                held.set(item, _Held(keys, self._serial))
+            if item not in self._held:  # an object already held was counted when recorded
+                self._record(item, keys)
 
     def _recorded_since(self, item: Any, item_keys: _Keys, serial: int) -> bool:
         """Whether ``item`` was recorded after the request was prepared (at ``serial``)."""

@@ -28,6 +28,7 @@ observes whatever new items it found (so none is re-sent) and sends the remainin
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
@@ -248,11 +249,16 @@ def _raise_if_failed(response: Any) -> None:
 
 
 def _as_items(user_input: Any) -> list[Any]:
+    """The user's input as new item objects.
+
+    Copied, so an object the tracker already sent (a constant "continue" message reused as a
+    later turn) is still new input: prepare() would skip the held object itself.
+    """
     if isinstance(user_input, str):
         return [{"role": "user", "content": user_input}]
     if isinstance(user_input, Mapping) or hasattr(user_input, "type"):
-        return [user_input]
-    return list(user_input)
+        return [copy.copy(user_input)]
+    return [copy.copy(item) for item in user_input]
 
 
 def input_key(user_input: Any) -> str:
