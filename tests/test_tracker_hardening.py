@@ -6,6 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _builders import numbered_call as call
+from _builders import numbered_output as output
+from _builders import user
 
 from tracker import (
     ContinuationError,
@@ -16,18 +19,6 @@ from tracker import (
     UsageError,
     fingerprint,
 )
-
-
-def call(n: int) -> dict[str, Any]:
-    return {"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "name": "f"}
-
-
-def output(n: int) -> dict[str, Any]:
-    return {"type": "function_call_output", "call_id": f"call_{n}", "output": "ok"}
-
-
-def user(text: str) -> dict[str, Any]:
-    return {"role": "user", "content": text}
 
 
 def reply(n: int) -> dict[str, Any]:
