@@ -1,7 +1,9 @@
 """The HTTP layer: a stdlib threading server that parses requests and writes ``Reply`` values.
 
-It adds only what belongs to the wire: the bearer-key check (401), the body size limit (413),
-malformed JSON (400), ``x-request-id``, SSE framing, and injected faults.
+It adds only what belongs to the wire: the bearer-key check (401), reading the body (``_wire``:
+framing, size limit 413, malformed or too deep JSON 400), ``x-request-id``, SSE framing, and
+injected faults. Every answer, the stdlib's own refusals included, is in the service's JSON
+envelope; the body of a refused request is not kept.
 """
 
 from __future__ import annotations
@@ -16,20 +18,22 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 import attrs
 
 from .._items import OUTPUT_TO_CALL
-from .._rules import RuleOptions
+from .._rules import RuleOptions, Violation
 from ._persist import StateFile
 from ._reply import Reply, error_reply
 from ._schema import bad_request, invalid_type
 from ._script import Script
 from ._service import Service
 from ._state import State
+from ._wire import parse_json, read_body
 
 __all__ = ["Emulator", "Fault", "Received"]
 
@@ -41,12 +45,8 @@ _NO_KEY = (
     "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from "
     "https://platform.openai.com/account/api-keys."
 )
-_BAD_JSON = (
-    "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-    "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-    "sent was not valid JSON. If you have trouble figuring out how to fix this, please open an "
-    "issue at https://github.com/openai/openai-python/issues)"
-)
+_LINGER_IDLE = 1.0  # seconds: after refusing a body, how long to wait for more of it
+_LINGER_MAX = 5.0
 
 
 @attrs.frozen
@@ -145,6 +145,26 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.emulator._track(self.connection, add=False)
 
+    def version_string(self) -> str:
+        """The ``Server`` header: the emulator's name, not the Python version under it."""
+        return "tracker-emulator"
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals, in the service's envelope and never as a 5xx.
+
+        A method with no ``do_`` handler is routed like any other request (``Invalid URL``,
+        404); a malformed request line or oversized headers is a 400/414/431 envelope.
+        """
+        if code == HTTPStatus.NOT_IMPLEMENTED and self.command:
+            self._dispatch(self.command)
+            return
+        if self.request_version == "HTTP/0.9":  # garbage request line: still send a status line
+            self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        status = code if 400 <= code < 500 else HTTPStatus.BAD_REQUEST
+        text = message or HTTPStatus(code).phrase
+        self._write(error_reply(bad_request(f"{text}.", status=status)))
+
     def do_GET(self) -> None:
         """Dispatch a GET."""
         self._dispatch("GET")
@@ -159,43 +179,35 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         emu = self.server.emulator
-        split = urlsplit(self.path)
-        path = split.path.rstrip("/")
-        query = dict(parse_qsl(split.query))
-        length = int(self.headers.get("content-length") or 0)
-        if length > emu.max_body_bytes:
-            self.close_connection = True
-            self._write(
-                error_reply(
-                    bad_request(
-                        f"Request body too large: {length} bytes; the limit is "
-                        f"{emu.max_body_bytes} bytes.",
-                        None,
-                        "request_too_large",
-                        status=413,
-                    )
-                )
-            )
+        target, _, query = self.path.partition("#")[0].partition("?")
+        path = target.rstrip("/")
+        raw = read_body(self.headers, self.rfile, emu.max_body_bytes)
+        if isinstance(raw, Violation):
+            self._refuse(raw)
             return
-        raw = self.rfile.read(length) if length else b""
-        body: Any = None
-        bad_json = False
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                bad_json = True
-        emu._record(Received(method, path, body, dict(self.headers.items())))
+        headers = dict(self.headers.items())
         denied = emu._auth(self.headers.get("authorization"))
         if denied is not None:
+            # The body of a refused request is neither parsed nor kept (issue 11, item 12).
+            emu._record(Received(method, path, None, headers))
             self._write(denied)
             return
-        if bad_json:
-            self._write(error_reply(bad_request(_BAD_JSON)))
+        has_body = bool(raw)
+        body = parse_json(raw) if has_body else None
+        del raw
+        if isinstance(body, Violation):
+            emu._record(Received(method, path, None, headers))
+            self._write(error_reply(body))
             return
-        if raw and not isinstance(body, dict):
+        emu._record(Received(method, path, body, headers))
+        if has_body and not isinstance(body, dict):
             self._write(error_reply(invalid_type("body", "an object", body)))
             return
+        self._answer(method, path, dict(parse_qsl(query)), body)
+
+    def _answer(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
+        """Apply a pending fault, or let the service answer (and save what it changed)."""
+        emu = self.server.emulator
         fault = emu._take_fault(method, path)
         if fault is not None and fault.delay > 0:
             time.sleep(fault.delay)
@@ -205,6 +217,14 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.status is not None:
             self._write(fault.reply())
             return
+        reply = self._handle(method, path, query, body)
+        if fault is not None and fault.drop == "after":
+            self._drop()
+            return
+        self._write(reply)
+
+    def _handle(self, method: str, path: str, query: dict[str, str], body: Any) -> Reply:
+        emu = self.server.emulator
         try:
             reply = emu.service.handle(method, path, query, body)
             if reply.status < 400 and method != "GET":
@@ -222,10 +242,21 @@ class _Handler(BaseHTTPRequestHandler):
                 },
                 headers={"x-should-retry": "false"},
             )
-        if fault is not None and fault.drop == "after":
-            self._drop()
-            return
-        self._write(reply)
+        return reply
+
+    def _refuse(self, violation: Violation) -> None:
+        """Answer a body that cannot be read, then close: the rest is not a request."""
+        self.close_connection = True
+        self._write(error_reply(violation))
+        # Closing with unread bytes makes the kernel reset the connection, which can destroy
+        # the answer before the client reads it: stop writing, then read and discard what the
+        # client still sends, for a bounded time.
+        with contextlib.suppress(OSError, ValueError):
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(_LINGER_IDLE)
+            deadline = time.monotonic() + _LINGER_MAX
+            while time.monotonic() < deadline and self.rfile.read1(1 << 16):
+                pass
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -243,7 +274,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":  # a HEAD answer has headers only
+                self.wfile.write(data)
             return
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
