@@ -13,6 +13,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from .._items import OUTPUT_TO_CALL
 from .._rules import RuleOptions, Violation, check_context
 from ._reply import Reply, error_reply
@@ -184,6 +186,89 @@ def response_object(
     }
 
 
+@attrs.frozen
+class _Turn:
+    """A validated request, between its two critical sections."""
+
+    body: Mapping[str, Any]
+    store: bool
+    previous: str | None
+    conv: StoredConversation | None
+    resolved: list[dict[str, Any]]
+    context: list[dict[str, Any]]
+
+
+def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> _Turn | Violation:
+    """Check the request against the state and resolve its context (hold ``state.lock``)."""
+    found, conv = _state_violation(state, body)
+    if found is not None:
+        return found
+    store = body.get("store", True) is not False
+    raw = body["input"]
+    items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
+    resolved = _resolve(state, [normalize_item(item) for item in items], store, options)
+    if isinstance(resolved, Violation):
+        return resolved
+    previous = body.get("previous_response_id")
+    prefix = state.chain(previous) if previous else list(conv.items) if conv is not None else []
+    context = prefix + resolved
+    violations = check_context(context, options=options, provenance=state.provenance())
+    if violations:
+        return violations[0]
+    if conv is not None and conv.busy:
+        return bad_request(
+            "Another process is currently operating on this conversation. Please retry in a "
+            "few seconds.",
+            "conversation",
+            "conversation_locked",
+        )
+    return _Turn(body, store, previous, conv, resolved, context)
+
+
+def _think(state: State, turn: _Turn, script: Script) -> list[dict[str, Any]]:
+    """Run the script; the conversation stays busy until ``_finish`` (hold ``state.lock``)."""
+    if turn.conv is not None:
+        turn.conv.busy = True
+    try:
+        return [_output_item(state, raw) for raw in script(copy.deepcopy(turn.context), turn.body)]
+    except BaseException:
+        if turn.conv is not None:
+            turn.conv.busy = False
+        raise
+
+
+def _finish(
+    state: State, turn: _Turn, output: list[dict[str, Any]], options: RuleOptions, created: int
+) -> dict[str, Any]:
+    """Store the response and extend the conversation; the Response object (hold the lock)."""
+    response_id = state.ids.response_id()
+    stored_input = [_with_id(state, item) for item in turn.resolved]
+    state.remember_output(output)
+    for item in turn.resolved:
+        if item.get("type") in OUTPUT_TO_CALL and isinstance(item.get("call_id"), str):
+            state.delivered_outputs[item["call_id"]] += 1
+    conv = turn.conv
+    if turn.store:
+        state.responses[response_id] = StoredResponse(
+            id=response_id,
+            body=dict(turn.body),
+            input_items=stored_input,
+            output=output,
+            previous_response_id=turn.previous,
+            conversation_id=conv.id if conv is not None else None,
+            store=True,
+        )
+        state.index_items(stored_input + output)
+    if conv is not None:
+        conv.busy = False
+        live = state.conversations.get(conv.id) is conv
+        if live and (turn.store or options.conversation_store_false_persists):
+            conv.items.extend(stored_input + output)
+            state.index_items(stored_input + output)
+    usage = _usage(turn.context, output)
+    return response_object(response_id, turn.body, copy.deepcopy(output), usage, created_at=created)
+
+
 def create_response(
     state: State,
     body: Any,
@@ -196,69 +281,16 @@ def create_response(
     found = check_request(body, options)
     if found is not None:
         return error_reply(found)
-    store = body.get("store", True) is not False
-    raw = body["input"]
-    items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
     with state.lock:
-        found, conv = _state_violation(state, body)
-        if found is not None:
-            return error_reply(found)
-        resolved = _resolve(state, [normalize_item(item) for item in items], store, options)
-        if isinstance(resolved, Violation):
-            return error_reply(resolved)
-        previous = body.get("previous_response_id")
-        prefix = state.chain(previous) if previous else list(conv.items) if conv is not None else []
-        context = prefix + resolved
-        violations = check_context(context, options=options, provenance=state.provenance())
-        if violations:
-            return error_reply(violations[0])
-        if conv is not None:
-            if conv.busy:
-                return error_reply(
-                    bad_request(
-                        "Another process is currently operating on this conversation. Please "
-                        "retry in a few seconds.",
-                        "conversation",
-                        "conversation_locked",
-                    )
-                )
-            conv.busy = True
-        try:
-            output = [_output_item(state, raw) for raw in script(copy.deepcopy(context), body)]
-        except BaseException:
-            if conv is not None:
-                conv.busy = False
-            raise
+        turn = _begin(state, body, options)
+        if isinstance(turn, Violation):
+            return error_reply(turn)
+        output = _think(state, turn, script)
     if model_delay > 0:
         time.sleep(model_delay)
     created = int(time.time())
     with state.lock:
-        response_id = state.ids.response_id()
-        stored_input = [_with_id(state, item) for item in resolved]
-        state.remember_output(output)
-        for item in resolved:
-            if item.get("type") in OUTPUT_TO_CALL and isinstance(item.get("call_id"), str):
-                state.delivered_outputs[item["call_id"]] += 1
-        if store:
-            state.responses[response_id] = StoredResponse(
-                id=response_id,
-                body=dict(body),
-                input_items=stored_input,
-                output=output,
-                previous_response_id=previous,
-                conversation_id=conv.id if conv is not None else None,
-                store=True,
-            )
-            state.index_items(stored_input + output)
-        if conv is not None:
-            conv.busy = False
-            live = state.conversations.get(conv.id) is conv
-            if live and (store or options.conversation_store_false_persists):
-                conv.items.extend(stored_input + output)
-                state.index_items(stored_input + output)
-        response = response_object(
-            response_id, body, copy.deepcopy(output), _usage(context, output), created_at=created
-        )
+        response = _finish(state, turn, output, options, created)
     if body.get("stream"):
         return Reply(events=response_events(response))
     return Reply(body=response)

@@ -16,7 +16,14 @@ import attrs
 
 from .._rules import RuleOptions, Violation
 
-__all__ = ["bad_request", "check_id", "check_request", "not_found", "type_name"]
+__all__ = [
+    "bad_request",
+    "check_id",
+    "check_metadata",
+    "check_request",
+    "not_found",
+    "type_name",
+]
 
 RESPONSE_KEYS: Final = frozenset(
     [
@@ -133,6 +140,9 @@ _USER_PARTS: Final = ("input_text", "input_image", "input_file", "scoped_content
 _ASSISTANT_PARTS: Final = ("output_text", "refusal")
 _ID_CHARS: Final = re.compile(r"[A-Za-z0-9_-]*")
 _MAX_ID: Final = 64
+_MAX_METADATA_KEYS: Final = 16
+_MAX_METADATA_KEY: Final = 64
+_MAX_METADATA_VALUE: Final = 512
 
 
 def bad_request(
@@ -267,6 +277,25 @@ def _check_content(item: Mapping[str, Any], where: str) -> Violation | None:
     return None
 
 
+def _unknown_member(item: Mapping[str, Any], item_type: str, where: str) -> Violation | None:
+    members = _MEMBERS.get(item_type)
+    if members is None:
+        return None
+    for key, value in item.items():
+        phase_ok = key != "phase" or item.get("role") == "assistant"
+        if (key not in members or not phase_ok) and value is not None:
+            return unknown(f"{where}.{key}")
+    return None
+
+
+def _check_message(item: Mapping[str, Any], where: str) -> Violation | None:
+    if item.get("role") not in _ROLES:
+        if "role" not in item:
+            return missing(f"{where}.role")
+        return invalid_value(item.get("role"), _ROLES, where)
+    return _check_content(item, where)
+
+
 def check_item(item: Any, i: int, options: RuleOptions) -> Violation | None:
     """Schema of one input item at ``input[i]``."""
     where = f"input[{i}]"
@@ -277,20 +306,10 @@ def check_item(item: Any, i: int, options: RuleOptions) -> Violation | None:
         return missing(f"{where}.type")
     if item_type not in INPUT_TYPES:
         return invalid_value(item_type, INPUT_TYPES, where)
-    members = _MEMBERS.get(item_type)
-    if members is not None:
-        for key, value in item.items():
-            phase_ok = key != "phase" or item.get("role") == "assistant"
-            if (key not in members or not phase_ok) and value is not None:
-                return unknown(f"{where}.{key}")
-    if item_type == "message":
-        if item.get("role") not in _ROLES:
-            if "role" not in item:
-                return missing(f"{where}.role")
-            return invalid_value(item.get("role"), _ROLES, where)
-        found = _check_content(item, where)
-        if found is not None:
-            return found
+    if found := _unknown_member(item, item_type, where):
+        return found
+    if item_type == "message" and (found := _check_message(item, where)):
+        return found
     for name in _REQUIRED.get(item_type, ()):
         if item.get(name) is None:
             return missing(f"{where}.{name}")
@@ -312,12 +331,16 @@ def _check_tools(tools: Any) -> Violation | None:
     return None
 
 
-def _check_fields(body: Mapping[str, Any]) -> Violation | None:
+def _check_flags(body: Mapping[str, Any]) -> Violation | None:
     for key in ("store", "stream", "parallel_tool_calls", "background"):
         if body.get(key) is not None and not isinstance(body[key], bool):
             return invalid_type(key, "a boolean", body[key])
-    if body.get("tools") is not None and (found := _check_tools(body["tools"])):
-        return found
+    if body.get("tools") is not None:
+        return _check_tools(body["tools"])
+    return None
+
+
+def _check_choices(body: Mapping[str, Any]) -> Violation | None:
     choice = body.get("tool_choice")
     if isinstance(choice, str) and choice not in ("none", "auto", "required"):
         return invalid_value(choice, ("none", "auto", "required"), "tool_choice")
@@ -327,26 +350,74 @@ def _check_fields(body: Mapping[str, Any]) -> Violation | None:
     if truncation is not None and truncation not in ("auto", "disabled"):
         return invalid_value(truncation, ("auto", "disabled"), "truncation")
     include = body.get("include")
-    if include is not None:
-        if not isinstance(include, list):
-            return invalid_type("include", "an array", include)
-        for i, value in enumerate(include):
-            if value not in INCLUDABLE:
-                return invalid_value(value, INCLUDABLE, f"include[{i}]")
-    previous = body.get("previous_response_id")
-    if previous is not None:
-        if not isinstance(previous, str):
-            return invalid_type("previous_response_id", "a string", previous)
-        if found := check_id(previous, "previous_response_id", "resp"):
-            return found
-    conversation = body.get("conversation")
-    if conversation is not None:
-        conv_id = conversation.get("id") if isinstance(conversation, Mapping) else conversation
-        if not isinstance(conv_id, str):
-            return invalid_type("conversation", "a string", conversation)
-        if found := check_id(conv_id, "conversation", "conv"):
-            return found
+    if include is None:
+        return None
+    if not isinstance(include, list):
+        return invalid_type("include", "an array", include)
+    for i, value in enumerate(include):
+        if value not in INCLUDABLE:
+            return invalid_value(value, INCLUDABLE, f"include[{i}]")
     return None
+
+
+def _check_continuation(body: Mapping[str, Any]) -> Violation | None:
+    previous = body.get("previous_response_id")
+    if previous is not None and (found := check_id(previous, "previous_response_id", "resp")):
+        return found
+    conversation = body.get("conversation")
+    if conversation is None:
+        return None
+    conv_id = conversation.get("id") if isinstance(conversation, Mapping) else conversation
+    if not isinstance(conv_id, str):
+        return invalid_type("conversation", "a string", conversation)
+    return check_id(conv_id, "conversation", "conv")
+
+
+def check_metadata(value: Any, param: str = "metadata") -> Violation | None:
+    """``metadata``: at most 16 keys of at most 64 characters, string values of at most 512.
+
+    The limits are the SDK's documented ones [DOC]; the message texts follow the service's
+    pattern for other fields [INF]. ``None`` (absent or null) passes.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        return invalid_type(param, "an object", value)
+    if len(value) > _MAX_METADATA_KEYS:
+        return bad_request(
+            f"Invalid '{param}': too many properties. Expected an object with at most "
+            f"{_MAX_METADATA_KEYS} properties, but got an object with {len(value)} properties "
+            "instead.",
+            param,
+            "object_above_max_properties",
+        )
+    for key, item in value.items():
+        at = f"{param}.{key}"
+        if len(key) > _MAX_METADATA_KEY:
+            return _too_long(at, "key", _MAX_METADATA_KEY, len(key))
+        if not isinstance(item, str):
+            return invalid_type(at, "a string", item)
+        if len(item) > _MAX_METADATA_VALUE:
+            return _too_long(at, "string", _MAX_METADATA_VALUE, len(item))
+    return None
+
+
+def _too_long(param: str, what: str, limit: int, length: int) -> Violation:
+    return bad_request(
+        f"Invalid '{param}': {what} too long. Expected a {what} with maximum length {limit}, "
+        f"but got a {what} with length {length} instead.",
+        param,
+        "string_above_max_length",
+    )
+
+
+def _check_fields(body: Mapping[str, Any]) -> Violation | None:
+    return (
+        _check_flags(body)
+        or _check_choices(body)
+        or _check_continuation(body)
+        or check_metadata(body.get("metadata"))
+    )
 
 
 def check_request(body: Any, options: RuleOptions) -> Violation | None:

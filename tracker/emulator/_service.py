@@ -18,7 +18,7 @@ from .._rules import RuleOptions, check_context
 from ._chat import create_chat_completion
 from ._reply import Reply, error_reply, page
 from ._responses import create_response, response_object
-from ._schema import bad_request, check_items_list, not_found
+from ._schema import bad_request, check_items_list, check_metadata, not_found
 from ._script import Script, default_script
 from ._state import IdGen, State, StoredConversation, normalize_item
 
@@ -160,6 +160,9 @@ class Service:
                 return error_reply(
                     bad_request(f"Unknown parameter: '{key}'.", key, "unknown_parameter")
                 )
+        found = check_metadata(body.get("metadata"))
+        if found is not None:
+            return error_reply(found)
         with self.state.lock:
             items = self._new_items(None, body.get("items") or [], "items")
             if isinstance(items, Reply):
@@ -179,12 +182,16 @@ class Service:
             return conv if isinstance(conv, Reply) else Reply(body=conv.as_object())
 
     def _update_conversation(self, m: re.Match[str], _q: Mapping[str, str], body: Any) -> Reply:
+        metadata = body.get("metadata") if isinstance(body, Mapping) else None
+        found = check_metadata(metadata)
+        if found is not None:
+            return error_reply(found)
         with self.state.lock:
             conv = self._conversation(m["id"])
             if isinstance(conv, Reply):
                 return conv
-            if isinstance(body, Mapping) and isinstance(body.get("metadata"), Mapping):
-                conv.metadata = dict(body["metadata"])
+            if metadata is not None:
+                conv.metadata = dict(metadata)
             return Reply(body=conv.as_object())
 
     def _delete_conversation(self, m: re.Match[str], _q: Mapping[str, str], _b: Any) -> Reply:
