@@ -1,5 +1,7 @@
 """Fixtures shared across test modules."""
 
+import os
+import ssl
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -12,11 +14,22 @@ from tracker.emulator import Emulator
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Give each worker its own $XDG_CACHE_HOME: the demo's default store and emulator state
-    live there, and neither the user's cache nor another worker's runs may be touched."""
+def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The environment of this worker's tests and of the processes they start.
+
+    - Its own ``$XDG_CACHE_HOME``: the demo's default store and emulator state live there, and
+      neither the user's cache nor another worker's runs may be touched.
+    - The system CA store as a directory (``SSL_CERT_DIR``) rather than one bundle file
+      (``SSL_CERT_FILE``): with a file, every ``OpenAI()`` client parses the whole bundle when
+      it is made (~40-90 ms of CPU, hundreds of times a run); a directory is read lazily, at a
+      TLS handshake, which these tests never make (the emulator is plain HTTP on loopback).
+    """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        ca_dir = ssl.get_default_verify_paths().capath
+        if ca_dir and os.path.isdir(ca_dir):
+            patch.delenv("SSL_CERT_FILE", raising=False)
+            patch.setenv("SSL_CERT_DIR", ca_dir)
         yield
 
 
