@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import attrs
 
-from ._errors import ItemError, UsageError
+from ._errors import ItemError, UsageError, shown
 from ._items import CALL_TO_OUTPUT, field
 from ._repair_actions import Api
 
@@ -108,7 +108,13 @@ def resolve_api(items: Sequence[Any], api: object) -> Api:
         return detect_api(items)
     if api in ("responses", "chat"):
         return api
-    raise UsageError(f"api must be 'responses', 'chat' or None (detect), not {api!r}.")
+    raise UsageError(f"api must be 'responses', 'chat' or None (detect), not {shown(api)}.")
+
+
+def _key_list(keys: list[Any]) -> str:
+    """Keys for a message: names as they are when short, else a bounded repr; five at most."""
+    names = sorted(k if isinstance(k, str) and len(k) <= 40 else shown(k) for k in keys[:5])
+    return ", ".join(names) + (", ..." if len(keys) > 5 else "")
 
 
 def foreign_keys(item: Any) -> tuple[ForeignFormat, list[str]] | None:
@@ -117,7 +123,7 @@ def foreign_keys(item: Any) -> tuple[ForeignFormat, list[str]] | None:
         for key in _FOREIGN_KEYS:  # a few lookups beat iterating the item's keys
             if key in item:
                 foreign = next(f for f in FOREIGN_FORMATS if key in f.keys)
-                return foreign, sorted(k for k in item if k in foreign.keys)
+                return foreign, sorted(k for k in foreign.keys if k in item)
     return None
 
 
@@ -151,11 +157,11 @@ def refuse_unreadable_output(
     if api != "chat" or not isinstance(message, Mapping):
         return
     call_id = message.get("tool_call_id")
-    unknown = sorted(str(k) for k in message if k not in _CHAT_TOOL_KEYS)
+    unknown = [k for k in message if k not in _CHAT_TOOL_KEYS]
     if unknown and not (isinstance(call_id, str) and call_id):
         raise ItemError(
             f"Item at index {orphan} is a tool message without 'tool_call_id' but with keys "
-            f"Chat Completions does not know ({', '.join(unknown)}). Refusing to drop it as an "
+            f"Chat Completions does not know ({_key_list(unknown)}). Refusing to drop it as an "
             "orphan: give it the 'tool_call_id' of its call.",
             index=orphan,
             item_type=type(message).__name__,
