@@ -122,6 +122,14 @@ CASES: dict[str, tuple[bytes, int, str]] = {
         431,
         "Line too long",
     ),
+    "chat tool_calls not objects": (
+        post(
+            "/v1/chat/completions",
+            b'{"model": "m", "messages": [{"role": "assistant", "tool_calls": [1]}]}',
+        ),
+        400,
+        "Invalid type for 'messages[0].tool_calls[0]'",
+    ),
     "wrong key": (post("/v1/responses", GOOD).replace(KEY.encode(), b"sk-wrong"), 401, "key"),
     "not json": (post("/v1/responses", b"{nope"), 400, "could not parse the JSON body"),
 }

@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from .._rules import RuleOptions, check_chat
+from .._rules import RuleOptions, Violation, check_chat
 from ._reply import Reply, error_reply
 from ._schema import bad_request, invalid_type, missing
 from ._script import Script, message_text
@@ -90,25 +90,52 @@ def _to_items(messages: list[Any]) -> list[dict[str, Any]]:
     return items
 
 
+def _check_tool_calls(messages: list[Any]) -> Violation | None:
+    """Each ``tool_calls`` is an array of objects whose ``function`` is an object."""
+    for i, message in enumerate(messages):
+        calls = message.get("tool_calls")
+        if calls is None:
+            continue
+        where = f"messages[{i}].tool_calls"
+        if not isinstance(calls, list):
+            return invalid_type(where, "an array", calls)
+        for j, call in enumerate(calls):
+            if not isinstance(call, Mapping):
+                return invalid_type(f"{where}[{j}]", "an object", call)
+            if not isinstance(call.get("function"), Mapping):
+                return invalid_type(f"{where}[{j}].function", "an object", call.get("function"))
+    return None
+
+
+def _check_request(body: Any, options: RuleOptions) -> Violation | None:
+    """The first problem of a Chat Completions body: its shape, then the tool-message rules."""
+    if not isinstance(body, Mapping):
+        return invalid_type("body", "an object", body)
+    if body.get("model") is None:
+        return missing("model")
+    if body.get("messages") is None:
+        return missing("messages")
+    for key in body:
+        if key not in _KEYS:
+            return bad_request(f"Unrecognized request argument supplied: {key}")
+    messages = body["messages"]
+    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+        return invalid_type("messages", "an array of messages", messages)
+    found = _check_tool_calls(messages)
+    if found is not None:
+        return found
+    violations = check_chat(messages, options)
+    return violations[0] if violations else None
+
+
 def create_chat_completion(
     state: State, body: Any, *, script: Script, options: RuleOptions
 ) -> Reply:
     """Handle one ``POST /v1/chat/completions`` body."""
-    if not isinstance(body, Mapping):
-        return error_reply(invalid_type("body", "an object", body))
-    if body.get("model") is None:
-        return error_reply(missing("model"))
-    if body.get("messages") is None:
-        return error_reply(missing("messages"))
-    for key in body:
-        if key not in _KEYS:
-            return error_reply(bad_request(f"Unrecognized request argument supplied: {key}"))
+    found = _check_request(body, options)
+    if found is not None:
+        return error_reply(found)
     messages = body["messages"]
-    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
-        return error_reply(invalid_type("messages", "an array of messages", messages))
-    violations = check_chat(messages, options)
-    if violations:
-        return error_reply(violations[0])
     output = list(script(_to_items(messages), body))
     with state.lock:
         completion_id = "chatcmpl-" + state.ids.hex(29)
