@@ -245,3 +245,25 @@ def test_a_deep_utf16_body_is_refused_too(emu: Emulator) -> None:
     status, _, answer = exchange(emu, post("/v1/responses", body.encode("utf-16")))
     assert 400 == status
     assert "nested more than 128 levels" in assert_envelope(answer)["message"]
+
+
+def test_without_a_request_log_a_rejected_body_is_not_kept() -> None:
+    """record_requests=False (the command line's setting): bodies the rules reject are not kept."""
+    body = json.dumps({"model": "m", "input": [{"type": "bogus", "x": "x" * (1 << 20)}]}).encode()
+    with Emulator(record_requests=False) as emu:
+        conn = http.client.HTTPConnection(emu.host, emu.port, timeout=30)
+        tracemalloc.start()
+        try:
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            for _ in range(8):
+                conn.request("POST", "/v1/responses", body=body)
+                answer = conn.getresponse()
+                answer.read()
+            gc.collect()
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+            conn.close()
+        assert (400, []) == (answer.status, emu.requests)
+    assert kept < len(body), f"{kept} bytes kept after 8 rejected {len(body)}-byte bodies"

@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         model_delay=args.model_delay,
         seed=args.seed,
         state_path=args.state,
+        record_requests=False,  # nobody reads the log of a command-line server: keep no bodies
     )
     try:
         emulator.start()

@@ -296,6 +296,9 @@ class _Handler(BaseHTTPRequestHandler):
 class Emulator:
     """A local OpenAI-compatible server; see the package docstring for usage.
 
+    ``record_requests=False``: keep no log of requests (``requests`` stays empty), for a
+    long-running server that must not hold the bodies it was sent.
+
     ``state_path``: keep the state in this JSON file across restarts. ``start()`` locks and
     loads it (raising ``StateError`` naming the path if it is corrupt or of an unknown
     version, ``OSError`` if another emulator holds it); every successful POST or DELETE
@@ -315,6 +318,7 @@ class Emulator:
         model_delay: float = 0.0,
         seed: int | None = None,
         state_path: str | os.PathLike[str] | None = None,
+        record_requests: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -323,6 +327,7 @@ class Emulator:
         self.service = Service(script=script, options=options, seed=seed, model_delay=model_delay)
         self._lock = threading.Lock()
         self._requests: list[Received] = []
+        self.record_requests = record_requests
         self._faults: list[_Injection] = []
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
@@ -493,6 +498,8 @@ class Emulator:
         return None
 
     def _record(self, received: Received) -> None:
+        if not self.record_requests:
+            return
         with self._lock:
             self._requests.append(received)
 
