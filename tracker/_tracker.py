@@ -59,12 +59,11 @@ _Keys = tuple[Key, ...]
 
 
 class _Held:
-    """An object this tracker sent or observed: its keys, how often, and when last recorded."""
+    """An object this tracker sent or observed: how often, and when it was last recorded."""
 
-    __slots__ = ("fp", "keys", "serial", "times")
+    __slots__ = ("fp", "serial", "times")
 
     def __init__(self, keys: _Keys, serial: int) -> None:
-        self.keys = keys
         self.fp = anon_fingerprint(keys)  # set for an id-less item: it may be sent again
         self.times = 1
         self.serial = serial
