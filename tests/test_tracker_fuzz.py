@@ -278,11 +278,11 @@ def test_read_item_and_fingerprint_refuse_cleanly(value: Any) -> None:
 
 
 @FUZZ
-@given(items=items_st, api=st.sampled_from(["responses", "chat"]))
+@given(items=items_st, api=st.sampled_from(["responses", "chat", None]))
 def test_validate_and_repair_history_refuse_cleanly(items: list[Any], api: Any) -> None:
-    """validate_history and repair_history: a result or a TrackerError."""
+    """validate_history and repair_history (api given or detected): a result or a TrackerError."""
     for function in (validate_history, repair_history):
         try:
-            function(items, api=api)
+            function(items) if api is None else function(items, api=api)
         except Exception as exc:
             assert isinstance(exc, TrackerError), f"{function.__name__}: {exc!r}"
