@@ -9,6 +9,13 @@ The service checks that context in phases, and reports only the first violation 
 3. tool-call pairing by ``call_id`` (``P1`` call without output, ``P2`` output without call,
    ``P3`` a second output for one call, off by default).
 
+Compaction: the latest ``compaction`` item in a context is a boundary. The items before it are
+summarised in it on the server, so phases 2 and 3 look only at the window that starts at it: an
+output whose call lies before it answers nothing (``P2``), a call before it needs no output
+(guide: "you can drop items that came before the most recent compaction item" [DOC]; that the
+service pairs only within the window is inferred [INF], switch ``compaction_boundary``).
+Duplicate ids are checked over the whole context.
+
 Within a phase the offender that comes first in context order wins. ``check_context`` returns
 every violation, phase by phase and in context order within each phase, so its first element is
 what the service would answer. Chat Completions (``api="chat"``) has its own rules, which
@@ -51,6 +58,7 @@ __all__ = [
     "check_chat",
     "check_context",
     "validate_history",
+    "window_start",
 ]
 
 
@@ -99,6 +107,18 @@ class RuleOptions:
       leaves the conversation unchanged [3P]; turn on to append anyway.
     - ``lookup_complete_items_store_false`` (off): under ``store: false`` the ids of complete
       items are looked up in storage too.
+    - ``compaction_boundary`` (on): the latest ``compaction`` item starts the window that the
+      reasoning and pairing rules check [DOC compaction guide + INF].
+    - ``reject_compaction_created_by`` (on): a ``compaction`` input item carrying
+      ``created_by`` (an output-only field) is ``Unknown parameter: 'input[i].created_by'.``
+      [INF from the SDK's input param, which has no such field; openai-agents 0.24 strips it
+      before replaying, 3P].
+    - ``enforce_min_compact_threshold`` (on): ``compact_threshold`` below 1000 is a 400
+      [3P, litellm PR #21058]; turn off to compact tiny contexts in tests.
+    - ``chain_from_compacted_response`` (off): the id of a ``/responses/compact`` result can
+      be a ``previous_response_id`` (continuing from the compacted window); off, it is
+      ``previous_response_not_found`` [3P, pydantic-ai: "compaction response ids cannot be
+      used as previous_response_id"].
     """
 
     strict_order: bool = True
@@ -107,6 +127,10 @@ class RuleOptions:
     require_reasoning_id: bool = False
     conversation_store_false_persists: bool = False
     lookup_complete_items_store_false: bool = False
+    compaction_boundary: bool = True
+    reject_compaction_created_by: bool = True
+    enforce_min_compact_threshold: bool = True
+    chain_from_compacted_response: bool = False
 
 
 @attrs.frozen
@@ -287,6 +311,18 @@ def _check_calls(
     return found
 
 
+def window_start(items: Sequence[Any]) -> int:
+    """Index of the latest ``compaction`` item in ``items`` (0 when there is none).
+
+    The window that starts there is what the service sees after a compaction: the items before
+    the boundary are summarised in it. Items are read with ``tracker._items.field``.
+    """
+    for i in range(len(items) - 1, -1, -1):
+        if field(items[i], "type") == "compaction":
+            return i
+    return 0
+
+
 def check_context(
     items: Sequence[Any],
     *,
@@ -298,14 +334,20 @@ def check_context(
 
     Returns every violation, phase by phase (duplicates, reasoning, pairing) and in context
     order within a phase; the first one is what the service reports. ``offset`` is added to
-    each ``index``. Raises ``ItemError`` for an item that cannot be read.
+    each ``index``. With ``compaction_boundary`` (the default) reasoning and pairing are
+    checked from the latest ``compaction`` item on (``window_start``). Raises ``ItemError``
+    for an item that cannot be read.
     """
     opts = options or RuleOptions()
     infos = [read_item(item, i) for i, item in enumerate(items)]  # each item is read once
+    start = 0
+    if opts.compaction_boundary:
+        start = next((i for i in range(len(infos) - 1, 0, -1) if infos[i].type == "compaction"), 0)
+    window, window_infos = items[start:], infos[start:]
     return [
         *_check_duplicates(infos, offset),
-        *_check_reasoning(infos, provenance or Provenance(), offset),
-        *_check_pairing(items, infos, opts, offset),
+        *_check_reasoning(window_infos, provenance or Provenance(), offset + start),
+        *_check_pairing(window, window_infos, opts, offset + start),
     ]
 
 

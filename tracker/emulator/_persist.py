@@ -67,6 +67,8 @@ def dump_state(state: State) -> dict[str, Any]:
         "reasoning_for": state.reasoning_for,
         "delivered_outputs": dict(state.delivered_outputs),
         "issued_calls": state.issued_calls,
+        "compaction_memory": state.compaction_memory,
+        "compacted": state.compacted,
     }
 
 
@@ -144,6 +146,16 @@ def restore_state(data: Any) -> State:
     if not all(isinstance(c, str) for c in calls):
         raise StateError("field issued_calls holds a non-string", path="issued_calls")
     state.issued_calls.extend(calls)
+    # Compaction fields came later in version 1: a file without them holds no compaction.
+    for key in ("compaction_memory", "compacted"):
+        if key in data:
+            target = getattr(state, key)
+            for item_id, items in _strings(data, key, list).items():
+                if not all(isinstance(item, dict) for item in items):
+                    raise StateError(
+                        f"field {key}[{item_id!r}] holds a non-object", path=f"{key}.{item_id}"
+                    )
+                target[item_id] = items
     return state
 
 

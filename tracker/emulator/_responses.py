@@ -17,6 +17,7 @@ import attrs
 
 from .._items import OUTPUT_TO_CALL
 from .._rules import RuleOptions, Violation, check_context
+from ._compaction import check_compaction_request, plan_compaction, verify_compaction
 from ._reply import Reply, error_reply
 from ._schema import bad_request, check_request, not_found
 from ._script import Script
@@ -27,7 +28,7 @@ __all__ = ["create_response", "response_object"]
 
 
 def _state_violation(
-    state: State, body: Mapping[str, Any]
+    state: State, body: Mapping[str, Any], options: RuleOptions
 ) -> tuple[Violation | None, StoredConversation | None]:
     previous = body.get("previous_response_id")
     conversation = body.get("conversation")
@@ -46,7 +47,10 @@ def _state_violation(
             return not_found(f"Conversation with id '{conv_id}' not found."), None
     if previous is not None:
         stored = state.responses.get(previous)
-        if stored is None or not stored.store:
+        chainable = stored is not None and stored.store
+        if options.chain_from_compacted_response and previous in state.compacted:
+            chainable = True  # a chain rooted at a compacted window
+        if not chainable:
             return bad_request(
                 f"Previous response with id '{previous}' not found.",
                 "previous_response_id",
@@ -72,6 +76,8 @@ def _resolve(
         item_type = item.get("type")
         item_id = item.get("id")
         sealed = item.get("encrypted_content")
+        if item_type == "compaction" and (found := verify_compaction(state, item)):
+            return found
         if item_type == "reasoning" and isinstance(sealed, str):
             rs_id = sealed[6:].split(".", 1)[0]
             if not sealed.startswith("gAAAAA") or not state.ids.verify(rs_id, sealed):
@@ -200,7 +206,7 @@ class _Turn:
 
 def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> _Turn | Violation:
     """Check the request against the state and resolve its context (hold ``state.lock``)."""
-    found, conv = _state_violation(state, body)
+    found, conv = _state_violation(state, body, options)
     if found is not None:
         return found
     store = body.get("store", True) is not False
@@ -225,12 +231,18 @@ def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> _Turn
     return _Turn(body, store, previous, conv, resolved, context)
 
 
-def _think(state: State, turn: _Turn, script: Script) -> list[dict[str, Any]]:
-    """Run the script; the conversation stays busy until ``_finish`` (hold ``state.lock``)."""
+def _think(state: State, turn: _Turn, script: Script, options: RuleOptions) -> list[dict[str, Any]]:
+    """Compact if due, then run the script on what it may see (``_compaction``); the
+    conversation stays busy until ``_finish`` (hold ``state.lock``)."""
     if turn.conv is not None:
         turn.conv.busy = True
     try:
-        return [_output_item(state, raw) for raw in script(copy.deepcopy(turn.context), turn.body)]
+        plan = plan_compaction(state, turn.body, turn.context, options)
+        if plan.script_context is None:
+            return plan.output
+        return plan.output + [
+            _output_item(state, raw) for raw in script(plan.script_context, turn.body)
+        ]
     except BaseException:
         if turn.conv is not None:
             turn.conv.busy = False
@@ -278,14 +290,14 @@ def create_response(
     model_delay: float = 0.0,
 ) -> Reply:
     """Handle one ``POST /v1/responses`` body (already parsed JSON)."""
-    found = check_request(body, options)
+    found = check_request(body, options) or check_compaction_request(body, options)
     if found is not None:
         return error_reply(found)
     with state.lock:
         turn = _begin(state, body, options)
         if isinstance(turn, Violation):
             return error_reply(turn)
-        output = _think(state, turn, script)
+        output = _think(state, turn, script, options)
     if model_delay > 0:
         time.sleep(model_delay)
     created = int(time.time())

@@ -124,6 +124,9 @@ _MEMBERS: Final[Mapping[str, frozenset[str]]] = {
     "item_reference": frozenset({"type", "id"}),
     "custom_tool_call": frozenset({"type", "call_id", "input", "name", "id", "namespace"}),
     "custom_tool_call_output": frozenset({"type", "call_id", "output", "id"}),
+    # ``created_by`` is output-only; ``_compaction`` rejects it behind a switch.
+    "compaction": frozenset({"type", "id", "encrypted_content", "created_by"}),
+    "compaction_trigger": frozenset({"type", "id"}),
 }
 _REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
     "function_call": ("call_id", "name", "arguments"),
@@ -132,6 +135,7 @@ _REQUIRED: Final[Mapping[str, tuple[str, ...]]] = {
     "item_reference": ("id",),
     "custom_tool_call": ("call_id", "name", "input"),
     "custom_tool_call_output": ("call_id", "output"),
+    "compaction": ("encrypted_content",),
 }
 #: Id prefixes the service checks on client-supplied ids [OBS].
 ID_PREFIX: Final[Mapping[str, str]] = {"message": "msg", "function_call": "fc", "reasoning": "rs"}

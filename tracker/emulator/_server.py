@@ -26,7 +26,8 @@ from urllib.parse import parse_qsl
 import attrs
 
 from .._items import OUTPUT_TO_CALL
-from .._rules import RuleOptions, Violation
+from .._rules import RuleOptions, Violation, window_start
+from ._compaction import count_tokens
 from ._persist import StateFile
 from ._reply import Reply, error_reply
 from ._schema import bad_request, invalid_type
@@ -464,6 +465,34 @@ class Emulator:
             for item in items
             if item.get("type") in OUTPUT_TO_CALL and isinstance(item.get("call_id"), str)
         )
+
+    def window_items(
+        self, *, response_id: str | None = None, conversation_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The window the service sees of a chain or conversation: its items from the latest
+        compaction item on (all of them when it never compacted). Arguments as ``context_items``.
+        """
+        items = self.context_items(response_id=response_id, conversation_id=conversation_id)
+        return items[window_start(items) :]
+
+    def window_tokens(
+        self, *, response_id: str | None = None, conversation_id: str | None = None
+    ) -> int:
+        """``window_items`` counted as compaction counts them (about 4 characters per token)."""
+        return count_tokens(
+            self.window_items(response_id=response_id, conversation_id=conversation_id)
+        )
+
+    def rotate_keys(self) -> None:
+        """Rotate the key that seals ``encrypted_content``, as a key rotation on the service does.
+
+        Every reasoning and compaction item issued before no longer verifies: a request that
+        replays one is answered 400 ``invalid_encrypted_content``. Items already stored in a
+        chain or conversation are not checked again.
+        """
+        with self.state.lock:
+            self.state.ids.rotate()
+        self._save()
 
     # faults ---------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import Any
 from .._items import OUTPUT_TO_CALL
 from .._rules import RuleOptions, check_context
 from ._chat import create_chat_completion
+from ._compact import compact_response
 from ._reply import Reply, error_reply, page
 from ._responses import create_response, response_object
 from ._schema import bad_request, check_items_list, check_metadata, not_found
@@ -45,6 +46,7 @@ class Service:
         r = re.compile
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", r(r"/v1/responses"), self._create_response),
+            ("POST", r(r"/v1/responses/compact"), self._compact),
             ("GET", r(r"/v1/responses/(?P<id>[^/]+)"), self._get_response),
             ("DELETE", r(r"/v1/responses/(?P<id>[^/]+)"), self._delete_response),
             ("GET", r(r"/v1/responses/(?P<id>[^/]+)/input_items"), self._input_items),
@@ -81,6 +83,9 @@ class Service:
             options=self.options,
             model_delay=self.model_delay,
         )
+
+    def _compact(self, _m: re.Match[str], _q: Mapping[str, str], body: Any) -> Reply:
+        return compact_response(self.state, body, self.options)
 
     def _chat(self, _m: re.Match[str], _q: Mapping[str, str], body: Any) -> Reply:
         return create_chat_completion(self.state, body, script=self.script, options=self.options)

@@ -83,13 +83,24 @@ class IdGen:
         return "req_" + self.hex(32)
 
     def seal(self, item_id: str) -> str:
-        """Opaque ``encrypted_content`` for a reasoning item this emulator issued."""
+        """Opaque ``encrypted_content`` for a reasoning or compaction item this emulator issued."""
         mac = hmac.new(self.secret, item_id.encode(), hashlib.sha256).hexdigest()[:32]
         return f"gAAAAA{item_id}.{mac}"
 
     def verify(self, item_id: str, sealed: str) -> bool:
         """Whether ``sealed`` is this emulator's ``encrypted_content`` for ``item_id``."""
         return hmac.compare_digest(sealed, self.seal(item_id))
+
+    def unseal(self, sealed: Any) -> str | None:
+        """The item id sealed in ``sealed`` if this emulator's current key made it, else None."""
+        if not isinstance(sealed, str) or not sealed.startswith("gAAAAA"):
+            return None
+        item_id = sealed[6:].split(".", 1)[0]
+        return item_id if self.verify(item_id, sealed) else None
+
+    def rotate(self) -> None:
+        """A new sealing key: everything sealed before no longer verifies (a key rotation)."""
+        self.secret = self._random.randbytes(16)
 
 
 def normalize_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -152,13 +163,20 @@ class State:
     reasoning_for: dict[str, str] = attrs.field(factory=dict)
     delivered_outputs: Counter[str] = attrs.field(factory=Counter)
     issued_calls: list[str] = attrs.field(factory=list)
+    #: What each compaction item summarises, for the script: ``cmp_`` id -> items.
+    compaction_memory: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
+    #: ``POST /v1/responses/compact`` results: id -> the compacted window (its output).
+    compacted: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
 
     def provenance(self) -> Provenance:
         """Reasoning provenance of every item this emulator issued."""
         return Provenance(following=self.following, reasoning_for=self.reasoning_for)
 
     def chain(self, response_id: str) -> list[dict[str, Any]]:
-        """Inputs then outputs of every stored response from the root of the chain to this one."""
+        """Inputs then outputs of every stored response from the root of the chain to this one.
+
+        A chain rooted at a compacted window (``chain_from_compacted_response``) starts with it.
+        """
         links: list[StoredResponse] = []
         seen: set[str] = set()
         current: str | None = response_id
@@ -168,7 +186,7 @@ class State:
             seen.add(current)
             links.append(self.responses[current])
             current = self.responses[current].previous_response_id
-        items: list[dict[str, Any]] = []
+        items: list[dict[str, Any]] = list(self.compacted.get(current or "", []))
         for link in reversed(links):
             items.extend(link.input_items)
             items.extend(link.output)

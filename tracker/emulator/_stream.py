@@ -2,7 +2,8 @@
 
 Responses: ``response.created`` (in_progress, empty output) -> ``response.in_progress`` ->
 per output item ``output_item.added`` ... ``output_item.done`` (reasoning summary parts,
-message content parts and text deltas, function-call argument deltas) -> ``response.completed``.
+message content parts and text deltas, function-call argument deltas; a compaction item is
+announced by ``response.compaction.compacting`` first) -> ``response.completed``.
 Each event carries ``sequence_number`` from 0. No ``[DONE]`` sentinel (Chat Completions has one).
 """
 
@@ -92,6 +93,9 @@ def response_events(response: dict[str, Any]) -> list[dict[str, Any]]:
         {"type": "response.in_progress", "response": start},
     ]
     for index, item in enumerate(response.get("output") or []):
+        if item.get("type") == "compaction":
+            compacting = {"item_id": item.get("id"), "output_index": index}
+            events.append({"type": "response.compaction.compacting", **compacting})
         events.extend(_item_events(item, index))
     events.append({"type": "response.completed", "response": response})
     return [{**event, "sequence_number": n} for n, event in enumerate(events)]
