@@ -5,6 +5,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from _postgres_server import postgres_server, postgres_url  # noqa: F401 - real postgres
 from _redis_server import redis_server, redis_url  # noqa: F401 - real redis-server fixtures
 from openai import AsyncOpenAI, OpenAI
 

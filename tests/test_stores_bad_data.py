@@ -17,6 +17,7 @@ from tracker import ConflictError, CorruptStateError, StoreError
 from tracker.stores import (
     Loaded,
     MemoryStore,
+    PostgresStore,
     RedisStore,
     SQLiteStore,
     Store,
@@ -51,7 +52,7 @@ def _memory(_: pytest.FixtureRequest, __: Path) -> Backend:
     store = MemoryStore()
 
     def put(sid: str, version: Any, text: str) -> None:
-        store._records[sid] = (version, text)
+        store._records[sid] = (version, text, ())
 
     return Backend(store, put, store._records.get)
 
@@ -98,7 +99,34 @@ def _redis(request: pytest.FixtureRequest, _: Path) -> Backend:
     return Backend(store, put, raw)
 
 
-@pytest.fixture(params=[_memory, _sqlite, _redis], ids=["memory", "sqlite", "redis"])
+def _postgres(request: pytest.FixtureRequest, _: Path) -> Backend:
+    import psycopg
+
+    url = request.getfixturevalue("postgres_url")
+    store = PostgresStore(url)
+    conn = psycopg.connect(url, autocommit=True)
+    request.addfinalizer(conn.close)
+
+    def put(sid: str, version: Any, text: str) -> None:
+        if type(version) is not int:
+            pytest.skip("a BIGINT version column cannot hold a non-integer")
+        conn.execute(
+            "INSERT INTO tracker_sessions VALUES (%s, %s, %s, 0) ON CONFLICT (session_id) "
+            "DO UPDATE SET version = excluded.version, state = excluded.state",
+            (sid, version, text),
+        )
+
+    def raw(sid: str) -> Any:
+        return conn.execute(
+            "SELECT version, state FROM tracker_sessions WHERE session_id = %s", (sid,)
+        ).fetchone()
+
+    return Backend(store, put, raw)
+
+
+@pytest.fixture(
+    params=[_memory, _sqlite, _redis, _postgres], ids=["memory", "sqlite", "redis", "postgres"]
+)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Each durable backend with raw access to its records."""
     made: Backend = request.param(request, tmp_path)

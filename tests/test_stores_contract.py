@@ -17,12 +17,14 @@ import pytest
 from tracker import ConflictError, StoreError, Tracker, UsageError
 from tracker.stores import (
     AsyncMemoryStore,
+    AsyncPostgresStore,
     AsyncRedisStore,
     AsyncSQLiteStore,
     AsyncStore,
     AsyncStoreAdapter,
     Loaded,
     MemoryStore,
+    PostgresStore,
     RedisStore,
     SQLiteStore,
     Store,
@@ -31,6 +33,7 @@ from tracker.stores import (
 )
 
 KINDS = ["memory", "sqlite", "redis", "async-memory", "async-sqlite", "async-redis"]
+KINDS += ["postgres", "async-postgres"]
 
 
 @pytest.fixture(params=KINDS)
@@ -39,7 +42,14 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     kind: str = request.param
     url = request.getfixturevalue("redis_url") if kind.endswith("redis") else ""
     made: AsyncStore
-    if kind == "memory":
+    if kind.endswith("postgres"):
+        url = request.getfixturevalue("postgres_url")
+        made = (
+            AsyncPostgresStore(url)
+            if kind.startswith("async")
+            else AsyncStoreAdapter(PostgresStore(url))
+        )
+    elif kind == "memory":
         made = AsyncStoreAdapter(MemoryStore())
     elif kind == "sqlite":
         made = AsyncStoreAdapter(SQLiteStore(tmp_path / "s.db"))

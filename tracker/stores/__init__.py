@@ -1,4 +1,4 @@
-"""Durable, shareable tracker state: memory, SQLite (the embedded default) and Redis.
+"""Durable, shareable tracker state: memory, SQLite (the embedded default), Redis and Postgres.
 
 A store keeps one JSON snapshot (``Tracker.to_state()``, never a pickle) per session id, with
 a version that grows by one on every save. ``save`` is a compare-and-set: it names the version
@@ -19,11 +19,14 @@ save progress while holding it (``renew_session``) and free it on the last save
 (``release_session``); ``tracker.loop`` does this for you.
 
 Every store comes in a sync form (``Store``) and an async one (``AsyncStore``). Importing this
-package does not import redis-py; creating a ``RedisStore`` does.
+package does not import redis-py or psycopg; creating a ``RedisStore`` or ``PostgresStore``
+does. Saves are incremental: a save appends what changed since the version it builds on, and
+a long change log is compacted into a new base (``tracker/stores/_changes.py``).
 """
 
-from ._base import AsyncStore, AsyncStoreAdapter, Loaded, Store
+from ._base import AsyncStore, AsyncStoreAdapter, IncrementalStore, Loaded, Store
 from ._memory import AsyncMemoryStore, MemoryStore
+from ._postgres import AsyncPostgresStore, PostgresStore
 from ._record import Lease
 from ._redis import AsyncRedisStore, RedisStore
 from ._session import (
@@ -47,14 +50,17 @@ from ._url import open_async_store, open_store
 __all__ = [
     "DEFAULT_LEASE_TTL",
     "AsyncMemoryStore",
+    "AsyncPostgresStore",
     "AsyncRedisStore",
     "AsyncSQLiteStore",
     "AsyncStore",
     "AsyncStoreAdapter",
+    "IncrementalStore",
     "Lease",
     "LeasedSession",
     "Loaded",
     "MemoryStore",
+    "PostgresStore",
     "RedisStore",
     "SQLiteStore",
     "Store",

@@ -24,6 +24,7 @@ _T = TypeVar("_T")
 __all__ = [
     "AsyncStore",
     "AsyncStoreAdapter",
+    "IncrementalStore",
     "Loaded",
     "Store",
 ]
@@ -31,10 +32,18 @@ __all__ = [
 
 @attrs.frozen
 class Loaded:
-    """A session as stored: its ``state`` (a fresh dict on every load) and its ``version``."""
+    """A session as stored: its ``state`` (a fresh dict on every load) and its ``version``.
+
+    ``base_bytes``, ``log_bytes`` and ``log_count`` say how it is kept (the base written whole
+    and the changes appended since, see ``tracker/stores/_changes.py``); they do not take part
+    in comparisons.
+    """
 
     state: dict[str, Any]
     version: int
+    base_bytes: int = attrs.field(default=0, eq=False, repr=False)
+    log_bytes: int = attrs.field(default=0, eq=False, repr=False)
+    log_count: int = attrs.field(default=0, eq=False, repr=False)
 
 
 @runtime_checkable
@@ -66,6 +75,20 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files; the store is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class IncrementalStore(Store, Protocol):
+    """A ``Store`` that can also append a change to a session instead of rewriting it."""
+
+    def append(self, session_id: str, change: Mapping[str, Any], expected_version: int) -> int:
+        """Append ``change`` (see ``_changes.py``) if the session is at ``expected_version``.
+
+        ``load`` then returns the state with the change applied. Returns the new version;
+        raises ``ConflictError`` (nothing written) when the version does not match or the
+        session does not exist. ``save`` writes a new base and drops the log (compaction).
+        """
         ...
 
 
@@ -119,6 +142,14 @@ class AsyncStoreAdapter:
         """See ``Store.save``."""
         return await self._run(self.store.save, session_id, state, expected_version)
 
+    async def append(
+        self, session_id: str, change: Mapping[str, Any], expected_version: int
+    ) -> int:
+        """See ``IncrementalStore.append`` (sync stores without ``append``: ``AttributeError``)."""
+        append = self.store.append  # type: ignore[attr-defined]
+        result: int = await self._run(append, session_id, change, expected_version)
+        return result
+
     async def delete(self, session_id: str) -> bool:
         """See ``Store.delete``."""
         return await self._run(self.store.delete, session_id)
@@ -152,6 +183,11 @@ def check_session_id(session_id: object) -> str:
         )
     if not session_id:
         raise UsageError("session id must be a non-empty string: name the session")
+    if "\x00" in session_id:
+        raise UsageError(
+            f"session id {session_id!r} holds a NUL character, which Postgres cannot store: "
+            "use another id"
+        )
     if not session_id.isascii():
         try:
             session_id.encode("utf-8")

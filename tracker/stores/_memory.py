@@ -12,9 +12,10 @@ from ._base import (
     check_expected,
     check_session_id,
     conflict,
-    decode_state,
+    corrupt,
     encode_state,
 )
+from ._changes import decode_record
 
 _T = TypeVar("_T")
 
@@ -22,36 +23,60 @@ __all__ = ["AsyncMemoryStore", "MemoryStore"]
 
 
 class MemoryStore:
-    """A thread-safe ``Store`` in a dict.
+    """A thread-safe ``IncrementalStore`` in a dict.
 
     Snapshots are kept as JSON text, as in the durable stores, so a caller that mutates a loaded
-    or saved dict never changes what is stored, and a state that is not JSON-safe fails here,
-    not first in production.
+    or saved dict never changes what is stored, and a state that is not JSON-safe (or holds
+    text that is not valid Unicode) fails here, not first in production. A session is a base
+    text plus the change texts appended since (see ``tracker/stores/_changes.py``).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._records: dict[str, tuple[int, str]] = {}
+        # session id -> (version, base JSON, change JSONs appended since the base, in order)
+        self._records: dict[str, tuple[Any, str, tuple[str, ...]]] = {}
+
+    def _decode(self, session_id: str, record: tuple[Any, str, tuple[str, ...]]) -> Loaded:
+        version, base, changes = record
+        first = version - len(changes) + 1 if isinstance(version, int) else 0
+        return decode_record(session_id, version, base, list(enumerate(changes, first)))
 
     def load(self, session_id: str) -> Loaded | None:
         """See ``Store.load``."""
         check_session_id(session_id)
         with self._lock:
             record = self._records.get(session_id)
-        return None if record is None else decode_state(session_id, record[0], record[1])
+        return None if record is None else self._decode(session_id, record)
 
     def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
-        """See ``Store.save``."""
+        """See ``Store.save``: writes a new base and drops the change log."""
         check_session_id(session_id)
         expected = check_expected(session_id, expected_version)
         text = encode_state(session_id, state)
         with self._lock:
             record = self._records.get(session_id)
             # Never overwrite what we cannot read (see SQLiteStore.save).
-            actual = 0 if record is None else decode_state(session_id, *record).version
+            actual = 0 if record is None else self._decode(session_id, record).version
             if actual != expected:
                 raise conflict(session_id, expected, actual)
-            self._records[session_id] = (actual + 1, text)
+            self._records[session_id] = (actual + 1, text, ())
+        return actual + 1
+
+    def append(self, session_id: str, change: Mapping[str, Any], expected_version: int) -> int:
+        """See ``IncrementalStore.append``."""
+        check_session_id(session_id)
+        expected = check_expected(session_id, expected_version)
+        text = encode_state(session_id, change)
+        with self._lock:
+            record = self._records.get(session_id)
+            if record is None:
+                raise conflict(session_id, expected, 0)
+            actual = record[0]
+            if type(actual) is not int or actual < 1:
+                raise corrupt(session_id, f"its version is {actual!r}, not a positive integer")
+            if actual != expected:
+                raise conflict(session_id, expected, actual)
+            self._records[session_id] = (actual + 1, record[1], (*record[2], text))
         return actual + 1
 
     def delete(self, session_id: str) -> bool:

@@ -1,8 +1,12 @@
 """Redis: many workers on many machines serving turns of the same conversations.
 
-Each session is one hash ``<prefix><session_id>`` with fields ``version`` and ``state``. A save
-is one Lua script, run atomically by the server: it compares the stored version with the
-expected one and writes the new state and version (and refreshes the TTL) only if they match.
+Each session is one hash ``<prefix><session_id>`` with fields ``version``, ``state`` (the
+base record) and ``c:<n>``, the change that produced version ``n``, for each version after the
+base's (see ``tracker/stores/_changes.py``). A save is one Lua script, run atomically by the
+server: it compares the stored version with the expected one and, only if they match, either
+appends one change field and bumps the version (an append: O(change)), or replaces the whole
+hash with a new base (a full save, which drops the log: compaction); either way it refreshes the
+TTL. A hash written before change fields existed is a base with an empty log.
 So there is no window between check and write for another worker to slip into, and a worker
 that dies mid-save has either sent the whole script (new state) or not (old state).
 
@@ -23,9 +27,9 @@ from ._base import (
     check_session_id,
     conflict,
     corrupt,
-    decode_state,
     encode_state,
 )
+from ._changes import decode_record
 
 if TYPE_CHECKING:
     import redis
@@ -58,7 +62,36 @@ local expected = tonumber(ARGV[1])
 if actual ~= expected then
   return {0, actual}
 end
+redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'version', actual + 1, 'state', ARGV[2])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return {1, actual + 1}
+"""
+
+
+# The append: KEYS[1] session key; ARGV[1] expected version (>= 1), ARGV[2] change JSON,
+# ARGV[3] TTL in milliseconds. Same replies as _CAS_SCRIPT; a missing session is a conflict.
+_APPEND_SCRIPT = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind == 'none' then
+  return {0, 0}
+elseif kind ~= 'hash' then
+  return {-1, 'its key holds a Redis ' .. kind .. ', not a hash'}
+end
+local raw = redis.call('HGET', KEYS[1], 'version')
+local actual = tonumber(raw)
+if actual == nil or actual < 1 or actual ~= math.floor(actual) then
+  return {-1, 'its version is ' .. tostring(raw) .. ', not a positive integer'}
+end
+if actual ~= tonumber(ARGV[1]) then
+  return {0, actual}
+end
+redis.call('HSET', KEYS[1], 'version', actual + 1, 'c:' .. string.format('%d', actual + 1), ARGV[2])
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
@@ -153,7 +186,17 @@ class _RedisBase:
             return None
         if kind != "hash":
             raise corrupt(session_id, f"its key holds a Redis {kind}, not a hash")
-        return decode_state(session_id, fields[0], fields[1])
+        changes: list[tuple[Any, Any]] = []
+        for name, value in fields.items():
+            field = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+            if field.startswith("c:"):
+                number = field[2:]
+                changes.append((int(number) if number.isdigit() else number, value))
+        changes.sort(key=lambda change: str(change[0]).zfill(20))  # numeric order
+        version = fields.get(b"version", fields.get("version"))  # decode_responses clients
+        return decode_record(
+            session_id, version, fields.get(b"state", fields.get("state")), changes
+        )
 
 
 class RedisStore(_RedisBase):
@@ -183,6 +226,7 @@ class RedisStore(_RedisBase):
         self._owns_client = client is None
         self.client: redis.Redis = redis_mod.Redis.from_url(url) if client is None else client
         self._cas = self.client.register_script(_CAS_SCRIPT)
+        self._append = self.client.register_script(_APPEND_SCRIPT)
 
     def _before_commit(self, session_id: str) -> None:
         """Test seam: runs inside a save, after the checks, right before the script is sent."""
@@ -193,7 +237,7 @@ class RedisStore(_RedisBase):
         # One round trip in a MULTI, so the type and the fields belong to the same version.
         with self._failures(session_id, "load"), self.client.pipeline(transaction=True) as pipe:
             pipe.type(key)
-            pipe.hmget(key, ["version", "state"])
+            pipe.hgetall(key)
             kind, fields = pipe.execute(raise_on_error=False)
         return self._loaded(session_id, kind, fields)
 
@@ -204,11 +248,20 @@ class RedisStore(_RedisBase):
         if expected:
             with self._failures(session_id, "save"), self.client.pipeline() as pipe:
                 pipe.type(key)
-                pipe.hmget(key, ["version", "state"])
+                pipe.hgetall(key)
                 self._check_readable(session_id, expected, *pipe.execute(raise_on_error=False))
         self._before_commit(session_id)
         with self._failures(session_id, "save"):
             reply = self._cas(keys=[key], args=args)
+        return self._cas_result(session_id, expected, reply)
+
+    def append(self, session_id: str, change: Mapping[str, Any], expected_version: int) -> int:
+        """See ``IncrementalStore.append``: one small script, whatever the session's size."""
+        key = self._key(session_id)
+        expected, args = self._cas_args(session_id, change, expected_version)
+        self._before_commit(session_id)
+        with self._failures(session_id, "save"):
+            reply = self._append(keys=[key], args=args)
         return self._cas_result(session_id, expected, reply)
 
     def delete(self, session_id: str) -> bool:
@@ -257,6 +310,7 @@ class AsyncRedisStore(_RedisBase):
             redis_mod.asyncio.Redis.from_url(url) if client is None else client
         )
         self._cas = self.client.register_script(_CAS_SCRIPT)
+        self._append = self.client.register_script(_APPEND_SCRIPT)
 
     async def load(self, session_id: str) -> Loaded | None:
         """See ``Store.load``."""
@@ -264,7 +318,7 @@ class AsyncRedisStore(_RedisBase):
         with self._failures(session_id, "load"):
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.type(key)
-                pipe.hmget(key, ["version", "state"])
+                pipe.hgetall(key)
                 kind, fields = await pipe.execute(raise_on_error=False)
         return self._loaded(session_id, kind, fields)
 
@@ -278,11 +332,21 @@ class AsyncRedisStore(_RedisBase):
             with self._failures(session_id, "save"):
                 async with self.client.pipeline() as pipe:
                     pipe.type(key)
-                    pipe.hmget(key, ["version", "state"])
+                    pipe.hgetall(key)
                     replies = await pipe.execute(raise_on_error=False)
             self._check_readable(session_id, expected, *replies)
         with self._failures(session_id, "save"):
             reply = await self._cas(keys=[key], args=args)
+        return self._cas_result(session_id, expected, reply)
+
+    async def append(
+        self, session_id: str, change: Mapping[str, Any], expected_version: int
+    ) -> int:
+        """See ``IncrementalStore.append``."""
+        key = self._key(session_id)
+        expected, args = self._cas_args(session_id, change, expected_version)
+        with self._failures(session_id, "save"):
+            reply = await self._append(keys=[key], args=args)
         return self._cas_result(session_id, expected, reply)
 
     async def delete(self, session_id: str) -> bool:

@@ -19,24 +19,34 @@ Workers' clocks must agree to well within ``ttl``; ``clock=`` is injectable for 
 ``save_tracker`` refuses to overwrite a session whose valid lease another worker holds. Stored
 snapshots the tracker cannot restore are reported as ``CorruptStateError`` naming the session,
 and stay in the store. The record format is described in ``tracker/stores/_record.py``.
+
+Saves are incremental on a store that can append (every store of this package): a save diffs
+the new record against the one this worker loaded or last saved at that version and appends
+only the change (``tracker/stores/_changes.py``); once the appended changes outweigh the base
+(or pass ``COMPACT_MAX_CHANGES``), the save writes the whole record as a new base instead.
+``save_tracker`` remembers, per tracker object, the record it was loaded or saved with; a
+tracker it has not seen at that version is saved whole after the stored record is checked.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
 from tracker._errors import ConflictError, UsageError
 from tracker._tracker import Tracker
 
-from ._base import AsyncStore, Loaded, Store
-from ._record import Lease, busy, encode_record, parse_record, restore_tracker
+from ._base import AsyncStore, AsyncStoreAdapter, Loaded, Store
+from ._changes import diff_ops, encode_change
+from ._record import RECORD_FORMAT, Lease, busy, encode_record, parse_record, restore_tracker
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
@@ -59,6 +69,95 @@ DEFAULT_LEASE_TTL = 120.0
 
 Clock = Callable[[], float]
 
+COMPACT_MIN_BYTES: Final = 64 * 1024
+"""A change log smaller than this is never compacted, however small its base."""
+COMPACT_MAX_CHANGES: Final = 1000
+"""A change log this long is compacted whatever its size (a load applies every change)."""
+
+
+@attrs.define
+class _Held:
+    """The record as stored at a version this worker knows: what the next save diffs against.
+
+    ``record`` is never handed out or mutated; ``base_bytes``/``log_bytes``/``log_count``
+    estimate the stored base and change log, to decide when to compact.
+    """
+
+    record: dict[str, Any]
+    base_bytes: int = 0
+    log_bytes: int = 0
+    log_count: int = 0
+
+    @classmethod
+    def of(cls, loaded: Loaded | None) -> _Held | None:
+        """What a load tells: the record as stored and the size of its parts."""
+        if loaded is None:
+            return None
+        return cls(loaded.state, loaded.base_bytes, loaded.log_bytes, loaded.log_count)
+
+
+def _can_append(store: Any) -> bool:
+    if isinstance(store, AsyncStoreAdapter):
+        store = store.store
+    return callable(getattr(store, "append", None))
+
+
+def _change(held: _Held | None, record: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+    """The change to append to ``held`` to get ``record`` and its size; ``None``: save whole."""
+    if held is None or held.record.get("format") != RECORD_FORMAT:
+        return None  # a bare snapshot of an earlier release: rewrite it as a session record
+    change = encode_change(diff_ops(held.record, record))
+    size = len(json.dumps(change, separators=(",", ":"), ensure_ascii=False, default=str))
+    if held.log_count >= COMPACT_MAX_CHANGES or held.log_bytes + size > max(
+        COMPACT_MIN_BYTES, held.base_bytes
+    ):
+        return None  # compaction: this save writes a new base
+    return change, size
+
+
+def _after_append(held: _Held, record: dict[str, Any], size: int) -> _Held:
+    return _Held(record, held.base_bytes, held.log_bytes + size, held.log_count + 1)
+
+
+def _after_save(held: _Held | None, record: dict[str, Any]) -> _Held:
+    # The new base is about as big as the old base and log together (no second encoding).
+    return _Held(record, 0 if held is None else held.base_bytes + held.log_bytes)
+
+
+def _write(
+    store: Store, session_id: str, record: dict[str, Any], version: int, held: _Held | None
+) -> tuple[int, _Held]:
+    """Save ``record`` at ``version``: append the change to ``held`` or write it whole."""
+    plan = _change(held, record) if version > 0 and _can_append(store) else None
+    if plan is None or held is None:
+        return store.save(session_id, record, version), _after_save(held, record)
+    new_version: int = store.append(session_id, plan[0], version)  # type: ignore[attr-defined]
+    return new_version, _after_append(held, record, plan[1])
+
+
+async def _awrite(
+    store: AsyncStore, session_id: str, record: dict[str, Any], version: int, held: _Held | None
+) -> tuple[int, _Held]:
+    """The ``AsyncStore`` form of ``_write``."""
+    plan = _change(held, record) if version > 0 and _can_append(store) else None
+    if plan is None or held is None:
+        return await store.save(session_id, record, version), _after_save(held, record)
+    new_version: int = await store.append(session_id, plan[0], version)  # type: ignore[attr-defined]
+    return new_version, _after_append(held, record, plan[1])
+
+
+# tracker -> (store, session id, version, record) it was loaded or saved with by *_tracker.
+_BASES: weakref.WeakKeyDictionary[Tracker, tuple[object, str, int, _Held]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _known(store: object, session_id: str, tracker: Tracker, version: int) -> _Held | None:
+    entry = _BASES.get(tracker)
+    if entry is None or entry[0] is not store or entry[1:3] != (session_id, version):
+        return None
+    return entry[3]
+
 
 def new_owner() -> str:
     """A lease owner name unique to this claim: ``host:pid:random``."""
@@ -80,6 +179,8 @@ class LeasedSession:
     turn: dict[str, Any] | None
     ttl: float
     clock: Clock = attrs.field(repr=False)
+    held: _Held | None = attrs.field(default=None, repr=False, eq=False)
+    """The record as stored at ``version`` (what the next save appends a change to)."""
 
 
 # ---------------------------------------------------------------------- pure steps
@@ -109,8 +210,16 @@ def _claim(
     tracker = restore_tracker(session_id, version, record.tracker_state, new_tracker)
     lease = Lease(owner, now + ttl)
     state = tracker.to_state() if record.tracker_state is None else record.tracker_state
-    session = LeasedSession(session_id, tracker, version, lease, record.turn, ttl, clock)
+    turn = _copy(record.turn)
+    session = LeasedSession(
+        session_id, tracker, version, lease, turn, ttl, clock, held=_Held.of(loaded)
+    )
     return session, encode_record(state, lease, record.turn)
+
+
+def _copy(turn: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A private deep copy of turn progress (small), so no caller can change a held record."""
+    return None if turn is None else json.loads(json.dumps(turn))
 
 
 def _next(
@@ -119,13 +228,17 @@ def _next(
     """The record to write next, with the lease renewed (``keep``) or freed."""
     owner = session.lease.owner if session.lease is not None else new_owner()
     lease = Lease(owner, session.clock() + session.ttl) if keep else None
-    progress = None if turn is None else dict(turn)
-    return encode_record(session.tracker.to_state(), lease, progress), lease, progress
+    progress = _copy(turn)
+    return encode_record(session.tracker.to_state(), lease, progress), lease, _copy(turn)
 
 
 def _saved(
-    session: LeasedSession, version: int, lease: Lease | None, progress: dict[str, Any] | None
+    session: LeasedSession,
+    written: tuple[int, _Held],
+    lease: Lease | None,
+    progress: dict[str, Any] | None,
 ) -> int:
+    version, session.held = written
     session.version, session.lease, session.turn = version, lease, progress
     return version
 
@@ -186,7 +299,7 @@ def claim_session(
     session, record = _claim(
         session_id, store.load(session_id), new_tracker, owner=owner, ttl=ttl, clock=clock
     )
-    session.version = store.save(session_id, record, session.version)
+    session.version, session.held = _write(store, session_id, record, session.version, session.held)
     return session
 
 
@@ -216,10 +329,10 @@ def _store_progress(
 ) -> int:
     record, lease, progress = _next(session, keep, turn)
     try:
-        version = store.save(session.session_id, record, session.version)
+        written = _write(store, session.session_id, record, session.version, session.held)
     except ConflictError as exc:
         raise _lease_lost(session, exc) from exc
-    return _saved(session, version, lease, progress)
+    return _saved(session, written, lease, progress)
 
 
 def load_tracker(store: Store, session_id: str, **new_tracker: Any) -> tuple[Tracker, int]:
@@ -230,7 +343,27 @@ def load_tracker(store: Store, session_id: str, **new_tracker: Any) -> tuple[Tra
     both session records and bare snapshots of earlier releases. Raises ``CorruptStateError``
     for stored data that cannot be read or restored (left untouched).
     """
-    return _restore(session_id, store.load(session_id), new_tracker)
+    loaded = store.load(session_id)
+    tracker, version = _restore(session_id, loaded, new_tracker)
+    _remember(store, session_id, tracker, version, _Held.of(loaded))
+    return tracker, version
+
+
+def _remember(
+    store: object, session_id: str, tracker: Tracker, version: int, held: _Held | None
+) -> None:
+    if held is None:
+        _BASES.pop(tracker, None)
+    else:
+        _BASES[tracker] = (store, session_id, version, held)
+
+
+def _free_turn(session_id: str, held: _Held, version: int, now: float) -> dict[str, Any] | None:
+    """The turn progress of a record this tracker was loaded or saved with, if nobody holds it."""
+    record = parse_record(session_id, Loaded(held.record, version))
+    if record.lease is not None and record.lease.expires_in(now) > 0:
+        raise busy(session_id, record.lease, now)
+    return record.turn
 
 
 def save_tracker(
@@ -242,8 +375,17 @@ def save_tracker(
     with ``load_tracker`` and serve the turn again from there; ``SessionBusyError`` when
     another worker holds the session's lease (it is serving a turn right now).
     """
-    turn = _check_free(session_id, store.load(session_id), version, clock())
-    return store.save(session_id, encode_record(tracker.to_state(), None, turn), version)
+    held = _known(store, session_id, tracker, version)
+    if held is not None:
+        turn = _free_turn(session_id, held, version, clock())
+    else:
+        loaded = store.load(session_id)
+        turn = _check_free(session_id, loaded, version, clock())
+        held = _Held.of(loaded) if loaded is not None and loaded.version == version else None
+    record = encode_record(tracker.to_state(), None, turn)
+    new_version, written = _write(store, session_id, record, version, held)
+    _remember(store, session_id, tracker, new_version, written)
+    return new_version
 
 
 # ---------------------------------------------------------------------- async
@@ -261,7 +403,8 @@ async def aclaim_session(
     """The ``AsyncStore`` form of ``claim_session``."""
     loaded = await store.load(session_id)
     session, record = _claim(session_id, loaded, new_tracker, owner=owner, ttl=ttl, clock=clock)
-    session.version = await store.save(session_id, record, session.version)
+    written = await _awrite(store, session_id, record, session.version, session.held)
+    session.version, session.held = written
     return session
 
 
@@ -284,22 +427,34 @@ async def _astore_progress(
 ) -> int:
     record, lease, progress = _next(session, keep, turn)
     try:
-        version = await store.save(session.session_id, record, session.version)
+        written = await _awrite(store, session.session_id, record, session.version, session.held)
     except ConflictError as exc:
         raise _lease_lost(session, exc) from exc
-    return _saved(session, version, lease, progress)
+    return _saved(session, written, lease, progress)
 
 
 async def aload_tracker(
     store: AsyncStore, session_id: str, **new_tracker: Any
 ) -> tuple[Tracker, int]:
     """The ``AsyncStore`` form of ``load_tracker``."""
-    return _restore(session_id, await store.load(session_id), new_tracker)
+    loaded = await store.load(session_id)
+    tracker, version = _restore(session_id, loaded, new_tracker)
+    _remember(store, session_id, tracker, version, _Held.of(loaded))
+    return tracker, version
 
 
 async def asave_tracker(
     store: AsyncStore, session_id: str, tracker: Tracker, version: int, *, clock: Clock = time.time
 ) -> int:
     """The ``AsyncStore`` form of ``save_tracker``."""
-    turn = _check_free(session_id, await store.load(session_id), version, clock())
-    return await store.save(session_id, encode_record(tracker.to_state(), None, turn), version)
+    held = _known(store, session_id, tracker, version)
+    if held is not None:
+        turn = _free_turn(session_id, held, version, clock())
+    else:
+        loaded = await store.load(session_id)
+        turn = _check_free(session_id, loaded, version, clock())
+        held = _Held.of(loaded) if loaded is not None and loaded.version == version else None
+    record = encode_record(tracker.to_state(), None, turn)
+    new_version, written = await _awrite(store, session_id, record, version, held)
+    _remember(store, session_id, tracker, new_version, written)
+    return new_version

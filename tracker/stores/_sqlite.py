@@ -6,8 +6,14 @@ compare-and-set, and a process killed mid-save leaves the previous committed ver
 rolls the unfinished transaction back on the next open). ``synchronous=FULL`` by default makes
 a committed save survive a power loss too.
 
-Tables: ``tracker_schema(version)`` holds the layout version of this file (1);
-``tracker_sessions(session_id, version, state, updated_at)`` one row per session.
+Tables: ``tracker_schema(version)`` holds the layout version of this file (2);
+``tracker_sessions(session_id, version, state, updated_at)`` one row per session: its current
+version and its base record; ``tracker_changes(session_id, version, change)`` the changes
+appended since the base (see ``tracker/stores/_changes.py``), one row per version after the
+base's. An append is one transaction (check the version, insert the change, bump the version);
+a full save (compaction) rewrites the base and deletes the session's changes in one. A file of
+layout version 1 (no change table) is upgraded in place when opened; its records load as they
+are.
 """
 
 from __future__ import annotations
@@ -28,13 +34,14 @@ from ._base import (
     check_expected,
     check_session_id,
     conflict,
-    decode_state,
+    corrupt,
     encode_state,
 )
+from ._changes import decode_record
 
 __all__ = ["SCHEMA_VERSION", "AsyncSQLiteStore", "SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Layout version of the database file this release reads and writes."""
 
 _SCHEMA = """
@@ -45,6 +52,12 @@ CREATE TABLE IF NOT EXISTS tracker_sessions (
     state TEXT NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tracker_changes (
+    session_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    change TEXT NOT NULL,
+    PRIMARY KEY (session_id, version)
+) WITHOUT ROWID;
 """
 
 
@@ -121,6 +134,8 @@ class SQLiteStore:
                 self._conn.execute(
                     "INSERT INTO tracker_schema (version) VALUES (?)", (SCHEMA_VERSION,)
                 )
+            elif rows == [(1,)]:  # layout 1 had no change table; its rows are valid bases
+                self._conn.execute("UPDATE tracker_schema SET version = ?", (SCHEMA_VERSION,))
             elif rows != [(SCHEMA_VERSION,)]:
                 raise StoreError(
                     f"SQLite store {self.path!r} has schema version {rows[0][0]!r}; this release "
@@ -153,29 +168,45 @@ class SQLiteStore:
     def _before_commit(self, session_id: str) -> None:
         """Test seam: runs inside a save's transaction, after the write, before the commit."""
 
+    def _read(self, session_id: str) -> Loaded | None:
+        """The session's record (base and changes), inside the caller's transaction."""
+        row = self._conn.execute(
+            "SELECT version, CAST(state AS BLOB) FROM tracker_sessions WHERE session_id = ?",
+            (session_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        changes = self._conn.execute(
+            "SELECT version, CAST(change AS BLOB) FROM tracker_changes WHERE session_id = ? "
+            "ORDER BY version",
+            (session_id,),
+        ).fetchall()
+        return decode_record(session_id, row[0], row[1], changes)
+
     def load(self, session_id: str) -> Loaded | None:
         """See ``Store.load``."""
         check_session_id(session_id)
         with self._guard(session_id, "load"), self._lock:
-            row = self._conn.execute(
-                "SELECT version, CAST(state AS BLOB) FROM tracker_sessions WHERE session_id = ?",
-                (session_id,),
-            ).fetchone()
-        return None if row is None else decode_state(session_id, row[0], row[1])
+            # One read transaction: the base and its changes come from the same commit.
+            self._conn.execute("BEGIN")
+            try:
+                return self._read(session_id)
+            finally:
+                self._conn.execute("COMMIT")
 
     def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
-        """See ``Store.save``. Raises ``StoreError`` if the write lock is not had in time."""
+        """See ``Store.save``: a new base, the change log dropped, in one transaction.
+
+        Raises ``StoreError`` if the write lock is not had in time.
+        """
         check_session_id(session_id)
         expected = check_expected(session_id, expected_version)
         text = encode_state(session_id, state)
         with self._guard(session_id, "save"), self._lock, self._transaction():
-            row = self._conn.execute(
-                "SELECT version, CAST(state AS BLOB) FROM tracker_sessions WHERE session_id = ?",
-                (session_id,),
-            ).fetchone()
             # Never overwrite what we cannot read, even for a writer that guessed its version:
             # that is how silent data loss starts.
-            actual = 0 if row is None else decode_state(session_id, row[0], row[1]).version
+            loaded = self._read(session_id)
+            actual = 0 if loaded is None else loaded.version
             if actual != expected:
                 raise conflict(session_id, expected, actual)
             self._conn.execute(
@@ -185,6 +216,34 @@ class SQLiteStore:
                 "updated_at = excluded.updated_at",
                 (session_id, actual + 1, text, time.time()),
             )
+            self._conn.execute("DELETE FROM tracker_changes WHERE session_id = ?", (session_id,))
+            self._before_commit(session_id)
+        return actual + 1
+
+    def append(self, session_id: str, change: Mapping[str, Any], expected_version: int) -> int:
+        """See ``IncrementalStore.append``: one small transaction, whatever the session's size."""
+        check_session_id(session_id)
+        expected = check_expected(session_id, expected_version)
+        text = encode_state(session_id, change)
+        with self._guard(session_id, "save"), self._lock, self._transaction():
+            row = self._conn.execute(
+                "SELECT version FROM tracker_sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if row is None:
+                raise conflict(session_id, expected, 0)
+            actual = row[0]
+            if type(actual) is not int or actual < 1:
+                raise corrupt(session_id, f"its version is {actual!r}, not a positive integer")
+            if actual != expected:
+                raise conflict(session_id, expected, actual)
+            self._conn.execute(
+                "INSERT INTO tracker_changes (session_id, version, change) VALUES (?, ?, ?)",
+                (session_id, actual + 1, text),
+            )
+            self._conn.execute(
+                "UPDATE tracker_sessions SET version = ?, updated_at = ? WHERE session_id = ?",
+                (actual + 1, time.time(), session_id),
+            )
             self._before_commit(session_id)
         return actual + 1
 
@@ -192,6 +251,7 @@ class SQLiteStore:
         """See ``Store.delete``."""
         check_session_id(session_id)
         with self._guard(session_id, "delete"), self._lock, self._transaction():
+            self._conn.execute("DELETE FROM tracker_changes WHERE session_id = ?", (session_id,))
             cursor = self._conn.execute(
                 "DELETE FROM tracker_sessions WHERE session_id = ?", (session_id,)
             )

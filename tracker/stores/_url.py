@@ -5,6 +5,7 @@ sqlite:///relative/path.db      SQLiteStore; three slashes, then a path relative
 sqlite:////absolute/path.db     four slashes: an absolute path (SQLAlchemy's convention)
 sqlite:///:memory:              an in-memory SQLite database
 redis://host:port/db            RedisStore (also rediss:// for TLS and unix:///path.sock)
+postgresql://user@host/db       PostgresStore (also postgres://); any libpq URL
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from tracker._errors import UsageError
 
 from ._base import AsyncStore, Store
 from ._memory import AsyncMemoryStore, MemoryStore
+from ._postgres import AsyncPostgresStore, PostgresStore
 from ._redis import AsyncRedisStore, RedisStore
 from ._sqlite import AsyncSQLiteStore, SQLiteStore
 
 __all__ = ["open_async_store", "open_store"]
 
 _REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
-_HELP = "use memory://, sqlite:///relative.db, sqlite:////absolute.db or redis://host:port/db"
+_HELP = (
+    "use memory://, sqlite:///relative.db, sqlite:////absolute.db, redis://host:port/db or "
+    "postgresql://user@host:5432/db"
+)
 
 
 def _parse(url: str) -> tuple[str, str]:
@@ -47,20 +52,25 @@ def _parse(url: str) -> tuple[str, str]:
         return "sqlite", path
     if scheme in _REDIS_SCHEMES:
         return "redis", url
+    if scheme in ("postgresql", "postgres"):
+        return "postgres", url
     raise UsageError(f"unknown store URL scheme {parts.scheme!r} in {url!r}: {_HELP}")
 
 
 def open_store(url: str, **options: Any) -> Store:
     """Open the ``Store`` a URL names (see the module docstring for the forms).
 
-    ``options`` go to the store's constructor (``timeout=`` for SQLite, ``prefix=``/``ttl=``
-    for Redis). Raises ``UsageError`` naming the URL for an unknown scheme or a malformed URL.
+    ``options`` go to the store's constructor (``timeout=`` for SQLite and Postgres,
+    ``prefix=``/``ttl=`` for Redis). Raises ``UsageError`` naming the URL for an unknown
+    scheme or a malformed URL.
     """
     kind, target = _parse(url)
     if kind == "memory":
         return MemoryStore(**options)
     if kind == "sqlite":
         return SQLiteStore(target, **options)
+    if kind == "postgres":
+        return PostgresStore(target, **options)
     return RedisStore(target, **options)
 
 
@@ -71,4 +81,6 @@ def open_async_store(url: str, **options: Any) -> AsyncStore:
         return AsyncMemoryStore(**options)
     if kind == "sqlite":
         return AsyncSQLiteStore(target, **options)
+    if kind == "postgres":
+        return AsyncPostgresStore(target, **options)
     return AsyncRedisStore(target, **options)

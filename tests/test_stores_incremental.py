@@ -1,0 +1,299 @@
+"""Incremental session records: a save appends what changed; a load reads base plus changes.
+
+Every store (sync and async) is driven through the session functions, then read back raw:
+what a save writes must not grow with the session, a load must give exactly the tracker's
+snapshot, and a change log past its bound is compacted into a new base atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracker import CorruptStateError, Tracker
+from tracker.stores import (
+    AsyncMemoryStore,
+    AsyncPostgresStore,
+    AsyncRedisStore,
+    AsyncSQLiteStore,
+    AsyncStore,
+    AsyncStoreAdapter,
+    MemoryStore,
+    PostgresStore,
+    RedisStore,
+    SQLiteStore,
+    _session,
+    aclaim_session,
+    aload_tracker,
+    arelease_session,
+    arenew_session,
+    asave_tracker,
+    load_tracker,
+    save_tracker,
+)
+from tracker.stores._changes import apply_changes, diff_ops, encode_change
+
+KINDS = ["memory", "sqlite", "redis", "postgres", "async-memory", "async-sqlite", "async-redis"]
+KINDS += ["async-postgres"]
+
+
+@pytest.fixture(params=KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    """Each store in its async form (sync stores wrapped in AsyncStoreAdapter)."""
+    kind: str = request.param
+    made: AsyncStore
+    if kind.endswith("redis"):
+        url = request.getfixturevalue("redis_url")
+        made = (
+            AsyncRedisStore(url) if kind.startswith("async") else AsyncStoreAdapter(RedisStore(url))
+        )
+    elif kind.endswith("postgres"):
+        url = request.getfixturevalue("postgres_url")
+        made = (
+            AsyncPostgresStore(url)
+            if kind.startswith("async")
+            else AsyncStoreAdapter(PostgresStore(url))
+        )
+    elif kind == "memory":
+        made = AsyncStoreAdapter(MemoryStore())
+    elif kind == "sqlite":
+        made = AsyncStoreAdapter(SQLiteStore(tmp_path / "s.db"))
+    elif kind == "async-memory":
+        made = AsyncMemoryStore()
+    else:
+        made = AsyncSQLiteStore(tmp_path / "s.db")
+    yield made
+    await made.close()
+
+
+def _turn(tracker: Tracker, n: int) -> None:
+    """One round: a user message, a function call answered, an assistant message."""
+    prepared = tracker.prepare([{"role": "user", "content": f"hi {n}"}], content_match=False)
+    tracker.mark_sent(prepared)
+    call = {"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "name": "f"}
+    tracker.observe_response({"id": f"resp_{n}", "output": [{**call, "arguments": "{}"}]})
+    output = {"type": "function_call_output", "call_id": f"call_{n}", "output": "ok"}
+    prepared = tracker.prepare([output], content_match=False)
+    tracker.mark_sent(prepared)
+    message = {"type": "message", "id": f"msg_{n}", "role": "assistant", "content": []}
+    tracker.observe_response({"id": f"resp_{n}b", "output": [message]})
+
+
+async def test_lease_saves_append_changes_and_load_gives_the_snapshot(store: AsyncStore) -> None:
+    """claim, renews and release append one change each; a load is the tracker's snapshot."""
+    session = await aclaim_session(store, "chat", ttl=60)
+    for n in range(3):
+        _turn(session.tracker, n)
+        await arenew_session(store, session, turn={"n": n})
+    await arelease_session(store, session)
+    loaded = await store.load("chat")
+    assert loaded is not None
+    assert (5, 4) == (loaded.version, loaded.log_count)
+    assert session.tracker.to_state() == loaded.state["tracker"]
+    assert (None, None) == (loaded.state["lease"], loaded.state["turn"])
+    again, version = await aload_tracker(store, "chat")
+    assert (5, session.tracker.to_state()) == (version, again.to_state())
+
+
+async def test_save_tracker_appends_what_changed_since_its_load(store: AsyncStore) -> None:
+    """save_tracker on a tracker it loaded writes a change, not the snapshot."""
+    tracker, version = await aload_tracker(store, "s")
+    for n in range(30):
+        _turn(tracker, n)
+    version = await asave_tracker(store, "s", tracker, version)
+    sizes = []
+    for n in range(30, 33):
+        _turn(tracker, n)
+        version = await asave_tracker(store, "s", tracker, version)
+        loaded = await store.load("s")
+        assert loaded is not None
+        sizes.append(loaded.log_bytes)
+    assert 3 == loaded.log_count
+    assert loaded.base_bytes > 5 * (sizes[1] - sizes[0])  # a change is a fraction of the base
+    assert tracker.to_state() == loaded.state["tracker"]
+
+
+async def test_a_save_writes_the_same_bytes_at_any_session_length(store: AsyncStore) -> None:
+    """The change one more round appends is as big at 40 rounds as at 2 (O(changes) writes)."""
+    grown = []
+    for rounds in (2, 40):
+        tracker, version = await aload_tracker(store, f"s{rounds}")
+        for n in range(rounds):
+            _turn(tracker, n)
+        version = await asave_tracker(store, f"s{rounds}", tracker, version)
+        _turn(tracker, 1000 + rounds)  # same id lengths in both sessions
+        await asave_tracker(store, f"s{rounds}", tracker, version)
+        loaded = await store.load(f"s{rounds}")
+        assert loaded is not None
+        grown.append(loaded.log_bytes)
+    assert grown[0] == grown[1]
+
+
+async def test_a_long_change_log_is_compacted_into_a_new_base(
+    store: AsyncStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past COMPACT_MAX_CHANGES the next save writes a new base and the log starts over."""
+    monkeypatch.setattr(_session, "COMPACT_MAX_CHANGES", 3)
+    tracker, version = await aload_tracker(store, "s")
+    counts = []
+    for n in range(6):
+        _turn(tracker, n)
+        version = await asave_tracker(store, "s", tracker, version)
+        loaded = await store.load("s")
+        assert loaded is not None
+        counts.append(loaded.log_count)
+    assert [0, 1, 2, 3, 0, 1] == counts
+    assert (6, tracker.to_state()) == (loaded.version, loaded.state["tracker"])
+
+
+async def test_a_log_outweighing_its_base_is_compacted(
+    store: AsyncStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the appended changes outweigh the base (past the floor), a save compacts."""
+    monkeypatch.setattr(_session, "COMPACT_MIN_BYTES", 1)
+    tracker, version = await aload_tracker(store, "s")
+    _turn(tracker, 0)
+    version = await asave_tracker(store, "s", tracker, version)
+    counts = []
+    for n in range(1, 12):
+        _turn(tracker, n)
+        version = await asave_tracker(store, "s", tracker, version)
+        loaded = await store.load("s")
+        assert loaded is not None
+        assert tracker.to_state() == loaded.state["tracker"]
+        counts.append(loaded.log_count)
+    assert 0 in counts[1:]
+    assert max(counts) < 11
+
+
+async def test_a_tracker_restored_elsewhere_is_checked_then_appended(store: AsyncStore) -> None:
+    """save_tracker of a tracker it never loaded reads the stored record, then appends to it."""
+    tracker, version = await aload_tracker(store, "s")
+    _turn(tracker, 0)
+    version = await asave_tracker(store, "s", tracker, version)
+    _turn(tracker, 1)
+    version = await asave_tracker(store, "s", tracker, version)
+    stranger = Tracker.from_state(tracker.to_state())
+    _turn(stranger, 2)
+    assert 3 == await asave_tracker(store, "s", stranger, version)
+    loaded = await store.load("s")
+    assert loaded is not None
+    assert (stranger.to_state(), 2) == (loaded.state["tracker"], loaded.log_count)
+
+
+def test_diff_of_equal_records_is_empty() -> None:
+    """Nothing changed: no ops."""
+    state = Tracker().to_state()
+    assert [] == diff_ops(state, json.loads(json.dumps(state)))
+
+
+def test_grown_lists_are_extended_and_changed_values_set() -> None:
+    """An id list that grew gives one extend op; a changed scalar a set; a gone key a del."""
+    old = {"t": {"ids": ["a", "b"], "prev": "r1", "calls": {"c1": None}}, "gone": 1}
+    new = {"t": {"ids": ["a", "b", "c"], "prev": "r2", "calls": {"c1": "fc_1", "c2": None}}}
+    ops = diff_ops(old, new)
+    assert [
+        ["extend", ["t", "ids"], ["c"]],
+        ["set", ["t", "prev"], "r2"],
+        ["set", ["t", "calls", "c1"], "fc_1"],
+        ["set", ["t", "calls", "c2"], None],
+        ["del", ["gone"]],
+    ] == ops
+    state = json.loads(json.dumps(old))
+    apply_changes("s", state, [(2, json.dumps(encode_change(ops)))])
+    assert new == state
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=2), _JSON, max_size=4),
+    st.dictionaries(st.text(max_size=2), _JSON, max_size=4),
+)
+def test_applying_the_diff_gives_the_new_record(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """For any two JSON objects, old + diff(old, new) == new, through JSON text."""
+    state = json.loads(json.dumps(old))
+    apply_changes("s", state, [(2, json.dumps(encode_change(diff_ops(old, new))))])
+    assert json.dumps(new, sort_keys=True) == json.dumps(state, sort_keys=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ("{not json", "not JSON"),
+        ('{"change": 99, "ops": []}', "format version"),
+        ('{"change": 1, "ops": [["set", ["nope", "x"], 1]]}', "no object"),
+        ('{"change": 1, "ops": [["extend", ["lease"], [1]]]}', "no list"),
+        ('{"change": 1, "ops": [["zap", ["x"], 1]]}', "malformed"),
+    ],
+)
+def test_a_corrupt_change_is_corrupt_state_naming_the_session_and_version(
+    tmp_path: Path, change: str, needle: str
+) -> None:
+    """A change that cannot apply: CorruptStateError naming the session and the version."""
+    path = tmp_path / "c.db"
+    with SQLiteStore(path) as store:
+        tracker, version = load_tracker(store, "chat")
+        _turn(tracker, 0)
+        version = save_tracker(store, "chat", tracker, version)
+        _turn(tracker, 1)
+        save_tracker(store, "chat", tracker, version)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE tracker_changes SET change = ? WHERE version = 2", (change,))
+    conn.close()
+    with SQLiteStore(path) as store:
+        with pytest.raises(CorruptStateError, match=f"'chat'.*version 2.*{needle}") as info:
+            store.load("chat")
+        assert "chat" == info.value.session_id
+        with pytest.raises(CorruptStateError):
+            save_tracker(store, "chat", Tracker(), 2)
+        with pytest.raises(CorruptStateError):
+            store.save("chat", {}, 2)
+    conn = sqlite3.connect(path)
+    assert [(change,)] == conn.execute("SELECT change FROM tracker_changes").fetchall()
+    conn.close()
+
+
+def test_a_schema_1_file_opens_upgraded_and_its_records_load(tmp_path: Path) -> None:
+    """A file written before change logs existed: same records, then incremental saves."""
+    path = tmp_path / "old.db"
+    state = Tracker(previous_response_id="resp_1").to_state()
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE tracker_schema (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO tracker_schema VALUES (1)")
+        conn.execute(
+            "CREATE TABLE tracker_sessions (session_id TEXT PRIMARY KEY NOT NULL, "
+            "version INTEGER NOT NULL, state TEXT NOT NULL, updated_at REAL NOT NULL)"
+        )
+        conn.execute("INSERT INTO tracker_sessions VALUES ('old', 7, ?, 0)", (json.dumps(state),))
+    conn.close()
+    with SQLiteStore(path) as store:
+        tracker, version = load_tracker(store, "old")
+        assert (7, "resp_1") == (version, tracker.previous_response_id)
+        _turn(tracker, 0)
+        version = save_tracker(store, "old", tracker, version)  # bare snapshot: whole record
+        _turn(tracker, 1)
+        version = save_tracker(store, "old", tracker, version)
+        loaded = store.load("old")
+    assert loaded is not None
+    assert (9, 1, tracker.to_state()) == (loaded.version, loaded.log_count, loaded.state["tracker"])
+    conn = sqlite3.connect(path)
+    assert [(2,)] == conn.execute("SELECT version FROM tracker_schema").fetchall()
+    conn.close()
