@@ -3,6 +3,7 @@
     python _store_worker.py step STORE_URL SESSION BASE_URL [MESSAGE] [--hang-in-save MARKER]
     python _store_worker.py many STORE_URL BASE_URL WORKER_NAME SESSIONS_JSON
     python _store_worker.py churn STORE_URL SESSION
+    python _store_worker.py grow STORE_URL SESSION MAX_CHANGES
 
 ``step`` serves one request of a session, as one short-lived process (a serverless function):
 load the tracker, send the pending calls' outputs (or MESSAGE as a new user turn), observe the
@@ -14,6 +15,10 @@ is claimed with a compare-and-set on a lease before anything is sent, so no two 
 send the same delta; a lost claim (ConflictError) is retried from a fresh load.
 
 ``churn`` saves bigger and bigger states in a tight loop until killed.
+
+``grow`` adds one round to a tracker and saves it with ``save_tracker`` (incremental: appends,
+and a compaction every MAX_CHANGES saves) in a tight loop until killed, printing each
+acknowledged version; version ``v`` holds rounds ``0 .. v - 1``.
 
 Every mode prints one JSON line with what it did; a 400 from the server exits with status 3.
 """
@@ -28,7 +33,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tracker import ConflictError, Tracker
-from tracker.stores import RedisStore, SQLiteStore, Store, load_tracker, open_store, save_tracker
+from tracker.stores import (
+    PostgresStore,
+    RedisStore,
+    SQLiteStore,
+    Store,
+    load_tracker,
+    open_store,
+    save_tracker,
+)
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -60,7 +73,7 @@ def _hanging(store: Store, marker: str) -> Store:
         Path(marker).write_text(session_id)
         time.sleep(120)
 
-    assert isinstance(store, SQLiteStore | RedisStore)
+    assert isinstance(store, SQLiteStore | RedisStore | PostgresStore)
     store._before_commit = hang  # type: ignore[method-assign]
     return store
 
@@ -171,11 +184,39 @@ def churn(url: str, session: str) -> None:
             started = True
 
 
+def one_round(tracker: Tracker, n: int) -> None:
+    """Round ``n``: a user message, a call answered, an assistant message (ids from ``n``)."""
+    prepared = tracker.prepare([{"role": "user", "content": f"hi {n}"}], content_match=False)
+    tracker.mark_sent(prepared)
+    call = {"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "name": "f"}
+    tracker.observe_response({"id": f"resp_{n}", "output": [{**call, "arguments": "{}"}]})
+    output = {"type": "function_call_output", "call_id": f"call_{n}", "output": "ok"}
+    tracker.mark_sent(tracker.prepare([output], content_match=False))
+    message = {"type": "message", "id": f"msg_{n}", "role": "assistant", "content": []}
+    tracker.observe_response({"id": f"resp_{n}b", "output": [message]})
+
+
+def grow(url: str, session: str, max_changes: str) -> None:
+    """Grow the session one round per save until killed; print each acknowledged version."""
+    from tracker.stores import _session
+
+    _session.COMPACT_MAX_CHANGES = int(max_changes)
+    store = open_store(url)
+    tracker, version = load_tracker(store, session)
+    print(json.dumps({"started": version}), flush=True)
+    while True:
+        one_round(tracker, version)
+        version = save_tracker(store, session, tracker, version)
+        print(version, flush=True)
+
+
 def main(argv: list[str]) -> int:
     """Run one mode; print its JSON report; 3 if the server answered 400."""
     mode, args = argv[0], argv[1:]
     if mode == "churn":
         churn(*args)  # without importing openai: the kill loop wants a fast start
+    if mode == "grow":
+        grow(*args)
     from openai import BadRequestError
 
     try:

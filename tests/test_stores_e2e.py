@@ -54,11 +54,11 @@ def _step(store_url: str, session: str, emu: Emulator, *extra: str) -> dict[str,
     return _finish(_start("step", store_url, session, emu.base_url, *extra))
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A durable store URL: a fresh SQLite file, or an emptied database on a real redis-server."""
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
+    """A durable store URL: a fresh SQLite file, or an emptied real Redis or Postgres."""
+    if request.param in ("redis", "postgres"):
+        url: str = request.getfixturevalue(f"{request.param}_url")
         return url
     return f"sqlite:///{tmp_path}/sessions.db"
 
@@ -181,4 +181,31 @@ def test_kill_at_random_moments_never_tears_a_save(store_url: str) -> None:
         n = loaded.version - 1
         assert Loaded({"n": n, "pad": ["x" * 1000] * (n % 200)}, n + 1) == loaded
         assert loaded.version + 1 == store.save("s", loaded.state, loaded.version)
+    store.close()
+
+
+@pytest.mark.parametrize("max_changes", [1000, 3], ids=["mid-append", "mid-compaction"])
+def test_kill_mid_append_and_compaction_loses_no_acknowledged_save(
+    store_url: str, max_changes: int
+) -> None:
+    """Writers appending (and compacting every 3 saves) SIGKILLed at random: every record loads
+    whole, at or past the last version a writer acknowledged, and the next writer goes on."""
+    from tracker.stores import load_tracker
+
+    rng = random.Random(11)
+    store = open_store(store_url)
+    acknowledged = 0
+    for _ in range(6):
+        proc = _start("grow", store_url, "g", str(max_changes))
+        assert proc.stdout is not None
+        assert "started" in proc.stdout.readline()
+        time.sleep(rng.uniform(0.05, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        out, _err = proc.communicate(timeout=10)
+        acknowledged = max([acknowledged, *(int(line) for line in out.split() if line.isdigit())])
+        tracker, version = load_tracker(store, "g")
+        assert version >= acknowledged
+        calls = {f"call_{n}": f"fc_{n}" for n in range(version)}
+        assert (calls, 2 * version) == (tracker.to_state()["calls"], tracker.responses_observed)
+    assert acknowledged > 6
     store.close()
