@@ -84,11 +84,14 @@ def _value_ops(before: Any, after: Any, path: _Path, ops: list[Any]) -> None:
 
 def _list_op(before: list[Any], after: list[Any], path: _Path) -> list[Any]:
     """``merge`` when ``after`` is ``before`` plus strings, all sorted; ``set`` otherwise."""
-    if len(after) > len(before) and all(type(v) is str for v in after):
-        added = sorted(set(after).difference(before))
-        # C-level passes only: the sort merges two sorted runs.
-        if sorted(before + added) == after:
-            return ["merge", path, added]
+    if len(after) > len(before):
+        try:
+            # C-level passes only: the last sort merges two sorted runs.
+            added = sorted(set(after).difference(before))
+            if added and type(added[0]) is str and sorted(before + added) == after:
+                return ["merge", path, added]
+        except TypeError:  # unhashable or unorderable values: not a sorted id list
+            pass
     return ["set", path, after]
 
 
@@ -127,7 +130,7 @@ def _apply(state: dict[str, Any], op: Any) -> str:
     """Apply one op; return why it cannot apply (``""`` when it did)."""
     if not isinstance(op, list) or len(op) not in (2, 3) or not isinstance(op[0], str):
         return f"malformed op {op!r:.80}"
-    kind, path = op[0], op[1]
+    path = op[1]
     if not isinstance(path, list) or not path or not all(isinstance(k, str) for k in path):
         return f"malformed path {path!r:.80}"
     parent: Any = state
@@ -135,24 +138,40 @@ def _apply(state: dict[str, Any], op: Any) -> str:
         parent = parent.get(key) if isinstance(parent, dict) else None
     if not isinstance(parent, dict):
         return f"no object at {path[:-1]!r:.80}"
-    key = path[-1]
-    if kind == "set" and len(op) == 3:
-        parent[key] = op[2]
-    elif kind == "del" and len(op) == 2 and key in parent:
-        del parent[key]
-    elif kind in ("extend", "merge") and len(op) == 3 and isinstance(op[2], list):
-        target = parent.get(key)
-        if not isinstance(target, list):
-            return f"no list at {path!r:.80}"
-        if kind == "extend":
-            target.extend(op[2])
-        elif all(type(v) is str for v in target) and all(type(v) is str for v in op[2]):
-            parent[key] = sorted(target + op[2])
-        else:
-            return f"merge into a list that is not all strings at {path!r:.80}"
-    else:
-        return f"malformed {kind!r} op at {path!r:.80}"
+    return _OPS.get((op[0], len(op)), _malformed)(parent, path[-1], op)
+
+
+def _set(parent: dict[str, Any], key: str, op: list[Any]) -> str:
+    parent[key] = op[2]
     return ""
+
+
+def _del(parent: dict[str, Any], key: str, op: list[Any]) -> str:
+    if key not in parent:
+        return f"no key {key!r:.80} to delete"
+    del parent[key]
+    return ""
+
+
+def _grow(parent: dict[str, Any], key: str, op: list[Any]) -> str:
+    target, values = parent.get(key), op[2]
+    if not isinstance(target, list) or not isinstance(values, list):
+        return f"no list at {op[1]!r:.80} (or no list of values)"
+    if op[0] == "extend":
+        target.extend(values)
+        return ""
+    try:
+        parent[key] = sorted(target + values)
+    except TypeError:
+        return f"merge into a list of values that do not sort at {op[1]!r:.80}"
+    return ""
+
+
+def _malformed(parent: dict[str, Any], key: str, op: list[Any]) -> str:
+    return f"malformed {op[0]!r:.20} op at {op[1]!r:.80}"
+
+
+_OPS: Final = {("set", 3): _set, ("del", 2): _del, ("extend", 3): _grow, ("merge", 3): _grow}
 
 
 def decode_record(
