@@ -220,7 +220,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.dictionaries(st.text(max_size=2), _JSON, max_size=4),
     st.dictionaries(st.text(max_size=2), _JSON, max_size=4),

@@ -9,9 +9,11 @@ import pytest
 from tracker import UsageError
 from tracker.stores import (
     AsyncMemoryStore,
+    AsyncPostgresStore,
     AsyncRedisStore,
     AsyncSQLiteStore,
     MemoryStore,
+    PostgresStore,
     RedisStore,
     SQLiteStore,
     open_async_store,
@@ -53,6 +55,19 @@ def test_redis_url_selects_the_database(redis_url: str) -> None:
         assert [b"p:s"] == client.keys("*")
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+async def test_postgres_urls_open_a_postgres_store(postgres_url: str, scheme: str) -> None:
+    """postgresql:// and postgres:// open a PostgresStore (async: AsyncPostgresStore)."""
+    url = scheme + postgres_url.removeprefix("postgresql")
+    with open_store(url, timeout=5) as store:
+        assert isinstance(store, PostgresStore)
+        assert 1 == store.save("s", {}, None)
+    async_store = open_async_store(url)
+    assert isinstance(async_store, AsyncPostgresStore)
+    assert 2 == await async_store.save("s", {}, 1)
+    await async_store.close()
+
+
 async def test_async_forms(tmp_path: Path, redis_url: str) -> None:
     """open_async_store gives the async store of each scheme."""
     stores = [
@@ -69,7 +84,7 @@ async def test_async_forms(tmp_path: Path, redis_url: str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgres://db/x", "unknown store URL scheme 'postgres'"),
+        ("mysql://db/x", "unknown store URL scheme 'mysql'.*postgresql://"),
         ("sessions.db", "has no scheme"),
         ("sqlite://host/x.db", "names a host"),
         ("sqlite://", "no file path"),
