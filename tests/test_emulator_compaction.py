@@ -11,10 +11,13 @@ from typing import Any
 import attrs
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openai import OpenAI
 
 from tracker._rules import check_context
 from tracker.emulator import Emulator, RuleOptions
+from tracker.emulator._service import Service
 
 TOOLS: list[Any] = [{"type": "function", "name": "f"}, {"type": "function", "name": "g"}]
 #: A small threshold (the 1000 minimum is switched off). With TASK's padding the window holds
@@ -84,6 +87,8 @@ def test_chain_compacts_when_the_window_crosses_the_threshold(emu: Emulator, api
     assert cmp.id.startswith("cmp_") and cmp.encrypted_content.startswith("gAAAAA")
     r3 = create(api, answers(r2), previous_response_id=r2.id)
     assert "Done. f -> out-f; g -> out-g" == r3.output_text
+    assert r3.usage is not None and r2.usage is not None
+    assert r3.usage.input_tokens < r2.usage.input_tokens  # usage counts the compacted window
     window = emu.window_items(response_id=r3.id)
     assert cmp.id == window[0]["id"]
     assert {r1.output[0].call_id: 1, r2.output[1].call_id: 1} == emu.context_outputs(
@@ -299,3 +304,46 @@ def test_state_file_keeps_compaction_across_a_restart(tmp_path: Path) -> None:
         assert r2.output[0].id == emu.window_items(response_id=r3.id)[0]["id"]
         window = [plain(r2.output[0]), {"role": "user", "content": "hi"}]
         assert "You said: hi" == create(api, window, store=False).output_text
+
+
+def test_an_unanswered_async_call_defers_compaction(api: OpenAI) -> None:
+    """Automatic compaction waits while an async call has no output: nothing is summarised away
+    that a later request must still answer."""
+    call = {"type": "function_call", "call_id": "call_a", "name": "f", "arguments": "{}"}
+    pending = {**call, "async": True}
+    text = {"role": "user", "content": "x" * 800}
+    r1 = create(api, [pending, text], store=False)
+    assert "compaction" not in [o.type for o in r1.output]
+    r2 = create(
+        api,
+        [call, {"type": "function_call_output", "call_id": "call_a", "output": "o"}, text],
+        store=False,
+    )
+    assert "compaction" == r2.output[0].type
+
+
+_WORDS = [
+    "", "x", "m", "user", "message", "compaction", "compaction_trigger", "function_call",
+    "function_call_output", "resp_x", "cmp_x", "call_1", "gAAAAAcmp_x.y", "gAAAAA",
+]  # fmt: skip
+_KEYS = [
+    "type", "role", "content", "id", "call_id", "output", "encrypted_content", "created_by",
+    "model", "input", "previous_response_id", "instructions", "context_management",
+    "compact_threshold", "conversation",
+]  # fmt: skip
+_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers(-2, 2000) | st.sampled_from(_WORDS),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=st.sampled_from(["/v1/responses", "/v1/responses/compact"]),
+    fields=st.dictionaries(st.sampled_from(_KEYS), _VALUE, max_size=5),
+)
+def test_no_compaction_body_gets_a_5xx(path: str, fields: dict[str, Any]) -> None:
+    """Random compaction-shaped bodies on create and compact: an answer below 500, no exception."""
+    body = {"model": "m", "input": [], **fields}
+    assert Service(seed=5, options=SMALL_OPTIONS).handle("POST", path, {}, body).status < 500

@@ -17,8 +17,9 @@ a versioned JSON file: loaded at start, rewritten atomically after every change,
 answer (``tracker.emulator._persist``).
 
 Endpoints: ``POST /v1/responses`` (plain and SSE), ``GET``/``DELETE /v1/responses/{id}``,
-``GET /v1/responses/{id}/input_items``, conversations (create/get/update/delete, and create/
-list/get/delete items), ``POST /v1/chat/completions`` (plain and SSE). Rejections carry the
+``GET /v1/responses/{id}/input_items``, ``POST /v1/responses/compact``, conversations (create/
+get/update/delete, and create/list/get/delete items), ``POST /v1/chat/completions`` (plain and
+SSE). Rejections carry the
 service's status, envelope and exact text; the rules live in ``tracker._rules`` (the same ones
 ``tracker.validate_history`` exposes), switches in ``RuleOptions``.
 
@@ -41,6 +42,14 @@ Inspecting what it received and stored (thread-safe snapshots), for end-to-end t
 
 - ``emu.context_items(...)`` -> a copy of those stored items; ``emu.state`` the live state
   (``responses``, ``conversations``, ``items``; hold ``emu.state.lock`` while reading).
+
+Compaction (``tracker.emulator._compaction``): ``context_management=[{"type": "compaction",
+"compact_threshold": N}]`` compacts a turn whose window (the context from its latest compaction
+item on) holds more than N tokens, counted as four characters of each item's compact JSON (plus
+``instructions``) per token; a final ``compaction_trigger`` input item compacts at once;
+``responses.compact(...)`` answers a ``CompactedResponse``. ``emu.window_items(...)`` /
+``emu.window_tokens(...)`` show the window of a chain or conversation; ``emu.rotate_keys()``
+makes every ``encrypted_content`` issued before stale (400 ``invalid_encrypted_content``).
 
 Faults (for retry tests): ``emu.inject(Fault(status=500), times=2)``, ``Fault(status=429,
 should_retry=True)``, ``Fault(delay=0.5)``, ``Fault(drop="after")`` (stored, then the connection

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from .._items import OUTPUT_TO_CALL
-from .._rules import RuleOptions, Violation, check_context
+from .._rules import RuleOptions, Violation, check_context, window_start
 from ._compaction import check_compaction_request, plan_compaction, verify_compaction
 from ._reply import Reply, error_reply
 from ._schema import bad_request, check_request, not_found
@@ -277,7 +277,7 @@ def _finish(
         if live and (turn.store or options.conversation_store_false_persists):
             conv.items.extend(stored_input + output)
             state.index_items(stored_input + output)
-    usage = _usage(turn.context, output)
+    usage = _usage(turn.context[window_start(turn.context) :], output)  # the rendered window
     return response_object(response_id, turn.body, copy.deepcopy(output), usage, created_at=created)
 
 
