@@ -1,4 +1,13 @@
-"""Fixtures shared across test modules."""
+"""Fixtures shared across test modules.
+
+The suite must stay under 3 minutes of wall time on 2 cores (`python3 dev.py test` runs one
+pytest-xdist worker per core; session fixtures are per worker). Keep it so: talk to the
+in-process emulator (`emulator` / `client`, or `shared_emulator` where accumulated state does
+not matter), use the worker's `redis_server` (`redis_url` empties it), move an injected clock
+instead of sleeping, and build items with `tests/_builders.py`. Start a Python process only
+when the process boundary is what the test is about: each pays 1.5 s (openai) to 4.5 s
+(openai-agents) of CPU just importing.
+"""
 
 import os
 import ssl
