@@ -32,7 +32,7 @@ from tracker import Tracker
 from tracker.stores import (
     LeasedSession,
     Store,
-    _session,
+    _incremental,
     claim_session,
     open_store,
     release_session,
@@ -58,13 +58,13 @@ def one_round(tracker: Tracker, n: int) -> None:
 @contextmanager
 def full_saves(on: bool) -> Iterator[None]:
     """Make every save rewrite the whole record (``on``), as before incremental records."""
-    saved = _session._can_append
+    saved = _incremental._can_append
     if on:
-        _session._can_append = lambda store: False  # type: ignore[assignment]
+        _incremental._can_append = lambda store: False  # type: ignore[assignment]
     try:
         yield
     finally:
-        _session._can_append = saved
+        _incremental._can_append = saved
 
 
 def turn(store: Store, session: LeasedSession, n: int) -> float:

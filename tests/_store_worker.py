@@ -198,9 +198,9 @@ def one_round(tracker: Tracker, n: int) -> None:
 
 def grow(url: str, session: str, max_changes: str) -> None:
     """Grow the session one round per save until killed; print each acknowledged version."""
-    from tracker.stores import _session
+    from tracker.stores import _incremental
 
-    _session.COMPACT_MAX_CHANGES = int(max_changes)
+    _incremental.COMPACT_MAX_CHANGES = int(max_changes)
     store = open_store(url)
     tracker, version = load_tracker(store, session)
     print(json.dumps({"started": version}), flush=True)

@@ -29,7 +29,7 @@ from tracker.stores import (
     PostgresStore,
     RedisStore,
     SQLiteStore,
-    _session,
+    _incremental,
     aclaim_session,
     aload_tracker,
     arelease_session,
@@ -140,7 +140,7 @@ async def test_a_long_change_log_is_compacted_into_a_new_base(
     store: AsyncStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past COMPACT_MAX_CHANGES the next save writes a new base and the log starts over."""
-    monkeypatch.setattr(_session, "COMPACT_MAX_CHANGES", 3)
+    monkeypatch.setattr(_incremental, "COMPACT_MAX_CHANGES", 3)
     tracker, version = await aload_tracker(store, "s")
     counts = []
     for n in range(6):
@@ -157,7 +157,7 @@ async def test_a_log_outweighing_its_base_is_compacted(
     store: AsyncStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Once the appended changes outweigh the base (past the floor), a save compacts."""
-    monkeypatch.setattr(_session, "COMPACT_MIN_BYTES", 1)
+    monkeypatch.setattr(_incremental, "COMPACT_MIN_BYTES", 1)
     tracker, version = await aload_tracker(store, "s")
     _turn(tracker, 0)
     version = await asave_tracker(store, "s", tracker, version)

@@ -23,9 +23,10 @@ and stay in the store. The record format is described in ``tracker/stores/_recor
 Saves are incremental on a store that can append (every store of this package): a save diffs
 the new record against the one this worker loaded or last saved at that version and appends
 only the change (``tracker/stores/_changes.py``); once the appended changes outweigh the base
-(or pass ``COMPACT_MAX_CHANGES``), the save writes the whole record as a new base instead.
-``save_tracker`` remembers, per tracker object, the record it was loaded or saved with; a
-tracker it has not seen at that version is saved whole after the stored record is checked.
+(or pass ``COMPACT_MAX_CHANGES``), the save writes the whole record as a new base instead
+(``_incremental.py``). ``save_tracker`` remembers, per tracker object, the record it was loaded
+or saved with; for a tracker it has not seen at that version it first reads the stored record
+and checks that ``load_tracker`` could restore it.
 """
 
 from __future__ import annotations
@@ -35,18 +36,17 @@ import os
 import socket
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any
 
 import attrs
 
 from tracker._errors import ConflictError, UsageError
 from tracker._tracker import Tracker
 
-from ._base import AsyncStore, AsyncStoreAdapter, Loaded, Store
-from ._changes import diff_ops, encode_change
-from ._record import RECORD_FORMAT, Lease, busy, encode_record, parse_record, restore_tracker
+from ._base import AsyncStore, Loaded, Store
+from ._incremental import _awrite, _Held, _known, _remember, _write
+from ._record import Lease, busy, encode_record, parse_record, restore_tracker
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
@@ -68,95 +68,6 @@ DEFAULT_LEASE_TTL = 120.0
 """Seconds a lease lasts unless renewed: well above one model call or one batch of tools."""
 
 Clock = Callable[[], float]
-
-COMPACT_MIN_BYTES: Final = 64 * 1024
-"""A change log smaller than this is never compacted, however small its base."""
-COMPACT_MAX_CHANGES: Final = 1000
-"""A change log this long is compacted whatever its size (a load applies every change)."""
-
-
-@attrs.define
-class _Held:
-    """The record as stored at a version this worker knows: what the next save diffs against.
-
-    ``record`` is never handed out or mutated; ``base_bytes``/``log_bytes``/``log_count``
-    estimate the stored base and change log, to decide when to compact.
-    """
-
-    record: dict[str, Any]
-    base_bytes: int = 0
-    log_bytes: int = 0
-    log_count: int = 0
-
-    @classmethod
-    def of(cls, loaded: Loaded | None) -> _Held | None:
-        """What a load tells: the record as stored and the size of its parts."""
-        if loaded is None:
-            return None
-        return cls(loaded.state, loaded.base_bytes, loaded.log_bytes, loaded.log_count)
-
-
-def _can_append(store: Any) -> bool:
-    if isinstance(store, AsyncStoreAdapter):
-        store = store.store
-    return callable(getattr(store, "append", None))
-
-
-def _change(held: _Held | None, record: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
-    """The change to append to ``held`` to get ``record`` and its size; ``None``: save whole."""
-    if held is None or held.record.get("format") != RECORD_FORMAT:
-        return None  # a bare snapshot of an earlier release: rewrite it as a session record
-    change = encode_change(diff_ops(held.record, record))
-    size = len(json.dumps(change, separators=(",", ":"), ensure_ascii=False, default=str))
-    if held.log_count >= COMPACT_MAX_CHANGES or held.log_bytes + size > max(
-        COMPACT_MIN_BYTES, held.base_bytes
-    ):
-        return None  # compaction: this save writes a new base
-    return change, size
-
-
-def _after_append(held: _Held, record: dict[str, Any], size: int) -> _Held:
-    return _Held(record, held.base_bytes, held.log_bytes + size, held.log_count + 1)
-
-
-def _after_save(held: _Held | None, record: dict[str, Any]) -> _Held:
-    # The new base is about as big as the old base and log together (no second encoding).
-    return _Held(record, 0 if held is None else held.base_bytes + held.log_bytes)
-
-
-def _write(
-    store: Store, session_id: str, record: dict[str, Any], version: int, held: _Held | None
-) -> tuple[int, _Held]:
-    """Save ``record`` at ``version``: append the change to ``held`` or write it whole."""
-    plan = _change(held, record) if version > 0 and _can_append(store) else None
-    if plan is None or held is None:
-        return store.save(session_id, record, version), _after_save(held, record)
-    new_version: int = store.append(session_id, plan[0], version)  # type: ignore[attr-defined]
-    return new_version, _after_append(held, record, plan[1])
-
-
-async def _awrite(
-    store: AsyncStore, session_id: str, record: dict[str, Any], version: int, held: _Held | None
-) -> tuple[int, _Held]:
-    """The ``AsyncStore`` form of ``_write``."""
-    plan = _change(held, record) if version > 0 and _can_append(store) else None
-    if plan is None or held is None:
-        return await store.save(session_id, record, version), _after_save(held, record)
-    new_version: int = await store.append(session_id, plan[0], version)  # type: ignore[attr-defined]
-    return new_version, _after_append(held, record, plan[1])
-
-
-# tracker -> (store, session id, version, record) it was loaded or saved with by *_tracker.
-_BASES: weakref.WeakKeyDictionary[Tracker, tuple[object, str, int, _Held]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _known(store: object, session_id: str, tracker: Tracker, version: int) -> _Held | None:
-    entry = _BASES.get(tracker)
-    if entry is None or entry[0] is not store or entry[1:3] != (session_id, version):
-        return None
-    return entry[3]
 
 
 def new_owner() -> str:
@@ -347,15 +258,6 @@ def load_tracker(store: Store, session_id: str, **new_tracker: Any) -> tuple[Tra
     tracker, version = _restore(session_id, loaded, new_tracker)
     _remember(store, session_id, tracker, version, _Held.of(loaded))
     return tracker, version
-
-
-def _remember(
-    store: object, session_id: str, tracker: Tracker, version: int, held: _Held | None
-) -> None:
-    if held is None:
-        _BASES.pop(tracker, None)
-    else:
-        _BASES[tracker] = (store, session_id, version, held)
 
 
 def _free_turn(session_id: str, held: _Held, version: int, now: float) -> dict[str, Any] | None:

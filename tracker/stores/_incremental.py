@@ -1,0 +1,123 @@
+"""Incremental saves: the record a worker holds, and whether a save appends or compacts.
+
+A worker remembers the session record as stored at the version it loaded or last saved
+(``_Held``). Its next save diffs the new record against it and appends the change
+(``IncrementalStore.append``); once the appended changes outweigh the base (past
+``COMPACT_MIN_BYTES``) or reach ``COMPACT_MAX_CHANGES``, the save writes the whole record as a
+new base instead, which drops the log in the same atomic step (compaction). Stores without
+``append`` always get whole records. See ``_changes.py`` for the change format.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from typing import Any, Final
+
+import attrs
+
+from tracker._tracker import Tracker
+
+from ._base import AsyncStore, AsyncStoreAdapter, Loaded, Store
+from ._changes import diff_ops, encode_change
+from ._record import RECORD_FORMAT
+
+__all__ = ["COMPACT_MAX_CHANGES", "COMPACT_MIN_BYTES"]
+
+COMPACT_MIN_BYTES: Final = 64 * 1024
+"""A change log smaller than this is never compacted, however small its base."""
+COMPACT_MAX_CHANGES: Final = 1000
+"""A change log this long is compacted whatever its size (a load applies every change)."""
+
+
+@attrs.define
+class _Held:
+    """The record as stored at a version this worker knows: what the next save diffs against.
+
+    ``record`` is never handed out or mutated; ``base_bytes``/``log_bytes``/``log_count``
+    estimate the stored base and change log, to decide when to compact.
+    """
+
+    record: dict[str, Any]
+    base_bytes: int = 0
+    log_bytes: int = 0
+    log_count: int = 0
+
+    @classmethod
+    def of(cls, loaded: Loaded | None) -> _Held | None:
+        """What a load tells: the record as stored and the size of its parts."""
+        if loaded is None:
+            return None
+        return cls(loaded.state, loaded.base_bytes, loaded.log_bytes, loaded.log_count)
+
+
+def _can_append(store: Any) -> bool:
+    if isinstance(store, AsyncStoreAdapter):
+        store = store.store
+    return callable(getattr(store, "append", None))
+
+
+def _change(held: _Held | None, record: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+    """The change to append to ``held`` to get ``record`` and its size; ``None``: save whole."""
+    if held is None or held.record.get("format") != RECORD_FORMAT:
+        return None  # a bare snapshot of an earlier release: rewrite it as a session record
+    change = encode_change(diff_ops(held.record, record))
+    size = len(json.dumps(change, separators=(",", ":"), ensure_ascii=False, default=str))
+    if held.log_count >= COMPACT_MAX_CHANGES or held.log_bytes + size > max(
+        COMPACT_MIN_BYTES, held.base_bytes
+    ):
+        return None  # compaction: this save writes a new base
+    return change, size
+
+
+def _after_append(held: _Held, record: dict[str, Any], size: int) -> _Held:
+    return _Held(record, held.base_bytes, held.log_bytes + size, held.log_count + 1)
+
+
+def _after_save(held: _Held | None, record: dict[str, Any]) -> _Held:
+    # The new base is about as big as the old base and log together (no second encoding).
+    return _Held(record, 0 if held is None else held.base_bytes + held.log_bytes)
+
+
+def _write(
+    store: Store, session_id: str, record: dict[str, Any], version: int, held: _Held | None
+) -> tuple[int, _Held]:
+    """Save ``record`` at ``version``: append the change to ``held`` or write it whole."""
+    plan = _change(held, record) if version > 0 and _can_append(store) else None
+    if plan is None or held is None:
+        return store.save(session_id, record, version), _after_save(held, record)
+    new_version: int = store.append(session_id, plan[0], version)  # type: ignore[attr-defined]
+    return new_version, _after_append(held, record, plan[1])
+
+
+async def _awrite(
+    store: AsyncStore, session_id: str, record: dict[str, Any], version: int, held: _Held | None
+) -> tuple[int, _Held]:
+    """The ``AsyncStore`` form of ``_write``."""
+    plan = _change(held, record) if version > 0 and _can_append(store) else None
+    if plan is None or held is None:
+        return await store.save(session_id, record, version), _after_save(held, record)
+    new_version: int = await store.append(session_id, plan[0], version)  # type: ignore[attr-defined]
+    return new_version, _after_append(held, record, plan[1])
+
+
+# tracker -> (store, session id, version, record) it was loaded or saved with by *_tracker.
+_BASES: weakref.WeakKeyDictionary[Tracker, tuple[object, str, int, _Held]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _known(store: object, session_id: str, tracker: Tracker, version: int) -> _Held | None:
+    entry = _BASES.get(tracker)
+    if entry is None or entry[0] is not store or entry[1:3] != (session_id, version):
+        return None
+    return entry[3]
+
+
+def _remember(
+    store: object, session_id: str, tracker: Tracker, version: int, held: _Held | None
+) -> None:
+    if held is None:
+        _BASES.pop(tracker, None)
+    else:
+        _BASES[tracker] = (store, session_id, version, held)
