@@ -140,13 +140,15 @@ def test_import_tracker_does_not_import_tracker_agents() -> None:
     assert 0 == subprocess.run([sys.executable, "-c", code], check=False).returncode
 
 
-@pytest.mark.parametrize("version", ["0.20.0", "0.22.3", "0.24.0", "0.24.9"])
+@pytest.mark.parametrize(
+    "version", ["0.4.0", "0.7.0", "0.8.0", "0.14.8", "0.17.6", "0.19.4", "0.20.0", "0.24.9"]
+)
 def test_supported_versions_pass_the_check(version: str) -> None:
     """Versions in the supported range are accepted."""
     assert version == tracker.agents.check_version(version)
 
 
-@pytest.mark.parametrize("version", ["0.19.4", "0.17.6", "0.25.0", "1.0.0", "garbage"])
+@pytest.mark.parametrize("version", ["0.3.3", "0.2.0", "0.25.0", "1.0.0", "garbage"])
 def test_unsupported_versions_fail_loudly(version: str) -> None:
     """Versions outside the range raise UnsupportedVersionError naming the version and the fix."""
     with pytest.raises(UnsupportedVersionError, match=version) as info:
@@ -160,7 +162,7 @@ def test_install_on_an_unsupported_version_changes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """install() refuses an unsupported openai-agents and leaves the SDK's class in place."""
-    monkeypatch.setattr(tracker.agents.metadata, "version", lambda _name: "0.19.0")
+    monkeypatch.setattr(tracker.agents.metadata, "version", lambda _name: "0.3.0")
     with pytest.raises(UnsupportedVersionError):
         tracker.agents.install()
     assert Sdk is agents.run.OpenAIServerConversationTracker

@@ -1,37 +1,55 @@
-"""Drop-in replacement for openai-agents' ``OpenAIServerConversationTracker``.
+"""Drop-in replacement for openai-agents' server-conversation tracker, for every release.
 
 One line makes every ``Runner.run`` / ``Runner.run_streamed`` with ``previous_response_id``,
 ``conversation_id`` or ``auto_previous_response_id`` use it::
 
     import tracker.agents; tracker.agents.install()
 
-or, scoped: ``with tracker.agents.installed(): ...``. Decisions are the SDK's own; the
-difference is cost: each identity check is O(1) instead of a scan of every item sent so far.
+or, scoped: ``with tracker.agents.installed(): ...``. Decisions are the SDK's own.
 
-Supported openai-agents versions: ``SUPPORTED_VERSIONS`` (0.20.0 up to, not including, 0.25;
-the SDK's tracker module is the same in all of them; tested against 0.24.0). On any other
-version ``install()`` raises ``UnsupportedVersionError``; set the environment variable
+Supported openai-agents releases: ``SUPPORTED`` (``>=0.4.0,<0.25``). On 0.4.0 through 0.17.6
+the SDK's tracker remembers sent items by bare ``id()`` integers and drops a fresh tool output
+whenever CPython reuses a dead item's address; ``install()`` fixes that. On 0.17.7 - 0.19.x
+it makes the SDK's identity checks O(1); on 0.20 and later it installs this package's own
+class, whose every check is O(1) (see ``tracker.agents._releases`` for the table). On any
+other version ``install()`` raises ``UnsupportedVersionError``; set the environment variable
 ``TRACKER_AGENTS_ALLOW_UNSUPPORTED=1`` to try it anyway.
 
-This module imports ``agents``; ``import tracker`` never imports it.
+Needs the ``agents`` extra (``pip install 'tracker[agents]'``); ``import tracker`` never
+imports this module.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 
-import agents.run_internal.oai_conversation as _sdk_module
+try:
+    import agents as _agents  # noqa: F401 - fails early, with the fix, without the extra
+except ImportError as _missing:
+    raise ImportError(
+        "tracker.agents needs openai-agents, which is not installed: "
+        "pip install 'tracker[agents]'"
+    ) from _missing
 
-from .._errors import TrackerError
-from ._conversation import OpenAIServerConversationTracker
-from ._support import TrackedObjects
+from ._objects import TrackedObjects
+from ._releases import (
+    ALLOW_ENV as _ALLOW_ENV,
+)
+from ._releases import (
+    SUPPORTED,
+    SUPPORTED_VERSIONS,
+    UnsupportedVersionError,
+    detect,
+)
+from ._releases import check_version as _check_version
 
 __all__ = [
+    "SUPPORTED",
     "SUPPORTED_VERSIONS",
     "OpenAIServerConversationTracker",
     "TrackedObjects",
@@ -43,38 +61,25 @@ __all__ = [
     "uninstall",
 ]
 
-#: Lowest supported openai-agents version (inclusive) and the first unsupported one.
-SUPPORTED_VERSIONS = ((0, 20, 0), (0, 25, 0))
-
-_NAME = "OpenAIServerConversationTracker"
+_SURFACE = detect(metadata.version("openai-agents"))
+_sdk_module = importlib.import_module(_SURFACE.module)
+_NAME = _SURFACE.name
 # Captured at import, before anything could have swapped it.
-_SDK_CLASS: type = _sdk_module.OpenAIServerConversationTracker
-# Modules that use the class by name; imported by install() so the swap reaches them.
-_SDK_USERS = (
-    "agents.run",
-    "agents.run_internal.run_loop",
-    "agents.run_internal.session_persistence",
-    "agents.run_internal.agent_runner_helpers",
-)
-_ALLOW_ENV = "TRACKER_AGENTS_ALLOW_UNSUPPORTED"
+_SDK_CLASS: type = getattr(_sdk_module, _NAME)
+_SDK_USERS = _SURFACE.users
+
+if _SURFACE.ours:
+    from ._conversation import OpenAIServerConversationTracker
+else:
+    from ._legacy import adapt_tracker_class
+
+    #: The tracker ``install()`` puts in place for the installed openai-agents release.
+    OpenAIServerConversationTracker = adapt_tracker_class(  # type: ignore[assignment,misc]
+        _SDK_CLASS, _sdk_module
+    )
 
 # One entry per install() not yet undone: nested installs restore only at the outermost.
 _active_installs: list[None] = []
-
-
-class UnsupportedVersionError(TrackerError, ImportError):
-    """The installed openai-agents version is outside ``SUPPORTED_VERSIONS``."""
-
-    def __init__(self, message: str, *, version: str) -> None:
-        super().__init__(message)
-        self.version = version
-
-
-def _parse(version: str) -> tuple[int, ...]:
-    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
-    if match is None:
-        return ()
-    return tuple(int(part or 0) for part in match.groups())
 
 
 def check_version(version: str | None = None) -> str:
@@ -82,17 +87,7 @@ def check_version(version: str | None = None) -> str:
 
     ``version`` defaults to the installed distribution's version.
     """
-    found = version if version is not None else metadata.version("openai-agents")
-    low, high = SUPPORTED_VERSIONS
-    if not low <= _parse(found) < high:
-        span = f"{'.'.join(map(str, low))} <= version < {'.'.join(map(str, high))}"
-        raise UnsupportedVersionError(
-            f"tracker.agents supports openai-agents {span}, but {found} is installed: install a "
-            f"supported version (pip install 'openai-agents>=0.20,<0.25'), or set {_ALLOW_ENV}=1 "
-            "to try this one at your own risk.",
-            version=found,
-        )
-    return found
+    return _check_version(version if version is not None else metadata.version("openai-agents"))
 
 
 def _agents_modules() -> list[object]:
@@ -113,7 +108,7 @@ def _swap(old: type, new: type) -> int:
 
 
 def install() -> None:
-    """Make openai-agents use ``OpenAIServerConversationTracker`` from this package.
+    """Make openai-agents use ``OpenAIServerConversationTracker`` (this release's, see above).
 
     Replaces the class in every loaded ``agents`` module that holds it by name (including the
     SDK's defining module, so later imports get ours too). Installing twice is harmless; each

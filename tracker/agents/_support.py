@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from .._identity import IdentityMap
 from .._items import FAKE_ID, field
+from ._objects import TrackedObjects
 
 __all__ = [
     "FingerprintCache",
@@ -44,7 +45,6 @@ _TOOL_SEARCH_TYPES = frozenset({"tool_search_call", "tool_search_output"})
 _KEY_NAMES = ("id", "call_id", "output")
 _NO_EXTRA: dict[str, Any] = {}
 _FAST_CLASSES: dict[type, bool] = {}
-_ABSENT = object()
 # Run item classes whose attribute lookup is RunItemBase's: reading ``raw_item`` with
 # ``object.__getattribute__`` gives the same object without a Python call per item.
 _SDK_GETATTRIBUTE = RunItemBase.__getattribute__
@@ -193,70 +193,6 @@ class FingerprintCache:
     def clear(self) -> None:
         """Forget every cached fingerprint (and release the objects)."""
         self._known.clear()
-
-
-class TrackedObjects:
-    """The objects a tracker has delivered or seen, by identity, in O(1).
-
-    Stands in for the SDK's plain lists ``sent_items`` / ``server_items``: it iterates in
-    insertion order, has ``len``, ``in`` (by identity), ``append`` (which tracks an object once,
-    as the SDK does), ``remove`` and ``discard``, and compares equal to a list holding the same
-    objects. It holds references, so an address cannot be reused while an object is tracked.
-    Entries map ``id(obj)`` straight to ``obj`` (no per-entry tuple): a turn looks up every
-    old item here, so one object fewer to touch per lookup matters at 20k items.
-    """
-
-    __slots__ = ("_objects",)
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the list it replaces
-
-    def __init__(self, objects: Iterable[Any] = ()) -> None:
-        self._objects: dict[int, Any] = {}
-        self.extend(objects)
-
-    def __len__(self) -> int:
-        return len(self._objects)
-
-    def __contains__(self, obj: object) -> bool:
-        return self._objects.get(id(obj), _ABSENT) is obj
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._objects.values())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, TrackedObjects | list | tuple):
-            mine = list(self)
-            return len(mine) == len(other) and all(
-                a is b or a == b for a, b in zip(mine, other, strict=True)
-            )
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return f"TrackedObjects({list(self)!r})"
-
-    def append(self, obj: Any) -> None:
-        """Track ``obj`` (once: tracking it again keeps its place and changes nothing)."""
-        self._objects.setdefault(id(obj), obj)
-
-    def extend(self, objects: Iterable[Any]) -> None:
-        """Track each of ``objects``."""
-        for obj in objects:
-            self.append(obj)
-
-    def discard(self, obj: Any) -> None:
-        """Stop tracking ``obj`` if it is tracked."""
-        if obj in self:
-            del self._objects[id(obj)]
-
-    def remove(self, obj: Any) -> None:
-        """Stop tracking ``obj``; raise ``ValueError`` if it is not tracked (as ``list`` does)."""
-        if obj not in self:
-            raise ValueError(f"{type(obj).__name__} object is not tracked")
-        del self._objects[id(obj)]
-
-    def clear(self) -> None:
-        """Stop tracking every object."""
-        self._objects.clear()
 
 
 def untracked_run_items(
