@@ -1,21 +1,25 @@
 """Run openai-agents' own tests against ``tracker.agents`` and against the SDK's class.
 
-    python tests/upstream/run_upstream.py [--keep-going] [--only-tracker-tests]
+    python tests/upstream/run_upstream.py [--only-tracker-tests] [--json]
 
 Downloads the source distribution of the *installed* openai-agents version with pip into
-``.upstream/`` (once; gitignored), installs the few test-only packages those tests import into
-``.upstream/deps-<version>`` (with ``--target``, so the environment is not touched), then runs
-the selected test files twice, in parallel: with the SDK's class (baseline) and through the
-``tracker_agents_plugin`` pytest plugin that installs ours before collection.
+``.upstream/`` (or ``$TRACKER_UPSTREAM_CACHE``; once; gitignored), installs the few test-only
+packages those tests import into ``.upstream/deps-<version>`` (with ``--target``, so the
+environment is not touched), then runs the selected test files twice, in parallel: with the
+SDK's class (baseline) and through the ``tracker_agents_plugin`` pytest plugin that installs
+ours before collection.
 
 Exit status: 0 when every test that passes with the SDK's class passes with ours; 1 when one
 does not; 3 when the source distribution cannot be downloaded. Tests that fail with the SDK's
-class too are listed, not hidden.
+class too are listed, not hidden. ``--json`` ends the output with one JSON summary line
+(release, files, passed with each class, collected, regressions). ``tests/upstream/matrix.py``
+runs this across releases, one virtualenv each.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -27,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-CACHE = REPO / ".upstream"
+CACHE = Path(os.environ.get("TRACKER_UPSTREAM_CACHE", REPO / ".upstream"))
 EXIT_NO_DOWNLOAD = 3
 
 #: Test files that construct the SDK's tracker directly.
@@ -100,11 +104,16 @@ def ensure_test_deps(version: str) -> Path:
     return target
 
 
+def report_path(version: str, *, baseline: bool) -> Path:
+    """Where the JUnit report of one run goes."""
+    return CACHE / f"junit-{version}-{'sdk' if baseline else 'tracker'}.xml"
+
+
 def run_pytest(
     root: Path, files: list[str], deps: Path, *, baseline: bool
 ) -> subprocess.Popen[str]:
     """Start pytest on ``files`` in the sdist; our plugin is loaded unless ``baseline``."""
-    report = CACHE / f"junit-{'sdk' if baseline else 'tracker'}.xml"
+    report = report_path(root.name.split("-", 1)[1], baseline=baseline)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(deps), str(HERE)])
     env["TRACKER_UPSTREAM_BASELINE"] = "1" if baseline else "0"
@@ -139,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run only the files that construct the tracker directly",
     )
+    parser.add_argument("--json", action="store_true", help="end with a JSON summary line")
     args = parser.parse_args(argv)
     version = metadata.version("openai-agents")
     try:
@@ -162,13 +172,24 @@ def main(argv: list[str] | None = None) -> int:
         tail = [line for line in log.splitlines() if line.strip()][-1:]
         _log(f"{label:>7}: {tail[0] if tail else '(no output)'}")
 
-    sdk = outcomes(CACHE / "junit-sdk.xml")
-    ours = outcomes(CACHE / "junit-tracker.xml")
+    sdk = outcomes(report_path(version, baseline=True))
+    ours = outcomes(report_path(version, baseline=False))
     regressions = sorted(t for t, r in sdk.items() if r == "passed" and ours.get(t) != "passed")
     both_fail = sorted(t for t, r in sdk.items() if r == "failed" and ours.get(t) == "failed")
     fixed = sorted(t for t, r in sdk.items() if r == "failed" and ours.get(t) == "passed")
     passed = sum(1 for r in ours.values() if r == "passed")
     _log(f"with tracker.agents: {passed} passed of {len(ours)} collected")
+    if args.json:
+        summary = {
+            "version": version,
+            "files": len(files),
+            "sdk_passed": sum(1 for r in sdk.values() if r == "passed"),
+            "ours_passed": passed,
+            "collected": len(ours),
+            "regressions": len(regressions),
+            "seconds": round(time.monotonic() - started),
+        }
+        print(json.dumps(summary), flush=True)
     for name in both_fail:
         _log(f"fails with the SDK's class too (not ours to fix): {name}")
     for name in fixed:

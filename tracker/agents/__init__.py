@@ -32,8 +32,7 @@ try:
     import agents as _agents  # noqa: F401 - fails early, with the fix, without the extra
 except ImportError as _missing:
     raise ImportError(
-        "tracker.agents needs openai-agents, which is not installed: "
-        "pip install 'tracker[agents]'"
+        "tracker.agents needs openai-agents, which is not installed: pip install 'tracker[agents]'"
     ) from _missing
 
 from ._objects import TrackedObjects

@@ -21,6 +21,7 @@ for the supported versions); only the containers differ: ``sent_items`` / ``serv
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -209,29 +210,15 @@ class OpenAIServerConversationTracker:
         kind = read(run_item, "type")
         is_input = is_input_item(run_item)
         is_search = kind in _SEARCH_RUN_ITEM_TYPES
-        delivered = (
-            item_id is not None
-            or (call_id is not None and (has_output or kind in _CALL_RUN_ITEM_TYPES))
-            or is_input
-            or is_search
-        )
-        if not delivered:
+        if not (is_input or is_search or _delivered_before(item_id, call_id, has_output, kind)):
             return
         self.sent_items.append(raw)
-        searchable = is_tool_search(raw)
         if is_input:
             # Pending input is deduped by occurrence id, not content: equal texts may recur.
             self.accepted_input_item_ids.add(read(run_item, "input_id"))
-        elif not (searchable or is_search):
-            # The common case, and hydrate's whole cost: encoded only when first needed.
-            self.sent_item_fingerprints.add_item(raw)
         else:
-            fingerprint = tracker_fingerprint(raw)
-            if fingerprint:
-                self.sent_item_fingerprints.add(fingerprint)
-                if is_search:
-                    self.server_output_fingerprints.add(fingerprint)
-        if searchable:
+            self._note_hydrated_content(raw, is_search)
+        if is_tool_search(raw):
             anonymous = anonymous_search_fingerprint(raw)
             if anonymous:
                 self.restored_anonymous_tool_search_fingerprints.add(anonymous)
@@ -239,6 +226,18 @@ class OpenAIServerConversationTracker:
             self.server_item_ids.add(item_id)
         if call_id is not None and has_output:
             self.server_tool_call_ids.add(call_id)
+
+    def _note_hydrated_content(self, raw: Any, is_search_run_item: bool) -> None:
+        """Remember a restored generated item's content (not for pending input)."""
+        if not (is_search_run_item or is_tool_search(raw)):
+            # The common case, and hydrate's whole cost: encoded only when first needed.
+            self.sent_item_fingerprints.add_item(raw)
+            return
+        fingerprint = tracker_fingerprint(raw)
+        if fingerprint:
+            self.sent_item_fingerprints.add(fingerprint)
+            if is_search_run_item:
+                self.server_output_fingerprints.add(fingerprint)
 
     def track_server_items(self, model_response: ModelResponse | None) -> None:
         """Record a response's output items as held by the server; advance the response chain."""
@@ -346,19 +345,27 @@ class OpenAIServerConversationTracker:
         fingerprint = self._fingerprint(converted)
         if fingerprint and fingerprint in self.server_output_fingerprints:
             return None
-        if self.primed_from_state:
-            # Only after a resume: objects were rebuilt, so content is the remaining key.
-            if input_id is None and fingerprint and fingerprint in self.sent_item_fingerprints:
-                return None
-            anonymous = anonymous_search_fingerprint(converted)
-            if (
-                anonymous
-                and item_id is None
-                and call_id is None
-                and anonymous in self.restored_anonymous_tool_search_fingerprints
-            ):
-                return None
+        if self.primed_from_state and self._known_after_resume(
+            converted, fingerprint, input_id, anonymous_keys=item_id is None and call_id is None
+        ):
+            return None
         return converted, (raw, input_id)
+
+    def _known_after_resume(
+        self,
+        converted: Any,
+        fingerprint: str | None,
+        input_id: str | None,
+        *,
+        anonymous_keys: bool,
+    ) -> bool:
+        """Only after a resume: objects were rebuilt, so content is the remaining key."""
+        if input_id is None and fingerprint and fingerprint in self.sent_item_fingerprints:
+            return True
+        if not anonymous_keys:
+            return False
+        anonymous = anonymous_search_fingerprint(converted)
+        return bool(anonymous) and anonymous in self.restored_anonymous_tool_search_fingerprints
 
     def _register_source(self, prepared: Any, source: Any, input_id: str | None) -> None:
         if source is None:
@@ -461,11 +468,7 @@ class OpenAIServerConversationTracker:
             return
         buckets = self.prepared_item_sources_by_fingerprint.clone()
         fingerprints = [self._fingerprint(item) for item in items]
-        returned_counts: dict[str, int] = {}
-        for fingerprint in fingerprints:
-            if fingerprint:
-                returned_counts[fingerprint] = returned_counts.get(fingerprint, 0) + 1
-
+        returned_counts = Counter(fp for fp in fingerprints if fp)
         matched: set[str] = set()
         unmatched_item = False
         for item, fingerprint in zip(items, fingerprints, strict=True):
@@ -474,19 +477,34 @@ class OpenAIServerConversationTracker:
                 if fingerprint is not None:
                     buckets.remove(fingerprint, source)
             elif fingerprint is not None and buckets.count(fingerprint):
-                ids = buckets.input_ids(fingerprint)
-                if (
-                    None in ids
-                    and len(ids) > 1
-                    and returned_counts.get(fingerprint, 0) < buckets.count(fingerprint)
-                ):
-                    raise UserError(_AMBIGUOUS_FILTER)
-                source = buckets.first(fingerprint)
-                if source is not None:
-                    buckets.remove(fingerprint, source)
+                source = _take_filtered_source(buckets, fingerprint, returned_counts[fingerprint])
             else:
                 unmatched_item = True
             if source is not None and source[1] is not None:
                 matched.add(source[1])
         if unmatched_item and pending_ids - matched:
             raise UserError(_AMBIGUOUS_FILTER)
+
+
+def _delivered_before(
+    item_id: str | None, call_id: str | None, has_output: bool, kind: Any
+) -> bool:
+    """Whether a restored generated item (neither input nor search) had reached the server."""
+    if item_id is not None:
+        return True
+    return call_id is not None and (has_output or kind in _CALL_RUN_ITEM_TYPES)
+
+
+def _take_filtered_source(buckets: SourceBuckets, fingerprint: str, returned: int) -> Source | None:
+    """Match an item a filter rebuilt to the oldest source with its content; raise if ambiguous.
+
+    Ambiguous: the content came both from pending input and from elsewhere, and the filter
+    returned fewer copies than there were sources, so which one it kept cannot be told.
+    """
+    ids = buckets.input_ids(fingerprint)
+    if None in ids and len(ids) > 1 and returned < buckets.count(fingerprint):
+        raise UserError(_AMBIGUOUS_FILTER)
+    source = buckets.first(fingerprint)
+    if source is not None:
+        buckets.remove(fingerprint, source)
+    return source
