@@ -7,7 +7,6 @@ cached in ``.upstream/``); it takes minutes the first time, so it is marked ``up
 
 from __future__ import annotations
 
-import gc
 import json
 import subprocess
 import sys
@@ -84,7 +83,6 @@ def _drops(tracker: Any, turns: int) -> int:
         fresh = {"type": "function_call_output", "call_id": f"n{turn}", "output": "2"}
         drops += not tracker.prepare_input([fresh])
         del fresh
-        gc.collect()
     return drops
 
 
