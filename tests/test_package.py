@@ -18,6 +18,8 @@ def test_public_api_is_exactly_the_intended_surface() -> None:
     """`tracker.__all__` lists the curated public names, and each is importable."""
     expected = {
         "STATE_VERSION",
+        "CompactedCallError",
+        "CompactionError",
         "ConflictError",
         "ContinuationError",
         "CorruptStateError",

@@ -6,6 +6,8 @@ are subpackages imported by path (``tracker.agents``, ``tracker.loop``, ``tracke
 """
 
 from ._errors import (
+    CompactedCallError,
+    CompactionError,
     ConflictError,
     ContinuationError,
     CorruptStateError,
@@ -31,6 +33,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "STATE_VERSION",
+    "CompactedCallError",
+    "CompactionError",
     "ConflictError",
     "ContinuationError",
     "CorruptStateError",

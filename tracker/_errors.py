@@ -15,10 +15,14 @@ from there; the rest are exported by ``tracker``::
     ├── UsageError(RuntimeError)               a bad argument or a call out of order (not a
     │                                          response, rewinding a request never marked
     │                                          sent, marking one twice, ...)
+    │   └── CompactionError                    a compaction asked for while tool calls are
+    │                                          pending; ``.call_ids`` names them
     ├── StateError(ValueError)                 a snapshot that cannot be restored
     │   └── StateVersionError                  ... because of its format version
     ├── HistoryError(ValueError)               a tool-call history the service would reject;
-    │                                          ``.violations`` lists each problem
+    │   │                                      ``.violations`` lists each problem
+    │   └── CompactedCallError                 an output for a call a compaction summarised
+    │                                          (``No tool call found``); ``.call_ids``
     ├── StoreError(RuntimeError)               a durable store failed
     │   ├── ConflictError                      compare-and-set lost: reload and retry
     │   │   └── SessionBusyError               another worker holds the session's lease
@@ -43,6 +47,8 @@ import reprlib
 from typing import Any
 
 __all__ = [
+    "CompactedCallError",
+    "CompactionError",
     "ConflictError",
     "ContinuationError",
     "CorruptStateError",
@@ -98,6 +104,17 @@ class UsageError(TrackerError, RuntimeError):
     """A method was called out of order; the message says which call was expected."""
 
 
+class CompactionError(UsageError):
+    """A compaction was asked for while tool calls are pending. ``call_ids`` names them.
+
+    The service would summarise the calls without their outputs; answer them first.
+    """
+
+    def __init__(self, message: str, *, call_ids: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.call_ids = call_ids
+
+
 class StateError(TrackerError, ValueError):
     """A state snapshot cannot be restored. ``path`` names the offending field."""
 
@@ -123,6 +140,18 @@ class HistoryError(TrackerError, ValueError):
     def __init__(self, message: str, *, violations: Any = ()) -> None:
         super().__init__(message)
         self.violations = tuple(violations)
+
+
+class CompactedCallError(HistoryError):
+    """Tool outputs answer calls that a compaction summarised: the service no longer holds them.
+
+    Sent, each would be answered 400 ``No tool call found for function call output``.
+    ``call_ids`` names them; ``check="repair"`` drops them and reports each as a repair.
+    """
+
+    def __init__(self, message: str, *, call_ids: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.call_ids = call_ids
 
 
 class StoreError(TrackerError, RuntimeError):

@@ -15,6 +15,8 @@ from ._errors import ItemError, shown
 
 __all__ = [
     "CALL_TO_OUTPUT",
+    "COMPACTION",
+    "COMPACTION_TRIGGER",
     "FAKE_ID",
     "OUTPUT_TO_CALL",
     "ItemInfo",
@@ -40,6 +42,12 @@ CALL_TO_OUTPUT: Final[Mapping[str, str]] = {
     "program": "program_output",
 }
 OUTPUT_TO_CALL: Final[Mapping[str, str]] = {v: k for k, v in CALL_TO_OUTPUT.items()}
+
+#: The item a compaction leaves (``id`` ``cmp_...``, ``encrypted_content``): a boundary, since
+#: the server summarised everything before it.
+COMPACTION: Final = "compaction"
+#: The input item that asks the server to compact now ("must be the final input item").
+COMPACTION_TRIGGER: Final = "compaction_trigger"
 
 
 @attrs.frozen

@@ -27,13 +27,21 @@ __all__ = [
 
 #: How a sent item is remembered: ``"id"`` its provider id, ``"out"`` the call_id an output
 #: answers, ``"call"`` a tool call's call_id, ``"anon"`` the content fingerprint of an id-less,
-#: call-less item (whose object is held as well). A ``Literal``, so mypy flags a misspelt kind.
-KeyKind = Literal["id", "out", "call", "anon"]
+#: call-less item (whose object is held as well), ``"window"`` an item of a standalone
+#: compaction's window and ``"trigger"`` a ``compaction_trigger`` (both sent as they are, never
+#: remembered by the ledger). A ``Literal``, so mypy flags a misspelt kind.
+KeyKind = Literal["id", "out", "call", "anon", "window", "trigger"]
 Key = tuple[KeyKind, str]
 
 #: Why ``prepare`` left an item out (the keys of ``Prepared.skip_reasons``).
 SkipReason = Literal[
-    "server_id", "answered_output", "known_call", "held_object", "content", "duplicate_in_input"
+    "server_id",
+    "answered_output",
+    "known_call",
+    "held_object",
+    "content",
+    "duplicate_in_input",
+    "old_trigger",
 ]
 
 
@@ -45,6 +53,8 @@ class Prepared:
     left out because the server already holds them, and ``skip_reasons`` says why;
     ``repairs`` lists what ``check="repair"`` changed (placeholder outputs, dropped items).
     Pass it to ``Tracker.mark_sent`` (and to ``Tracker.rewind`` if the request fails).
+    ``compact`` is true for ``Tracker.prepare_compact`` (send it to ``responses.compact``);
+    ``carries_window`` when ``input`` starts with a standalone compaction's window (a new chain).
     """
 
     input: tuple[Any, ...]
@@ -56,6 +66,8 @@ class Prepared:
     _keys: tuple[tuple[Key, ...], ...] = attrs.field(repr=False, alias="keys")
     _origin: object = attrs.field(repr=False, alias="origin")
     _serial: int = attrs.field(default=0, repr=False, alias="serial")
+    compact: bool = False
+    carries_window: bool = False
 
     def request_input(self) -> list[dict[str, Any]]:
         """The delta as plain wire-form dicts (SDK models dumped without ``None`` members)."""
@@ -65,9 +77,13 @@ class Prepared:
         """Keyword arguments for ``client.responses.create``: ``input`` plus the continuation.
 
         Exactly one of ``previous_response_id`` and ``conversation`` is present when the
-        tracker has a continuation; neither on the first turn of an auto-chained tracker.
+        tracker has a continuation; neither on the first turn of an auto-chained tracker. For
+        ``prepare_compact`` they are the arguments of ``client.responses.compact`` (no
+        ``input`` when there is nothing new to add to the chain).
         """
         kwargs: dict[str, Any] = {"input": self.request_input()}
+        if self.compact and not kwargs["input"]:
+            del kwargs["input"]  # compact the chain as the server holds it
         if self.conversation_id is not None:
             kwargs["conversation"] = self.conversation_id
         elif self.previous_response_id is not None:

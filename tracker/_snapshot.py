@@ -3,11 +3,11 @@
 ``Ledger`` is the one definition of the persisted fields: each attribute is named as its
 snapshot key and carries its own dump and strict load, so adding a field is one line here.
 
-Format (version 1)::
+Format (version 2; a version 1 snapshot, which lacks the compaction fields, still loads)::
 
     {
       "format": "tracker.state",
-      "version": 1,
+      "version": 2,
       "previous_response_id": "resp_..." | null,
       "conversation_id": "conv_..." | null,
       "server_item_ids": ["fc_...", "msg_...", ...],         # sorted
@@ -16,8 +16,11 @@ Format (version 1)::
       "pending_call_ids": ["call_...", ...],                 # in arrival order
       "fingerprints": {"<hex>": count, ...},                 # id-less items sent, by content
       "responses_observed": 3,
-      "whole_chain": true                                    # every held call was seen
-    }
+      "whole_chain": true,                                   # every held call was seen
+      "compacted_call_ids": ["call_...", ...],               # v2: summarised unanswered
+      "last_compaction_id": "cmp_..." | null,                # v2: the latest boundary
+      "window": [{...}, ...] | null                          # v2: a standalone compaction's
+    }                                                        #     window, not yet sent
 
 Restore validates everything before building anything, so a bad snapshot raises and leaves no
 half-restored tracker behind. A continuation id is checked by ``check_id``, the same rule the
@@ -40,7 +43,9 @@ from ._prepared import Key, SkipReason
 __all__ = ["FORMAT", "STATE_VERSION", "Ledger", "check_id", "dump_state", "load_state"]
 
 FORMAT: Final = "tracker.state"
-STATE_VERSION: Final = 1
+STATE_VERSION: Final = 2
+#: Fields added by each version after the first (absent from older snapshots: defaults).
+_ADDED_IN: Final = "since"
 
 _ID_CHARS: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -120,8 +125,21 @@ def _load_bool(key: str, value: Any) -> bool:
     return value
 
 
-def _codec(dump: Callable[[Any], Any], load: Callable[[str, Any], Any]) -> dict[str, Any]:
-    return {"dump": dump, "load": load}
+def _load_window(key: str, value: Any) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _fail(key, f"must be a list of items or null, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+            raise _fail(f"{key}[{i}]", f"must be an item with a 'type', got {shown(item)}")
+    return copy.deepcopy(value)
+
+
+def _codec(
+    dump: Callable[[Any], Any], load: Callable[[str, Any], Any], since: int = 1
+) -> dict[str, Any]:
+    return {"dump": dump, "load": load, _ADDED_IN: since}
 
 
 _OPT_ID: Final = _codec(lambda v: v, _load_opt_id)
@@ -153,6 +171,20 @@ class Ledger:
     #: Started the chain or conversation itself: every call the server holds was seen here,
     #: so an output for any other call_id is an error (P2), not a gap.
     whole_chain: bool = attrs.field(default=True, metadata=_codec(bool, _load_bool))
+    #: Calls a compaction summarised before they were answered: never pending again, and an
+    #: output for one is never sent (the service no longer holds the call).
+    compacted_call_ids: set[str] = attrs.field(
+        factory=set, metadata=_codec(sorted, lambda k, v: set(_load_strs(k, v)), since=2)
+    )
+    #: The id of the latest compaction item observed (the boundary), if any.
+    last_compaction_id: str | None = attrs.field(
+        default=None, metadata=_codec(lambda v: v, _load_opt_id, since=2)
+    )
+    #: A standalone compaction's window (its output items, as plain dicts) that the next
+    #: request must carry to start a new chain; ``None`` once sent and answered.
+    window: list[dict[str, Any]] | None = attrs.field(
+        default=None, metadata=_codec(copy.deepcopy, _load_window, since=2)
+    )
 
     def copy(self) -> Ledger:
         """An independent copy (the containers are copied, not shared)."""
@@ -186,8 +218,15 @@ class Ledger:
                     self.calls[value] = item_id
                 if value not in self.answered_call_ids and not is_async_call(item):
                     self.pending_call_ids.setdefault(value, None)
-            else:
+            elif kind == "anon":
                 self.fingerprints[value] = self.fingerprints.get(value, 0) + 1
+
+    def compact(self, compaction_id: str | None) -> None:
+        """Record a compaction boundary: every call pending now was summarised unanswered."""
+        self.compacted_call_ids.update(self.pending_call_ids)
+        self.pending_call_ids.clear()
+        if compaction_id is not None:
+            self.last_compaction_id = compaction_id
 
     def remove(self, keys: tuple[Key, ...]) -> None:
         """Undo ``add(keys)`` (a request that failed)."""
@@ -201,7 +240,7 @@ class Ledger:
             elif kind == "call":
                 self.calls.pop(value, None)
                 self.pending_call_ids.pop(value, None)
-            else:
+            elif kind == "anon":
                 left = self.fingerprints.get(value, 0) - 1
                 if left > 0:
                     self.fingerprints[value] = left
@@ -210,7 +249,6 @@ class Ledger:
 
 
 _FIELDS: Final = attrs.fields(Ledger)
-_KEYS: Final = frozenset({"format", "version"} | {a.name for a in _FIELDS})
 
 
 # ---------------------------------------------------------------------- dump and load
@@ -237,9 +275,9 @@ def _check_version(state: Mapping[str, Any]) -> None:
             f"({STATE_VERSION}): upgrade tracker.",
             version=version,
         )
-    if version != STATE_VERSION:
+    if version < 1:
         raise StateVersionError(
-            f"Tracker state version {version} is unknown (this release reads version "
+            f"Tracker state version {version} is unknown (this release reads versions 1 to "
             f"{STATE_VERSION}).",
             version=version,
         )
@@ -264,12 +302,15 @@ def load_state(state: Any) -> Ledger:
     if state.get("format") != FORMAT:
         raise _fail("format", f"must be {FORMAT!r}, got {shown(state.get('format'))}")
     _check_version(state)
-    missing = sorted(_KEYS - state.keys())
+    version: int = state["version"]
+    fields = [a for a in _FIELDS if a.metadata[_ADDED_IN] <= version]
+    expected = {"format", "version"} | {a.name for a in fields}
+    missing = sorted(expected - state.keys())
     if missing:
         raise _fail(missing[0], "is missing")
-    unknown = sorted(map(str, state.keys() - _KEYS))
+    unknown = sorted(map(str, state.keys() - expected))
     if unknown:
-        raise _fail(unknown[0], f"is not a field of version {STATE_VERSION}")
-    ledger = Ledger(**{a.name: a.metadata["load"](a.name, state[a.name]) for a in _FIELDS})
+        raise _fail(unknown[0], f"is not a field of version {version}")
+    ledger = Ledger(**{a.name: a.metadata["load"](a.name, state[a.name]) for a in fields})
     _check_consistent(ledger)
     return ledger

@@ -36,6 +36,20 @@ mistaken for an old one.
 
 Every lookup is a dict or set operation: a turn costs O(len(items)), and O(len(delta)) when the
 caller passes only the new items.
+
+Compaction
+----------
+A ``compaction`` item (``cmp_...``) is kept like any server item, by id, and is a boundary:
+the server summarised everything before it. When one is observed, every call still pending is
+*compacted*: never pending again, and an output for it is never sent (it would be ``No tool
+call found``): ``check="raise"`` raises ``CompactedCallError`` naming the calls,
+``check="repair"`` drops them and reports each in ``Prepared.repairs``. A compaction is refused
+(``CompactionError``, naming the calls) while calls are pending: ``prepare(..., compact=True)``
+(a ``compaction_trigger``, which must be the final input item) and ``prepare_compact`` (a
+standalone ``responses.compact``). A standalone compaction's response cannot be continued, so
+observing it starts a new chain: the next request carries its window (the user messages and
+the compaction item) with no ``previous_response_id``. A conversation takes no standalone
+compaction (the endpoint has no ``conversation`` parameter): use server-side compaction there.
 """
 
 from __future__ import annotations
@@ -45,10 +59,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ._delta_check import DeltaCheck, check_delta
-from ._errors import ContinuationError, UsageError, shown
+from ._errors import (
+    CompactedCallError,
+    CompactionError,
+    ContinuationError,
+    UsageError,
+    shown,
+)
 from ._fingerprint import content_key
 from ._identity import IdentityMap
-from ._items import field, is_async_call, read_item
+from ._items import COMPACTION, COMPACTION_TRIGGER, field, is_async_call, read_item, to_plain
 from ._prepared import Key, Prepared, SkipReason, anon_fingerprint, anon_key, describe, keys_of
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
 from ._snapshot import Ledger, check_id, dump_state, load_state
@@ -56,6 +76,9 @@ from ._snapshot import Ledger, check_id, dump_state, load_state
 __all__ = ["Prepared", "Tracker"]
 
 _Keys = tuple[Key, ...]
+_TRIGGER_KEYS: _Keys = (("trigger", ""),)
+#: The ``object`` of a ``responses.compact`` result.
+COMPACTED_OBJECT = "response.compaction"
 
 
 class _Held:
@@ -79,6 +102,42 @@ def _item_list(items: Any, method: str) -> list[Any]:
             "in a list; pass a response to observe_response())."
         )
     return list(items)
+
+
+def _split_triggers(seq: list[Any]) -> tuple[list[Any], Any]:
+    """``seq`` without its ``compaction_trigger`` items, and the final one (if it is last).
+
+    A trigger must be the final input item; one elsewhere was sent with an earlier turn.
+    """
+
+    def is_trigger(item: Any) -> bool:
+        return bool(field(item, "type") == COMPACTION_TRIGGER)
+
+    if not any(is_trigger(item) for item in seq):
+        return seq, None
+    last = seq[-1] if is_trigger(seq[-1]) else None
+    return [item for item in seq if not is_trigger(item)], last
+
+
+def _window_of(response: Any) -> list[dict[str, Any]]:
+    """A compacted response's output as the input items of a new chain.
+
+    ``created_by`` is output-only (the compaction input item has no such field), so it goes.
+    """
+    window = []
+    for index, item in enumerate(field(response, "output")):
+        plain = dict(to_plain(item, index))
+        plain.pop("created_by", None)
+        if plain.get("type") == "message":
+            plain.pop("status", None)
+        window.append(plain)
+    if not window or window[-1].get("type") != COMPACTION:
+        raise UsageError(
+            f"Compacted response {field(response, 'id')} does not end with a compaction item "
+            "(got types "
+            f"{[w.get('type') for w in window]}): pass the result of responses.compact as is."
+        )
+    return window
 
 
 def _not_a_response(response: Any) -> str | None:
@@ -195,7 +254,9 @@ class Tracker:
 
     # ------------------------------------------------------------------ deciding
 
-    def prepare(self, items: Iterable[Any] | str, *, content_match: bool = True) -> Prepared:
+    def prepare(
+        self, items: Iterable[Any] | str, *, content_match: bool = True, compact: bool = False
+    ) -> Prepared:
         """Return the delta of ``items`` that the server does not hold yet. Changes nothing.
 
         ``items`` is the turn's item list: the whole history, or only the new items (a string
@@ -205,34 +266,160 @@ class Tracker:
         content fingerprint. Pass ``content_match=False`` when ``items`` holds only new items,
         so a message repeating an earlier one word for word is sent.
 
+        ``compact=True`` ends the request with a ``compaction_trigger`` (the server compacts
+        now); a trigger that is the final item of ``items`` does the same, and one anywhere
+        else is from an earlier turn and is left out. A standalone compaction's window, when
+        one is waiting, is put first (a new chain: no ``previous_response_id``).
+
         Raises ``ItemError`` (naming the index) for an item that is not a Responses item or
-        whose content cannot be serialised, ``UsageError`` when ``items`` is not a list, and
-        ``HistoryError`` when the delta breaks the tool-call rules under ``check="raise"``.
+        whose content cannot be serialised, ``UsageError`` when ``items`` is not a list,
+        ``HistoryError`` when the delta breaks the tool-call rules under ``check="raise"``
+        (``CompactedCallError`` for an output whose call a compaction summarised), and
+        ``CompactionError`` naming the calls when a compaction is asked for while any is
+        pending.
         """
         seq: list[Any] = (
             [{"role": "user", "content": items}]
             if isinstance(items, str)
             else _item_list(items, "prepare")
         )
+        return self._build(seq, content_match=content_match, compact=compact, standalone=False)
+
+    def prepare_compact(
+        self, items: Iterable[Any] | str = (), *, content_match: bool = True
+    ) -> Prepared:
+        """Prepare a standalone compaction (``client.responses.compact``). Changes nothing.
+
+        ``items`` are as for ``prepare`` (what the server lacks is added to the chain being
+        compacted); pass ``prepared.request_kwargs()`` (plus ``model``) to
+        ``responses.compact``, ``mark_sent`` it, and ``observe_response`` its result: the next
+        request then starts a new chain carrying the compacted window. Raises
+        ``CompactionError`` naming the calls while any is pending, ``UsageError`` in a
+        conversation (the endpoint takes no ``conversation``: use ``context_management``
+        there) or when there is nothing to compact.
+        """
+        if self._ledger.conversation_id is not None:
+            raise UsageError(
+                f"Cannot compact conversation {self._ledger.conversation_id} with "
+                "responses.compact (it takes no conversation): pass context_management="
+                "[{'type': 'compaction', 'compact_threshold': N}] to responses.create, or "
+                "prepare(items, compact=True) to send a compaction_trigger."
+            )
+        seq = (
+            [{"role": "user", "content": items}]
+            if isinstance(items, str)
+            else (_item_list(items, "prepare_compact"))
+        )
+        prepared = self._build(seq, content_match=content_match, compact=True, standalone=True)
+        if not prepared.input and prepared.previous_response_id is None:
+            raise UsageError(
+                "Nothing to compact: no response observed yet and no new items; run a turn first."
+            )
+        return prepared
+
+    def _build(
+        self, items: list[Any], *, content_match: bool, compact: bool, standalone: bool
+    ) -> Prepared:
+        """The delta of ``items``; ``compact``: refuse pending calls and (unless
+        ``standalone``) end with a ``compaction_trigger``."""
+        seq, trigger = _split_triggers(items)
         used: dict[str, int] = {}  # fingerprint -> occurrences in seq counted as already sent
         reasons: dict[SkipReason, int] = {}
+        old_triggers = len(items) - len(seq) - (trigger is not None)
+        if old_triggers:
+            reasons["old_trigger"] = old_triggers
         unknown = self._skip_held(seq, used, reasons)
         send, keys = self._select(unknown, used, reasons, content_match=content_match)
+        send, keys, dropped = self._boundary(send, keys)
+        if trigger is not None and (
+            trigger in self._held or self._ledger.knows(keys_of(read_item(trigger)))
+        ):
+            reasons["held_object"] = reasons.get("held_object", 0) + 1
+            trigger = None
+        if compact or trigger is not None:  # refused before the pairing check words it
+            what = "a standalone compaction" if standalone else "a compaction_trigger"
+            self._refuse_pending(send, keys, what)
         send, keys, repairs = self._checked(send, keys)
+        skipped = len(items) - len(send) - (trigger is not None)
+        if (compact or trigger is not None) and not standalone:
+            send.append({"type": COMPACTION_TRIGGER} if trigger is None else trigger)
+            keys.append(_TRIGGER_KEYS)
         ledger = self._ledger
+        window = ledger.window if ledger.conversation_id is None else None
+        if window:
+            send = [*window, *send]
+            keys = [(("window", str(i)),) for i in range(len(window))] + keys
+        chained = ledger.conversation_id is None and not window
         return Prepared(
             input=tuple(send),
-            previous_response_id=(
-                None if ledger.conversation_id is not None else ledger.previous_response_id
-            ),
+            previous_response_id=ledger.previous_response_id if chained else None,
             conversation_id=ledger.conversation_id,
-            skipped=len(seq) - len(send),
+            skipped=max(0, skipped),
             skip_reasons=reasons,
-            repairs=repairs,
+            repairs=(*dropped, *repairs),
             keys=tuple(keys),
             origin=self._origin,
             serial=self._serial,
+            compact=standalone,
+            carries_window=bool(window),
         )
+
+    def _boundary(
+        self, send: list[Any], keys: list[_Keys]
+    ) -> tuple[list[Any], list[_Keys], tuple[RepairAction, ...]]:
+        """Outputs for calls a compaction summarised: raise, drop (``check="repair"``) or keep.
+
+        Sent, each would be answered ``No tool call found for function call output``.
+        """
+        compacted = self._ledger.compacted_call_ids
+        if not compacted or self._check == "off":
+            return send, keys, ()
+        hits = {
+            i: value
+            for i, item_keys in enumerate(keys)
+            for kind, value in item_keys
+            if kind == "out" and value in compacted
+        }
+        if not hits:
+            return send, keys, ()
+        call_ids = tuple(hits.values())
+        if self._check == "raise":
+            raise CompactedCallError(
+                f"Output(s) for call(s) {', '.join(call_ids)} answer calls a compaction "
+                f"(latest {self._ledger.last_compaction_id or 'unknown'}) summarised before they "
+                "were answered; the service would reject them (No tool call found for function "
+                "call output). Leave them out, or let the tracker drop them (check='repair').",
+                call_ids=call_ids,
+            )
+        actions = tuple(
+            RepairAction(
+                kind="drop_compacted_output",
+                index=i,
+                call_id=cid,
+                detail="its call was compacted before it was answered",
+            )
+            for i, cid in hits.items()
+        )
+        kept = [i for i in range(len(send)) if i not in hits]
+        return [send[i] for i in kept], [keys[i] for i in kept], actions
+
+    def _refuse_pending(self, send: list[Any], keys: list[_Keys], what: str) -> None:
+        """Raise ``CompactionError`` if a call would still be pending after ``send``."""
+        open_calls = dict.fromkeys(self._ledger.pending_call_ids)
+        for item, item_keys in zip(send, keys, strict=True):
+            for kind, value in item_keys:
+                if kind == "call" and not is_async_call(item):
+                    open_calls[value] = None
+                elif kind == "out":
+                    open_calls.pop(value, None)
+        if open_calls:
+            names = ", ".join(open_calls)
+            raise CompactionError(
+                f"Refusing {what}: tool call(s) {names} are pending, and the service would "
+                "summarise them without their outputs. Send their outputs first (or with this "
+                "request), then compact.",
+                call_ids=tuple(open_calls),
+            )
 
     def _skip_held(
         self, seq: list[Any], used: dict[str, int], reasons: dict[SkipReason, int]
@@ -402,6 +589,9 @@ class Tracker:
             )
         response_id = field(response, "id")
         check_id(response_id, "response id")
+        if field(response, "object") == COMPACTED_OBJECT:
+            self._observe_compacted(response)
+            return
         observed = self._observation(list(field(response, "output")))
         ledger = self._ledger
         conv = field(response, "conversation")
@@ -420,6 +610,28 @@ class Tracker:
         if ledger.conversation_id is None and response_id:
             ledger.previous_response_id = response_id
         ledger.responses_observed += 1
+        if any(p.carries_window for p in self._marked.values()):
+            ledger.window = None  # the new chain now holds it
+        self._marked.clear()
+
+    def _observe_compacted(self, response: Any) -> None:
+        """A ``responses.compact`` result: its window starts the next chain."""
+        ledger = self._ledger
+        if ledger.conversation_id is not None:
+            raise UsageError(
+                f"Compacted response {field(response, 'id')} cannot continue conversation "
+                f"{ledger.conversation_id}: responses.compact takes no conversation; use "
+                "server-side compaction (context_management) in a conversation."
+            )
+        window = _window_of(response)
+        observed = self._observation(window)
+        self._serial += 1
+        for item, keys in observed:
+            if keys[0][0] != "anon":  # an id-less user message is the window's, not held
+                self._ledger.add(keys, item)
+        ledger.compact(field(window[-1], "id"))
+        ledger.window = window
+        ledger.previous_response_id = None  # a compacted response id cannot be continued
         self._marked.clear()
 
     def observe_items(self, items: Iterable[Any]) -> None:
@@ -447,6 +659,8 @@ class Tracker:
         for item, keys in observed:
             if item not in self._held:  # an object already held was counted when recorded
                 self._record(item, keys)
+            if field(item, "type") == COMPACTION:  # a boundary: calls before it are summarised
+                self._ledger.compact(read_item(item).id)
 
     def _recorded_since(self, item: Any, item_keys: _Keys, serial: int) -> bool:
         """Whether ``item`` was recorded after the request was prepared (at ``serial``)."""

@@ -1,0 +1,245 @@
+"""Compaction in the core tracker: the boundary, the refusals, the standalone window, snapshots."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests._builders import call, output, said, user
+from tracker import CompactedCallError, CompactionError, Tracker, UsageError
+
+
+def cmp(item_id: str = "cmp_1", **extra: Any) -> dict[str, Any]:
+    """A compaction output item."""
+    return {"type": "compaction", "id": item_id, "encrypted_content": "sealed", **extra}
+
+
+def response(rid: str, *out: Any) -> dict[str, Any]:
+    """A stored response with ``out`` as its output."""
+    return {"id": rid, "object": "response", "output": list(out)}
+
+
+def compacted(rid: str = "resp_c", *, cmp_id: str = "cmp_9") -> dict[str, Any]:
+    """A ``responses.compact`` result: the user messages, then one compaction item."""
+    kept = {
+        "type": "message",
+        "id": "msg_u1",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_text", "text": "hi"}],
+    }
+    return {
+        "id": rid,
+        "object": "response.compaction",
+        "output": [kept, cmp(cmp_id, created_by="server")],
+    }
+
+
+def _sent(tracker: Tracker, items: Any, **kw: Any) -> list[dict[str, Any]]:
+    prepared = tracker.prepare(items, **kw)
+    tracker.mark_sent(prepared)
+    return prepared.request_input()
+
+
+def _with_pending_call(tracker: Tracker) -> None:
+    _sent(tracker, [user()])
+    tracker.observe_response(response("resp_1", call("call_a", id="fc_a")))
+
+
+def test_compaction_item_is_kept_by_id_and_never_resent() -> None:
+    """A compaction output item is held by the server: a whole-history prepare leaves it out."""
+    tracker = Tracker()
+    first = user()
+    _sent(tracker, [first])
+    item = cmp()
+    tracker.observe_response(response("resp_1", item, said()))
+    prepared = tracker.prepare([first, dict(item), said(), user("next")])
+    assert [user("next")] == prepared.request_input()
+    assert "resp_1" == prepared.previous_response_id
+
+
+def test_call_before_a_compaction_is_no_longer_pending() -> None:
+    """A call pending when a compaction item arrives is summarised: not pending afterwards."""
+    tracker = Tracker()
+    _with_pending_call(tracker)
+    tracker.observe_response(response("resp_2", cmp(), call("call_b", id="fc_b")))
+    assert ("call_b",) == tracker.pending_call_ids
+
+
+def test_output_for_a_compacted_call_raises_naming_it() -> None:
+    """Under check="raise" an output whose call was compacted is refused, naming the call."""
+    tracker = Tracker()
+    _with_pending_call(tracker)
+    tracker.observe_response(response("resp_2", cmp()))
+    before = tracker.to_state()
+    with pytest.raises(CompactedCallError) as info:
+        tracker.prepare([output("call_a")])
+    assert ("call_a",) == info.value.call_ids
+    assert "call_a" in str(info.value) and "No tool call found" in str(info.value)
+    assert before == tracker.to_state()
+
+
+def test_output_for_a_compacted_call_is_dropped_and_reported_under_repair() -> None:
+    """Under check="repair" the output is left out and reported as a repair action."""
+    tracker = Tracker(check="repair")
+    _with_pending_call(tracker)
+    tracker.observe_response(response("resp_2", cmp()))
+    prepared = tracker.prepare([output("call_a"), user("next")])
+    assert [user("next")] == prepared.request_input()
+    assert [("drop_compacted_output", "call_a")] == [(a.kind, a.call_id) for a in prepared.repairs]
+
+
+def test_compaction_trigger_is_refused_while_a_call_is_pending() -> None:
+    """prepare(compact=True) raises CompactionError naming the pending call."""
+    tracker = Tracker()
+    _with_pending_call(tracker)
+    with pytest.raises(CompactionError) as info:
+        tracker.prepare([user("compact now")], compact=True)
+    assert ("call_a",) == info.value.call_ids
+    assert "call_a" in str(info.value)
+
+
+def test_compaction_trigger_goes_last_once_the_output_is_in_the_request() -> None:
+    """With the pending call answered in the same request, the trigger is the final item."""
+    tracker = Tracker()
+    _with_pending_call(tracker)
+    sent = _sent(tracker, [output("call_a")], compact=True)
+    assert [output("call_a"), {"type": "compaction_trigger"}] == sent
+
+
+def test_trigger_from_an_earlier_turn_is_left_out() -> None:
+    """A compaction_trigger that is not the final item was sent before: skipped, counted."""
+    tracker = Tracker()
+    first = user()
+    _sent(tracker, [first])
+    tracker.observe_response(response("resp_1", said()))
+    prepared = tracker.prepare([first, {"type": "compaction_trigger"}, said(), user("more")])
+    assert [user("more")] == prepared.request_input()
+    assert 1 == prepared.skip_reasons["old_trigger"]
+
+
+def test_trigger_given_as_the_final_item_is_sent() -> None:
+    """A compaction_trigger passed as the final item is sent, last, like compact=True."""
+    tracker = Tracker()
+    sent = _sent(tracker, [user(), {"type": "compaction_trigger"}])
+    assert [user(), {"type": "compaction_trigger"}] == sent
+
+
+def test_standalone_compaction_is_refused_while_a_call_is_pending() -> None:
+    """prepare_compact raises CompactionError naming the pending call; tracker unchanged."""
+    tracker = Tracker()
+    _with_pending_call(tracker)
+    before = tracker.to_state()
+    with pytest.raises(CompactionError) as info:
+        tracker.prepare_compact()
+    assert ("call_a",) == info.value.call_ids
+    assert before == tracker.to_state()
+
+
+def test_standalone_compaction_compacts_the_chain() -> None:
+    """prepare_compact gives the arguments of responses.compact: the chain, nothing resent."""
+    tracker = Tracker()
+    _with_pending_call(tracker)
+    prepared = tracker.prepare_compact([output("call_a")])
+    assert {"input": [output("call_a")], "previous_response_id": "resp_1"} == (
+        prepared.request_kwargs()
+    )
+    assert prepared.compact
+
+
+def test_after_standalone_compaction_next_request_starts_a_chain_with_the_window() -> None:
+    """The next request carries the window (no previous_response_id, no created_by)."""
+    tracker = Tracker()
+    _sent(tracker, [user()])
+    tracker.observe_response(response("resp_1", said()))
+    tracker.mark_sent(tracker.prepare_compact())
+    tracker.observe_response(compacted())
+    prepared = tracker.prepare([user("next")])
+    kwargs = prepared.request_kwargs()
+    assert "previous_response_id" not in kwargs
+    assert ["message", "compaction", "message"] == [
+        i.get("type", "message") for i in kwargs["input"]
+    ]
+    assert "created_by" not in kwargs["input"][1]
+    assert "status" not in kwargs["input"][0]
+
+
+def test_window_is_sent_once_then_the_new_chain_continues() -> None:
+    """Once the window's request is answered, the next request chains from that response."""
+    tracker = Tracker()
+    _sent(tracker, [user()])
+    tracker.observe_response(response("resp_1", said()))
+    tracker.observe_response(compacted())
+    _sent(tracker, [user("next")])
+    tracker.observe_response(response("resp_2", said()))
+    prepared = tracker.prepare([user("third")])
+    assert ([user("third")], "resp_2") == (
+        prepared.request_input(),
+        prepared.previous_response_id,
+    )
+
+
+def test_window_is_sent_again_after_a_failed_request() -> None:
+    """A rewound request gives the window back: the retry carries it again."""
+    tracker = Tracker()
+    tracker.observe_response(response("resp_1", said()))
+    tracker.observe_response(compacted())
+    first = tracker.prepare([user("next")])
+    tracker.mark_sent(first)
+    tracker.rewind(first)
+    assert first.request_input() == tracker.prepare([user("next")]).request_input()
+
+
+def test_compacted_window_items_are_not_resent_from_a_whole_history() -> None:
+    """A caller passing the compaction result in its history does not send it twice."""
+    tracker = Tracker()
+    tracker.observe_response(response("resp_1", said()))
+    result = compacted()
+    tracker.observe_response(result)
+    sent = tracker.prepare([*result["output"], user("next")]).request_input()
+    assert 1 == sum(1 for item in sent if item.get("type") == "compaction")
+
+
+def test_snapshot_keeps_the_window_and_boundary_across_processes() -> None:
+    """A tracker restored from JSON sends the same window and refuses the same output."""
+    tracker = Tracker()
+    _with_pending_call(tracker)
+    tracker.observe_response(response("resp_2", cmp("cmp_1")))
+    tracker.observe_response(compacted())
+    restored = Tracker.from_state(json.loads(json.dumps(tracker.to_state())))
+    assert (
+        tracker.prepare([user("x")]).request_kwargs()
+        == restored.prepare([user("x")]).request_kwargs()
+    )
+    with pytest.raises(CompactedCallError):
+        restored.prepare([output("call_a")])
+
+
+def test_version_1_snapshot_still_loads() -> None:
+    """A snapshot written before compaction (version 1) restores with no boundary."""
+    state = Tracker(previous_response_id="resp_1").to_state()
+    for name in ("compacted_call_ids", "last_compaction_id", "window"):
+        del state[name]
+    state["version"] = 1
+    restored = Tracker.from_state(state)
+    assert "resp_1" == restored.prepare([user()]).previous_response_id
+
+
+def test_standalone_compaction_in_a_conversation_is_refused() -> None:
+    """responses.compact takes no conversation: prepare_compact says to use server-side."""
+    tracker = Tracker(conversation_id="conv_1")
+    with pytest.raises(UsageError) as info:
+        tracker.prepare_compact([user()])
+    assert "context_management" in str(info.value)
+
+
+def test_compaction_trigger_in_a_conversation_is_sent() -> None:
+    """In a conversation, compact=True sends the trigger with the conversation."""
+    tracker = Tracker(conversation_id="conv_1")
+    kwargs = tracker.prepare([user()], compact=True).request_kwargs()
+    assert ("conv_1", {"type": "compaction_trigger"}) == (
+        kwargs["conversation"],
+        kwargs["input"][-1],
+    )
