@@ -119,6 +119,23 @@ def _split_triggers(seq: list[Any]) -> tuple[list[Any], Any]:
     return [item for item in seq if not is_trigger(item)], last
 
 
+def _quiet_plain(item: Any, index: int) -> dict[str, Any]:
+    """``to_plain``, without the SDK's warning about a user message parsed as output.
+
+    The SDK reads a compacted window's user messages as output messages, whose content part
+    type (``input_text``) its serializer warns about; the dict it gives is right.
+    """
+    dump = getattr(item, "model_dump", None)
+    if not isinstance(item, Mapping) and callable(dump):
+        try:
+            plain = dump(mode="json", exclude_none=True, by_alias=True, warnings=False)
+        except TypeError:  # a model_dump without the pydantic keywords
+            plain = None
+        if isinstance(plain, dict):
+            return plain
+    return to_plain(item, index)
+
+
 def _window_of(response: Any) -> list[dict[str, Any]]:
     """A compacted response's output as the input items of a new chain.
 
@@ -126,7 +143,7 @@ def _window_of(response: Any) -> list[dict[str, Any]]:
     """
     window = []
     for index, item in enumerate(field(response, "output")):
-        plain = dict(to_plain(item, index))
+        plain = dict(_quiet_plain(item, index))
         plain.pop("created_by", None)
         if plain.get("type") == "message":
             plain.pop("status", None)
@@ -238,6 +255,11 @@ class Tracker:
         Calls to async tools (``async: true``) are not pending: the service lets them wait.
         """
         return tuple(self._ledger.pending_call_ids)
+
+    @property
+    def last_compaction_id(self) -> str | None:
+        """The id of the latest compaction item observed (the boundary), if any."""
+        return self._ledger.last_compaction_id
 
     @property
     def responses_observed(self) -> int:

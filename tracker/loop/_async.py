@@ -24,6 +24,7 @@ from tracker.stores import (
 from ._core import (
     DEFAULT_TOOL_WORKERS,
     Checkpoint,
+    Compact,
     Create,
     Emit,
     ListNewItems,
@@ -70,6 +71,7 @@ async def arun_turn(
     on_event: AsyncEventHandler | None = None,
     max_turns: int = 10,
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
+    compact: bool = False,
     retry: RetryPolicy | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     lease_wait: float = DEFAULT_LEASE_WAIT,
@@ -91,6 +93,7 @@ async def arun_turn(
         retry=retry or RetryPolicy(),
         options=options,
         max_tool_workers=max_tool_workers,
+        compact=compact,
     )
     check_store_option(options)
     check_sources(tracker, session_store, session_id, conversation)
@@ -163,6 +166,8 @@ async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler 
         if not op.stream:
             return await api.responses.create(**op.kwargs)
         return await _stream(api, op, on_event)
+    if isinstance(op, Compact):
+        return await api.responses.compact(**op.kwargs)
     if isinstance(op, RunTools):
         return await arun_plans(op.plans, op.max_workers)
     if isinstance(op, Sleep):

@@ -62,6 +62,7 @@ from ._tools import FunctionTool, Invocation, function_tool, plan_call
 __all__ = [
     "DEFAULT_TOOL_WORKERS",
     "Checkpoint",
+    "Compact",
     "Create",
     "Emit",
     "ListNewItems",
@@ -90,6 +91,13 @@ class Create:
     kwargs: Mapping[str, Any]
     stream: bool
     index: int
+
+
+@attrs.frozen
+class Compact:
+    """Call ``responses.compact(**kwargs)``; send back the ``CompactedResponse``."""
+
+    kwargs: Mapping[str, Any]
 
 
 @attrs.frozen
@@ -140,7 +148,7 @@ class Checkpoint:
     outputs: tuple[Mapping[str, Any], ...]
 
 
-Op = Create | ListNewItems | RunTools | Sleep | Emit | Checkpoint
+Op = Create | Compact | ListNewItems | RunTools | Sleep | Emit | Checkpoint
 
 
 @attrs.frozen
@@ -155,6 +163,7 @@ class TurnSpec:
     retry: RetryPolicy
     options: Mapping[str, Any]
     max_tool_workers: int
+    compact: bool = False
 
 
 def make_spec(
@@ -166,6 +175,7 @@ def make_spec(
     retry: RetryPolicy,
     options: Mapping[str, Any],
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
+    compact: bool = False,
 ) -> TurnSpec:
     """Check the turn's settings; raise ``UsageError`` naming the bad one.
 
@@ -204,6 +214,7 @@ def make_spec(
         retry=retry,
         options=dict(options),
         max_tool_workers=max_tool_workers,
+        compact=bool(compact),
     )
 
 
@@ -308,6 +319,24 @@ class _Turn:
     tool_calls: int = 0
     tool_errors: int = 0
     reconcile: bool = False
+    compacted: Any = None
+
+    def compact(self) -> Generator[Op, Any, None]:
+        """Compact the chain with ``responses.compact`` before the turn's first request.
+
+        Raises ``CompactionError`` while calls are pending (the tracker refuses); the turn's
+        input, delivered next, starts a new chain carrying the compacted window.
+        """
+        prepared = self.tracker.prepare_compact()
+        self.tracker.mark_sent(prepared)
+        try:
+            kwargs = {"model": self.spec.model, **prepared.request_kwargs()}
+            compacted = yield Compact(kwargs)
+            self.tracker.observe_response(compacted)
+        except BaseException:
+            self.tracker.rewind(prepared)
+            raise
+        self.compacted = compacted
 
     def result(self, text: str) -> TurnResult:
         return TurnResult(
@@ -319,6 +348,7 @@ class _Turn:
             tool_errors=self.tool_errors,
             abandoned_calls=self.abandoned,
             errors=tuple(self.errors),
+            compacted=self.compacted,
         )
 
     def kwargs(self, prepared: Prepared) -> dict[str, Any]:
@@ -470,6 +500,8 @@ def drive(
     """
     items, abandoned = _turn_input(tracker, user_input, carried, resume)
     turn = _Turn(tracker=tracker, spec=spec, items=items, abandoned=abandoned, reconcile=reconcile)
+    if spec.compact and tracker.previous_response_id is not None:
+        yield from turn.compact()
     for index in range(spec.max_turns):
         response = yield from turn.request(index)
         yield Emit(ResponseReceived(record=turn.records[-1], response=response))

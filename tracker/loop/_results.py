@@ -88,6 +88,7 @@ class TurnResult:
     dict rebuilt from the conversation when ``recovered``), ``requests`` one ``RequestRecord``
     each; ``errors`` the transient errors that were retried. ``tracker`` is the tracker after
     the turn (pass it to the next turn). ``session_version`` is the store version saved, if any.
+    ``compacted`` is the ``CompactedResponse`` of a standalone compaction run before the turn.
     """
 
     text: str
@@ -99,6 +100,8 @@ class TurnResult:
     abandoned_calls: int = 0
     errors: tuple[BaseException, ...] = ()
     session_version: int | None = None
+    #: The ``responses.compact`` result when ``compact=True`` compacted before this turn.
+    compacted: Any = None
 
     @property
     def items_sent(self) -> int:

@@ -21,6 +21,7 @@ from tracker.stores import (
 from ._core import (
     DEFAULT_TOOL_WORKERS,
     Checkpoint,
+    Compact,
     Create,
     Emit,
     ListNewItems,
@@ -67,6 +68,7 @@ def run_turn(
     on_event: EventHandler | None = None,
     max_turns: int = 10,
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
+    compact: bool = False,
     retry: RetryPolicy | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     lease_wait: float = DEFAULT_LEASE_WAIT,
@@ -99,6 +101,12 @@ def run_turn(
     store passed there is a ``UsageError`` naming ``session_store=``, and ``store=False``
     (stateless turns, a coming feature) is a ``UsageError`` for now.
 
+    ``compact=True`` compacts the chain with ``responses.compact`` before the turn (the
+    turn's first request then starts a new chain carrying the window; ``TurnResult.compacted``
+    holds the result); ``tracker.CompactionError`` while calls are pending, a ``UsageError``
+    in a conversation (use ``context_management=[{"type": "compaction", "compact_threshold":
+    N}]``, passed through like any option, for server-side compaction there).
+
     Transient errors are retried per ``retry`` after rewinding the tracker (the client is used
     with ``max_retries=0``). A 400 re-raises the SDK's ``openai.BadRequestError`` with the
     server's message; ``MaxTurnsError`` after ``max_turns`` model calls. After an error the
@@ -112,6 +120,7 @@ def run_turn(
         retry=retry or RetryPolicy(),
         options=options,
         max_tool_workers=max_tool_workers,
+        compact=compact,
     )
     check_store_option(options)
     check_sources(tracker, session_store, session_id, conversation)
@@ -172,6 +181,8 @@ def _perform(api: openai.OpenAI, op: Op, on_event: EventHandler | None) -> Any:
         if not op.stream:
             return api.responses.create(**op.kwargs)
         return _stream(api, op, on_event)
+    if isinstance(op, Compact):
+        return api.responses.compact(**op.kwargs)
     if isinstance(op, RunTools):
         return run_plans(op.plans, op.max_workers)
     if isinstance(op, Sleep):
