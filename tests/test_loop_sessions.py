@@ -150,19 +150,18 @@ async def test_a_session_store_passed_as_store_names_session_store(
     assert [] == request_bodies(emulator)
 
 
-async def test_store_false_is_refused_until_stateless_turns_exist(
+async def test_store_false_runs_stateless_turns(
     client: OpenAI, async_client: AsyncOpenAI, emulator: Emulator
 ) -> None:
-    """store=False is a clear UsageError (stateless turns are not supported yet), not a
-    complaint about session ids; the tracker is left as it was and nothing is sent."""
+    """store=False runs the turn statelessly (sync and async): the second request replays
+    the first turn's items, with no previous_response_id."""
     tracker = Tracker()
-    expected = r"store=False asks for stateless turns.*'Stateless turns' feature"
-    with pytest.raises(UsageError, match=expected):
-        run_turn(client, model="emu-1", input="x", store=False, tracker=tracker)
-    with pytest.raises(UsageError, match=expected):
-        await arun_turn(async_client, model="emu-1", input="x", store=False)
-    assert Tracker().to_state() == tracker.to_state()
-    assert [] == request_bodies(emulator)
+    run_turn(client, model="emu-1", input="x", store=False, tracker=tracker)
+    await arun_turn(async_client, model="emu-1", input="y", store=False, tracker=tracker)
+    bodies = request_bodies(emulator)
+    assert [1, 3] == [len(b["input"]) for b in bodies]
+    assert [False, False] == [b["store"] for b in bodies]
+    assert all("previous_response_id" not in b for b in bodies)
 
 
 _CHILD = textwrap.dedent(

@@ -23,7 +23,7 @@ def test_public_api_is_exactly_the_intended_surface() -> None:
         "ConflictError",
         "ContinuationError",
         "CorruptStateError",
-        "HistoryError",
+            "HistoryError",
         "ItemError",
         "ItemInfo",
         "Prepared",
@@ -34,6 +34,7 @@ def test_public_api_is_exactly_the_intended_surface() -> None:
         "StoreError",
         "Tracker",
         "TrackerError",
+        "TranscriptError",
         "UsageError",
         "Violation",
         "fingerprint",
@@ -174,6 +175,7 @@ CORE_MODULES = {
     "_rules.py",
     "_snapshot.py",
     "_tracker.py",
+    "_transcript.py",
 }
 
 

@@ -18,6 +18,7 @@ from ._errors import (
     StateVersionError,
     StoreError,
     TrackerError,
+    TranscriptError,
     UsageError,
 )
 from ._fingerprint import fingerprint
@@ -49,6 +50,7 @@ __all__ = [
     "StoreError",
     "Tracker",
     "TrackerError",
+    "TranscriptError",
     "UsageError",
     "Violation",
     "fingerprint",

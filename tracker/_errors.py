@@ -23,6 +23,9 @@ from there; the rest are exported by ``tracker``::
     │   │                                      ``.violations`` lists each problem
     │   └── CompactedCallError                 an output for a call a compaction summarised
     │                                          (``No tool call found``); ``.call_ids``
+    ├── TranscriptError(ValueError)            stateless mode: an item the service would have
+    │                                          to look up, or a chain whose items the tracker
+    │                                          never saw; ``.item_id``
     ├── StoreError(RuntimeError)               a durable store failed
     │   ├── ConflictError                      compare-and-set lost: reload and retry
     │   │   └── SessionBusyError               another worker holds the session's lease
@@ -59,6 +62,7 @@ __all__ = [
     "StateVersionError",
     "StoreError",
     "TrackerError",
+    "TranscriptError",
     "UsageError",
     "shown",
 ]
@@ -152,6 +156,14 @@ class CompactedCallError(HistoryError):
     def __init__(self, message: str, *, call_ids: tuple[str, ...]) -> None:
         super().__init__(message)
         self.call_ids = call_ids
+
+
+class TranscriptError(TrackerError, ValueError):
+    """Stateless mode cannot build a valid request: ``item_id`` names the offending item."""
+
+    def __init__(self, message: str, *, item_id: Any = None) -> None:
+        super().__init__(message)
+        self.item_id = item_id
 
 
 class StoreError(TrackerError, RuntimeError):

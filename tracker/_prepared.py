@@ -68,6 +68,13 @@ class Prepared:
     _serial: int = attrs.field(default=0, repr=False, alias="serial")
     compact: bool = False
     carries_window: bool = False
+    #: Stateless mode: how many leading items of ``input`` replay the transcript.
+    replayed: int = attrs.field(default=0, kw_only=True)
+
+    @property
+    def delta(self) -> tuple[Any, ...]:
+        """The new items of ``input`` (all of it unless a stateless transcript is replayed)."""
+        return self.input[self.replayed :] if self.replayed else self.input
 
     def request_input(self) -> list[dict[str, Any]]:
         """The delta as plain wire-form dicts (SDK models dumped without ``None`` members)."""

@@ -105,6 +105,9 @@ class RuleOptions:
       (Codex backend says yes, openai-agents' "omit" policy says no).
     - ``conversation_store_false_persists`` (off): with ``store: false`` a conversation turn
       leaves the conversation unchanged [3P]; turn on to append anyway.
+    - ``zdr`` (off): a zero-data-retention organisation: every request is ``store: false``
+      whatever it asks, and a lookup fails with the ZDR text (``Items are not persisted for
+      Zero Data Retention organizations.``; runvendo/vendo PR #1071, langfuse PR #16810 [OBS]).
     - ``lookup_complete_items_store_false`` (off): under ``store: false`` the ids of complete
       items are looked up in storage too.
     - ``compaction_boundary`` (on): the latest ``compaction`` item starts the window that the
@@ -131,6 +134,7 @@ class RuleOptions:
     reject_compaction_created_by: bool = True
     enforce_min_compact_threshold: bool = True
     chain_from_compacted_response: bool = False
+    zdr: bool = False
 
 
 @attrs.frozen

@@ -71,7 +71,9 @@ from ._identity import IdentityMap
 from ._items import COMPACTION, COMPACTION_TRIGGER, field, is_async_call, read_item, to_plain
 from ._prepared import Key, Prepared, SkipReason, anon_fingerprint, anon_key, describe, keys_of
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
+from ._rules import RuleOptions
 from ._snapshot import Ledger, check_id, dump_state, load_state
+from ._transcript import Transcript, chain_transcript
 
 __all__ = ["Prepared", "Tracker"]
 
@@ -212,7 +214,15 @@ class Tracker:
         conversation_id: str | None = None,
         check: DeltaCheck = "raise",
         repair_policy: RepairPolicy = PLACEHOLDER,
+        store: bool = True,
+        rules: RuleOptions | None = None,
     ) -> None:
+        if not store and (previous_response_id is not None or conversation_id is not None):
+            raise ContinuationError(
+                "store=False keeps nothing on the server: it cannot continue "
+                f"{shown(previous_response_id or conversation_id)}. Create the tracker with "
+                "store=True and call go_stateless(history=...) to switch."
+            )
         if check not in ("raise", "repair", "off"):
             raise UsageError(f"check must be 'raise', 'repair' or 'off', not {shown(check)}.")
         if previous_response_id is not None and conversation_id is not None:
@@ -235,6 +245,9 @@ class Tracker:
         self._marked: dict[int, Prepared] = {}  # requests marked sent, not yet answered
         self._serial = 0  # bumped by every change, so mark_sent sees what changed since prepare
         self._origin = object()
+        self._rules = rules
+        # Stateless mode (store=False): the items every request replays.
+        self._transcript = None if store else Transcript(options=rules)
 
     # ------------------------------------------------------------------ read-only views
 
@@ -372,8 +385,10 @@ class Tracker:
             send = [*window, *send]
             keys = [(("window", str(i)),) for i in range(len(window))] + keys
         chained = ledger.conversation_id is None and not window
+        full = tuple(send) if self._transcript is None else self._transcript.replay(send)
         return Prepared(
-            input=tuple(send),
+            input=full,
+            replayed=len(full) - len(send),
             previous_response_id=ledger.previous_response_id if chained else None,
             conversation_id=ledger.conversation_id,
             skipped=max(0, skipped),
@@ -564,15 +579,17 @@ class Tracker:
                 "This request was already marked sent; rewind(prepared) first if it failed, "
                 "or prepare() the next turn."
             )
-        for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
+        for item, item_keys in zip(prepared.delta, prepared._keys, strict=True):
             if self._recorded_since(item, item_keys, prepared._serial):
                 raise UsageError(
                     f"Item {describe(item)} was marked sent by another request after this one "
                     "was prepared: call prepare() again to get a fresh delta."
                 )
         self._serial += 1
-        for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
+        for item, item_keys in zip(prepared.delta, prepared._keys, strict=True):
             self._record(item, item_keys)
+        if self._transcript is not None:
+            self._transcript.mark(id(prepared), prepared.delta)
         self._marked[id(prepared)] = prepared  # held, so its id() is not reused meanwhile
 
     def rewind(self, prepared: Prepared) -> None:
@@ -589,8 +606,10 @@ class Tracker:
             )
         del self._marked[id(prepared)]
         self._serial += 1
-        for item, item_keys in zip(prepared.input, prepared._keys, strict=True):
+        for item, item_keys in zip(prepared.delta, prepared._keys, strict=True):
             self._unrecord(item, item_keys)
+        if self._transcript is not None:
+            self._transcript.unmark(id(prepared))
 
     def observe_response(self, response: Any) -> None:
         """Record a response: its output items are held by the server, its id continues.
@@ -623,13 +642,16 @@ class Tracker:
                 f"Response {response_id} belongs to conversation {shown(conv_id)}, not to this "
                 f"tracker's {ledger.conversation_id!r}: use one tracker per conversation."
             )
-        if field(response, "store") is False and ledger.conversation_id is None:
+        stateless = self._transcript is not None
+        if field(response, "store") is False and ledger.conversation_id is None and not stateless:
             raise ContinuationError(
                 f"Response {response_id} was created with store=False and cannot be continued "
                 "with previous_response_id: create it with store=True (the default)."
             )
         self._observe(observed)
-        if ledger.conversation_id is None and response_id:
+        if self._transcript is not None:
+            self._transcript.observe([item for item, _ in observed])
+        elif ledger.conversation_id is None and response_id:
             ledger.previous_response_id = response_id
         ledger.responses_observed += 1
         if any(p.carries_window for p in self._marked.values()):
@@ -731,13 +753,16 @@ class Tracker:
         snapshot stays consistent with its ``previous_response_id``, and a tracker restored
         from it sends those items again (never a dropped output, never a 400).
         """
-        if not self._marked:
-            return dump_state(self._ledger)
-        settled = self._ledger.copy()
-        for prepared in self._marked.values():
-            for item_keys in prepared._keys:
-                settled.remove(item_keys)
-        return dump_state(settled)
+        settled = self._ledger
+        if self._marked:
+            settled = self._ledger.copy()
+            for prepared in self._marked.values():
+                for item_keys in prepared._keys:
+                    settled.remove(item_keys)
+        state = dump_state(settled)
+        if self._transcript is not None:
+            state["transcript"] = self._transcript.dump()
+        return state
 
     @classmethod
     def from_state(
@@ -746,14 +771,58 @@ class Tracker:
         *,
         check: DeltaCheck = "raise",
         repair_policy: RepairPolicy = PLACEHOLDER,
+        rules: RuleOptions | None = None,
     ) -> Tracker:
         """Restore a tracker from ``to_state()`` output (possibly from another process).
 
-        ``check`` and ``repair_policy`` are settings, not state: give them as to ``Tracker``.
-        Raises ``StateVersionError`` for an unknown or newer format version and ``StateError``
-        naming the malformed field otherwise; nothing is half-restored.
+        ``check``, ``repair_policy`` and ``rules`` are settings, not state: give them as to
+        ``Tracker``. A stateless tracker's snapshot carries its transcript. Raises
+        ``StateVersionError`` for an unknown or newer format version and ``StateError`` naming
+        the malformed field otherwise; nothing is half-restored.
         """
-        ledger = load_state(state)
-        tracker = cls(check=check, repair_policy=repair_policy)
+        plain = dict(state) if isinstance(state, Mapping) else state
+        transcript = plain.pop("transcript", None) if isinstance(plain, dict) else None
+        ledger = load_state(plain)
+        tracker = cls(check=check, repair_policy=repair_policy, rules=rules)
         tracker._ledger = ledger
+        if transcript is not None:
+            tracker._transcript = Transcript.load(transcript, rules)
         return tracker
+
+    # ------------------------------------------------------------------ stateless mode
+
+    @property
+    def store(self) -> bool:
+        """``False`` in stateless mode: every request replays the transcript, store=False."""
+        return self._transcript is None
+
+    @property
+    def transcript(self) -> tuple[dict[str, Any], ...]:
+        """Stateless mode: the items replayed before the next delta (empty in chain mode)."""
+        return () if self._transcript is None else self._transcript.items
+
+    @property
+    def prompt_cache_key(self) -> str | None:
+        """Stateless mode: a stable per-session ``prompt_cache_key`` (kept by snapshots)."""
+        return None if self._transcript is None else self._transcript.prompt_cache_key
+
+    def go_stateless(self, history: Iterable[Any] | None = None) -> None:
+        """Continue this chain statelessly (store=False), e.g. after a ZDR migration.
+
+        ``history`` is every item the chain holds, in order (its inputs and outputs: your
+        whole-history list, or ``client.responses.input_items.list(previous_response_id)``
+        followed by that response's output). Raises ``TranscriptError`` (tracker unchanged)
+        when it is missing, lacks an item the chain holds, or holds an item the stateless
+        service would look up; ``UsageError`` in conversation mode or with requests in flight.
+        """
+        if self._transcript is not None:
+            return
+        if self._ledger.conversation_id is not None or self._marked:
+            raise UsageError(
+                "go_stateless() needs a response chain with no request in flight: observe the "
+                "pending response first (a conversation cannot be continued statelessly)."
+            )
+        transcript = chain_transcript(self._ledger, history, self._rules)
+        self._serial += 1
+        self._transcript = transcript
+        self._ledger.previous_response_id = None

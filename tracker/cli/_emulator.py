@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accept a tool output placed before its call (strict_order=False)",
     )
     parser.add_argument(
+        "--zdr",
+        action="store_true",
+        help="act as a zero-data-retention organisation: nothing is stored (store=false)",
+    )
+    parser.add_argument(
         "--require-reasoning-id",
         action="store_true",
         help="reject reasoning input items without an id",
@@ -96,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"tracker emulator: {bad}", file=sys.stderr)
         return 2
     options = RuleOptions(
-        strict_order=not args.lenient_order, require_reasoning_id=args.require_reasoning_id
+        strict_order=not args.lenient_order,
+        require_reasoning_id=args.require_reasoning_id,
+        zdr=args.zdr,
     )
     emulator = Emulator(
         args.host,

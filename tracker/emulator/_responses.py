@@ -93,8 +93,10 @@ def _resolve(
             must_exist = True
         if must_exist and isinstance(item_id, str) and item_id not in state.items:
             suffix = (
-                " Items are not persisted when `store` is set to false. Try again with `store` "
-                "set to true, or remove this item from your input."
+                " Items are not persisted for Zero Data Retention organizations."
+                if options.zdr
+                else " Items are not persisted when `store` is set to false. Try again with "
+                "`store` set to true, or remove this item from your input."
             )
             message = f"Item with id '{item_id}' not found." + ("" if store else suffix)
             return Violation("R0", 404, message, "input", None, None, item_id=item_id)
@@ -209,7 +211,7 @@ def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> _Turn
     found, conv = _state_violation(state, body, options)
     if found is not None:
         return found
-    store = body.get("store", True) is not False
+    store = body.get("store", True) is not False and not options.zdr
     raw = body["input"]
     items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
     resolved = _resolve(state, [normalize_item(item) for item in items], store, options)
@@ -278,7 +280,8 @@ def _finish(
             conv.items.extend(stored_input + output)
             state.index_items(stored_input + output)
     usage = _usage(turn.context[window_start(turn.context) :], output)  # the rendered window
-    return response_object(response_id, turn.body, copy.deepcopy(output), usage, created_at=created)
+    body = {**turn.body, "store": False} if not turn.store else turn.body
+    return response_object(response_id, body, copy.deepcopy(output), usage, created_at=created)
 
 
 def create_response(

@@ -305,6 +305,10 @@ class Emulator:
     version, ``OSError`` if another emulator holds it); every successful POST or DELETE
     rewrites it atomically before answering, and ``stop()`` writes it once more. Without
     ``state_path`` the state lives in memory only.
+
+    ``zdr=True`` acts as a zero-data-retention organisation (``RuleOptions.zdr``): every
+    response is ``store: false`` whatever the request asks, nothing is stored, and a lookup
+    of an unstored item is the 404 with the ZDR text.
     """
 
     def __init__(
@@ -320,7 +324,10 @@ class Emulator:
         seed: int | None = None,
         state_path: str | os.PathLike[str] | None = None,
         record_requests: bool = True,
+        zdr: bool = False,
     ) -> None:
+        if zdr:  # a zero-data-retention organisation: nothing is ever stored
+            options = attrs.evolve(options or RuleOptions(), zdr=True)
         self.host = host
         self.port = port
         self.api_key = api_key

@@ -57,6 +57,7 @@ from ._results import (
     TurnResult,
 )
 from ._retry import RetryPolicy
+from ._stateless import enter_stateless, stateless_kwargs
 from ._tools import FunctionTool, Invocation, function_tool, plan_call
 
 __all__ = [
@@ -356,7 +357,7 @@ class _Turn:
         if self.spec.tool_specs:
             kwargs["tools"] = [dict(t) for t in self.spec.tool_specs]
         kwargs.update(prepared.request_kwargs())
-        return kwargs
+        return stateless_kwargs(kwargs, self.tracker)
 
     def record(self, p: Prepared, index: int, tries: int, response: Any, recovered: bool) -> None:
         output = _output_items(response)
@@ -498,6 +499,7 @@ def drive(
     that all called tools, and re-raises a non-transient error (a 400 is the SDK's
     ``BadRequestError``, with the server's message) after rewinding the tracker.
     """
+    enter_stateless(tracker, spec.options)
     items, abandoned = _turn_input(tracker, user_input, carried, resume)
     turn = _Turn(tracker=tracker, spec=spec, items=items, abandoned=abandoned, reconcile=reconcile)
     if spec.compact and tracker.previous_response_id is not None:

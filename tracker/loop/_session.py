@@ -77,8 +77,8 @@ def check_store_option(options: Mapping[str, Any]) -> None:
     """Raise ``UsageError`` for a ``store=`` the loop cannot pass to ``responses.create``.
 
     ``store`` is the Responses API's flag. A session store passed there (the loop's keyword
-    before it was ``session_store``) is named as such; ``store=False`` (stateless turns) is
-    not supported by the loop yet.
+    before it was ``session_store``) is named as such. ``store=False`` runs stateless turns
+    (``tracker.loop._stateless``).
     """
     if "store" not in options:
         return
@@ -88,13 +88,6 @@ def check_store_option(options: Mapping[str, Any]) -> None:
             f"store={type(value).__name__}(...) is a session store, but store= is the Responses "
             "API's own flag (store=True/False) and goes to responses.create: pass the session "
             "store as session_store=... (with session_id=...)."
-        )
-    if value is False:
-        raise UsageError(
-            "store=False asks for stateless turns (the whole history sent on every request, "
-            "nothing kept on the server), which tracker.loop does not support yet (the "
-            "'Stateless turns' feature): drop store=False to keep the history on the server, "
-            "or call client.responses.create yourself with the whole history."
         )
 
 

@@ -98,8 +98,10 @@ def run_turn(
     which also gets request, response, tool and retry events.
     Remaining keyword arguments go to every ``responses.create`` call (``instructions``,
     ``reasoning``, ``timeout``, ``store=True`` ...). ``store=`` is the API's flag: a session
-    store passed there is a ``UsageError`` naming ``session_store=``, and ``store=False``
-    (stateless turns, a coming feature) is a ``UsageError`` for now.
+    store passed there is a ``UsageError`` naming ``session_store=``. ``store=False`` runs the
+    turn statelessly: the tracker keeps the transcript and every request replays it (with
+    ``include=["reasoning.encrypted_content"]`` and a stable ``prompt_cache_key``); with a
+    session store the transcript is saved with the session.
 
     ``compact=True`` compacts the chain with ``responses.compact`` before the turn (the
     turn's first request then starts a new chain carrying the window; ``TurnResult.compacted``

@@ -1,0 +1,351 @@
+"""Stateless turns (issue 13): store=False, zero data retention, the replayed transcript."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
+from openai import OpenAI, Stream
+from openai.types.responses import Response, ResponseStreamEvent
+
+from tracker import ContinuationError, HistoryError, Tracker, TranscriptError
+from tracker.emulator import Emulator
+from tracker.loop import run_turn
+from tracker.stores import SQLiteStore, load_tracker, save_tracker
+
+REASONING_MODEL = "emu-reason-1"
+
+
+def _user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def _msg(item_id: str, text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": item_id,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text}],
+    }
+
+
+def _response(rid: str, *output: dict[str, Any]) -> dict[str, Any]:
+    return {"id": rid, "store": False, "output": list(output)}
+
+
+def _reasoning(item_id: str, sealed: str | None = "gAAAAAsealed") -> dict[str, Any]:
+    item: dict[str, Any] = {"type": "reasoning", "id": item_id, "summary": []}
+    if sealed is not None:
+        item["encrypted_content"] = sealed
+    return item
+
+
+@pytest.fixture
+def zdr() -> Any:
+    """A started zero-data-retention emulator."""
+    with Emulator(seed=7, zdr=True) as emu:
+        yield emu
+
+
+@pytest.fixture
+def zdr_client(zdr: Emulator) -> Any:
+    """A real client talking to the ZDR emulator."""
+    with OpenAI(base_url=zdr.base_url, api_key="k", max_retries=0) as c:
+        yield c
+
+
+def _outputs_once(body: dict[str, Any], issued: list[str]) -> bool:
+    """Whether ``body``'s input answers every issued call exactly once."""
+    outs = Counter(i["call_id"] for i in body["input"] if i.get("type") == "function_call_output")
+    return dict.fromkeys(issued, 1) == dict(outs)
+
+
+# ---------------------------------------------------------------- the tracker, sans IO
+
+
+def test_stateless_prepare_replays_transcript_then_new_items() -> None:
+    """Turn two carries turn one's input and output, then only the caller's new message."""
+    t = Tracker(store=False)
+    first = t.prepare("hi")
+    t.mark_sent(first)
+    t.observe_response(_response("resp_1", _reasoning("rs_1"), _msg("msg_1", "yo")))
+    history = [_user("hi"), _msg("msg_1", "yo"), _user("again")]
+    second = t.prepare(history)
+    expected = [_user("hi"), _reasoning("rs_1"), _msg("msg_1", "yo"), _user("again")]
+    assert expected == second.request_input()
+    assert {"input": expected} == second.request_kwargs()
+    assert 3 == second.replayed
+
+
+def test_stateless_rewind_drops_the_failed_request_from_the_transcript() -> None:
+    """A rewound request's items leave the transcript; the next prepare sends them once."""
+    t = Tracker(store=False)
+    p = t.prepare("hi")
+    t.mark_sent(p)
+    t.rewind(p)
+    assert () == t.transcript
+    assert [_user("hi")] == t.prepare("hi").request_input()
+
+
+def test_stateless_snapshot_carries_transcript_and_cache_key() -> None:
+    """to_state()/from_state() keep the transcript (JSON) and the prompt_cache_key."""
+    t = Tracker(store=False)
+    p = t.prepare("hi")
+    t.mark_sent(p)
+    t.observe_response(_response("resp_1", _msg("msg_1", "yo")))
+    state = json.loads(json.dumps(t.to_state()))
+    restored = Tracker.from_state(state)
+    assert (t.transcript, t.prompt_cache_key) == (restored.transcript, restored.prompt_cache_key)
+    assert restored.prepare([_user("more")]).request_input() == [*t.transcript, _user("more")]
+
+
+def test_stateless_snapshot_leaves_out_unanswered_request() -> None:
+    """A request marked but not answered is not in the snapshot: it is sent again once."""
+    t = Tracker(store=False)
+    t.mark_sent(t.prepare("hi"))
+    restored = Tracker.from_state(t.to_state())
+    assert [_user("hi")] == restored.prepare("hi").request_input()
+
+
+def test_stateless_refuses_item_reference() -> None:
+    """An item_reference cannot be resolved under store=False: TranscriptError names it."""
+    t = Tracker(store=False)
+    with pytest.raises(TranscriptError, match="msg_9"):
+        t.prepare([{"type": "item_reference", "id": "msg_9"}])
+
+
+def test_stateless_reasoning_without_encrypted_content_is_left_out_with_its_ids() -> None:
+    """Unreplayable reasoning is dropped and its message loses its id (no R0, no A3)."""
+    t = Tracker(store=False)
+    t.mark_sent(t.prepare("hi"))
+    t.observe_response(_response("resp_1", _reasoning("rs_1", None), _msg("msg_1", "yo")))
+    plain = _msg("msg_1", "yo")
+    del plain["id"]
+    assert (_user("hi"), plain) == t.transcript
+
+
+def test_stateless_checks_the_service_rules_before_sending() -> None:
+    """An output for a call the transcript never held is refused before sending (P2)."""
+    t = Tracker(store=False, check="off")
+    orphan = {"type": "function_call_output", "call_id": "call_x", "output": "1"}
+    with pytest.raises(HistoryError, match="call_x"):
+        t.prepare([orphan])
+
+
+def test_go_stateless_without_history_names_the_fix() -> None:
+    """A chain whose items the tracker does not keep cannot switch without its history."""
+    t = Tracker()
+    t.mark_sent(t.prepare("hi"))
+    t.observe_response({"id": "resp_1", "output": [_msg("msg_1", "yo")]})
+    with pytest.raises(TranscriptError, match="go_stateless\\(history=...\\)"):
+        t.go_stateless()
+    with pytest.raises(TranscriptError, match="msg_1"):
+        t.go_stateless([_user("hi")])
+    assert ("resp_1", True) == (t.previous_response_id, t.store)
+
+
+def test_go_stateless_with_history_replays_it() -> None:
+    """With the chain's history the tracker continues statelessly from it."""
+    t = Tracker()
+    t.mark_sent(t.prepare("hi"))
+    t.observe_response({"id": "resp_1", "output": [_msg("msg_1", "yo")]})
+    t.go_stateless([_user("hi"), _msg("msg_1", "yo")])
+    p = t.prepare([_user("hi"), _msg("msg_1", "yo"), _user("next")])
+    assert (None, [_user("hi"), _msg("msg_1", "yo"), _user("next")]) == (
+        p.previous_response_id,
+        p.request_input(),
+    )
+
+
+# ---------------------------------------------------------------- the ZDR emulator
+
+
+def test_zdr_emulator_item_reference_is_the_zdr_404(zdr_client: OpenAI) -> None:
+    """Under ZDR an item_reference is 404 with the ZDR text."""
+    first = zdr_client.responses.create(model="emu-1", input="hi")
+    assert first.store is False
+    ref = {"type": "item_reference", "id": first.output[0].id}
+    with pytest.raises(openai.NotFoundError) as info:
+        zdr_client.responses.create(model="emu-1", input=[ref])
+    expected = (
+        f"Item with id '{first.output[0].id}' not found. Items are not persisted for Zero Data "
+        "Retention organizations."
+    )
+    assert expected == info.value.body["message"]  # type: ignore[index]
+
+
+def test_chain_tracker_refuses_a_zdr_response(zdr_client: OpenAI) -> None:
+    """A chain tracker cannot continue a ZDR (store=False) response: ContinuationError."""
+    t = Tracker()
+    p = t.prepare("hi")
+    t.mark_sent(p)
+    response = zdr_client.responses.create(model="emu-1", **p.request_kwargs())
+    with pytest.raises(ContinuationError, match="store=False"):
+        t.observe_response(response)
+
+
+def test_tampered_reasoning_is_the_real_400(zdr_client: OpenAI) -> None:
+    """Replayed reasoning with a tampered encrypted_content is 400 invalid_encrypted_content."""
+    first = zdr_client.responses.create(model=REASONING_MODEL, input="hi", store=False)
+    rs = first.output[0].model_dump(exclude_none=True)
+    rs["encrypted_content"] = rs["encrypted_content"][:-3] + "xyz"
+    with pytest.raises(openai.BadRequestError) as info:
+        zdr_client.responses.create(model=REASONING_MODEL, input=[rs, _user("x")], store=False)
+    assert "invalid_encrypted_content" == info.value.code
+
+
+# ---------------------------------------------------------------- the loop, end to end
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_run_turn_store_false_replays_whole_history(
+    zdr_client: OpenAI, zdr: Emulator, stream: bool
+) -> None:
+    """Two stateless turns with parallel tool rounds: every request replays, outputs once."""
+    t = Tracker(store=False)
+    first = run_turn(
+        zdr_client,
+        model=REASONING_MODEL,
+        input=PROMPT,
+        tools=TOOLS,
+        tracker=t,
+        stream=stream,
+        store=False,
+    )
+    second = run_turn(
+        zdr_client,
+        model=REASONING_MODEL,
+        input="thanks",
+        tracker=t,
+        stream=stream,
+        store=False,
+        include=["message.output_text.logprobs"],
+    )
+    assert (ANSWER, "You said: thanks") == (first.text, second.text)
+    bodies = request_bodies(zdr)
+    assert {False} == {b["store"] for b in bodies}
+    assert {t.prompt_cache_key} == {b["prompt_cache_key"] for b in bodies}
+    assert ["message.output_text.logprobs", "reasoning.encrypted_content"] == bodies[-1]["include"]
+    assert all("previous_response_id" not in b for b in bodies)
+    assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
+    for before, after in itertools.pairwise(bodies):
+        assert before["input"] == after["input"][: len(before["input"])]  # byte-stable replay
+
+
+def test_run_turn_store_false_refuses_a_stored_chain_without_its_history(client: OpenAI) -> None:
+    """store=False on a tracker that continued a stored chain names go_stateless(history=...)."""
+    t = Tracker()
+    run_turn(client, model="emu-1", input="hi", tracker=t)
+    with pytest.raises(TranscriptError, match="go_stateless"):
+        run_turn(client, model="emu-1", input="again", tracker=t, store=False)
+
+
+_WORKER = """
+import sys
+from openai import OpenAI, Stream
+from openai.types.responses import Response, ResponseStreamEvent
+from tracker.loop import run_turn
+from tracker.stores import SQLiteStore, load_tracker, save_tracker
+sys.path.insert(0, sys.argv[3])
+from _loop_helpers import PROMPT, TOOLS
+with OpenAI(base_url=sys.argv[2], api_key="k", max_retries=0) as client:
+    r = run_turn(client, model="emu-reason-1", input=PROMPT, tools=TOOLS, store=False,
+                 session_store=SQLiteStore(sys.argv[1]), session_id="s")
+print(r.text)
+"""
+
+
+@pytest.mark.slow
+def test_run_turn_store_false_session_continues_in_another_process(
+    zdr_client: OpenAI, zdr: Emulator, tmp_path: Path
+) -> None:
+    """A stateless session in SQLite: turn 2 runs in a new process, turn 3 back here."""
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    kwargs: dict[str, Any] = {"model": REASONING_MODEL, "tools": TOOLS, "store": False}
+    first = run_turn(zdr_client, input="hi", session_store=store, session_id="s", **kwargs)
+    here = str(Path(__file__).parent)
+    args = [sys.executable, "-c", _WORKER, str(tmp_path / "s.db"), zdr.base_url, here]
+    proc = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120)
+    third = run_turn(zdr_client, input="bye", session_store=store, session_id="s", **kwargs)
+    assert ["You said: hi", ANSWER, "You said: bye"] == [
+        first.text,
+        proc.stdout.strip(),
+        third.text,
+    ]
+    bodies = request_bodies(zdr)
+    assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
+    assert 1 == len({b["prompt_cache_key"] for b in bodies})
+
+
+def _create(client: OpenAI, body: dict[str, Any], stream: bool) -> Any:
+    """POST /responses with the real client, without its per-field param transform (slow on
+    long inputs); a stream is read to its final response."""
+    if not stream:
+        return client.post("/responses", body=body, cast_to=Response)
+    events = client.post(
+        "/responses",
+        body={**body, "stream": True},
+        cast_to=Response,
+        stream=True,
+        stream_cls=Stream[ResponseStreamEvent],
+    )
+    with events:
+        for event in events:
+            if event.type == "response.completed":
+                return event.response
+    raise AssertionError("no response.completed")
+
+
+def _turn(client: OpenAI, t: Tracker, text: str, stream: bool) -> list[str]:
+    """One user turn by hand: replay, run the (echo) tools in parallel rounds, to the answer."""
+    history: list[Any] = [_user(text)]
+    calls: list[str] = []
+    while True:
+        p = t.prepare(history, content_match=False)
+        t.mark_sent(p)
+        body = {
+            "model": REASONING_MODEL,
+            "tools": [
+                {"type": "function", "name": n, "parameters": {}} for n in ("weather", "add")
+            ],
+            "include": ["reasoning.encrypted_content"],
+            "store": False,
+            "prompt_cache_key": t.prompt_cache_key,
+            **p.request_kwargs(),
+        }
+        response = _create(client, body, stream)
+        t.observe_response(response)
+        new = [o for o in response.output if o.type == "function_call"]
+        if not new:
+            return calls
+        calls += [c.call_id for c in new]
+        history = [
+            {"type": "function_call_output", "call_id": c.call_id, "output": "ok"} for c in new
+        ]
+
+
+@pytest.mark.slow
+def test_fifty_stateless_turns_resumed_from_sqlite_every_ten(
+    zdr_client: OpenAI, zdr: Emulator, tmp_path: Path
+) -> None:
+    """50 stateless turns (reasoning, parallel tool rounds, plain and streamed) on a ZDR
+    emulator, the tracker reloaded from SQLite every 10 turns: no error, outputs once."""
+    store = SQLiteStore(str(tmp_path / "s.db"))
+    t, version = Tracker(store=False), 0
+    for turn in range(50):
+        if turn % 10 == 0 and turn:
+            version = save_tracker(store, "s", t, version)
+            t, version = load_tracker(store, "s")
+        _turn(zdr_client, t, PROMPT if turn % 3 == 0 else f"turn {turn}", stream=turn % 2 == 1)
+    bodies = request_bodies(zdr)
+    assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
+    assert bodies[-1]["input"] == list(t.transcript[: len(bodies[-1]["input"])])
+    assert {False} == {b["store"] for b in bodies}

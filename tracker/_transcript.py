@@ -1,0 +1,259 @@
+"""Stateless mode: the transcript a ``store=False`` (or zero-data-retention) loop replays.
+
+Theory of operation
+-------------------
+With ``store=False`` the service keeps nothing: every request must carry the whole history.
+A stateless ``Tracker`` still decides the *delta* exactly as in chain mode (its ledger is
+"what the transcript holds" instead of "what the server holds"), and the transcript supplies
+the rest: ``Prepared.input`` is the transcript followed by the delta.
+
+The transcript holds plain wire-form dicts, copied once when recorded: the items sent (marked)
+and every observed response's output, in order. A replay of the same transcript is therefore
+byte-identical from turn to turn, which keeps the prompt cache warm (``prompt_cache_key`` is a
+stable key generated once per transcript and carried by the snapshot).
+
+What the stateless service would refuse is kept out:
+
+- an ``item_reference``, or a reasoning item without ``encrypted_content`` in the caller's new
+  items: the service cannot look either up (404 R0): ``TranscriptError`` names the item;
+- a reasoning item in a response without ``encrypted_content`` (the request lacked
+  ``include=["reasoning.encrypted_content"]``): it is left out of the transcript and the items
+  it was emitted with lose their ids, so neither R0 nor A2/A3 can fire (the reasoning is lost,
+  the answer is not);
+- with ``RuleOptions.lookup_complete_items_store_false`` every id except a reasoning item's is
+  stripped, since the service would look it up.
+
+A transcript grows by the size of what is sent and received: its snapshot is the JSON of
+every item (about the size of the request body itself), plus a few fields.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._errors import HistoryError, StateError, TranscriptError, shown
+from ._fingerprint import content_key
+from ._items import field, read_item, to_plain
+from ._prepared import keys_of
+from ._rules import Provenance, RuleOptions, check_context
+
+if TYPE_CHECKING:
+    from ._snapshot import Ledger
+
+__all__ = ["Transcript", "chain_transcript", "check_new_items"]
+
+#: The ``include`` value a stateless request needs so reasoning can be replayed.
+INCLUDE_REASONING = "reasoning.encrypted_content"
+
+
+def check_new_items(items: Sequence[Any]) -> None:
+    """Refuse new items that a stateless service would have to look up (404 R0)."""
+    for index, item in enumerate(items):
+        item_type = field(item, "type")
+        item_id = field(item, "id")
+        if item_type == "item_reference":
+            raise TranscriptError(
+                f"input[{index}] is an item_reference to {shown(item_id)}: under store=False "
+                "the service keeps no items to resolve it. Pass the item itself instead.",
+                item_id=item_id,
+            )
+        if (
+            item_type == "reasoning"
+            and field(item, "encrypted_content") is None
+            and not field(item, "content")
+        ):
+            raise TranscriptError(
+                f"input[{index}] is reasoning item {shown(item_id)} without encrypted_content: "
+                "under store=False it cannot be looked up. Request it with "
+                f"include=[{INCLUDE_REASONING!r}] or leave the reasoning item out.",
+                item_id=item_id,
+            )
+
+
+class Transcript:
+    """The items a stateless tracker replays, settled ones first, then requests in flight."""
+
+    __slots__ = ("_items", "_options", "_pending", "_settled", "prompt_cache_key")
+
+    def __init__(
+        self,
+        items: Iterable[dict[str, Any]] = (),
+        *,
+        prompt_cache_key: str | None = None,
+        options: RuleOptions | None = None,
+    ) -> None:
+        self._options = options or RuleOptions()
+        self._items: list[dict[str, Any]] = [self._stored(i) for i in items]
+        self._settled = len(self._items)
+        self._pending: dict[int, tuple[int, int]] = {}  # id(prepared) -> (start, count)
+        self.prompt_cache_key = prompt_cache_key or f"tracker-{uuid.uuid4().hex}"
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def items(self) -> tuple[dict[str, Any], ...]:
+        """The items replayed before the next delta (settled and in flight), in order."""
+        return tuple(self._items)
+
+    def _stored(self, item: Any, index: int | None = None) -> dict[str, Any]:
+        plain = copy.deepcopy(to_plain(item, index))
+        if self._options.lookup_complete_items_store_false and plain.get("type") != "reasoning":
+            plain.pop("id", None)
+        return plain
+
+    # ---------------------------------------------------------------- building a request
+
+    def replay(self, delta: Sequence[Any]) -> tuple[Any, ...]:
+        """The whole input: the transcript, then ``delta``; checked against the service rules.
+
+        Raises ``TranscriptError`` for a new item the service would look up, ``HistoryError``
+        (with ``.violations``) for a context the stateless service would reject.
+        """
+        check_new_items(delta)
+        full = (*self._items, *delta)
+        violations = check_context(full, options=self._options, provenance=self._provenance())
+        if violations:
+            first = violations[0]
+            raise HistoryError(
+                f"The stateless request would be rejected ({first.rule}, status "
+                f"{first.status}): {first.message} Fix the new items (the transcript holds "
+                f"{len(self._items)} items replayed before them).",
+                violations=violations,
+            )
+        return full
+
+    def _provenance(self) -> Provenance:
+        """Which item followed each replayed reasoning item (the service checks A1-A3)."""
+        following: dict[str, str] = {}
+        reasoning_for: dict[str, str] = {}
+        items = self._items
+        for i, item in enumerate(items[:-1]):
+            if item.get("type") == "reasoning" and isinstance(item.get("id"), str):
+                nxt = items[i + 1].get("id")
+                if isinstance(nxt, str):
+                    following[item["id"]] = nxt
+                    reasoning_for[nxt] = item["id"]
+        return Provenance(following=following, reasoning_for=reasoning_for)
+
+    # ---------------------------------------------------------------- recording
+
+    def mark(self, token: int, delta: Sequence[Any]) -> None:
+        """Append a request's new items (in flight until ``settle``)."""
+        self._pending[token] = (len(self._items), len(delta))
+        self._items.extend(self._stored(item, i) for i, item in enumerate(delta))
+
+    def unmark(self, token: int) -> None:
+        """Remove a failed request's items (``Tracker.rewind``)."""
+        start, count = self._pending.pop(token)
+        del self._items[start : start + count]
+        for other, (s, c) in list(self._pending.items()):
+            if s > start:
+                self._pending[other] = (s - count, c)
+
+    def observe(self, output: Sequence[Any]) -> None:
+        """Append a response's output (plain copies) and settle every request in flight."""
+        self._items.extend(self._output(output))
+        self._pending.clear()
+        self._settled = len(self._items)
+
+    def _output(self, output: Sequence[Any]) -> list[dict[str, Any]]:
+        """The output as stored; a reasoning item without encrypted_content is left out."""
+        out: list[dict[str, Any]] = []
+        strip = False
+        for index, item in enumerate(output):
+            plain = self._stored(item, index)
+            if plain.get("type") == "reasoning":
+                strip = plain.get("encrypted_content") is None and not plain.get("content")
+                if strip:
+                    continue
+            elif strip:
+                plain.pop("id", None)  # its reasoning is gone: no A2/A3 for an id-less item
+            out.append(plain)
+        return out
+
+    # ---------------------------------------------------------------- state
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON-safe snapshot part: settled items only (requests in flight are resent)."""
+        return {
+            "items": copy.deepcopy(self._items[: self._settled]),
+            "prompt_cache_key": self.prompt_cache_key,
+        }
+
+    @classmethod
+    def load(cls, data: Any, options: RuleOptions | None = None) -> Transcript:
+        """Restore ``dump()`` output; ``StateError`` naming the malformed field."""
+        if not isinstance(data, Mapping):
+            raise StateError("transcript: must be an object with 'items'", path="transcript")
+        items = data.get("items")
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise StateError(
+                "transcript.items: must be a list of item objects", path="transcript.items"
+            )
+        key = data.get("prompt_cache_key")
+        if not isinstance(key, str) or not key:
+            raise StateError(
+                "transcript.prompt_cache_key: must be a non-empty string",
+                path="transcript.prompt_cache_key",
+            )
+        for index, item in enumerate(items):
+            read_item(item, index)
+        return cls(items, prompt_cache_key=key, options=options)
+
+
+def _missing(ledger: Ledger, history: Sequence[Any]) -> list[str]:
+    """What the chain holds (as the ledger knows it) that ``history`` lacks."""
+    ids: set[str] = set()
+    calls: set[str] = set()
+    outs: set[str] = set()
+    counts: dict[str, int] = {}
+    for index, item in enumerate(history):
+        item_keys = keys_of(read_item(item, index))
+        if not item_keys:
+            fp = content_key(item, index)
+            counts[fp] = counts.get(fp, 0) + 1
+        for kind, value in item_keys:
+            {"id": ids, "call": calls, "out": outs}[kind].add(value)
+    missing = [f"item {i}" for i in sorted(ledger.server_item_ids - ids)]
+    missing += [f"tool call {c}" for c in sorted(set(ledger.calls) - calls)]
+    missing += [f"output for {c}" for c in sorted(ledger.answered_call_ids - outs)]
+    missing += [
+        f"{n - counts.get(fp, 0)} id-less item(s) sent earlier"
+        for fp, n in ledger.fingerprints.items()
+        if counts.get(fp, 0) < n
+    ]
+    return missing
+
+
+def chain_transcript(
+    ledger: Ledger, history: Iterable[Any] | None, options: RuleOptions | None
+) -> Transcript:
+    """The transcript of a stored chain switched to stateless mode (``Tracker.go_stateless``).
+
+    ``history`` must hold every item the chain holds; raises ``TranscriptError`` otherwise.
+    """
+    chain = ledger.previous_response_id
+    how = (
+        "pass go_stateless(history=...) with every item of the chain, in order: your "
+        "whole-history list, or client.responses.input_items.list(...) of the last response "
+        "followed by its output"
+    )
+    if history is None:
+        raise TranscriptError(
+            f"go_stateless(): the tracker does not keep the items of chain {shown(chain)}: {how}."
+        )
+    items = list(history)
+    missing = _missing(ledger, items)
+    if missing:
+        raise TranscriptError(
+            f"go_stateless(): the history lacks what chain {shown(chain)} holds "
+            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): {how}."
+        )
+    check_new_items(items)
+    transcript = Transcript(items, options=options)
+    transcript.replay(())
+    return transcript
