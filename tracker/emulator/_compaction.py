@@ -30,6 +30,28 @@ verifies until ``Emulator.rotate_keys()``; a stale or foreign one is answered wi
 (``invalid_encrypted_content``). ``State.compaction_memory`` keeps what it summarises for the
 scripted model: the latest user message and what followed it, so a tool loop continues the same
 task after a compaction.
+
+The rules, with their source and how sure they are ([DOC] OpenAI docs or SDK 3.57 types, [OBS]
+seen in public issues, [3P] a third party's claim, [INF] inferred; switches in ``RuleOptions``):
+
+============================================== ============================== ================
+rule                                           answer                         source
+============================================== ============================== ================
+window over ``compact_threshold``: compact     ``compaction`` item first      [DOC] guide
+token count: 4 characters of JSON a token      (emulator's approximation)     [INF]
+compact at turn start; pending async defers    (no compaction that turn)      [INF]
+``compaction_trigger`` not the final item      400 ``invalid_value``          [DOC]; text [INF]
+``compaction_trigger`` final: compact now      output: the compaction item    [DOC]; [INF]
+stale or foreign ``cmp_`` content              400 ``invalid_encrypted_...``  [OBS] codex#35334
+``created_by`` on an input compaction item     400 ``unknown_parameter``      [INF], switch
+``compact_threshold`` below 1000               400 ``integer_below_min_...``  [3P], switch
+``context_management`` type not compaction     400 ``invalid_value``          [DOC]; text [INF]
+``/compact``: user messages + one compaction   ``response.compaction``        [DOC] SDK
+``/compact`` id as ``previous_response_id``    400 S1 (not found)             [3P], switch
+``/compact`` with a pending call               400 P1                         [INF]
+output whose call lies before the boundary     400 P2                         [DOC]+[INF], switch
+``response.compaction.compacting`` first       (stream event order)           [DOC]; order [INF]
+============================================== ============================== ================
 """
 
 from __future__ import annotations
