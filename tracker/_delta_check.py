@@ -14,7 +14,7 @@ from typing import Any, Literal
 import attrs
 
 from ._errors import HistoryError, UsageError
-from ._items import OUTPUT_TO_CALL, read_item
+from ._items import OUTPUT_TO_CALL, PAIRING_FIELD, read_item
 from ._repair import check_policy, repair_responses
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
 from ._rules import Violation, check_context
@@ -99,9 +99,7 @@ def _held_context(
     """
     infos = [read_item(item, i) for i, item in enumerate(items)]
     in_delta = {info.call_id for info in infos if info.is_call and info.call_id}
-    types = (
-        dict(pending) if isinstance(pending, Mapping) else dict.fromkeys(pending, "function_call")
-    )
+    types = dict(pending) if isinstance(pending, Mapping) else {c: _held_type(c) for c in pending}
     held = [_stand_in(call_type, cid) for cid, call_type in types.items() if cid not in in_delta]
     seen = set(types) | in_delta
     for info in infos:
@@ -116,8 +114,14 @@ def _held_context(
     return held
 
 
+def _held_type(call_id: str) -> str:
+    """The type of a held call known only by its key: approval requests are named ``mcpr_``."""
+    return "mcp_approval_request" if call_id.startswith("mcpr_") else "function_call"
+
+
 def _stand_in(call_type: str, call_id: str) -> dict[str, Any]:
-    return {"type": call_type, "call_id": call_id, "name": "", "arguments": "{}"}
+    key = PAIRING_FIELD.get(call_type, "call_id")  # an approval request is named by its id
+    return {"type": call_type, key: call_id, "name": "", "arguments": "{}"}
 
 
 def _delta_message(first: Violation, mode: str) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "COMPACTION_TRIGGER",
     "FAKE_ID",
     "OUTPUT_TO_CALL",
+    "PAIRING_FIELD",
     "ItemInfo",
     "field",
     "is_async_call",
@@ -30,7 +31,11 @@ __all__ = [
 #: Placeholder id that openai-agents puts on items from non-Responses providers; never a real id.
 FAKE_ID: Final = "__fake_id__"
 
-#: Each tool-call item type and the output type that answers it (paired by ``call_id``).
+#: Each tool-call item type and the client-owned item that answers it (paired by ``call_id``,
+#: except an MCP approval request: see ``PAIRING_FIELD``). The service lists the items a client
+#: must supply (SDK 3.57 ``response_steer_required_input.py``): every ``*_output`` here and
+#: ``mcp_approval_response``. A ``tool_search_call`` with ``execution: "server"`` (and the
+#: server's own ``tool_search_output``) is neither side of a pair: the server answered it.
 CALL_TO_OUTPUT: Final[Mapping[str, str]] = {
     "function_call": "function_call_output",
     "custom_tool_call": "custom_tool_call_output",
@@ -40,6 +45,7 @@ CALL_TO_OUTPUT: Final[Mapping[str, str]] = {
     "apply_patch_call": "apply_patch_call_output",
     "tool_search_call": "tool_search_output",
     "program": "program_output",
+    "mcp_approval_request": "mcp_approval_response",
 }
 OUTPUT_TO_CALL: Final[Mapping[str, str]] = {v: k for k, v in CALL_TO_OUTPUT.items()}
 
@@ -48,6 +54,15 @@ OUTPUT_TO_CALL: Final[Mapping[str, str]] = {v: k for k, v in CALL_TO_OUTPUT.item
 COMPACTION: Final = "compaction"
 #: The input item that asks the server to compact now ("must be the final input item").
 COMPACTION_TRIGGER: Final = "compaction_trigger"
+#: The member that carries the pairing key, for the types that do not use ``call_id``: an
+#: approval request is named by its own ``id`` (``mcpr_...``), its response by
+#: ``approval_request_id``. ``ItemInfo.call_id`` holds that key for both.
+PAIRING_FIELD: Final[Mapping[str, str]] = {
+    "mcp_approval_request": "id",
+    "mcp_approval_response": "approval_request_id",
+}
+
+_SERVER_EXECUTABLE: Final = frozenset({"tool_search_call", "tool_search_output"})
 
 
 @attrs.frozen
@@ -55,8 +70,9 @@ class ItemInfo:
     """What the tracker needs to know about one item.
 
     ``id`` is the provider item id (``fc_...``, ``msg_...``, ``rs_...``) or ``None``;
-    ``call_id`` the pairing key of a tool call or output; ``is_call`` / ``is_output`` say which
-    side of a pair the item is on.
+    ``call_id`` the pairing key of a tool call or output (for an MCP approval pair the request
+    id, see ``PAIRING_FIELD``); ``is_call`` / ``is_output`` say which side of a pair the item
+    is on (neither for a server-executed ``tool_search_call`` / ``tool_search_output``).
     """
 
     type: str
@@ -122,18 +138,17 @@ def read_item(item: Any, index: int | None = None) -> ItemInfo:
         )
     raw_id = field(item, "id")
     item_id = raw_id if isinstance(raw_id, str) and raw_id and raw_id != FAKE_ID else None
-    raw_call_id = field(item, "call_id")
+    raw_call_id = field(item, PAIRING_FIELD.get(raw_type, "call_id"))
     call_id = raw_call_id if isinstance(raw_call_id, str) and raw_call_id else None
     is_output = raw_type in OUTPUT_TO_CALL
-    if not is_output and raw_type not in CALL_TO_OUTPUT and call_id is not None:
+    is_call = raw_type in CALL_TO_OUTPUT
+    if not is_output and not is_call and call_id is not None:
         # An unknown future output type: recognise it by its payload, as the service pairs it.
         is_output = (isinstance(item, Mapping) and "output" in item) or hasattr(item, "output")
+    elif raw_type in _SERVER_EXECUTABLE and field(item, "execution") == "server":
+        is_call = is_output = False  # the server ran the search: nothing for the client to pair
     return ItemInfo(
-        type=raw_type,
-        id=item_id,
-        call_id=call_id,
-        is_call=raw_type in CALL_TO_OUTPUT,
-        is_output=is_output,
+        type=raw_type, id=item_id, call_id=call_id, is_call=is_call, is_output=is_output
     )
 
 

@@ -207,6 +207,8 @@ class _ResponsesPlan:
             )
         else:
             why = "the call had no output" if self.policy == DROP else "no placeholder form"
+            if info.type == "mcp_approval_request":
+                why = "no approval: an approval is never invented"
             self._drop("drop_call", i, why)
             before = i - 1
             if (

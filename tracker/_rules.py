@@ -31,6 +31,8 @@ Rule codes (``Violation.rule``), each with the service's exact status, text, ``p
 ``P1``                      400    ``No tool output found for function call call_X.``
 ``P2``                      400    ``No tool call found for function call output with ...``
 ``P3``                      400    a second output for one ``call_id`` (gateway text, [3P])
+``M1``                      400    ``The following MCP approval requests do not have an ...``
+``P4``                      400    an output whose client call was sent by reference (off, [3P])
 ``CHAT_ORPHAN_TOOL``        400    tool message not preceded by assistant ``tool_calls``
 ``CHAT_UNANSWERED``         400    ``tool_calls`` not answered by the following tool messages
 ``CHAT_UNKNOWN_TOOL_CALL_ID`` 400  tool message whose id is not in the previous ``tool_calls``
@@ -57,6 +59,7 @@ __all__ = [
     "Violation",
     "check_chat",
     "check_context",
+    "check_input_references",
     "validate_history",
     "window_start",
 ]
@@ -122,6 +125,14 @@ class RuleOptions:
       be a ``previous_response_id`` (continuing from the compacted window); off, it is
       ``previous_response_not_found`` [3P, pydantic-ai: "compaction response ids cannot be
       used as previous_response_id"].
+    - ``reject_referenced_client_calls`` (off): a client-executed ``function_call`` sent in the
+      input as an ``item_reference`` (or inline with its ``fc_`` id) together with its output
+      by ``call_id`` gives ``P4`` (the ``P2`` text). Source: vercel/ai PR #15795 (2026-06-03)
+      and PR #11114, one project reporting it twice, "most visibly with parallel tool calls
+      across several steps" [3P]; no public error body shows the exact condition. Off by
+      default because the record is thin and a tracker never sends that shape anyway (it
+      sends only the output of a call the server holds); turn on to test that a client does
+      not rely on it.
     """
 
     strict_order: bool = True
@@ -135,6 +146,7 @@ class RuleOptions:
     enforce_min_compact_threshold: bool = True
     chain_from_compacted_response: bool = False
     zdr: bool = False
+    reject_referenced_client_calls: bool = False
 
 
 @attrs.frozen
@@ -303,6 +315,7 @@ def _check_calls(
         if info.is_output and info.call_id is not None:
             last_output_at[info.call_id] = i
     found: list[Violation] = []
+    approvals: list[tuple[int, str]] = []  # unanswered MCP approval requests: one message
     for i, info in enumerate(infos):
         if not info.is_call or info.call_id is None:
             continue
@@ -310,8 +323,74 @@ def _check_calls(
             continue
         last_output = last_output_at.get(info.call_id)
         answered = last_output is not None and (not options.strict_order or last_output > i)
-        if not answered:
+        if answered:
+            continue
+        if info.type == "mcp_approval_request":
+            approvals.append((i + offset, info.call_id))
+        else:
             found.append(missing_output_violation(info.type, info.call_id, i + offset, info.id))
+    if approvals:
+        found.append(missing_approval_violation(approvals))
+    return found
+
+
+def missing_approval_violation(requests: Sequence[tuple[int | None, str]]) -> Violation:
+    """``M1``: MCP approval requests with no ``mcp_approval_response`` in the context.
+
+    The text for one request is the service's (openai-agents-js#131 [OBS]); for several the
+    ids are joined with ``", "`` in context order [INF: no public body lists two]. The
+    violation stands at the first request.
+    """
+    index, first = requests[0]
+    return _input_violation(
+        "M1",
+        "The following MCP approval requests do not have an approval: "
+        + ", ".join(request_id for _, request_id in requests),
+        index,
+        item_id=first,
+        call_id=first,
+    )
+
+
+def check_input_references(
+    items: Sequence[Any], stored: Mapping[str, Any] | None = None
+) -> list[Violation]:
+    """``P4``: outputs whose client-executed ``function_call`` is in the same input by id.
+
+    ``items`` is a request's ``input`` as sent (before ``item_reference`` resolution);
+    ``stored`` maps item ids to the items the server holds, to read what a reference names.
+    A call counts when it is an ``item_reference`` to a ``function_call`` or an inline
+    ``function_call`` that carries its ``fc_`` id; its output by ``call_id`` later in the same
+    input is then refused with the ``P2`` text (``RuleOptions.reject_referenced_client_calls``,
+    [3P]). Provider-executed calls are not concerned.
+    """
+    by_ref: set[str] = set()
+    found: list[Violation] = []
+    for i, item in enumerate(items):
+        item_type = field(item, "type")
+        call = item
+        if item_type == "item_reference":
+            call = (stored or {}).get(field(item, "id"))
+            item_type = field(call, "type") if call is not None else None
+            ref = True
+        else:
+            ref = isinstance(field(item, "id"), str)
+        if item_type == "function_call" and ref:
+            call_id = field(call, "call_id")
+            if isinstance(call_id, str):
+                by_ref.add(call_id)
+            continue
+        info = read_item(item, i)
+        if info.is_output and info.call_id in by_ref:
+            found.append(
+                _input_violation(
+                    "P4",
+                    f"No tool call found for {_words(info.type)} with call_id {info.call_id}.",
+                    i,
+                    item_id=info.id,
+                    call_id=info.call_id,
+                )
+            )
     return found
 
 
@@ -487,4 +566,7 @@ def validate_history(
     seq = list(items)
     if resolve_api(seq, api) == "chat":
         return check_chat(seq, opts)
-    return check_context(seq, options=opts, provenance=provenance)
+    found = check_context(seq, options=opts, provenance=provenance)
+    if opts.reject_referenced_client_calls:
+        found.extend(check_input_references(seq))
+    return found

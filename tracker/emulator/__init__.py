@@ -58,7 +58,7 @@ say otherwise.
 """
 
 from .._rules import Provenance, RuleOptions, Violation
-from ._script import Script, default_script
+from ._script import Script, approval_script, default_script
 from ._server import Emulator, Fault, Received
 
 __all__ = [
@@ -69,5 +69,6 @@ __all__ = [
     "RuleOptions",
     "Script",
     "Violation",
+    "approval_script",
     "default_script",
 ]

@@ -15,8 +15,14 @@ from typing import Any
 
 import attrs
 
-from .._items import OUTPUT_TO_CALL
-from .._rules import RuleOptions, Violation, check_context, window_start
+from .._items import OUTPUT_TO_CALL, PAIRING_FIELD
+from .._rules import (
+    RuleOptions,
+    Violation,
+    check_context,
+    check_input_references,
+    window_start,
+)
 from ._compaction import check_compaction_request, plan_compaction, verify_compaction
 from ._reply import Reply, error_reply
 from ._schema import bad_request, check_request, not_found
@@ -124,7 +130,7 @@ def _output_item(state: State, raw: Any) -> dict[str, Any]:
     item.setdefault("id", state.ids.item_id(item_type))
     if item_type == "reasoning":
         item.setdefault("encrypted_content", state.ids.seal(item["id"]))
-    else:
+    elif item_type != "mcp_approval_request":  # the service's approval request has no status
         item.setdefault("status", "completed")
     return item
 
@@ -221,6 +227,8 @@ def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> _Turn
     prefix = state.chain(previous) if previous else list(conv.items) if conv is not None else []
     context = prefix + resolved
     violations = check_context(context, options=options, provenance=state.provenance())
+    if options.reject_referenced_client_calls:
+        violations += check_input_references(items, state.items)
     if violations:
         return violations[0]
     if conv is not None and conv.busy:
@@ -259,8 +267,9 @@ def _finish(
     stored_input = [_with_id(state, item) for item in turn.resolved]
     state.remember_output(output)
     for item in turn.resolved:
-        if item.get("type") in OUTPUT_TO_CALL and isinstance(item.get("call_id"), str):
-            state.delivered_outputs[item["call_id"]] += 1
+        key = item.get(PAIRING_FIELD.get(item.get("type", ""), "call_id"))
+        if item.get("type") in OUTPUT_TO_CALL and isinstance(key, str):
+            state.delivered_outputs[key] += 1
     conv = turn.conv
     if turn.store:
         state.responses[response_id] = StoredResponse(

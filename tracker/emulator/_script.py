@@ -23,7 +23,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-__all__ = ["Script", "default_script", "is_reasoning_request", "message_text", "parse_rounds"]
+__all__ = [
+    "Script",
+    "approval_script",
+    "default_script",
+    "is_reasoning_request",
+    "message_text",
+    "parse_rounds",
+]
 
 #: The script protocol: (context items, request body) -> output items.
 Script: TypeAlias = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any]], Sequence[Any]]
@@ -159,3 +166,41 @@ def default_script(
         out.append(_reasoning("All tool calls are answered; writing the final answer."))
     out.append({"type": "message", "text": f"Done. {results}"})
     return out
+
+
+def approval_script(
+    name: str, arguments: str = "{}", *, server_label: str = "mcp", then: Script = default_script
+) -> Script:
+    """A script whose model asks approval to run the MCP tool ``name`` once per user turn.
+
+    After the latest user message it emits an ``mcp_approval_request`` (the emulator gives it
+    an ``mcpr_`` id) until the context holds an ``mcp_approval_response`` for it; then it
+    answers ``"MCP tool <name> approved."`` (or ``denied``, with the reason if one was given).
+    Other turns, with no approval to ask, are left to ``then``.
+    """
+
+    def script(context: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> Sequence[Any]:
+        last_user = max((i for i, c in enumerate(context) if c.get("role") == "user"), default=-1)
+        after = context[last_user + 1 :]
+        asked = [c.get("id") for c in after if c.get("type") == "mcp_approval_request"]
+        if not asked:
+            return [
+                {
+                    "type": "mcp_approval_request",
+                    "name": name,
+                    "arguments": arguments,
+                    "server_label": server_label,
+                }
+            ]
+        for item in after:
+            if (
+                item.get("type") == "mcp_approval_response"
+                and item.get("approval_request_id") in asked
+            ):
+                verdict = "approved" if item.get("approve") is True else "denied"
+                reason = item.get("reason")
+                suffix = f" ({reason})" if isinstance(reason, str) and reason else ""
+                return [f"MCP tool {name} {verdict}{suffix}."]
+        return then(context, request)
+
+    return script

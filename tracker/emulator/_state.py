@@ -34,6 +34,8 @@ ITEM_PREFIX: dict[str, str] = {
     "tool_search_call": "tsc",
     "tool_search_output": "tso",
     "compaction": "cmp",
+    "mcp_approval_request": "mcpr",
+    "mcp_approval_response": "mcpa",
 }
 
 

@@ -1,0 +1,236 @@
+"""MCP approvals and every client-owned continuation item: rules, tracker, repair, emulator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+from openai import OpenAI
+
+from tracker import HistoryError, Tracker, repair_history, validate_history
+from tracker.emulator import Emulator, RuleOptions, approval_script
+from tracker.loop import run_turn
+
+APPROVAL = "The following MCP approval requests do not have an approval: "
+
+
+def request(rid: str = "mcpr_1") -> dict[str, Any]:
+    return {
+        "type": "mcp_approval_request",
+        "id": rid,
+        "name": "roll",
+        "arguments": "{}",
+        "server_label": "dice",
+    }
+
+
+def approval(rid: str = "mcpr_1", approve: bool = True) -> dict[str, Any]:
+    return {"type": "mcp_approval_response", "approval_request_id": rid, "approve": approve}
+
+
+USER = {"role": "user", "content": "hi"}
+
+
+def _client(emu: Emulator) -> OpenAI:
+    return OpenAI(base_url=emu.base_url, api_key="k", max_retries=0)
+
+
+# Each client-owned continuation item the service lists (SDK 3.57 required_input), with a call.
+PAIRS: list[tuple[dict[str, Any], dict[str, Any], str]] = [
+    (
+        {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "ok"},
+        "No tool output found for function call call_1.",
+    ),
+    (
+        {"type": "custom_tool_call", "call_id": "call_1", "name": "f", "input": "x"},
+        {"type": "custom_tool_call_output", "call_id": "call_1", "output": "ok"},
+        "No tool output found for custom tool call call_1.",
+    ),
+    (
+        {"type": "computer_call", "call_id": "call_1", "action": {"type": "screenshot"}},
+        {"type": "computer_call_output", "call_id": "call_1", "output": {"type": "x"}},
+        "No tool output found for computer call call_1.",
+    ),
+    (
+        {"type": "shell_call", "call_id": "call_1", "action": {"commands": ["ls"]}},
+        {"type": "shell_call_output", "call_id": "call_1", "output": []},
+        "No tool output found for shell call call_1.",
+    ),
+    (
+        {"type": "apply_patch_call", "call_id": "call_1", "operation": {}},
+        {"type": "apply_patch_call_output", "call_id": "call_1", "status": "completed"},
+        "No tool output found for apply patch call call_1.",
+    ),
+    (
+        {"type": "tool_search_call", "call_id": "call_1", "execution": "client", "arguments": {}},
+        {"type": "tool_search_output", "call_id": "call_1", "execution": "client", "tools": []},
+        "No tool output found for tool search call call_1.",
+    ),
+    (request("call_1"), approval("call_1"), APPROVAL + "call_1"),
+]
+IDS = [output["type"] for _, output, _ in PAIRS]
+
+
+@pytest.mark.parametrize(("call", "output", "message"), PAIRS, ids=IDS)
+def test_each_client_output_pairs_with_its_call(
+    call: dict[str, Any], output: dict[str, Any], message: str
+) -> None:
+    """P1 for the call alone, P2 for the output alone, nothing for the pair in order."""
+    assert [] == validate_history([USER, call, output])
+    assert [message] == [v.message for v in validate_history([USER, call])]
+    assert ["P2"] == [v.rule for v in validate_history([USER, output])]
+
+
+@pytest.mark.parametrize(("call", "output", "message"), PAIRS, ids=IDS)
+def test_tracker_keeps_each_call_pending_until_answered_once(
+    call: dict[str, Any], output: dict[str, Any], message: str
+) -> None:
+    """A held call is pending (also after a restore); its output is sent once, then held."""
+    tracker = Tracker()
+    tracker.observe_response({"id": "resp_1", "output": [call]})
+    restored = Tracker.from_state(tracker.to_state())
+    assert ("call_1",) == restored.pending_call_ids
+    with pytest.raises(HistoryError) as info:
+        restored.prepare([USER])
+    assert "call_1." in str(info.value)  # the ledger keeps held calls' keys, not their types
+    del message
+    prepared = restored.prepare([output])
+    assert (output,) == prepared.input
+    restored.mark_sent(prepared)
+    assert () == restored.pending_call_ids
+    assert () == restored.prepare([call, output]).input
+
+
+@pytest.mark.parametrize(("call", "output", "message"), PAIRS, ids=IDS)
+def test_repair_answers_or_drops_each_unanswered_call(
+    call: dict[str, Any], output: dict[str, Any], message: str
+) -> None:
+    """Repair leaves a valid history for every call type, and never invents an approval."""
+    del output, message
+    for policy in ("placeholder", "drop"):
+        repaired, actions = repair_history([USER, call], policy=policy)
+        assert [] == validate_history(repaired)
+        assert all(i.get("type") != "mcp_approval_response" for i in repaired)
+        assert actions
+
+
+def test_unanswered_approvals_are_listed_in_one_message() -> None:
+    """Two unanswered requests give one M1 naming both, at the first [INF join]."""
+    found = validate_history([USER, request("mcpr_a"), request("mcpr_b")])
+    assert [("M1", 1, APPROVAL + "mcpr_a, mcpr_b")] == [(v.rule, v.index, v.message) for v in found]
+
+
+def test_repair_drops_an_unanswered_approval_request_under_both_policies() -> None:
+    """No placeholder approval: the request is dropped, and the action says why."""
+    for policy in ("placeholder", "drop"):
+        repaired, actions = repair_history([USER, request()], policy=policy)
+        assert [USER] == repaired
+        assert [("drop_call", "mcpr_1", "no approval: an approval is never invented")] == [
+            (a.kind, a.call_id, a.detail) for a in actions
+        ]
+
+
+def test_tracker_refuses_to_repair_a_held_approval_request() -> None:
+    """A request the server holds cannot be dropped or approved by repair: HistoryError."""
+    tracker = Tracker(check="repair")
+    tracker.observe_response({"id": "resp_1", "output": [request()]})
+    with pytest.raises(HistoryError) as info:
+        tracker.prepare([USER])
+    assert APPROVAL + "mcpr_1 " in str(info.value)
+    assert ("mcpr_1",) == tracker.pending_call_ids
+
+
+def test_server_executed_tool_search_needs_no_client_output() -> None:
+    """``execution: "server"``: the call and the server's output are not a client pair."""
+    call = {"type": "tool_search_call", "call_id": "call_1", "execution": "server"}
+    out = {"type": "tool_search_output", "call_id": "call_1", "execution": "server"}
+    assert [] == validate_history([USER, call])
+    assert [] == validate_history([USER, call, out])
+    tracker = Tracker()
+    tracker.observe_response({"id": "resp_1", "output": [call, out]})
+    assert () == tracker.pending_call_ids
+
+
+def test_referenced_client_call_with_its_output_is_p4_when_switched_on() -> None:
+    """An inline fc_-id call with its output by call_id: P4 under the [3P] switch only."""
+    call = {
+        "type": "function_call",
+        "id": "fc_1",
+        "call_id": "call_1",
+        "name": "f",
+        "arguments": "",
+    }
+    out = {"type": "function_call_output", "call_id": "call_1", "output": "ok"}
+    assert [] == validate_history([USER, call, out])
+    found = validate_history([USER, call, out], reject_referenced_client_calls=True)
+    assert [("P4", 2, "No tool call found for function call output with call_id call_1.")] == [
+        (v.rule, v.index, v.message) for v in found
+    ]
+
+
+# End to end: the real openai client against the emulator ------------------------------------
+
+
+def test_mcp_approval_round_end_to_end() -> None:
+    """request -> (a turn without the approval is M1) -> approval -> answer; sent once."""
+    script = approval_script("roll", '{"dice":"2d4"}')
+    with Emulator(seed=3, script=script) as emu, _client(emu) as client:
+        tracker = Tracker()
+        first = client.responses.create(model="emu-1", **tracker.prepare("roll").request_kwargs())
+        tracker.observe_response(first)
+        (asked,) = first.output
+        assert ("mcp_approval_request", (asked.id,)) == (asked.type, tracker.pending_call_ids)
+        assert asked.id.startswith("mcpr_")
+        with pytest.raises(openai.BadRequestError) as info:
+            client.responses.create(model="emu-1", previous_response_id=first.id, input="go on")
+        assert APPROVAL + asked.id == info.value.body["message"]  # type: ignore[index]
+        prepared = tracker.prepare([approval(asked.id)])
+        second = client.responses.create(model="emu-1", **prepared.request_kwargs())
+        tracker.mark_sent(prepared)
+        tracker.observe_response(second)
+        assert "MCP tool roll approved." == second.output_text
+        assert () == tracker.pending_call_ids
+        assert {asked.id: 1} == dict(emu.received_outputs())
+
+
+TOOLS: list[Any] = [{"type": "function", "name": "f"}, {"type": "function", "name": "g"}]
+
+
+def f() -> str:
+    """f."""
+    return "F"
+
+
+def g() -> str:
+    """g."""
+    return "G"
+
+
+def test_referenced_parallel_calls_are_refused_and_the_tracker_shape_is_accepted() -> None:
+    """Switch on: item_reference + output by call_id is a 400; the loop's chain shape passes."""
+    options = RuleOptions(reject_referenced_client_calls=True)
+    with Emulator(seed=4, options=options) as emu, _client(emu) as client:
+        result = run_turn(client, model="emu-1", input="f() g() then f() g()", tools=[f, g])
+        assert 4 == result.tool_calls
+        assert dict.fromkeys(emu.issued_calls(), 1) == dict(emu.received_outputs())
+        sent = [
+            item.get("type", "message")
+            for b in emu.requests_to("/v1/responses")
+            for item in b["input"]
+        ]
+        assert {"message", "function_call_output"} == set(sent)  # the chain holds the calls
+        first = result.responses[0]
+        replay: list[Any] = [{"role": "user", "content": "f() g() then f() g()"}]
+        for call in first.output:
+            replay.append({"type": "item_reference", "id": call.id})
+        for call in first.output:
+            replay.append({"type": "function_call_output", "call_id": call.call_id, "output": "x"})
+        with pytest.raises(openai.BadRequestError) as info:
+            client.responses.create(model="emu-1", input=replay, tools=TOOLS)
+        call_id = first.output[0].call_id
+        assert (
+            f"No tool call found for function call output with call_id {call_id}."
+            == info.value.body["message"]  # type: ignore[index]
+        )
