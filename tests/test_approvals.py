@@ -234,3 +234,16 @@ def test_referenced_parallel_calls_are_refused_and_the_tracker_shape_is_accepted
             f"No tool call found for function call output with call_id {call_id}."
             == info.value.body["message"]  # type: ignore[index]
         )
+
+
+def test_turn_result_surfaces_withheld_reasoning_inputs() -> None:
+    """``input_transformations`` of every response of a turn, in order, on ``TurnResult``."""
+    from tracker.loop import TurnResult
+
+    removed = {"id": "rs_1", "action": "removed", "reason": "model_mismatch", "type": "reasoning"}
+    responses = (
+        {"id": "resp_1", "output": []},
+        {"id": "resp_2", "output": [], "input_transformations": [removed]},
+    )
+    result = TurnResult(text="", responses=responses, requests=(), tracker=Tracker())
+    assert (removed,) == result.input_transformations

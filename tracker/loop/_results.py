@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from tracker._errors import TrackerError
+from tracker._items import field
 from tracker._tracker import Tracker
 
 __all__ = [
@@ -138,6 +139,21 @@ class TurnResult:
     def last_response_id(self) -> str | None:
         """The id of the last response received (``None`` if it was recovered)."""
         return self.requests[-1].response_id if self.requests else None
+
+    @property
+    def input_transformations(self) -> tuple[Any, ...]:
+        """Reasoning inputs the service withheld from the model, over the turn's responses.
+
+        Each response's ``input_transformations`` (SDK 3.50+: ``{id, action: "removed",
+        reason, type: "reasoning"}``, in input order), concatenated in response order; empty
+        when the service used every reasoning input.
+        """
+        found: list[Any] = []
+        for response in self.responses:
+            withheld = field(response, "input_transformations")
+            if isinstance(withheld, list | tuple):
+                found.extend(withheld)
+        return tuple(found)
 
 
 # ---------------------------------------------------------------------- events
