@@ -243,3 +243,31 @@ def test_compaction_trigger_in_a_conversation_is_sent() -> None:
         kwargs["conversation"],
         kwargs["input"][-1],
     )
+
+
+def test_repair_history_drops_an_output_whose_call_lies_before_the_compaction() -> None:
+    """The latest compaction item is a boundary: an output after it for a call before it goes."""
+    from tracker import repair_history
+
+    items = [user(), call("call_a"), cmp(), output("call_a"), user("next")]
+    repaired, actions = repair_history(items, api="responses")
+    assert [user(), call("call_a"), cmp(), user("next")] == repaired
+    assert [("drop_orphan_output", 3, "call_a")] == [(a.kind, a.index, a.call_id) for a in actions]
+
+
+def test_repair_history_leaves_calls_before_the_compaction_unanswered() -> None:
+    """A call summarised by a compaction gets no placeholder after it."""
+    from tracker import repair_history
+
+    items = [user(), call("call_a"), cmp(), user("next")]
+    assert (items, ()) == repair_history(items, api="responses")
+
+
+def test_strip_encrypted_drops_the_named_items_and_reports_them() -> None:
+    """strip_encrypted removes the named cmp_/rs_ items, one drop_encrypted action each."""
+    from tracker import strip_encrypted
+
+    stale = cmp("cmp_old")
+    kept, actions = strip_encrypted([user(), stale, said()], ["cmp_old"])
+    assert [user(), said()] == kept
+    assert [("drop_encrypted", 1, "cmp_old")] == [(a.kind, a.index, a.item_id) for a in actions]

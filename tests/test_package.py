@@ -40,6 +40,7 @@ def test_public_api_is_exactly_the_intended_surface() -> None:
         "fingerprint",
         "read_item",
         "repair_history",
+        "strip_encrypted",
         "validate_history",
     }
     assert expected == set(tracker.__all__)

@@ -24,7 +24,7 @@ from ._errors import (
 from ._fingerprint import fingerprint
 from ._items import ItemInfo, read_item
 from ._prepared import Prepared
-from ._repair import repair_history
+from ._repair import repair_history, strip_encrypted
 from ._repair_actions import RepairAction
 from ._rules import Violation, validate_history
 from ._snapshot import STATE_VERSION
@@ -56,5 +56,6 @@ __all__ = [
     "fingerprint",
     "read_item",
     "repair_history",
+    "strip_encrypted",
     "validate_history",
 ]

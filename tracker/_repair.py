@@ -30,9 +30,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+import attrs
+
 from ._errors import UsageError
 from ._formats import refuse_unreadable_output, resolve_api
-from ._items import CALL_TO_OUTPUT, ItemInfo, field, read_item, to_plain
+from ._items import CALL_TO_OUTPUT, COMPACTION, ItemInfo, field, read_item, to_plain
 from ._repair_actions import (
     DROP,
     PLACEHOLDER,
@@ -55,6 +57,8 @@ __all__ = [
     "placeholder_text",
     "repair_history",
     "repair_responses",
+    "strip_encrypted",
+    "window_start",
 ]
 
 # Call types whose output is a plain string, so a placeholder can stand in for a lost result.
@@ -79,7 +83,10 @@ def repair_history(
     Chat Completions ``messages`` list; ``None`` (the default): detected from the items
     (``tracker._formats.detect_api``). ``policy`` says what to do with a call that has no
     output: ``"placeholder"`` adds a flagged, deterministic output; ``"drop"`` removes the call
-    (and the reasoning item just before it). ``actions`` are in input order; each ``index`` is a
+    (and the reasoning item just before it). On Responses the latest ``compaction`` item is a
+    boundary: items before it are kept as they are (the service summarised them), and an
+    output after it whose call lies before it is dropped as an orphan. ``actions`` are in
+    input order; each ``index`` is a
     position in ``items``. Pure: ``items`` is not modified. Raises ``ItemError`` for an item
     that cannot be read (also for a message whose tool keys belong to another format, such as
     AG-UI's ``toolCallId``, rather than drop its result as an orphan) and ``UsageError`` for an
@@ -89,8 +96,59 @@ def repair_history(
     seq = list(items)
     if resolve_api(seq, api) == "chat":
         return repair_chat(seq, policy)
-    placed, actions = repair_responses(seq, policy)
-    return [item for _, item in placed], actions
+    start = window_start(seq)
+    placed, actions = repair_responses(seq[start:], policy)
+    if not start:
+        return [item for _, item in placed], actions
+    shifted = tuple(
+        attrs.evolve(a, index=None if a.index is None else a.index + start) for a in actions
+    )
+    return [*seq[:start], *(item for _, item in placed)], shifted
+
+
+def window_start(items: Sequence[Any]) -> int:
+    """The index of the latest ``compaction`` item (the boundary), or 0 when there is none.
+
+    The service summarised everything before it: calls there are never answered after it.
+    """
+    for index in range(len(items) - 1, -1, -1):
+        if field(items[index], "type") == COMPACTION:
+            return index
+    return 0
+
+
+def strip_encrypted(
+    items: Iterable[Any], item_ids: Iterable[str] | None = None
+) -> tuple[list[Any], tuple[RepairAction, ...]]:
+    """Drop ``reasoning`` and ``compaction`` items whose encrypted content cannot be used.
+
+    ``item_ids`` names them (for example the ``rs_``/``cmp_`` id in a 400
+    ``invalid_encrypted_content``); ``None`` drops every such item that carries
+    ``encrypted_content`` (after a key rotation). Returns ``(items, actions)``, one
+    ``drop_encrypted`` action per item dropped; ``items`` is not modified. The summarised
+    context the item stood for is lost to the model: this is the fix for a thread the service
+    refuses, not a free one.
+    """
+    wanted = None if item_ids is None else set(item_ids)
+    kept: list[Any] = []
+    actions: list[RepairAction] = []
+    for index, item in enumerate(items):
+        kind, item_id = field(item, "type"), field(item, "id")
+        encrypted = kind in ("reasoning", COMPACTION) and (
+            item_id in wanted if wanted is not None else bool(field(item, "encrypted_content"))
+        )
+        if encrypted:
+            actions.append(
+                RepairAction(
+                    kind="drop_encrypted",
+                    index=index,
+                    item_id=item_id,
+                    detail="its encrypted content cannot be verified by the service",
+                )
+            )
+        else:
+            kept.append(item)
+    return kept, tuple(actions)
 
 
 def repair_responses(
