@@ -349,3 +349,22 @@ def test_fifty_stateless_turns_resumed_from_sqlite_every_ten(
     assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
     assert bodies[-1]["input"] == list(t.transcript[: len(bodies[-1]["input"])])
     assert {False} == {b["store"] for b in bodies}
+
+
+def test_chain_migrated_to_stateless_continues_over_http(
+    client: OpenAI, emulator: Emulator
+) -> None:
+    """A stored chain handed its history by go_stateless() continues with store=False."""
+    t = Tracker()
+    first = run_turn(client, model=REASONING_MODEL, input=PROMPT, tools=TOOLS, tracker=t)
+    chain: list[Any] = []
+    for r in first.responses:  # each response's input items, then its output
+        listed = client.responses.input_items.list(r.id, order="asc")
+        chain += [i.model_dump(exclude_none=True) for i in listed]
+        chain += [i.model_dump(exclude_none=True) for i in r.output]
+    t.go_stateless(chain)
+    second = run_turn(client, model=REASONING_MODEL, input="bye", tracker=t, store=False)
+    assert "You said: bye" == second.text
+    last = request_bodies(emulator)[-1]
+    assert (False, None) == (last["store"], last.get("previous_response_id"))
+    assert _outputs_once(last, list(emulator.issued_calls()))

@@ -810,10 +810,11 @@ class Tracker:
         """Continue this chain statelessly (store=False), e.g. after a ZDR migration.
 
         ``history`` is every item the chain holds, in order (its inputs and outputs: your
-        whole-history list, or ``client.responses.input_items.list(previous_response_id)``
-        followed by that response's output). Raises ``TranscriptError`` (tracker unchanged)
-        when it is missing, lacks an item the chain holds, or holds an item the stateless
-        service would look up; ``UsageError`` in conversation mode or with requests in flight.
+        whole-history list, or for each response of the chain
+        ``client.responses.input_items.list(id)`` followed by its output). Raises
+        ``TranscriptError`` (tracker unchanged) when it is missing, lacks an item the chain
+        holds, or holds an item the stateless service would look up; ``UsageError`` in
+        conversation mode or with requests in flight.
         """
         if self._transcript is not None:
             return

@@ -35,7 +35,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import HistoryError, StateError, TranscriptError, shown
-from ._fingerprint import content_key
 from ._items import field, read_item, to_plain
 from ._prepared import keys_of
 from ._rules import Provenance, RuleOptions, check_context
@@ -206,26 +205,19 @@ class Transcript:
 
 
 def _missing(ledger: Ledger, history: Sequence[Any]) -> list[str]:
-    """What the chain holds (as the ledger knows it) that ``history`` lacks."""
+    """What the chain holds (as the ledger knows it) that ``history`` lacks.
+
+    Id-less items are not checked: the service lists its copies of them with ids added.
+    """
     ids: set[str] = set()
     calls: set[str] = set()
     outs: set[str] = set()
-    counts: dict[str, int] = {}
     for index, item in enumerate(history):
-        item_keys = keys_of(read_item(item, index))
-        if not item_keys:
-            fp = content_key(item, index)
-            counts[fp] = counts.get(fp, 0) + 1
-        for kind, value in item_keys:
+        for kind, value in keys_of(read_item(item, index)):
             {"id": ids, "call": calls, "out": outs}[kind].add(value)
     missing = [f"item {i}" for i in sorted(ledger.server_item_ids - ids)]
     missing += [f"tool call {c}" for c in sorted(set(ledger.calls) - calls)]
     missing += [f"output for {c}" for c in sorted(ledger.answered_call_ids - outs)]
-    missing += [
-        f"{n - counts.get(fp, 0)} id-less item(s) sent earlier"
-        for fp, n in ledger.fingerprints.items()
-        if counts.get(fp, 0) < n
-    ]
     return missing
 
 
@@ -239,8 +231,8 @@ def chain_transcript(
     chain = ledger.previous_response_id
     how = (
         "pass go_stateless(history=...) with every item of the chain, in order: your "
-        "whole-history list, or client.responses.input_items.list(...) of the last response "
-        "followed by its output"
+        "whole-history list, or for each response of the chain "
+        "client.responses.input_items.list(id) followed by its output"
     )
     if history is None:
         raise TranscriptError(
