@@ -124,14 +124,10 @@ def check(
     without a history list (a string ``input``, none at all) passes untouched. Raises
     ``ItemError`` for an unreadable item.
     """
-    key = history_key(api)
-    raw = kwargs.get(key)
-    if not isinstance(raw, (list, tuple)):
-        if raw is None or isinstance(raw, (str, bytes, Mapping)) or not hasattr(raw, "__iter__"):
-            return Checked((), (), kwargs)
-        raw = list(raw)  # a one-shot iterable: it is read here, so send the list
-        kwargs = {**kwargs, key: raw}
-    items: Sequence[Any] = raw
+    listed = _history_list(api, kwargs)
+    if listed is None:
+        return Checked((), (), kwargs)
+    items, kwargs = listed
     stubs: list[dict[str, Any]] = []
     if api == "responses" and _is_delta(kwargs, items):
         stubs = _stubs(items, unknown)
@@ -140,18 +136,40 @@ def check(
     violations = tuple(_shift(v, len(stubs)) for v in found)
     if (not violations and not missing) or repair is None:
         return Checked(violations, (), kwargs)
-    fixed, actions = repair_history(context, api=api, policy=repair)
-    if stubs:
-        stub_ids = {id(stub) for stub in stubs}
-        fixed = [item for item in fixed if id(item) not in stub_ids]
-        actions = tuple(
-            attrs.evolve(a, index=a.index - len(stubs)) if a.index is not None else a
-            for a in actions
-        )
+    fixed, actions = _without_stubs(*repair_history(context, api=api, policy=repair), stubs)
     extra, held_actions = _held_placeholders(missing or {})
     if not actions and not extra:
         return Checked(violations, (), kwargs)
+    key = history_key(api)
     return Checked(violations, (*held_actions, *actions), {**kwargs, key: [*extra, *fixed]})
+
+
+def _history_list(
+    api: Api, kwargs: Mapping[str, Any]
+) -> tuple[Sequence[Any], Mapping[str, Any]] | None:
+    """The request's history as a list (and the kwargs that send that list), or ``None``."""
+    key = history_key(api)
+    raw = kwargs.get(key)
+    if isinstance(raw, (list, tuple)):
+        return raw, kwargs
+    if raw is None or isinstance(raw, (str, bytes, Mapping)) or not hasattr(raw, "__iter__"):
+        return None
+    items = list(raw)  # a one-shot iterable: it is read here, so send the list
+    return items, {**kwargs, key: items}
+
+
+def _without_stubs(
+    fixed: list[Any], actions: tuple[RepairAction, ...], stubs: Sequence[dict[str, Any]]
+) -> tuple[list[Any], tuple[RepairAction, ...]]:
+    """Take the stand-in calls back out of a repaired context; shift action indexes back."""
+    if not stubs:
+        return fixed, actions
+    stub_ids = {id(stub) for stub in stubs}
+    kept = [item for item in fixed if id(item) not in stub_ids]
+    shifted = tuple(
+        attrs.evolve(a, index=a.index - len(stubs)) if a.index is not None else a for a in actions
+    )
+    return kept, shifted
 
 
 def rejected_ids(api: Api, message: str) -> tuple[dict[str, str], list[str]] | None:
