@@ -137,3 +137,31 @@ def test_snapshot_leaves_out_requests_still_in_flight() -> None:
         list(restored.prepare([answer]).input),
         restored.previous_response_id,
     )
+
+
+def test_id_lists_are_written_in_first_seen_order() -> None:
+    """Snapshots list ids as the tracker first saw them (nothing sorted), so they only extend."""
+    t = Tracker()
+    t.observe_response({"id": "resp_1", "output": [_msg("msg_z"), _msg("msg_a")]})
+    first = t.to_state()
+    t.observe_response({"id": "resp_2", "output": [_msg("msg_m")]})
+    second = t.to_state()
+    assert ["msg_z", "msg_a"] == first["server_item_ids"]
+    assert ["msg_z", "msg_a", "msg_m"] == second["server_item_ids"]
+
+
+def test_sorted_and_first_seen_snapshots_restore_the_same_decisions() -> None:
+    """A snapshot with sorted id lists (as older releases wrote) restores to the same decisions."""
+    t, history = _played()
+    state = json.loads(json.dumps(t.to_state()))
+    old = {
+        k: sorted(v) if k.endswith("_ids") and k != "pending_call_ids" else v
+        for k, v in state.items()
+    }
+    more = [*history, {"type": "function_call_output", "call_id": "call_2", "output": "2"}]
+    a, b = Tracker.from_state(state, check="off"), Tracker.from_state(old, check="off")
+    assert a.prepare(more).request_kwargs() == b.prepare(more).request_kwargs()
+
+
+def _msg(item_id: str) -> dict[str, Any]:
+    return {"type": "message", "id": item_id, "role": "assistant", "content": []}

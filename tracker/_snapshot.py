@@ -10,9 +10,9 @@ Format (version 2; a version 1 snapshot, which lacks the compaction fields, stil
       "version": 2,
       "previous_response_id": "resp_..." | null,
       "conversation_id": "conv_..." | null,
-      "server_item_ids": ["fc_...", "msg_...", ...],         # sorted
+      "server_item_ids": ["fc_...", "msg_...", ...],         # in first-seen order
       "calls": {"call_...": "fc_..." | null, ...},           # call_id -> provider item id
-      "answered_call_ids": ["call_...", ...],                # sorted
+      "answered_call_ids": ["call_...", ...],                # in first-seen order
       "pending_call_ids": ["call_...", ...],                 # in arrival order
       "fingerprints": {"<hex>": count, ...},                 # id-less items sent, by content
       "responses_observed": 3,
@@ -21,6 +21,11 @@ Format (version 2; a version 1 snapshot, which lacks the compaction fields, stil
       "last_compaction_id": "cmp_..." | null,                # v2: the latest boundary
       "window": [{...}, ...] | null                          # v2: a standalone compaction's
     }                                                        #     window, not yet sent
+
+The id lists are written in the order the tracker first saw each id (it keeps them as
+insertion-ordered dicts), so writing a snapshot sorts nothing and a later snapshot's lists
+extend an earlier one's; older releases wrote them sorted, and either order restores the
+same decisions (the lists are sets to the tracker).
 
 Restore validates everything before building anything, so a bad snapshot raises and leaves no
 half-restored tracker behind. A continuation id is checked by ``check_id``, the same rule the
@@ -143,7 +148,7 @@ def _codec(
 
 
 _OPT_ID: Final = _codec(lambda v: v, _load_opt_id)
-_STR_SET: Final = _codec(sorted, lambda k, v: set(_load_strs(k, v)))
+#: An id set kept as a dict (insertion-ordered): written in first-seen order, never sorted.
 _STR_ORDER: Final = _codec(list, lambda k, v: dict.fromkeys(_load_strs(k, v)))
 
 
@@ -160,9 +165,9 @@ class Ledger:
 
     previous_response_id: str | None = attrs.field(default=None, metadata=_OPT_ID)
     conversation_id: str | None = attrs.field(default=None, metadata=_OPT_ID)
-    server_item_ids: set[str] = attrs.field(factory=set, metadata=_STR_SET)
+    server_item_ids: dict[str, None] = attrs.field(factory=dict, metadata=_STR_ORDER)
     calls: dict[str, str | None] = attrs.field(factory=dict, metadata=_codec(dict, _load_calls))
-    answered_call_ids: set[str] = attrs.field(factory=set, metadata=_STR_SET)
+    answered_call_ids: dict[str, None] = attrs.field(factory=dict, metadata=_STR_ORDER)
     #: Calls without output, in arrival order (a dict used as an ordered set).
     pending_call_ids: dict[str, None] = attrs.field(factory=dict, metadata=_STR_ORDER)
     #: Id-less items sent, counted by content fingerprint.
@@ -173,8 +178,8 @@ class Ledger:
     whole_chain: bool = attrs.field(default=True, metadata=_codec(bool, _load_bool))
     #: Calls a compaction summarised before they were answered: never pending again, and an
     #: output for one is never sent (the service no longer holds the call).
-    compacted_call_ids: set[str] = attrs.field(
-        factory=set, metadata=_codec(sorted, lambda k, v: set(_load_strs(k, v)), since=2)
+    compacted_call_ids: dict[str, None] = attrs.field(
+        factory=dict, metadata=_codec(list, _STR_ORDER["load"], since=2)
     )
     #: The id of the latest compaction item observed (the boundary), if any.
     last_compaction_id: str | None = attrs.field(
@@ -208,10 +213,10 @@ class Ledger:
         item_id: str | None = None
         for kind, value in keys:  # the id, when there is one, comes first
             if kind == "id":
-                self.server_item_ids.add(value)
+                self.server_item_ids[value] = None
                 item_id = value
             elif kind == "out":
-                self.answered_call_ids.add(value)
+                self.answered_call_ids[value] = None
                 self.pending_call_ids.pop(value, None)
             elif kind == "call":
                 if item_id is not None or value not in self.calls:  # never forget an item id
@@ -232,9 +237,9 @@ class Ledger:
         """Undo ``add(keys)`` (a request that failed)."""
         for kind, value in keys:
             if kind == "id":
-                self.server_item_ids.discard(value)
+                self.server_item_ids.pop(value, None)
             elif kind == "out":
-                self.answered_call_ids.discard(value)
+                self.answered_call_ids.pop(value, None)
                 if value in self.calls:
                     self.pending_call_ids.setdefault(value, None)
             elif kind == "call":

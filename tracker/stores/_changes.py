@@ -13,11 +13,13 @@ A change (format version 1)::
         ["del", ["turn", "started"]],                               # remove a key
         ["extend", ["tracker", "server_item_ids"], ["fc_9", ...]],  # append to a list
         ["merge", ["tracker", "answered_call_ids"], ["call_7"]]     # sorted(list + values)
-    ]}
+    ]}                                                              # (read, no longer written)
 
 Every path is a list of object keys from the top of the record. Lists that only grow (the
-snapshot's id lists, a transcript) are extended; a sorted list of strings that only grew (what
-snapshots of format 1 hold) gets its new values merged; any other changed value is set whole. Values
+snapshot's id lists, which trackers write in first-seen order, a transcript) are extended,
+found by one prefix comparison; any other changed value, a list included, is set whole. Changes
+written by earlier releases may also hold ``merge`` ops (new values merged into a sorted list,
+for the sorted id lists snapshots held then): they still apply. Values
 equal under Python's ``==`` are unchanged (a snapshot never turns ``1`` into ``true``). A change
 that does not apply (bad JSON, an unknown op, a path that is not there) makes the record
 unreadable: ``CorruptStateError`` naming the session and the version of the change.
@@ -77,22 +79,9 @@ def _value_ops(before: Any, after: Any, path: _Path, ops: list[Any]) -> None:
             if len(after) > count:
                 ops.append(["extend", path, after[count:]])
         else:
-            ops.append(_list_op(before, after, path))
+            ops.append(["set", path, after])
     elif type(before) is not type(after) or before != after:
         ops.append(["set", path, after])
-
-
-def _list_op(before: list[Any], after: list[Any], path: _Path) -> list[Any]:
-    """``merge`` when ``after`` is ``before`` plus strings, all sorted; ``set`` otherwise."""
-    if len(after) > len(before):
-        try:
-            # C-level passes only: the last sort merges two sorted runs.
-            added = sorted(set(after).difference(before))
-            if added and type(added[0]) is str and sorted(before + added) == after:
-                return ["merge", path, added]
-        except TypeError:  # unhashable or unorderable values: not a sorted id list
-            pass
-    return ["set", path, after]
 
 
 def encode_change(ops: list[list[Any]]) -> dict[str, Any]:
