@@ -215,9 +215,9 @@ def _missing(ledger: Ledger, history: Sequence[Any]) -> list[str]:
     for index, item in enumerate(history):
         for kind, value in keys_of(read_item(item, index)):
             {"id": ids, "call": calls, "out": outs}[kind].add(value)
-    missing = [f"item {i}" for i in sorted(ledger.server_item_ids - ids)]
+    missing = [f"item {i}" for i in sorted(ledger.server_item_ids.keys() - ids)]
     missing += [f"tool call {c}" for c in sorted(set(ledger.calls) - calls)]
-    missing += [f"output for {c}" for c in sorted(ledger.answered_call_ids - outs)]
+    missing += [f"output for {c}" for c in sorted(ledger.answered_call_ids.keys() - outs)]
     return missing
 
 
