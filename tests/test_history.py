@@ -298,7 +298,7 @@ def test_repair_with_mixed_formats_is_a_usage_error() -> None:
         repair_history([tool("a"), out("a")])
 
 
-# ---------------------------------------------------------------- other formats: refused
+# ------------------------------------------------------- other formats given as Chat: refused
 
 
 def agui_asks(*ids: str) -> dict[str, Any]:
@@ -314,12 +314,11 @@ def agui_tool(cid: str) -> dict[str, Any]:
     return {"id": f"m_{cid}", "role": "tool", "content": "42", "toolCallId": cid}
 
 
-@pytest.mark.parametrize("api", ["chat", None])
-def test_agui_messages_are_refused_not_dropped_as_orphans(api: Any) -> None:
-    """AG-UI tool results are never dropped as orphans: ItemError names the keys and format."""
+def test_agui_messages_given_as_chat_are_refused_not_dropped_as_orphans() -> None:
+    """AG-UI tool results read as Chat are never dropped: ItemError names the keys and format."""
     messages = [user(), agui_asks("a"), agui_tool("a")]
     with pytest.raises(ItemError, match=r"\(toolCallId\): it looks like AG-UI messages") as info:
-        repair_history(messages, api=api)
+        repair_history(messages, api="chat")
     assert 2 == info.value.index
 
 

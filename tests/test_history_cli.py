@@ -149,15 +149,46 @@ AGUI_ASKS = {
 AGUI_TOOL = {"id": "m2", "role": "tool", "content": "42", "toolCallId": "call_a"}
 
 
-def test_repair_refuses_agui_messages_in_one_line_and_exits_2(tmp_path: Path) -> None:
-    """AG-UI messages are not repaired (their results would go as orphans): exit 2, no file."""
+def test_repair_refuses_agui_messages_given_as_chat_in_one_line_and_exits_2(
+    tmp_path: Path,
+) -> None:
+    """AG-UI messages with --api chat are not repaired (results would go as orphans): exit 2."""
     path = write(tmp_path / "agui.json", [USER, AGUI_ASKS, AGUI_TOOL])
     target = tmp_path / "fixed.json"
-    result = run("repair", path, "-o", str(target))
+    result = run("repair", path, "--api", "chat", "-o", str(target))
     assert (2, "", False) == (result.returncode, result.stdout, target.exists())
     [line] = result.stderr.splitlines()
     assert line.startswith(f"tracker repair: {path}: Item at index 2 has keys")
     assert "(toolCallId): it looks like AG-UI messages" in line
+
+
+AGUI_TEXT = {"id": "m3", "role": "assistant", "content": "Looking it up"}
+
+
+def test_check_reports_agui_violations_by_message_path(tmp_path: Path) -> None:
+    """An AG-UI RunAgentInput body is detected and checked; violations name messages[i]."""
+    body = {"threadId": "th", "runId": "r", "messages": [USER, AGUI_ASKS, AGUI_TEXT, AGUI_TOOL]}
+    path = write(tmp_path / "run.json", body)
+    result = run("check", path)
+    assert 1 == result.returncode
+    assert f"{path}: 4 items (agui): 2 violation(s)" in result.stdout
+    assert "param=messages[1].toolCalls" in result.stdout
+
+
+@pytest.mark.parametrize("api", [[], ["--api", "agui"]])
+def test_repair_agui_body_moves_the_result_and_keeps_the_body(
+    tmp_path: Path, api: list[str]
+) -> None:
+    """tracker repair on a RunAgentInput body: the result follows its call; other keys kept."""
+    body = {"threadId": "th", "runId": "r", "state": {"k": 1}, "messages": []}
+    body["messages"] = [USER, AGUI_ASKS, AGUI_TEXT, AGUI_TOOL]
+    path = write(tmp_path / "run.json", body)
+    target = tmp_path / "fixed.json"
+    result = run("repair", path, *api, "-o", str(target))
+    assert (0, "") == (result.returncode, result.stderr)
+    expected = {**body, "messages": [USER, AGUI_ASKS, AGUI_TOOL, AGUI_TEXT]}
+    assert expected == json.loads(target.read_text())
+    assert 0 == run("check", str(target)).returncode
 
 
 def test_check_refuses_a_list_mixing_both_formats(tmp_path: Path) -> None:

@@ -290,7 +290,7 @@ def test_mixed_formats_are_a_usage_error_naming_both() -> None:
     """Chat messages and Responses items in one list: UsageError naming one of each."""
     with pytest.raises(UsageError, match=r"item \[2\] is a Chat .* item \[1\] a Responses") as info:
         validate_history([user(), call("c1"), tool("c1")])
-    assert "api='chat' or api='responses'" in str(info.value)
+    assert "api='responses', 'chat' or 'agui'" in str(info.value)
 
 
 def test_explicit_api_overrides_detection() -> None:

@@ -1,16 +1,16 @@
 """Which history format a list of items is in, and whether its tool calls can be read in it.
 
-Two formats are read: Responses input items and Chat Completions messages (``Api``).
-``detect_api`` tells them apart by the items that only one of them has; ``resolve_api`` is
-what ``validate_history`` and ``repair_history`` use when no ``api`` is given.
+Three formats are read (``Api``): Responses input items, Chat Completions messages and AG-UI
+messages (``toolCalls`` / ``toolCallId``; ``tracker._agui``). ``detect_api`` tells them apart
+by the items that only one of them has; ``resolve_api`` is what ``validate_history`` and
+``repair_history`` use when no ``api`` is given.
 
-Other formats put tool calls and results under keys neither of those reads
-(``FOREIGN_FORMATS``; AG-UI's ``toolCalls`` / ``toolCallId`` today). Read as Chat, their
-results look like orphans, and a repair would drop them: ``refuse_unreadable_output`` is
-called before any output is dropped as an orphan and raises ``ItemError`` instead when a key
-the format does not know may hold its call (looked for only then, on the items that could
-hold it: no cost for a history without orphans). A format the package learns to read later (e.g.
-AG-UI itself) gets its entry here.
+When the caller names a format explicitly, messages of another format may still be given to
+it: ``FOREIGN_FORMATS`` lists the keys that give such messages away (AG-UI's, read as Chat).
+Read as Chat, their results look like orphans, and a repair would drop them:
+``refuse_unreadable_output`` is called before any output is dropped as an orphan and raises
+``ItemError`` instead when a key the format does not know may hold its call (looked for only
+then, on the items that could hold it: no cost for a history without orphans).
 """
 
 from __future__ import annotations
@@ -37,24 +37,37 @@ _RESPONSES_ONLY_TYPES: Final = frozenset(
     [*CALL_TO_OUTPUT, *CALL_TO_OUTPUT.values(), "reasoning", "item_reference"]
 )
 
-_NAMES: Final[Mapping[str, str]] = {"responses": "Responses", "chat": "Chat Completions"}
+_NAMES: Final[Mapping[str, str]] = {
+    "responses": "Responses",
+    "chat": "Chat Completions",
+    "agui": "AG-UI",
+}
+
+# What one item of each format is, in the order a mixed list names them.
+_KINDS: Final[Mapping[Api, str]] = {
+    "chat": "a Chat Completions message",
+    "agui": "an AG-UI message",
+    "responses": "a Responses item",
+}
 
 
 @attrs.frozen
 class ForeignFormat:
-    """A history format this package does not read, known by its tool-call keys.
+    """A history format that another format's reader cannot read, known by its tool-call keys.
 
     ``keys`` are message keys that only this format uses, for what Chat Completions calls
-    ``tool_calls`` / ``tool_call_id`` and Responses ``call_id``.
+    ``tool_calls`` / ``tool_call_id`` and Responses ``call_id``; ``api`` is the value of
+    ``api=`` that reads it.
     """
 
     name: str
     keys: frozenset[str]
+    api: str
 
 
-#: Formats recognised only to refuse them, by the keys that give them away.
+#: Formats refused when another one is asked for explicitly, by the keys that give them away.
 FOREIGN_FORMATS: Final[tuple[ForeignFormat, ...]] = (
-    ForeignFormat("AG-UI messages", frozenset({"toolCalls", "toolCallId"})),
+    ForeignFormat("AG-UI messages", frozenset({"toolCalls", "toolCallId"}), "agui"),
 )
 
 _FOREIGN_KEYS: Final = tuple(key for f in FOREIGN_FORMATS for key in sorted(f.keys))
@@ -67,6 +80,8 @@ _CHAT_TOOL_KEYS: Final = frozenset({"role", "content", "tool_call_id", "name"})
 def _evidence(item: Any) -> Api | None:
     """The format one item belongs to, when it tells (``None``: it fits both)."""
     if type(item) is dict or isinstance(item, Mapping):
+        if "toolCalls" in item or "toolCallId" in item:
+            return "agui"
         if item.get("role") == "tool" or "tool_calls" in item or "tool_call_id" in item:
             return "chat"
         if item.get("type") in _RESPONSES_ONLY_TYPES:
@@ -79,14 +94,14 @@ def _evidence(item: Any) -> Api | None:
 
 
 def detect_api(items: Sequence[Any]) -> Api:
-    """Tell whether ``items`` are Chat Completions messages or Responses input items.
+    """Tell whether ``items`` are Chat Completions, AG-UI or Responses messages/items.
 
-    Chat: a ``tool`` role or a ``tool_calls`` / ``tool_call_id`` member (an SDK message with a
-    ``tool_calls`` attribute). Responses: an item whose ``type`` only Responses has (a tool
-    call or output, ``reasoning``, ``item_reference``). When no item tells (plain
-    ``{role, content}`` messages, an empty list) the answer is ``"responses"``: without tool
-    calls both formats' rules find the same. Raises ``UsageError`` when items of both formats
-    are mixed, naming one of each.
+    AG-UI: a ``toolCalls`` / ``toolCallId`` member. Chat: a ``tool`` role or a ``tool_calls``
+    / ``tool_call_id`` member (an SDK message with a ``tool_calls`` attribute). Responses: an
+    item whose ``type`` only Responses has (a tool call or output, ``reasoning``,
+    ``item_reference``). When no item tells (plain ``{role, content}`` messages, an empty
+    list) the answer is ``"responses"``: without tool calls every format's rules find the
+    same. Raises ``UsageError`` when items of two formats are mixed, naming one of each.
     """
     first: dict[Api, int] = {}
     for i, item in enumerate(items):
@@ -94,21 +109,22 @@ def detect_api(items: Sequence[Any]) -> Api:
         if api is not None:
             first.setdefault(api, i)
             if len(first) == 2:
+                a, b = (k for k in _KINDS if k in first)
                 raise UsageError(
-                    f"Cannot tell the history's format: item [{first['chat']}] is a Chat "
-                    f"Completions message and item [{first['responses']}] a Responses item. "
-                    "Pass api='chat' or api='responses' (--api on the command line)."
+                    f"Cannot tell the history's format: item [{first[a]}] is {_KINDS[a]} and "
+                    f"item [{first[b]}] {_KINDS[b]}. Pass api='responses', 'chat' or 'agui' "
+                    "(--api on the command line)."
                 )
-    return "chat" if "chat" in first else "responses"
+    return next(iter(first), "responses")
 
 
 def resolve_api(items: Sequence[Any], api: object) -> Api:
     """``api`` checked, or detected from ``items`` when it is ``None``; else ``UsageError``."""
     if api is None:
         return detect_api(items)
-    if api in ("responses", "chat"):
+    if api in ("responses", "chat", "agui"):
         return api
-    raise UsageError(f"api must be 'responses', 'chat' or None (detect), not {shown(api)}.")
+    raise UsageError(f"api must be 'responses', 'chat', 'agui' or None (detect), not {shown(api)}.")
 
 
 def _key_list(keys: list[Any]) -> str:
@@ -148,8 +164,9 @@ def refuse_unreadable_output(
             raise ItemError(
                 f"Item at index {at - held} has keys {api_name} does not know "
                 f"({', '.join(keys)}): it looks like {foreign.name}. Refusing to repair, since "
-                f"the output at index {orphan - held} would be dropped as an orphan; convert "
-                f"the history to {api_name} form first.",
+                f"the output at index {orphan - held} would be dropped as an orphan; pass "
+                f"api={foreign.api!r} (or leave api out to detect it), or convert the history "
+                f"to {api_name} form first.",
                 index=at - held,
                 item_type=type(items[at]).__name__,
             )

@@ -27,11 +27,12 @@ actions), so the repair is idempotent. Untouched items are returned as the very 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, cast, overload
 
 import attrs
 
+from ._agui import is_run_input, repair_agui
 from ._errors import UsageError
 from ._formats import refuse_unreadable_output, resolve_api
 from ._items import CALL_TO_OUTPUT, COMPACTION, ItemInfo, field, read_item, to_plain
@@ -71,30 +72,58 @@ def check_policy(policy: str) -> None:
         raise UsageError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}.")
 
 
+@overload
+def repair_history(
+    items: Mapping[str, Any],
+    *,
+    api: Api | None = None,
+    policy: RepairPolicy = PLACEHOLDER,
+) -> tuple[dict[str, Any], tuple[RepairAction, ...]]: ...
+
+
+@overload
 def repair_history(
     items: Iterable[Any],
     *,
     api: Api | None = None,
     policy: RepairPolicy = PLACEHOLDER,
-) -> tuple[list[Any], tuple[RepairAction, ...]]:
+) -> tuple[list[Any], tuple[RepairAction, ...]]: ...
+
+
+def repair_history(
+    items: Iterable[Any] | Mapping[str, Any],
+    *,
+    api: Api | None = None,
+    policy: RepairPolicy = PLACEHOLDER,
+) -> tuple[Any, tuple[RepairAction, ...]]:
     """Return ``(repaired, actions)``: ``items`` made valid for tool-call pairing, and what changed.
 
     ``api="responses"``: ``items`` is a Responses context (input items); ``api="chat"``: a
-    Chat Completions ``messages`` list; ``None`` (the default): detected from the items
-    (``tracker._formats.detect_api``). ``policy`` says what to do with a call that has no
+    Chat Completions ``messages`` list; ``api="agui"``: AG-UI messages (``toolCalls`` /
+    ``toolCallId``, repaired in AG-UI shape; ``tracker._agui``) or an AG-UI ``RunAgentInput``
+    body, returned as a new dict with its ``messages`` repaired and every other key kept;
+    ``None`` (the default): detected from the items (``tracker._formats.detect_api``; a
+    ``RunAgentInput`` body is AG-UI). ``policy`` says what to do with a call that has no
     output: ``"placeholder"`` adds a flagged, deterministic output; ``"drop"`` removes the call
     (and the reasoning item just before it). On Responses the latest ``compaction`` item is a
     boundary: items before it are kept as they are (the service summarised them), and an
     output after it whose call lies before it is dropped as an orphan. ``actions`` are in
-    input order; each ``index`` is a
-    position in ``items``. Pure: ``items`` is not modified. Raises ``ItemError`` for an item
-    that cannot be read (also for a message whose tool keys belong to another format, such as
-    AG-UI's ``toolCallId``, rather than drop its result as an orphan) and ``UsageError`` for an
-    unknown ``api`` or ``policy``, or a list whose format cannot be told.
+    input order; each ``index`` is a position in ``items`` (in the body's ``messages``). Pure:
+    ``items`` is not modified. Raises ``ItemError`` for an item that cannot be read (also, with
+    ``api="chat"``, for a message whose tool keys are AG-UI's, rather than drop its result as
+    an orphan) and ``UsageError`` for an unknown ``api`` or ``policy``, or a list whose format
+    cannot be told.
     """
     check_policy(policy)
+    if is_run_input(items) and api in (None, "agui"):
+        body = cast("Mapping[str, Any]", items)
+        messages, actions = repair_agui(body["messages"], policy)
+        return ({**body, "messages": messages} if actions else body), actions
     seq = list(items)
-    if resolve_api(seq, api) == "chat":
+    found = resolve_api(seq, api)
+    if found == "agui":
+        return repair_agui(seq, policy)
+    if found == "chat":
         return repair_chat(seq, policy)
     start = window_start(seq)
     placed, actions = repair_responses(seq[start:], policy)

@@ -18,7 +18,7 @@ __all__ = [
     "placeholder_text",
 ]
 
-Api = Literal["responses", "chat"]
+Api = Literal["responses", "chat", "agui"]
 
 #: What ``repair_history`` does with a tool call that has no output.
 RepairPolicy = Literal["placeholder", "drop"]

@@ -39,6 +39,8 @@ Rule codes (``Violation.rule``), each with the service's exact status, text, ``p
 ``CHAT_EMPTY_TOOL_CALLS``   400    ``tool_calls: []``
 =========================== ====== ==========================================================
 
+AG-UI messages are checked by the ``CHAT_`` rules through a Chat view (``tracker._agui``).
+
 Nothing here does I/O or imports ``openai``: items are dicts or SDK models, read through
 ``tracker._items``.
 """
@@ -46,7 +48,7 @@ Nothing here does I/O or imports ``openai``: items are dicts or SDK models, read
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -545,9 +547,9 @@ def check_chat(messages: Sequence[Any], options: RuleOptions | None = None) -> l
 
 
 def validate_history(
-    items: Iterable[Any],
+    items: Iterable[Any] | Mapping[str, Any],
     *,
-    api: Literal["responses", "chat"] | None = None,
+    api: Literal["responses", "chat", "agui"] | None = None,
     provenance: Provenance | None = None,
     **options: bool,
 ) -> list[Violation]:
@@ -555,16 +557,25 @@ def validate_history(
 
     ``api="responses"``: ``items`` is a whole Responses context (input items, dicts or SDK
     models); the first violation is the one the service reports. ``api="chat"``: ``items`` is a
-    Chat Completions ``messages`` list. ``None`` (the default): the format is detected from the
-    items (``tracker._formats.detect_api``; a list with nothing format-specific in it is read
-    as Responses). ``options`` are ``RuleOptions`` switches, e.g. ``strict_order=False``;
-    ``provenance`` enables the reasoning-adjacency rules. Raises ``ItemError`` for an item
-    that cannot be read, ``UsageError`` for an unknown ``api`` or a list that mixes both
-    formats, ``TypeError`` for an unknown option.
+    Chat Completions ``messages`` list. ``api="agui"``: AG-UI messages (``toolCalls`` /
+    ``toolCallId``), or an AG-UI ``RunAgentInput`` body (its ``messages`` are checked; given
+    such a body, ``api`` may be left out); violations name ``messages[i]``. ``None`` (the
+    default): the format is detected from the items (``tracker._formats.detect_api``; a list
+    with nothing format-specific in it is read as Responses). ``options`` are ``RuleOptions``
+    switches, e.g. ``strict_order=False``; ``provenance`` enables the reasoning-adjacency rules.
+    Raises ``ItemError`` for an item that cannot be read, ``UsageError`` for an unknown ``api``
+    or a list that mixes formats, ``TypeError`` for an unknown option.
     """
+    from ._agui import check_agui, is_run_input  # _agui builds on this module's check_chat
+
     opts = RuleOptions(**options)
+    if is_run_input(items) and api in (None, "agui"):
+        return check_agui(cast("Mapping[str, Any]", items)["messages"])
     seq = list(items)
-    if resolve_api(seq, api) == "chat":
+    found = resolve_api(seq, api)
+    if found == "agui":
+        return check_agui(seq)
+    if found == "chat":
         return check_chat(seq, opts)
     found = check_context(seq, options=opts, provenance=provenance)
     if opts.reject_referenced_client_calls:

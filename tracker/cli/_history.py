@@ -1,8 +1,9 @@
 """``tracker check FILE`` and ``tracker repair FILE -o OUT``: history validation from a shell.
 
-A history file is JSON (a list of items, or a request body with ``input`` or ``messages``) or
-JSONL (one item per line); ``-`` reads standard input. The API is detected when ``--api`` is
-left out. Exit status: 0 valid (or repaired to valid), 1 violations remain, 2 unreadable input.
+A history file is JSON (a list of items, or a request body with ``input`` or ``messages``,
+such as an AG-UI ``RunAgentInput``) or JSONL (one item per line); ``-`` reads standard input.
+The API is detected when ``--api`` is left out. Exit status: 0 valid (or repaired to valid),
+1 violations remain, 2 unreadable input.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, cast
 
 import attrs
 
+from tracker._agui import is_run_input
 from tracker._errors import TrackerError
 from tracker._formats import detect_api
 from tracker._repair import repair_history
@@ -95,10 +97,21 @@ def _load(path: str, api: str | None) -> _History:
                 "'input' (Responses) or 'messages' (Chat Completions)"
             )
         body, value = value, value[key]
-        api = api or ("chat" if key == "messages" else "responses")
+        api = api or _body_api(body, key)
     if not isinstance(value, list) or not all(isinstance(x, dict) for x in value):
         raise _BadInput(f"{path}: expected a list of JSON objects (items or messages)")
     return _History(value, cast(Api, api) if api else detect_api(value), jsonl, body, key)
+
+
+def _body_api(body: dict[str, Any], key: str) -> Api:
+    """The format of a request body's list: ``input`` is Responses; ``messages`` is AG-UI
+    when the body is a ``RunAgentInput`` or its messages say so, else Chat Completions."""
+    if key == "input":
+        return "responses"
+    if is_run_input(body):
+        return "agui"
+    detected = detect_api(body[key]) if all(isinstance(x, dict) for x in body[key]) else "chat"
+    return "agui" if detected == "agui" else "chat"
 
 
 def _write_text(path: str, text: str) -> None:
@@ -132,8 +145,9 @@ def _api_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="history as JSON or JSONL ('-': stdin)")
     parser.add_argument(
         "--api",
-        choices=("responses", "chat"),
-        help="Responses input items or Chat Completions messages (default: detected)",
+        choices=("responses", "chat", "agui"),
+        help="Responses input items, Chat Completions messages or AG-UI messages "
+        "(default: detected)",
     )
 
 
