@@ -572,10 +572,10 @@ def validate_history(
     if is_run_input(items) and api in (None, "agui"):
         return check_agui(cast("Mapping[str, Any]", items)["messages"])
     seq = list(items)
-    found = resolve_api(seq, api)
-    if found == "agui":
+    fmt = resolve_api(seq, api)
+    if fmt == "agui":
         return check_agui(seq)
-    if found == "chat":
+    if fmt == "chat":
         return check_chat(seq, opts)
     found = check_context(seq, options=opts, provenance=provenance)
     if opts.reject_referenced_client_calls:
