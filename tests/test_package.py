@@ -163,6 +163,7 @@ CORE_MODULES = {
     "__init__.py",
     "__main__.py",
     "py.typed",
+    "_agui.py",
     "_delta_check.py",
     "_errors.py",
     "_fingerprint.py",
