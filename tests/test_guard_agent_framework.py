@@ -5,7 +5,8 @@ messages, then their results) and #6909 (a text message between a call and its r
 adapter (agent-framework-ag-ui 1.7.0) drops call_a's real result in both before the request is
 built, so the framework sends a call without its result and the service answers 400. The guard
 on the ``openai`` client repairs that request: every result the adapter hands over is delivered,
-and call_a gets a placeholder that says no result was recorded (never a success).
+and call_a gets a placeholder that says no result was recorded (never a success). Repairing
+the AG-UI history first (``repair_history(..., api="agui")``) delivers call_a's REAL result.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agent_framework_ag_ui._message_adapters import normalize_agui_input_message
 from agent_framework_openai import OpenAIChatClient, OpenAIChatCompletionClient
 from openai import AsyncOpenAI
 
+from tracker._repair import repair_history
 from tracker.emulator import Emulator
 from tracker.guard import GuardReport, guard
 
@@ -119,3 +121,17 @@ async def test_agui_history_is_400_without_the_guard_and_answered_with_it(
     assert [("repaired", "add_placeholder", "call_a")] == [
         (r.outcome, a.kind, a.call_id) for r in reports for a in r.actions
     ]
+
+
+@pytest.mark.parametrize("api", sorted(CLIENTS))
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+async def test_agui_history_repaired_first_delivers_call_a_real_result(
+    shape: str, api: str
+) -> None:
+    """repair_history(api="agui") before the adapter: every REAL result reaches the model."""
+    repaired, _ = repair_history(SHAPES[shape], api="agui")
+    with Emulator() as emu:
+        assert "RUN_FINISHED" == await run_agui(emu, api, repaired, on_report=lambda r: None)
+        results = sent_results(emu, api)
+    real = {m["toolCallId"]: m["content"] for m in SHAPES[shape] if m["role"] == "tool"}
+    assert real == results
