@@ -23,7 +23,7 @@ def test_public_api_is_exactly_the_intended_surface() -> None:
         "ConflictError",
         "ContinuationError",
         "CorruptStateError",
-            "HistoryError",
+        "HistoryError",
         "ItemError",
         "ItemInfo",
         "Prepared",
