@@ -13,54 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _store_kinds import KINDS, open_store
 
 from tracker import ConflictError, StoreError, Tracker, UsageError
 from tracker.stores import (
     AsyncMemoryStore,
-    AsyncPostgresStore,
-    AsyncRedisStore,
-    AsyncSQLiteStore,
     AsyncStore,
     AsyncStoreAdapter,
     Loaded,
     MemoryStore,
-    PostgresStore,
-    RedisStore,
     SQLiteStore,
     Store,
     aload_tracker,
     asave_tracker,
 )
 
-KINDS = ["memory", "sqlite", "redis", "async-memory", "async-sqlite", "async-redis"]
-KINDS += ["postgres", "async-postgres"]
-
 
 @pytest.fixture(params=KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncStore]:
     """Each store in its async form (sync stores wrapped in AsyncStoreAdapter)."""
-    kind: str = request.param
-    url = request.getfixturevalue("redis_url") if kind.endswith("redis") else ""
-    made: AsyncStore
-    if kind.endswith("postgres"):
-        url = request.getfixturevalue("postgres_url")
-        made = (
-            AsyncPostgresStore(url)
-            if kind.startswith("async")
-            else AsyncStoreAdapter(PostgresStore(url))
-        )
-    elif kind == "memory":
-        made = AsyncStoreAdapter(MemoryStore())
-    elif kind == "sqlite":
-        made = AsyncStoreAdapter(SQLiteStore(tmp_path / "s.db"))
-    elif kind == "redis":
-        made = AsyncStoreAdapter(RedisStore(url))
-    elif kind == "async-memory":
-        made = AsyncMemoryStore()
-    elif kind == "async-sqlite":
-        made = AsyncSQLiteStore(tmp_path / "s.db")
-    else:
-        made = AsyncRedisStore(url)
+    made = open_store(request.param, request, tmp_path)
     yield made
     await made.close()
 

@@ -14,20 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _store_kinds import KINDS, open_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracker import CorruptStateError, Tracker
 from tracker.stores import (
-    AsyncMemoryStore,
-    AsyncPostgresStore,
-    AsyncRedisStore,
-    AsyncSQLiteStore,
     AsyncStore,
-    AsyncStoreAdapter,
-    MemoryStore,
-    PostgresStore,
-    RedisStore,
     SQLiteStore,
     _incremental,
     aclaim_session,
@@ -40,35 +33,11 @@ from tracker.stores import (
 )
 from tracker.stores._changes import apply_changes, diff_ops, encode_change
 
-KINDS = ["memory", "sqlite", "redis", "postgres", "async-memory", "async-sqlite", "async-redis"]
-KINDS += ["async-postgres"]
-
 
 @pytest.fixture(params=KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncStore]:
     """Each store in its async form (sync stores wrapped in AsyncStoreAdapter)."""
-    kind: str = request.param
-    made: AsyncStore
-    if kind.endswith("redis"):
-        url = request.getfixturevalue("redis_url")
-        made = (
-            AsyncRedisStore(url) if kind.startswith("async") else AsyncStoreAdapter(RedisStore(url))
-        )
-    elif kind.endswith("postgres"):
-        url = request.getfixturevalue("postgres_url")
-        made = (
-            AsyncPostgresStore(url)
-            if kind.startswith("async")
-            else AsyncStoreAdapter(PostgresStore(url))
-        )
-    elif kind == "memory":
-        made = AsyncStoreAdapter(MemoryStore())
-    elif kind == "sqlite":
-        made = AsyncStoreAdapter(SQLiteStore(tmp_path / "s.db"))
-    elif kind == "async-memory":
-        made = AsyncMemoryStore()
-    else:
-        made = AsyncSQLiteStore(tmp_path / "s.db")
+    made = open_store(request.param, request, tmp_path)
     yield made
     await made.close()
 
