@@ -48,7 +48,7 @@ Nothing here does I/O or imports ``openai``: items are dicts or SDK models, read
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import attrs
 
@@ -56,6 +56,7 @@ from ._formats import resolve_api
 from ._items import OUTPUT_TO_CALL, ItemInfo, field, read_item
 
 __all__ = [
+    "STREAM_RESUME_SECONDS",
     "Provenance",
     "RuleOptions",
     "Violation",
@@ -65,6 +66,11 @@ __all__ = [
     "validate_history",
     "window_start",
 ]
+
+#: How old (seconds since the response was created) a stream may be and still be resumed with
+#: ``GET /v1/responses/{id}?stream=true&starting_after=N``: the service answers "more than 5
+#: minutes old" after that (openai-python#2828 [OBS]; background guide [DOC]).
+STREAM_RESUME_SECONDS: Final = 300.0
 
 
 @attrs.frozen
@@ -127,6 +133,15 @@ class RuleOptions:
       be a ``previous_response_id`` (continuing from the compacted window); off, it is
       ``previous_response_not_found`` [3P, pydantic-ai: "compaction response ids cannot be
       used as previous_response_id"].
+    - ``resume_foreground_streams`` (off): ``GET /v1/responses/{id}?stream=true`` streams a
+      response created without ``background: true`` again. The background guide documents
+      resuming only for background responses ("Streaming a background response") and every
+      public resume (openai-python#2828, pydantic-ai, agent-framework) is of one [DOC + INF];
+      off, the emulator refuses with a 400 whose text is [INF].
+    - ``chain_from_cancelled_response`` (off): a cancelled background response can be a
+      ``previous_response_id`` (its input kept, no output). No public record says either way
+      [INF]; off, it is ``previous_response_not_found``. A tracker never chains from one
+      (``tracker.loop`` re-sends that request's input instead), so both settings agree with it.
     - ``reject_referenced_client_calls`` (off): a client-executed ``function_call`` sent in the
       input as an ``item_reference`` (or inline with its ``fc_`` id) together with its output
       by ``call_id`` gives ``P4`` (the ``P2`` text). Source: vercel/ai PR #15795 (2026-06-03)
@@ -149,6 +164,8 @@ class RuleOptions:
     chain_from_compacted_response: bool = False
     zdr: bool = False
     reject_referenced_client_calls: bool = False
+    resume_foreground_streams: bool = False
+    chain_from_cancelled_response: bool = False
 
 
 @attrs.frozen

@@ -17,6 +17,7 @@ a versioned JSON file: loaded at start, rewritten atomically after every change,
 answer (``tracker.emulator._persist``).
 
 Endpoints: ``POST /v1/responses`` (plain and SSE), ``GET``/``DELETE /v1/responses/{id}``,
+``GET /v1/responses/{id}?stream=true&starting_after=N``, ``POST /v1/responses/{id}/cancel``,
 ``GET /v1/responses/{id}/input_items``, ``POST /v1/responses/compact``, conversations (create/
 get/update/delete, and create/list/get/delete items), ``POST /v1/chat/completions`` (plain and
 SSE). Rejections carry the
@@ -51,9 +52,17 @@ item on) holds more than N tokens, counted as four characters of each item's com
 ``emu.window_tokens(...)`` show the window of a chain or conversation; ``emu.rotate_keys()``
 makes every ``encrypted_content`` issued before stale (400 ``invalid_encrypted_content``).
 
+Background responses (``tracker.emulator._background``): ``background: true`` answers
+``queued``; each retrieve moves it a step (``in_progress``), and the ``background_polls``-th
+(default 2) finds it ``completed``, stored only then. A background stream can be resumed with
+``retrieve(id, stream=True, starting_after=N)`` (events after ``N``, no ``response.created``)
+until it is 5 minutes old by ``Emulator(clock=...)``; ``responses.cancel(id)`` cancels a
+queued or in-progress one.
+
 Faults (for retry tests): ``emu.inject(Fault(status=500), times=2)``, ``Fault(status=429,
 should_retry=True)``, ``Fault(delay=0.5)``, ``Fault(drop="after")`` (stored, then the connection
-is closed without an answer). Faults apply to ``POST /v1/responses`` unless ``path``/``method``
+is closed without an answer), ``Fault(cut_after=N)`` (stored, then the stream is cut after ``N``
+events). Faults apply to ``POST /v1/responses`` unless ``path``/``method``
 say otherwise.
 """
 

@@ -11,7 +11,7 @@ import copy
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -30,7 +30,10 @@ from ._script import Script
 from ._state import State, StoredConversation, StoredResponse, normalize_item
 from ._stream import response_events
 
-__all__ = ["create_response", "response_object"]
+if TYPE_CHECKING:
+    from ._background import Background
+
+__all__ = ["Turn", "create_response", "finish", "response_object", "think"]
 
 
 def _state_violation(
@@ -201,7 +204,7 @@ def response_object(
 
 
 @attrs.frozen
-class _Turn:
+class Turn:
     """A validated request, between its two critical sections."""
 
     body: Mapping[str, Any]
@@ -212,7 +215,7 @@ class _Turn:
     context: list[dict[str, Any]]
 
 
-def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> _Turn | Violation:
+def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> Turn | Violation:
     """Check the request against the state and resolve its context (hold ``state.lock``)."""
     found, conv = _state_violation(state, body, options)
     if found is not None:
@@ -238,10 +241,10 @@ def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> _Turn
             "conversation",
             "conversation_locked",
         )
-    return _Turn(body, store, previous, conv, resolved, context)
+    return Turn(body, store, previous, conv, resolved, context)
 
 
-def _think(state: State, turn: _Turn, script: Script, options: RuleOptions) -> list[dict[str, Any]]:
+def think(state: State, turn: Turn, script: Script, options: RuleOptions) -> list[dict[str, Any]]:
     """Compact if due, then run the script on what it may see (``_compaction``); the
     conversation stays busy until ``_finish`` (hold ``state.lock``)."""
     if turn.conv is not None:
@@ -259,11 +262,20 @@ def _think(state: State, turn: _Turn, script: Script, options: RuleOptions) -> l
         raise
 
 
-def _finish(
-    state: State, turn: _Turn, output: list[dict[str, Any]], options: RuleOptions, created: int
+def finish(
+    state: State,
+    turn: Turn,
+    output: list[dict[str, Any]],
+    options: RuleOptions,
+    created: int,
+    *,
+    response_id: str | None = None,
 ) -> dict[str, Any]:
-    """Store the response and extend the conversation; the Response object (hold the lock)."""
-    response_id = state.ids.response_id()
+    """Store the response and extend the conversation; the Response object (hold the lock).
+
+    ``response_id``: the id a background response was given when it was queued.
+    """
+    response_id = response_id or state.ids.response_id()
     stored_input = [_with_id(state, item) for item in turn.resolved]
     state.remember_output(output)
     for item in turn.resolved:
@@ -300,8 +312,13 @@ def create_response(
     script: Script,
     options: RuleOptions,
     model_delay: float = 0.0,
+    background: Background | None = None,
 ) -> Reply:
-    """Handle one ``POST /v1/responses`` body (already parsed JSON)."""
+    """Handle one ``POST /v1/responses`` body (already parsed JSON).
+
+    ``background`` takes ``background: true`` requests once validated (``_background``), and
+    is told of streamed ones (which it may keep to stream again).
+    """
     found = check_request(body, options) or check_compaction_request(body, options)
     if found is not None:
         return error_reply(found)
@@ -309,12 +326,16 @@ def create_response(
         turn = _begin(state, body, options)
         if isinstance(turn, Violation):
             return error_reply(turn)
-        output = _think(state, turn, script, options)
+        output = think(state, turn, script, options)
     if model_delay > 0:
         time.sleep(model_delay)
     created = int(time.time())
+    if background is not None and body.get("background") is True:
+        return background.queue(turn, output, created)
     with state.lock:
-        response = _finish(state, turn, output, options, created)
+        response = finish(state, turn, output, options, created)
     if body.get("stream"):
+        if background is not None:
+            background.streamed(response)
         return Reply(events=response_events(response))
     return Reply(body=response)

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -60,6 +60,9 @@ class Fault:
     - ``drop``: ``"before"`` closes the connection without handling; ``"after"`` handles the
       request (the response is stored, outputs delivered) and then closes the connection
       without answering, so the client sees a connection error and may retry;
+    - ``cut_after``: handle the request, then send only the first ``cut_after`` events of
+      its stream and close the connection (a stream cut mid-way after the response was
+      accepted; a plain JSON answer is dropped whole, as ``drop="after"``);
     - ``should_retry``: value of the ``x-should-retry`` header (``None``: no header, the client
       follows its default policy); ``retry_after``: ``Retry-After`` seconds, if set.
     """
@@ -70,6 +73,7 @@ class Fault:
     should_retry: bool | None = None
     retry_after: float | None = None
     message: str | None = None
+    cut_after: int | None = None
 
     def reply(self) -> Reply:
         """The error reply for a ``status`` fault."""
@@ -219,7 +223,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(fault.reply())
             return
         reply = self._handle(method, path, query, body)
-        if fault is not None and fault.drop == "after":
+        if fault is not None and fault.cut_after is not None and reply.events is not None:
+            self._write(attrs.evolve(reply, events=list(reply.events)[: fault.cut_after]), cut=True)
+            self._drop()
+            return
+        if fault is not None and (fault.drop == "after" or fault.cut_after is not None):
             self._drop()
             return
         self._write(reply)
@@ -264,7 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _write(self, reply: Reply) -> None:
+    def _write(self, reply: Reply, *, cut: bool = False) -> None:
+        """Write ``reply``; ``cut``: stop after its events, before the stream's end."""
         emu = self.server.emulator
         self.send_response(reply.status)
         self.send_header("x-request-id", emu._request_id())
@@ -285,6 +294,8 @@ class _Handler(BaseHTTPRequestHandler):
         for event in reply.events:
             name = f"event: {event['type']}\n" if reply.named_events else ""
             self._chunk(f"{name}data: {json.dumps(event)}\n\n".encode())
+        if cut:
+            return
         if reply.sse_done:
             self._chunk(b"data: [DONE]\n\n")
         self.wfile.write(b"0\r\n\r\n")
@@ -306,6 +317,11 @@ class Emulator:
     rewrites it atomically before answering, and ``stop()`` writes it once more. Without
     ``state_path`` the state lives in memory only.
 
+    ``background_polls``: how many retrieves a ``background: true`` response takes to
+    complete (it is ``queued`` when created, ``in_progress`` until then); ``clock``: the
+    seconds source for the 5-minute stream-resume limit (tests pass a fake one). See
+    ``tracker.emulator._background``.
+
     ``zdr=True`` acts as a zero-data-retention organisation (``RuleOptions.zdr``): every
     response is ``store: false`` whatever the request asks, nothing is stored, and a lookup
     of an unstored item is the 404 with the ZDR text.
@@ -325,6 +341,8 @@ class Emulator:
         state_path: str | os.PathLike[str] | None = None,
         record_requests: bool = True,
         zdr: bool = False,
+        background_polls: int = 2,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if zdr:  # a zero-data-retention organisation: nothing is ever stored
             options = attrs.evolve(options or RuleOptions(), zdr=True)
@@ -332,7 +350,14 @@ class Emulator:
         self.port = port
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
-        self.service = Service(script=script, options=options, seed=seed, model_delay=model_delay)
+        self.service = Service(
+            script=script,
+            options=options,
+            seed=seed,
+            model_delay=model_delay,
+            background_polls=background_polls,
+            clock=clock,
+        )
         self._lock = threading.Lock()
         self._requests: list[Received] = []
         self.record_requests = record_requests

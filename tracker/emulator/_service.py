@@ -15,6 +15,7 @@ from typing import Any
 
 from .._items import OUTPUT_TO_CALL
 from .._rules import RuleOptions, check_context
+from ._background import NOT_RESUMABLE, Background
 from ._chat import create_chat_completion
 from ._compact import compact_response
 from ._reply import Reply, error_reply, page
@@ -38,11 +39,16 @@ class Service:
         options: RuleOptions | None = None,
         seed: int | None = None,
         model_delay: float = 0.0,
+        background_polls: int = 2,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.state = State(ids=IdGen(seed))
         self.script: Script = script or default_script
         self.options = options or RuleOptions()
         self.model_delay = model_delay
+        self.background = Background(
+            lambda: self.state, self.options, polls=background_polls, clock=clock
+        )
         r = re.compile
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", r(r"/v1/responses"), self._create_response),
@@ -50,6 +56,7 @@ class Service:
             ("GET", r(r"/v1/responses/(?P<id>[^/]+)"), self._get_response),
             ("DELETE", r(r"/v1/responses/(?P<id>[^/]+)"), self._delete_response),
             ("GET", r(r"/v1/responses/(?P<id>[^/]+)/input_items"), self._input_items),
+            ("POST", r(r"/v1/responses/(?P<id>[^/]+)/cancel"), self._cancel),
             ("POST", r(r"/v1/chat/completions"), self._chat),
             ("POST", r(r"/v1/conversations"), self._create_conversation),
             ("GET", r(r"/v1/conversations/(?P<id>[^/]+)"), self._get_conversation),
@@ -82,6 +89,7 @@ class Service:
             script=self.script,
             options=self.options,
             model_delay=self.model_delay,
+            background=self.background,
         )
 
     def _compact(self, _m: re.Match[str], _q: Mapping[str, str], body: Any) -> Reply:
@@ -96,11 +104,16 @@ class Service:
             return error_reply(not_found(f"Response with id '{response_id}' not found."))
         return stored
 
-    def _get_response(self, m: re.Match[str], _q: Mapping[str, str], _b: Any) -> Reply:
+    def _get_response(self, m: re.Match[str], query: Mapping[str, str], _b: Any) -> Reply:
+        run = self.background.retrieve(m["id"], query)
+        if run is not None:
+            return run
         with self.state.lock:
             stored = self._stored(m["id"])
             if isinstance(stored, Reply):
                 return stored
+            if query.get("stream") == "true":
+                return error_reply(bad_request(NOT_RESUMABLE, "stream", None))
             return Reply(
                 body=response_object(
                     stored.id,
@@ -111,12 +124,16 @@ class Service:
                 )
             )
 
+    def _cancel(self, m: re.Match[str], _q: Mapping[str, str], _b: Any) -> Reply:
+        return self.background.cancel(m["id"])
+
     def _delete_response(self, m: re.Match[str], _q: Mapping[str, str], _b: Any) -> Reply:
         with self.state.lock:
             stored = self._stored(m["id"])
             if isinstance(stored, Reply):
                 return stored
             del self.state.responses[m["id"]]
+            self.state.runs.pop(m["id"], None)
         return Reply(body={"id": m["id"], "object": "response", "deleted": True})
 
     def _input_items(self, m: re.Match[str], query: Mapping[str, str], _b: Any) -> Reply:

@@ -19,7 +19,7 @@ import attrs
 
 from .._rules import Provenance
 
-__all__ = ["IdGen", "State", "StoredConversation", "StoredResponse", "normalize_item"]
+__all__ = ["IdGen", "Run", "State", "StoredConversation", "StoredResponse", "normalize_item"]
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -153,6 +153,26 @@ class StoredConversation:
 
 
 @attrs.define
+class Run:
+    """A background (or resumable streamed) response: its lifecycle, for ``_background``.
+
+    ``turn`` is the validated request (``_responses.Turn``) and ``output`` what the script
+    decided; ``response`` is the Response object once it finished or was cancelled.
+    ``started`` is the emulator clock's reading when it was created (the resume limit).
+    """
+
+    id: str
+    turn: Any
+    output: list[dict[str, Any]]
+    started: float
+    created_at: int
+    background: bool
+    polls_left: int
+    status: str = "queued"
+    response: dict[str, Any] | None = None
+
+
+@attrs.define
 class State:
     """All of the emulator's state. Hold ``lock`` to read or change it."""
 
@@ -169,6 +189,8 @@ class State:
     compaction_memory: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
     #: ``POST /v1/responses/compact`` results: id -> the compacted window (its output).
     compacted: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
+    #: Background and resumable streamed responses by id (in memory only, not persisted).
+    runs: dict[str, Run] = attrs.field(factory=dict)
 
     def provenance(self) -> Provenance:
         """Reasoning provenance of every item this emulator issued."""

@@ -79,8 +79,12 @@ def _item_events(item: dict[str, Any], index: int) -> Iterator[dict[str, Any]]:
     yield {"type": "response.output_item.done", "output_index": index, "item": item}
 
 
-def response_events(response: dict[str, Any]) -> list[dict[str, Any]]:
-    """The full event sequence for a completed response, numbered from 0."""
+def response_events(response: dict[str, Any], *, queued: bool = False) -> list[dict[str, Any]]:
+    """The full event sequence for a completed response, numbered from 0.
+
+    ``queued`` (a background response): it is created ``queued`` and a ``response.queued``
+    event comes before ``response.in_progress``.
+    """
     start = {
         **copy.deepcopy(response),
         "status": "in_progress",
@@ -88,10 +92,16 @@ def response_events(response: dict[str, Any]) -> list[dict[str, Any]]:
         "usage": None,
         "completed_at": None,
     }
-    events: list[dict[str, Any]] = [
-        {"type": "response.created", "response": start},
-        {"type": "response.in_progress", "response": start},
-    ]
+    events: list[dict[str, Any]] = []
+    if queued:
+        waiting = {**start, "status": "queued"}
+        events += [
+            {"type": "response.created", "response": waiting},
+            {"type": "response.queued", "response": waiting},
+        ]
+    else:
+        events.append({"type": "response.created", "response": start})
+    events.append({"type": "response.in_progress", "response": start})
     for index, item in enumerate(response.get("output") or []):
         if item.get("type") == "compaction":
             compacting = {"item_id": item.get("id"), "output_index": index}

@@ -1,0 +1,200 @@
+"""Background responses and resumable streams: queued -> in_progress -> completed, cancel, resume.
+
+Theory of operation
+-------------------
+A ``background: true`` request is validated and its output decided when it arrives (the
+script is deterministic), but it is *stored* (put in its chain or conversation, its tool
+outputs counted as delivered) only when it completes. Time is a step count, so tests need no
+sleeps: the create answer says ``queued``, each ``GET /v1/responses/{id}`` moves the response one
+step, and the ``polls``-th retrieve finds it ``completed`` (``Emulator(background_polls=N)``).
+A streamed background request (``stream: true`` too) runs to the end at once: its stream is the
+whole run, ``response.created`` (``queued``), ``response.queued``, ``response.in_progress``, ...,
+``response.completed``.
+
+``GET /v1/responses/{id}?stream=true&starting_after=N`` replays that response's events whose
+``sequence_number`` is above ``N`` (a resumed stream may begin with deltas, no
+``response.created``; background guide, "Streaming a background response" [DOC]; pydantic-ai
+2.68 and openai-ruby PR #548 [3P]); a response still queued is run to the end first. A stream
+older than ``STREAM_RESUME_SECONDS`` by the emulator's clock (``Emulator(clock=...)``) is the
+400 ``This response can no longer be streamed because it is more than 5 minutes old``
+(openai-python#2828 [OBS]; ``param``/``code`` are not in the record: ``None``). Only background
+responses can be streamed again unless ``RuleOptions.resume_foreground_streams``.
+
+``POST /v1/responses/{id}/cancel`` stops a queued or in-progress background response
+(``cancelled``, no output; its conversation is free again); on a finished background response
+it answers the final object unchanged ("Cancelling twice is idempotent", background guide
+[DOC]); on any other response it is a 400 (the SDK's docstring: "Only responses created with
+the ``background`` parameter set to ``true`` can be cancelled"; the exact text is [INF]).
+A cancelled response cannot be continued (``previous_response_not_found``) unless
+``RuleOptions.chain_from_cancelled_response``, which stores its input with an empty output.
+
+Runs live in memory only: a state file (``state_path``) keeps finished responses, not runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._rules import STREAM_RESUME_SECONDS, RuleOptions
+from ._reply import Reply, error_reply
+from ._responses import Turn, finish, response_object
+from ._schema import bad_request, not_found
+from ._state import Run, State
+from ._stream import response_events
+
+__all__ = ["CANCEL_NOT_BACKGROUND", "NOT_RESUMABLE", "TOO_OLD_TO_STREAM", "Background"]
+
+#: [OBS] openai-python#2828: the text the service answers a resume of an old stream.
+TOO_OLD_TO_STREAM = "This response can no longer be streamed because it is more than 5 minutes old"
+#: [INF] from the SDK's docstring of ``responses.cancel``; the service's exact text is unknown.
+CANCEL_NOT_BACKGROUND = "Only responses created with background=true can be cancelled."
+#: [INF] no public record shows the service's text for streaming a foreground response again.
+NOT_RESUMABLE = "Only responses created with background=true can be streamed again."
+
+_ACTIVE = frozenset({"queued", "in_progress"})
+
+
+class Background:
+    """The runs of one emulator: queue, advance on polls, finish, cancel, replay streams."""
+
+    def __init__(
+        self,
+        state: Callable[[], State],
+        options: RuleOptions,
+        *,
+        polls: int = 2,
+        clock: Callable[[], float],
+    ) -> None:
+        if polls < 1:
+            raise ValueError(f"background_polls must be at least 1, got {polls!r}")
+        self._state = state
+        self.options = options
+        self.polls = polls
+        self.clock = clock
+
+    # creating ---------------------------------------------------------------------------------
+
+    def queue(self, turn: Turn, output: list[dict[str, Any]], created: int) -> Reply:
+        """Answer a validated ``background: true`` request (hold nothing; takes the lock)."""
+        state = self._state()
+        with state.lock:
+            run = Run(
+                id=state.ids.response_id(),
+                turn=turn,
+                output=output,
+                started=self.clock(),
+                created_at=created,
+                background=True,
+                polls_left=self.polls,
+            )
+            state.runs[run.id] = run
+            if not turn.body.get("stream"):
+                return Reply(body=self._current(run))
+            self._finish(state, run)
+            return Reply(events=response_events(run.response or {}, queued=True))
+
+    def streamed(self, response: Mapping[str, Any]) -> None:
+        """Remember a foreground streamed response, for ``resume_foreground_streams``."""
+        if not self.options.resume_foreground_streams:
+            return
+        state = self._state()
+        with state.lock:
+            state.runs[response["id"]] = Run(
+                id=response["id"],
+                turn=None,
+                output=[],
+                started=self.clock(),
+                created_at=int(response["created_at"]),
+                background=False,
+                polls_left=0,
+                status="completed",
+                response=dict(response),
+            )
+
+    # reading ----------------------------------------------------------------------------------
+
+    def retrieve(self, response_id: str, query: Mapping[str, str]) -> Reply | None:
+        """``GET /v1/responses/{id}`` for a run (``None``: not a run, the stored response
+        answers). One poll moves a background response one step."""
+        state = self._state()
+        with state.lock:
+            run = state.runs.get(response_id)
+            if run is None:
+                return None
+            if query.get("stream") != "true":
+                self._step(state, run)
+                return Reply(body=self._current(run))
+            return self._replay(state, run, query.get("starting_after"))
+
+    def _replay(self, state: State, run: Run, starting_after: str | None) -> Reply:
+        if not run.background and not self.options.resume_foreground_streams:
+            return error_reply(bad_request(NOT_RESUMABLE, "stream", None))
+        if self.clock() - run.started > STREAM_RESUME_SECONDS:
+            return error_reply(bad_request(TOO_OLD_TO_STREAM, None, None))
+        try:
+            after = int(starting_after) if starting_after is not None else -1
+        except ValueError:
+            return error_reply(
+                bad_request(
+                    f"Invalid 'starting_after': expected an integer, got {starting_after!r}.",
+                    "starting_after",
+                    "invalid_type",
+                )
+            )
+        if run.status in _ACTIVE:
+            self._finish(state, run)
+        response = run.response or self._current(run)
+        events = response_events(response, queued=run.background)
+        return Reply(events=[event for event in events if event["sequence_number"] > after])
+
+    def cancel(self, response_id: str) -> Reply:
+        """``POST /v1/responses/{id}/cancel``."""
+        state = self._state()
+        with state.lock:
+            run = state.runs.get(response_id)
+            if run is None:
+                if response_id in state.responses:
+                    return error_reply(bad_request(CANCEL_NOT_BACKGROUND, None, None))
+                return error_reply(not_found(f"Response with id '{response_id}' not found."))
+            if not run.background:
+                return error_reply(bad_request(CANCEL_NOT_BACKGROUND, None, None))
+            if run.status in _ACTIVE:
+                self._cancel(state, run)
+            return Reply(body=self._current(run))
+
+    # state changes (hold the lock) ------------------------------------------------------------
+
+    def _step(self, state: State, run: Run) -> None:
+        if run.status not in _ACTIVE:
+            return
+        run.polls_left -= 1
+        if run.polls_left <= 0:
+            self._finish(state, run)
+        else:
+            run.status = "in_progress"
+
+    def _finish(self, state: State, run: Run) -> None:
+        turn: Turn = run.turn
+        run.response = finish(
+            state, turn, run.output, self.options, run.created_at, response_id=run.id
+        )
+        run.status = "completed"
+
+    def _cancel(self, state: State, run: Run) -> None:
+        turn: Turn = run.turn
+        if self.options.chain_from_cancelled_response:
+            finish(state, turn, [], self.options, run.created_at, response_id=run.id)
+        elif turn.conv is not None:
+            turn.conv.busy = False
+        run.status = "cancelled"
+        run.response = self._current(run)
+
+    def _current(self, run: Run) -> dict[str, Any]:
+        if run.response is not None:
+            return copy.deepcopy(run.response)
+        turn: Turn = run.turn
+        return response_object(
+            run.id, turn.body, [], None, status=run.status, created_at=run.created_at
+        )
