@@ -175,3 +175,23 @@ def test_continue_hint_repeats_what_the_next_run_needs(monkeypatch: pytest.Monke
         "--model m1"
     )
     assert expected == continue_hint(args, "sqlite:///x.db", "s")
+
+
+def test_demo_compacts_on_the_server_and_continues_with_every_output_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--compact-threshold: the context is compacted mid-session (shown with its size before
+    and after), tool rounds continue after it, each output is in the server's context once."""
+    args = ["demo", "--store", "memory://", "--session", "k", "--compact-threshold", "1000"]
+    assert 0 == main([*args, "--turns", "4"])
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    compacted = [i for i, line in enumerate(lines) if "compacted on the server (cmp_" in line]
+    assert compacted, out
+    after = re.search(r"context after the compaction: ([\d,]+) tokens \(was ([\d,]+);", out)
+    assert after is not None, out
+    small, large = (int(n.replace(",", "")) for n in after.groups())
+    assert small < 1000 < large
+    assert any(line.startswith("    tool ") for line in lines[compacted[0] + 1 :])
+    assert "tool outputs: 9 calls in the server's context, each answered exactly once" in lines
+    assert lines[-2].startswith("summary: 4 turns, ") and lines[-2].endswith("errors: 0")

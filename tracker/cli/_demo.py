@@ -14,6 +14,14 @@ so the closing line says it cannot be continued), so a later run's emulator stil
 chain. Should the server not hold it (the file was deleted), the demo says so and starts a new
 chain (or conversation) in the same session, rather than pretend; the session's saved state
 still continues (its version keeps growing).
+
+``--compact-threshold N`` runs a longer session (``--turns``, default 12, each with tool
+rounds) with server-side compaction (``context_management=[{"type": "compaction",
+"compact_threshold": N}]``; the emulator takes N >= 1000 and counts about four characters of
+JSON a token). It prints each compaction with the context before and after, and closes with
+the compactions, the largest context, and, on the embedded emulator, a check that the
+server's context holds exactly one output for every call of the session's chain or
+conversation (a mismatch counts as an error).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import os
 import secrets
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +46,7 @@ from tracker.cli._demo_view import View
 from tracker.loop import FunctionTool, RetryPolicy, TurnResult, function_tool, run_turn
 from tracker.stores import load_tracker, save_tracker
 
-__all__ = ["TURNS", "add_arguments", "continue_hint", "run"]
+__all__ = ["TURNS", "add_arguments", "continue_hint", "run", "turn_texts"]
 
 #: The demo's user turns: plain words for a real model, call syntax for the scripted one.
 TURNS = (
@@ -65,6 +74,27 @@ def add(a: float, b: float) -> float:
 def to_fahrenheit(celsius: float) -> float:
     """Convert a temperature from Celsius to Fahrenheit."""
     return round(celsius * 9 / 5 + 32, 1)
+
+
+_CITIES = ("Paris", "Rome", "Tokyo", "Oslo", "Lima", "Cairo", "Quito", "Seoul", "Dakar", "Perth")
+#: User turns of the default demo and of one with --compact-threshold.
+DEFAULT_TURNS, COMPACT_TURNS = len(TURNS), 12
+
+
+def turn_texts(count: int) -> tuple[str, ...]:
+    """``count`` user turns: the three ``TURNS`` when ``count`` is 3, else ``count - 1`` turns
+    of two tool rounds (two cities' weather, then a sum) and the closing ``TURNS[-1]``."""
+    if count == len(TURNS):
+        return TURNS
+    texts = []
+    for k in range(max(count - 1, 0)):
+        a, b = _CITIES[k % len(_CITIES)], _CITIES[(k + 3) % len(_CITIES)]
+        texts.append(
+            f"Weather in {a} and {b}, then add {k} and 1? "
+            f'weather({{"city": "{a}"}}) weather({{"city": "{b}"}}) '
+            f'then add({{"a": {k}, "b": 1}})'
+        )
+    return (*texts, TURNS[-1])[-count:] if count > 0 else ()
 
 
 TOOLS: tuple[FunctionTool, ...] = tuple(function_tool(f) for f in (weather, add, to_fahrenheit))
@@ -124,6 +154,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="embedded emulator only: inject a 500 and a dropped connection to show the retries",
     )
+    parser.add_argument(
+        "--compact-threshold",
+        type=int,
+        metavar="N",
+        help="compact the context on the server when it passes N tokens (context_management; "
+        f"the emulator takes N >= 1000); runs {COMPACT_TURNS} turns unless --turns says",
+    )
+    parser.add_argument(
+        "--turns",
+        type=int,
+        metavar="K",
+        help=f"user turns to run (default: {DEFAULT_TURNS}, {COMPACT_TURNS} with "
+        "--compact-threshold; other than 3: tool rounds, then a closing turn)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -137,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         embedded = args.base_url is None
         faults: list[Any] = []
+        emulator: Any = None
         state_path = emulator_state_path(store_url) if embedded else None
         if embedded:
             from tracker.emulator import Emulator, Fault
@@ -163,6 +208,7 @@ def run(args: argparse.Namespace) -> int:
         session = args.session or time.strftime("demo-%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         view.line(f"tracker demo: {where}, model {model}")
         demo = _Demo(client, store, session, model, view, embedded=embedded, state_path=state_path)
+        demo.options.update(_compaction_options(args))
         if faults:
 
             def inject() -> None:
@@ -173,15 +219,31 @@ def run(args: argparse.Namespace) -> int:
         try:
             demo.open(conversation=args.conversation, store_url=store_url)
             stream = view.live if args.stream is None else args.stream
-            for number, text in enumerate(TURNS, 1):
+            for number, text in enumerate(turn_texts(_turn_count(args)), 1):
                 demo.turn(number, text, stream=stream)
         except (openai.OpenAIError, ValueError, RuntimeError) as exc:
             view.line(f"error: {type(exc).__name__}: {exc}")
             view.line(demo.summary(errors=1))
             return 1
-        view.line(demo.summary(errors=0))
+        errors = demo.report_compaction(emulator)
+        view.line(demo.summary(errors=errors))
+        if errors:
+            return 1
         view.line(continue_hint(args, store_url, session))
     return 0
+
+
+def _compaction_options(args: argparse.Namespace) -> dict[str, Any]:
+    if args.compact_threshold is None:
+        return {}
+    entry = {"type": "compaction", "compact_threshold": args.compact_threshold}
+    return {"context_management": [entry]}
+
+
+def _turn_count(args: argparse.Namespace) -> int:
+    if args.turns is not None:
+        return int(args.turns)
+    return DEFAULT_TURNS if args.compact_threshold is None else COMPACT_TURNS
 
 
 def continue_hint(args: argparse.Namespace, store_url: str, session: str) -> str:
@@ -204,6 +266,8 @@ def continue_hint(args: argparse.Namespace, store_url: str, session: str) -> str
         command += ["--base-url", args.base_url]
     if args.model is not None:
         command += ["--model", args.model]
+    if getattr(args, "compact_threshold", None) is not None:
+        command += ["--compact-threshold", str(args.compact_threshold)]
     return "continue it: " + " ".join(command)
 
 
@@ -232,6 +296,8 @@ class _Demo:
         self.view, self.embedded, self.state_path = view, embedded, state_path
         self.results: list[TurnResult] = []
         self.before_turn: dict[int, Callable[[], object]] = {}
+        #: Passed through to every ``responses.create`` (``context_management``).
+        self.options: dict[str, Any] = {}
 
     def open(self, *, conversation: bool, store_url: str) -> None:
         """Start the session, or say where the saved one continues from."""
@@ -282,6 +348,7 @@ class _Demo:
             stream=stream,
             on_event=self.view.event,
             retry=RetryPolicy(initial_delay=0.2, max_delay=2.0),
+            **self.options,
         )
 
     def _restart(self, exc: openai.APIStatusError) -> None:
@@ -298,6 +365,39 @@ class _Demo:
             f"({kept}) does not have it, e.g. the file was deleted. Starting a new chain in "
             "this session."
         )
+
+    def report_compaction(self, emulator: Any) -> int:
+        """With compaction asked for: print what it did and, on the embedded ``emulator``,
+        whether the server's context holds one output per call. Returns the errors found."""
+        if "context_management" not in self.options:
+            return 0
+        sizes = ", ".join(
+            f"{before:,} -> {'(no later request)' if after is None else f'{after:,}'}"
+            for before, after in self.view.compactions
+        )
+        threshold = self.options["context_management"][0]["compact_threshold"]
+        self.view.line(
+            f"compaction: {len(self.view.compactions)} on the server "
+            f"(context tokens before -> after: {sizes or 'none'}); largest context "
+            f"{self.view.peak_tokens:,} tokens (threshold {threshold:,})"
+        )
+        if emulator is None or not self.results:
+            return 0
+        tracker = self.results[-1].tracker
+        items = emulator.context_items(
+            response_id=None if tracker.conversation_id else tracker.previous_response_id,
+            conversation_id=tracker.conversation_id,
+        )
+        calls = [i["call_id"] for i in items if i.get("type") == "function_call"]
+        outputs = Counter(i["call_id"] for i in items if i.get("type") == "function_call_output")
+        wrong = sorted(c for c in {*calls, *outputs} if outputs[c] != 1 or c not in calls)
+        if wrong:
+            self.view.line(f"tool outputs: not exactly once for {', '.join(wrong)}")
+            return 1
+        self.view.line(
+            f"tool outputs: {len(calls)} calls in the server's context, each answered exactly once"
+        )
+        return 0
 
     def summary(self, *, errors: int) -> str:
         """The closing line: turns, items sent, items not re-sent, retries, errors."""

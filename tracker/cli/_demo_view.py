@@ -3,12 +3,18 @@
 On a terminal a request's line shows "waiting" until its response arrives and is then
 rewritten in place, and streamed answer text appears as it comes; piped output is plain,
 stable lines (tests read them).
+
+With server-side compaction (``tracker demo --compact-threshold N``) a response whose output
+holds a ``compaction`` item gets a line saying so, with the context the server summarised
+(that response's ``usage.input_tokens``), and the next response a line with the context the
+server rendered after it: the compacted window plus that request's new items.
 """
 
 from __future__ import annotations
 
 from typing import Any, TextIO
 
+from tracker._items import field
 from tracker.loop import (
     LoopEvent,
     RequestSent,
@@ -43,6 +49,10 @@ class View:
         self._streaming = False
         self._last_request = ""
         self.calls: dict[str, str] = {}
+        #: (tokens before, tokens after or None) of each compaction seen, in order.
+        self.compactions: list[tuple[int, int | None]] = []
+        #: The largest context (``usage.input_tokens``) of a response.
+        self.peak_tokens = 0
 
     def _style(self, text: str, code: str) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.live else text
@@ -114,6 +124,35 @@ class View:
             self.line(self._request_text(_as_sent(record)) + self._style(f"  -> {got}", "2"))
         elif record.recovered:
             self.line("  (response recovered from the conversation: nothing re-sent)")
+        self._context(event.response)
+
+    def _context(self, response: Any) -> None:
+        """Note the context size; say when the server compacted it and what it came to."""
+        tokens = field(field(response, "usage"), "input_tokens")
+        if not isinstance(tokens, int):
+            return
+        self.peak_tokens = max(self.peak_tokens, tokens)
+        if self.compactions and self.compactions[-1][1] is None:
+            before = self.compactions[-1][0]
+            self.compactions[-1] = (before, tokens)
+            self.line(
+                f"  context after the compaction: {tokens:,} tokens "
+                f"(was {before:,}; the compacted window plus this request's items)"
+            )
+        found = [
+            field(item, "id")
+            for item in field(response, "output") or ()
+            if field(item, "type") == "compaction"
+        ]
+        if found:
+            self.compactions.append((tokens, None))
+            self.line(
+                self._style(
+                    f"  compacted on the server ({_short(found[-1])}): "
+                    f"the context it summarised held {tokens:,} tokens",
+                    "36",
+                )
+            )
 
     def answer(self, result: TurnResult) -> None:
         """Show the turn's final answer (already streamed on a terminal)."""
