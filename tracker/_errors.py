@@ -35,7 +35,12 @@ from there; the rest are exported by ``tracker``::
     ├── ResponseFailedError(RuntimeError)      [tracker.loop] the service reported the
     │                                          response ``failed``; ``.code``
     ├── IncompleteStreamError(ConnectionError) [tracker.loop] a stream ended before
-    │                                          ``response.completed`` (retried)
+    │   │                                      ``response.completed`` (retried)
+    │   └── StreamCut [tracker.loop]           ... with where to resume it: ``.response_id``,
+    │                                          ``.last_sequence`` (resumed, else retried)
+    ├── TurnCancelledError(RuntimeError)       [tracker.loop] a ``CancelToken`` stopped the
+    │                                          turn, or its response was cancelled;
+    │                                          ``.response_id``, ``.result``
     └── UnsupportedVersionError(ImportError)   [tracker.agents] the installed openai-agents
                                                release is not supported; ``.version``
 

@@ -20,6 +20,9 @@ older than ``STREAM_RESUME_SECONDS`` by the emulator's clock (``Emulator(clock=.
 (openai-python#2828 [OBS]; ``param``/``code`` are not in the record: ``None``). Only background
 responses can be streamed again unless ``RuleOptions.resume_foreground_streams``.
 
+``Fault(fail="server_error")`` makes a queued background response end ``failed`` with that
+code (``error.code``; the message is [INF]) instead of completing; it is not stored.
+
 ``POST /v1/responses/{id}/cancel`` stops a queued or in-progress background response
 (``cancelled``, no output; its conversation is free again); on a finished background response
 it answers the final object unchanged ("Cancelling twice is idempotent", background guide
@@ -52,6 +55,10 @@ TOO_OLD_TO_STREAM = "This response can no longer be streamed because it is more 
 CANCEL_NOT_BACKGROUND = "Only responses created with background=true can be cancelled."
 #: [INF] no public record shows the service's text for streaming a foreground response again.
 NOT_RESUMABLE = "Only responses created with background=true can be streamed again."
+
+#: The service's text for a failed response's server error [INF]: the SDK documents the codes
+#: (``ResponseError.code``), not the messages.
+_FAILED = "The model failed to generate a response."
 
 _ACTIVE = frozenset({"queued", "in_progress"})
 
@@ -149,6 +156,14 @@ class Background:
         events = response_events(response, queued=run.background)
         return Reply(events=[event for event in events if event["sequence_number"] > after])
 
+    def fail(self, response_id: str, code: str) -> None:
+        """Make a queued background response end ``failed`` with ``code`` (``Fault(fail=)``)."""
+        state = self._state()
+        with state.lock:
+            run = state.runs.get(response_id)
+            if run is not None and run.status in _ACTIVE:
+                run.fail_code = code
+
     def cancel(self, response_id: str) -> Reply:
         """``POST /v1/responses/{id}/cancel``."""
         state = self._state()
@@ -170,12 +185,17 @@ class Background:
         if run.status not in _ACTIVE:
             return
         run.polls_left -= 1
-        if run.polls_left <= 0:
+        if run.polls_left <= 0 and run.fail_code is not None:
+            self._end(run, "failed")
+        elif run.polls_left <= 0:
             self._finish(state, run)
         else:
             run.status = "in_progress"
 
     def _finish(self, state: State, run: Run) -> None:
+        if run.fail_code is not None:
+            self._end(run, "failed")
+            return
         turn: Turn = run.turn
         run.response = finish(
             state, turn, run.output, self.options, run.created_at, response_id=run.id
@@ -183,13 +203,23 @@ class Background:
         run.status = "completed"
 
     def _cancel(self, state: State, run: Run) -> None:
-        turn: Turn = run.turn
         if self.options.chain_from_cancelled_response:
+            turn: Turn = run.turn
             finish(state, turn, [], self.options, run.created_at, response_id=run.id)
-        elif turn.conv is not None:
+            run.status = "cancelled"
+            run.response = self._current(run)
+        else:
+            self._end(run, "cancelled")
+
+    def _end(self, run: Run, status: str) -> None:
+        """End a run without storing it (failed, or cancelled): its conversation is free."""
+        turn: Turn = run.turn
+        if turn.conv is not None:
             turn.conv.busy = False
-        run.status = "cancelled"
+        run.status = status
         run.response = self._current(run)
+        if run.fail_code is not None and status == "failed":
+            run.response["error"] = {"code": run.fail_code, "message": _FAILED}
 
     def _current(self, run: Run) -> dict[str, Any]:
         if run.response is not None:

@@ -63,6 +63,9 @@ class Fault:
     - ``cut_after``: handle the request, then send only the first ``cut_after`` events of
       its stream and close the connection (a stream cut mid-way after the response was
       accepted; a plain JSON answer is dropped whole, as ``drop="after"``);
+    - ``fail``: an error code (``"server_error"``): a ``background: true`` request is
+      accepted, then its response ends ``failed`` with that code instead of completing (not
+      stored, like any failed response);
     - ``should_retry``: value of the ``x-should-retry`` header (``None``: no header, the client
       follows its default policy); ``retry_after``: ``Retry-After`` seconds, if set.
     """
@@ -74,6 +77,7 @@ class Fault:
     retry_after: float | None = None
     message: str | None = None
     cut_after: int | None = None
+    fail: str | None = None
 
     def reply(self) -> Reply:
         """The error reply for a ``status`` fault."""
@@ -223,6 +227,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(fault.reply())
             return
         reply = self._handle(method, path, query, body)
+        if fault is not None and fault.fail is not None and isinstance(reply.body, dict):
+            emu.service.background.fail(str(reply.body.get("id")), fault.fail)
         if fault is not None and fault.cut_after is not None and reply.events is not None:
             self._write(attrs.evolve(reply, events=list(reply.events)[: fault.cut_after]), cut=True)
             self._drop()

@@ -170,6 +170,7 @@ class Run:
     polls_left: int
     status: str = "queued"
     response: dict[str, Any] | None = None
+    fail_code: str | None = None
 
 
 @attrs.define

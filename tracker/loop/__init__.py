@@ -20,9 +20,16 @@ another process, two workers never send the same delta (a busy session is waited
 ``SessionBusyError``), and a worker that crashed mid-turn is taken over when its lease expires
 (``tracker/loop/_session.py``). How retries stay exact is explained in
 ``tracker/loop/_core.py``.
+
+``background=True`` (the API's flag, passed through) polls ``responses.retrieve`` until the
+response is terminal and observes it only then; a background stream cut mid-way is resumed
+with ``responses.retrieve(id, stream=True, starting_after=N)`` (each delta delivered once, one
+response on the server); ``cancel=CancelToken()`` stops the turn and cancels its background
+response on the server (``tracker/loop/_background.py``).
 """
 
 from ._async import arun_turn
+from ._background import CancelToken, StreamCut
 from ._results import (
     IncompleteStreamError,
     LoopEvent,
@@ -35,6 +42,7 @@ from ._results import (
     TextDelta,
     ToolCalled,
     ToolFinished,
+    TurnCancelledError,
     TurnResult,
 )
 from ._retry import RetryPolicy, is_transient
@@ -42,6 +50,7 @@ from ._sync import run_turn
 from ._tools import FunctionTool, function_tool, schema_for
 
 __all__ = [
+    "CancelToken",
     "FunctionTool",
     "IncompleteStreamError",
     "LoopEvent",
@@ -52,9 +61,11 @@ __all__ = [
     "ResponseReceived",
     "RetryPolicy",
     "Retrying",
+    "StreamCut",
     "TextDelta",
     "ToolCalled",
     "ToolFinished",
+    "TurnCancelledError",
     "TurnResult",
     "arun_turn",
     "function_tool",

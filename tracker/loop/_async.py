@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, TypeVar, cast
 
@@ -21,6 +22,7 @@ from tracker.stores import (
     new_owner,
 )
 
+from ._background import CancelResponse, CancelToken, Resume, Retrieve, StreamReader
 from ._core import (
     DEFAULT_TOOL_WORKERS,
     Checkpoint,
@@ -32,9 +34,7 @@ from ._core import (
     RunTools,
     Sleep,
     drive,
-    incomplete_stream,
     make_spec,
-    stream_step,
 )
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
@@ -72,6 +72,9 @@ async def arun_turn(
     max_turns: int = 10,
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
     compact: bool = False,
+    cancel: CancelToken | None = None,
+    poll_interval: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
     retry: RetryPolicy | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     lease_wait: float = DEFAULT_LEASE_WAIT,
@@ -84,6 +87,7 @@ async def arun_turn(
     (async tools awaited together, plain ones in worker threads); their outputs keep the calls'
     order. ``on_event`` may be a plain or an async callable. ``session_store`` may be an
     ``AsyncStore`` or a sync ``Store`` (its calls then run in a worker thread).
+    ``cancel`` is the same ``CancelToken`` (``cancel()`` from a task or a thread).
     """
     spec = make_spec(
         model,
@@ -94,6 +98,9 @@ async def arun_turn(
         options=options,
         max_tool_workers=max_tool_workers,
         compact=compact,
+        poll_interval=poll_interval,
+        cancel=cancel,
+        clock=clock,
     )
     check_store_option(options)
     check_sources(tracker, session_store, session_id, conversation)
@@ -165,7 +172,10 @@ async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler 
     if isinstance(op, Create):
         if not op.stream:
             return await api.responses.create(**op.kwargs)
-        return await _stream(api, op, on_event)
+        events = await api.responses.create(stream=True, **op.kwargs)
+        return await _read(events, StreamReader(op.index), op, on_event)
+    if isinstance(op, Retrieve | Resume | CancelResponse):
+        return await _background(api, op, on_event)
     if isinstance(op, Compact):
         return await api.responses.compact(**op.kwargs)
     if isinstance(op, RunTools):
@@ -184,13 +194,38 @@ async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler 
     raise AssertionError(f"unknown operation {op!r}")  # pragma: no cover
 
 
-async def _stream(api: openai.AsyncOpenAI, op: Create, on_event: AsyncEventHandler | None) -> Any:
-    events = await api.responses.create(stream=True, **op.kwargs)
+async def _background(
+    api: openai.AsyncOpenAI,
+    op: Retrieve | Resume | CancelResponse,
+    on_event: AsyncEventHandler | None,
+) -> Any:
+    if isinstance(op, CancelResponse):
+        return await api.responses.cancel(op.response_id)
+    if op.wait > 0:
+        await asyncio.sleep(op.wait)
+    if isinstance(op, Retrieve):
+        return await api.responses.retrieve(op.response_id)
+    reader = StreamReader(op.index, last_sequence=op.starting_after, response_id=op.response_id)
+    events = await api.responses.retrieve(
+        op.response_id, stream=True, starting_after=op.starting_after
+    )
+    return await _read(events, reader, op, on_event)
+
+
+async def _read(
+    events: Any, reader: StreamReader, op: Create | Resume, on_event: AsyncEventHandler | None
+) -> Any:
+    """Read a stream to its terminal event; ``StreamCut`` if it stops (or is cancelled) first."""
     async with events:
-        async for event in events:
-            delta, final = stream_step(event)
-            if delta is not None:
-                await _emit(on_event, delta)
-            if final is not None:
-                return final
-    raise incomplete_stream(op.index)
+        try:
+            async for event in events:
+                delta, final = reader.feed(event)
+                if delta is not None:
+                    await _emit(on_event, delta)
+                if final is not None:
+                    return final
+                if reader.should_stop(op.cancel):
+                    raise reader.cut(cancelled=True)
+        except openai.APIConnectionError as exc:
+            raise reader.cut() from exc
+    raise reader.cut()

@@ -29,6 +29,7 @@ observes whatever new items it found (so none is re-sent) and sends the remainin
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
@@ -41,9 +42,17 @@ from tracker._prepared import Prepared
 from tracker._repair_actions import placeholder_text
 from tracker._tracker import Tracker
 
+from ._background import (
+    CancelResponse,
+    CancelToken,
+    Resume,
+    Retrieve,
+    StreamCut,
+    resume,
+    settle,
+)
 from ._recovery import stored_response_start
 from ._results import (
-    IncompleteStreamError,
     LoopEvent,
     MaxTurnsError,
     RequestRecord,
@@ -51,9 +60,9 @@ from ._results import (
     ResponseFailedError,
     ResponseReceived,
     Retrying,
-    TextDelta,
     ToolCalled,
     ToolFinished,
+    TurnCancelledError,
     TurnResult,
 )
 from ._retry import RetryPolicy
@@ -72,10 +81,8 @@ __all__ = [
     "TurnSpec",
     "drive",
     "final_text",
-    "incomplete_stream",
     "input_key",
     "make_spec",
-    "stream_step",
 ]
 
 DEFAULT_TOOL_WORKERS = 8
@@ -87,11 +94,16 @@ _RESERVED = frozenset({"model", "input", "tools", "stream", "previous_response_i
 
 @attrs.frozen
 class Create:
-    """Call ``responses.create(**kwargs)`` (streamed when ``stream``); send back the Response."""
+    """Call ``responses.create(**kwargs)`` (streamed when ``stream``); send back the Response.
+
+    A stream that stops before its terminal event raises ``StreamCut`` (``StreamReader``);
+    so does a background stream whose ``cancel`` token is set.
+    """
 
     kwargs: Mapping[str, Any]
     stream: bool
     index: int
+    cancel: CancelToken | None = None
 
 
 @attrs.frozen
@@ -149,7 +161,18 @@ class Checkpoint:
     outputs: tuple[Mapping[str, Any], ...]
 
 
-Op = Create | Compact | ListNewItems | RunTools | Sleep | Emit | Checkpoint
+Op = (
+    Create
+    | Compact
+    | ListNewItems
+    | RunTools
+    | Sleep
+    | Emit
+    | Checkpoint
+    | Retrieve
+    | Resume
+    | CancelResponse
+)
 
 
 @attrs.frozen
@@ -165,6 +188,9 @@ class TurnSpec:
     options: Mapping[str, Any]
     max_tool_workers: int
     compact: bool = False
+    poll_interval: float = 1.0
+    cancel: CancelToken | None = None
+    clock: Callable[[], float] = time.monotonic
 
 
 def make_spec(
@@ -177,6 +203,9 @@ def make_spec(
     options: Mapping[str, Any],
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
     compact: bool = False,
+    poll_interval: float = 1.0,
+    cancel: CancelToken | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> TurnSpec:
     """Check the turn's settings; raise ``UsageError`` naming the bad one.
 
@@ -187,6 +216,12 @@ def make_spec(
         raise UsageError(f"model must be a non-empty model name, got {model!r}.")
     _check_positive("max_turns", max_turns, "model calls per turn")
     _check_positive("max_tool_workers", max_tool_workers, "tool calls run at once")
+    if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
+        raise UsageError(f"poll_interval must be seconds (a number), got {poll_interval!r}.")
+    if poll_interval < 0:
+        raise UsageError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}.")
+    if cancel is not None and not isinstance(cancel, CancelToken):
+        raise UsageError(f"cancel must be a tracker.loop.CancelToken, got {cancel!r}.")
     clash = sorted(_RESERVED & set(options))
     if clash:
         raise UsageError(
@@ -216,6 +251,9 @@ def make_spec(
         options=dict(options),
         max_tool_workers=max_tool_workers,
         compact=bool(compact),
+        poll_interval=float(poll_interval),
+        cancel=cancel,
+        clock=clock,
     )
 
 
@@ -431,7 +469,7 @@ class _Turn:
                         conversation_id=p.conversation_id,
                     )
                 )
-                response = yield Create(self.kwargs(p), self.spec.stream, index)
+                response = yield from self.deliver(p, index)
                 _raise_if_failed(response)
                 self.tracker.observe_response(response)
             except BaseException as exc:
@@ -445,6 +483,48 @@ class _Turn:
                 continue
             self.record(p, index, failures + 1, response, recovered=False)
             return response
+
+    def deliver(self, p: Prepared, index: int) -> Generator[Op, Any, Any]:
+        """Send one request; resume its stream if cut, poll it while queued (``_background``).
+
+        Returns the response once terminal; raises ``TurnCancelledError`` if it was cancelled.
+        """
+        spec = self.spec
+        started = spec.clock()
+        try:
+            response = yield Create(self.kwargs(p), spec.stream, index, spec.cancel)
+        except StreamCut as cut:
+            response = yield from resume(
+                cut,
+                started=started,
+                clock=spec.clock,
+                retry=spec.retry,
+                cancel=spec.cancel,
+                errors=self.errors,
+                index=index,
+            )
+            self.errors.append(cut)  # resumed: no Retrying event, the deltas seen stand
+        return (
+            yield from settle(
+                response,
+                retry=spec.retry,
+                poll_interval=spec.poll_interval,
+                cancel=spec.cancel,
+                errors=self.errors,
+            )
+        )
+
+    def cancelled(self, response_id: str | None) -> TurnCancelledError:
+        """The error that ends a cancelled turn, with the partial result."""
+        last = _output_items(self.responses[-1]) if self.responses else []
+        return TurnCancelledError(
+            f"The turn was cancelled after {len(self.responses)} model call(s)"
+            + (f"; response {response_id} was cancelled" if response_id else "")
+            + ". The tracker holds what the server holds: pass it to the next turn, which sends "
+            "any input the server did not get and a placeholder output for pending calls.",
+            response_id=response_id,
+            result=self.result(final_text(last)),
+        )
 
     def backoff(
         self, index: int, failures: int, delay: float, exc: BaseException
@@ -505,7 +585,12 @@ def drive(
     if spec.compact and tracker.previous_response_id is not None:
         yield from turn.compact()
     for index in range(spec.max_turns):
-        response = yield from turn.request(index)
+        if spec.cancel is not None and spec.cancel.cancelled:
+            raise turn.cancelled(None)
+        try:
+            response = yield from turn.request(index)
+        except TurnCancelledError as exc:
+            raise turn.cancelled(exc.response_id) from None
         yield Emit(ResponseReceived(record=turn.records[-1], response=response))
         output = _output_items(response)
         calls = [
@@ -523,24 +608,4 @@ def drive(
         "placeholder output at the start of the next turn.",
         max_turns=spec.max_turns,
         result=turn.result(final_text(output)),
-    )
-
-
-_TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete"})
-
-
-def stream_step(event: Any) -> tuple[TextDelta | None, Any]:
-    """Read one streamed event: a ``TextDelta`` to hand on, and the final response if terminal."""
-    kind = field(event, "type")
-    if kind == "response.output_text.delta":
-        return TextDelta(text=field(event, "delta") or "", item_id=field(event, "item_id")), None
-    if kind in _TERMINAL:
-        return None, field(event, "response")
-    return None, None
-
-
-def incomplete_stream(index: int) -> IncompleteStreamError:
-    """The error for a stream that ended before its terminal event."""
-    return IncompleteStreamError(
-        f"The stream of request {index} ended without response.completed; retrying it."
     )

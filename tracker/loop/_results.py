@@ -23,6 +23,7 @@ __all__ = [
     "TextDelta",
     "ToolCalled",
     "ToolFinished",
+    "TurnCancelledError",
     "TurnResult",
 ]
 
@@ -41,6 +42,24 @@ class MaxTurnsError(TrackerError, RuntimeError):
         self.max_turns = max_turns
         self.result = result
         self.tracker: Tracker = result.tracker
+
+
+class TurnCancelledError(TrackerError, RuntimeError):
+    """The caller's ``CancelToken`` stopped the turn, or the service cancelled its response.
+
+    ``response_id`` names the cancelled response (``None`` if none was in flight). ``result``
+    is the partial ``TurnResult`` and ``tracker`` the tracker to continue with: it holds
+    exactly what the server holds (a cancelled response is never observed, so the request's
+    input is sent again by the next turn; pending calls get a placeholder output there).
+    """
+
+    def __init__(
+        self, message: str, *, response_id: str | None, result: TurnResult | None = None
+    ) -> None:
+        super().__init__(message)
+        self.response_id = response_id
+        self.result = result
+        self.tracker: Tracker | None = result.tracker if result is not None else None
 
 
 class IncompleteStreamError(TrackerError, ConnectionError):

@@ -18,6 +18,7 @@ from tracker.stores import (
     renew_session,
 )
 
+from ._background import CancelResponse, CancelToken, Resume, Retrieve, StreamReader
 from ._core import (
     DEFAULT_TOOL_WORKERS,
     Checkpoint,
@@ -29,9 +30,7 @@ from ._core import (
     RunTools,
     Sleep,
     drive,
-    incomplete_stream,
     make_spec,
-    stream_step,
 )
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
@@ -69,6 +68,9 @@ def run_turn(
     max_turns: int = 10,
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
     compact: bool = False,
+    cancel: CancelToken | None = None,
+    poll_interval: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
     retry: RetryPolicy | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
     lease_wait: float = DEFAULT_LEASE_WAIT,
@@ -103,6 +105,17 @@ def run_turn(
     ``include=["reasoning.encrypted_content"]`` and a stable ``prompt_cache_key``); with a
     session store the transcript is saved with the session.
 
+    ``background=True`` (passed through like any option) polls each response with
+    ``responses.retrieve`` every ``poll_interval`` seconds until it is terminal, and the tracker
+    observes it only then; a ``failed`` or ``cancelled`` one is never chained from (its input is
+    sent again, once). With ``stream=True`` too, a stream cut mid-way is resumed with
+    ``retrieve(id, stream=True, starting_after=N)``, so each ``TextDelta`` is delivered once and
+    the server makes one response; a stream older than the service's 5 minutes by ``clock``
+    (default ``time.monotonic``; tests inject one), or one the service will not resume, is
+    retried as before. ``cancel``: a ``CancelToken``; ``token.cancel()`` from another thread
+    stops the turn with ``TurnCancelledError`` (its ``.result`` and ``.tracker``), cancelling
+    a background response on the server (``tracker/loop/_background.py``).
+
     ``compact=True`` compacts the chain with ``responses.compact`` before the turn (the
     turn's first request then starts a new chain carrying the window; ``TurnResult.compacted``
     holds the result); ``tracker.CompactionError`` while calls are pending, a ``UsageError``
@@ -123,6 +136,9 @@ def run_turn(
         options=options,
         max_tool_workers=max_tool_workers,
         compact=compact,
+        poll_interval=poll_interval,
+        cancel=cancel,
+        clock=clock,
     )
     check_store_option(options)
     check_sources(tracker, session_store, session_id, conversation)
@@ -182,7 +198,10 @@ def _perform(api: openai.OpenAI, op: Op, on_event: EventHandler | None) -> Any:
     if isinstance(op, Create):
         if not op.stream:
             return api.responses.create(**op.kwargs)
-        return _stream(api, op, on_event)
+        reader = StreamReader(op.index)
+        return _read(lambda: api.responses.create(stream=True, **op.kwargs), reader, op, on_event)
+    if isinstance(op, Retrieve | Resume | CancelResponse):
+        return _background(api, op, on_event)
     if isinstance(op, Compact):
         return api.responses.compact(**op.kwargs)
     if isinstance(op, RunTools):
@@ -200,12 +219,44 @@ def _perform(api: openai.OpenAI, op: Op, on_event: EventHandler | None) -> Any:
     raise AssertionError(f"unknown operation {op!r}")  # pragma: no cover
 
 
-def _stream(api: openai.OpenAI, op: Create, on_event: EventHandler | None) -> Any:
-    with api.responses.create(stream=True, **op.kwargs) as events:
-        for event in events:
-            delta, final = stream_step(event)
-            if delta is not None and on_event is not None:
-                on_event(delta)
-            if final is not None:
-                return final
-    raise incomplete_stream(op.index)
+def _background(
+    api: openai.OpenAI, op: Retrieve | Resume | CancelResponse, on_event: EventHandler | None
+) -> Any:
+    if isinstance(op, CancelResponse):
+        return api.responses.cancel(op.response_id)
+    if op.wait > 0:
+        time.sleep(op.wait)
+    if isinstance(op, Retrieve):
+        return api.responses.retrieve(op.response_id)
+    reader = StreamReader(op.index, last_sequence=op.starting_after, response_id=op.response_id)
+
+    def open_stream() -> Any:
+        return api.responses.retrieve(op.response_id, stream=True, starting_after=op.starting_after)
+
+    return _read(open_stream, reader, op, on_event)
+
+
+def _read(
+    open_stream: Callable[[], Any],
+    reader: StreamReader,
+    op: Create | Resume,
+    on_event: EventHandler | None,
+) -> Any:
+    """Read a stream to its terminal event; ``StreamCut`` if it stops (or is cancelled) first.
+
+    An error opening the stream is raised as it is (a 400 stays a 400); once events flow, a
+    dropped connection is a cut.
+    """
+    with open_stream() as events:
+        try:
+            for event in events:
+                delta, final = reader.feed(event)
+                if delta is not None and on_event is not None:
+                    on_event(delta)
+                if final is not None:
+                    return final
+                if reader.should_stop(op.cancel):
+                    raise reader.cut(cancelled=True)
+        except openai.APIConnectionError as exc:
+            raise reader.cut() from exc
+    raise reader.cut()

@@ -1,0 +1,239 @@
+"""tracker.loop with background responses, resumed streams and cancel: real client, emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS
+from openai import AsyncOpenAI, OpenAI
+
+from tracker import Tracker
+from tracker.emulator import Emulator, Fault
+from tracker.loop import (
+    CancelToken,
+    RequestSent,
+    ResponseFailedError,
+    Retrying,
+    StreamCut,
+    TextDelta,
+    TurnCancelledError,
+    arun_turn,
+    run_turn,
+)
+
+
+class FakeClock:
+    """Seconds that move only when a test moves them (``step`` per reading, if set)."""
+
+    def __init__(self, step: float = 0.0) -> None:
+        self.now = 1000.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def emu_clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(scope="module")
+def emu(emu_clock: FakeClock) -> Iterator[Emulator]:
+    with Emulator(clock=emu_clock) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def api(emu: Emulator) -> Iterator[OpenAI]:
+    with OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as c:
+        yield c
+
+
+def _once(emu: Emulator, response_id: str | None) -> None:
+    """Every tool output the chain holds, once; every call of the chain answered."""
+    outputs = emu.context_outputs(response_id=response_id)
+    calls = [i["call_id"] for i in emu.context_items(response_id=response_id) if "arguments" in i]
+    assert dict.fromkeys(calls, 1) == outputs
+
+
+def _gets(emu: Emulator, response_ids: list[str]) -> list[str]:
+    return [
+        r.path for r in emu.requests if r.method == "GET" and r.path.split("/")[-1] in response_ids
+    ]
+
+
+def test_background_turn_is_polled_to_completion(api: OpenAI, emu: Emulator) -> None:
+    """Each request is polled queued -> completed, then observed; the tool round goes through."""
+    result = run_turn(
+        api, model="emu-1", input=PROMPT, tools=TOOLS, background=True, poll_interval=0
+    )
+    ids = [r.id for r in result.responses]
+    assert ANSWER == result.text
+    assert ["completed"] * 3 == [r.status for r in result.responses]
+    assert [None, ids[0], ids[1]] == [r.previous_response_id for r in result.requests]
+    assert 6 == len(_gets(emu, ids))  # two polls each (background_polls=2), no second create
+    assert ids[-1] == result.tracker.previous_response_id
+    _once(emu, ids[-1])
+
+
+def test_failed_background_response_is_sent_again_once(api: OpenAI, emu: Emulator) -> None:
+    """A background response ending failed (server_error) is never chained from: the request
+    with the tool outputs is sent again from the same response, each output once."""
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RequestSent) and (event.index, event.attempt) == (1, 0):
+            emu.inject(Fault(fail="server_error"))
+
+    result = run_turn(
+        api,
+        model="emu-1",
+        input=PROMPT,
+        tools=TOOLS,
+        background=True,
+        poll_interval=0,
+        on_event=on_event,
+        retry=NO_WAIT,
+    )
+    assert (ANSWER, [1, 2, 1]) == (result.text, [r.attempts for r in result.requests])
+    assert result.responses[0].id == result.requests[1].previous_response_id
+    failed = [e for e in result.errors if isinstance(e, ResponseFailedError)]
+    assert ["server_error"] == [e.code for e in failed]
+    assert "failed" == api.responses.retrieve(str(failed[0].response_id)).status
+    _once(emu, result.last_response_id)
+
+
+def test_cut_stream_is_resumed_not_sent_again(api: OpenAI, emu: Emulator) -> None:
+    """The answer's stream is cut after 2 deltas: resumed from its last event, one response,
+    every delta once, no Retrying."""
+    events: list[Any] = []
+
+    def on_event(event: Any) -> None:
+        events.append(event)
+        if isinstance(event, RequestSent) and event.index == 2:
+            emu.inject(Fault(cut_after=7))
+
+    posts = len(emu.requests_to("/v1/responses"))
+    result = run_turn(
+        api,
+        model="emu-1",
+        input=PROMPT,
+        tools=TOOLS,
+        stream=True,
+        background=True,
+        poll_interval=0,
+        on_event=on_event,
+        retry=NO_WAIT,
+    )
+    assert ANSWER == result.text
+    assert ANSWER == "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert 3 == len(emu.requests_to("/v1/responses")) - posts
+    assert [] == [e for e in events if isinstance(e, Retrying)]
+    assert [StreamCut] == [type(e) for e in result.errors]
+    assert 1 == len(_gets(emu, [result.responses[2].id]))  # the resume; no polls needed
+    _once(emu, result.last_response_id)
+
+
+@pytest.mark.parametrize("late", ["loop", "service"])
+def test_old_stream_is_sent_again_instead(
+    api: OpenAI, emu: Emulator, emu_clock: FakeClock, late: str
+) -> None:
+    """Past 5 minutes (the loop's clock, or the service's 400) a cut stream is retried: the
+    Retrying event says to discard its deltas; the turn's chain still holds each output once."""
+    events: list[Any] = []
+
+    def on_event(event: Any) -> None:
+        events.append(event)
+        if isinstance(event, RequestSent) and event.attempt == 0:
+            emu.inject(Fault(cut_after=7))
+        if late == "service" and isinstance(event, TextDelta):
+            emu_clock.now += 301
+
+    result = run_turn(
+        api,
+        model="emu-1",
+        input="tell me about the sea please",
+        stream=True,
+        background=True,
+        poll_interval=0,
+        on_event=on_event,
+        retry=NO_WAIT,
+        clock=FakeClock(step=301 if late == "loop" else 0),
+    )
+    retried = [i for i, e in enumerate(events) if isinstance(e, Retrying)]
+    assert 1 == len(retried)
+    after = "".join(e.text for e in events[retried[0] :] if isinstance(e, TextDelta))
+    assert (result.text, 2) == (after, result.requests[0].attempts)
+    cut = result.errors[0]
+    assert isinstance(cut, StreamCut) and cut.response_id is not None
+    tried = 1 if late == "service" else 0  # the loop's own clock says too old: no resume sent
+    assert tried == len(_gets(emu, [cut.response_id]))
+    _once(emu, result.last_response_id)
+
+
+def test_cancel_stops_a_background_turn_on_the_server(api: OpenAI, emu: Emulator) -> None:
+    """cancel() while the second request is queued: the response is cancelled on the server,
+    never observed; the next turn continues from the first response and answers every call."""
+    token = CancelToken()
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RequestSent) and event.index == 1:
+            token.cancel()
+
+    with pytest.raises(TurnCancelledError) as info:
+        run_turn(
+            api,
+            model="emu-1",
+            input=PROMPT,
+            tools=TOOLS,
+            background=True,
+            poll_interval=0,
+            cancel=token,
+            on_event=on_event,
+        )
+    err = info.value
+    assert err.response_id is not None and err.result is not None
+    assert "cancelled" == api.responses.retrieve(err.response_id).status
+    first = err.result.responses[0].id
+    assert first == err.result.tracker.previous_response_id
+    follow = run_turn(api, model="emu-1", input="go on", tools=TOOLS, tracker=err.result.tracker)
+    assert first == follow.requests[0].previous_response_id
+    _once(emu, follow.last_response_id)
+
+
+async def test_async_background_stream_resumed_and_cancelled(emu: Emulator) -> None:
+    """The async driver: a cut background stream resumes (deltas once, one response); a
+    cancelled background turn raises TurnCancelledError with its tracker unchanged."""
+    deltas: list[str] = []
+
+    async def on_event(event: Any) -> None:
+        if isinstance(event, TextDelta):
+            deltas.append(event.text)
+        if isinstance(event, RequestSent) and event.index == 2:
+            emu.inject(Fault(cut_after=7))
+
+    async with AsyncOpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as c:
+        posts = len(emu.requests_to("/v1/responses"))
+        result = await arun_turn(
+            c,
+            model="emu-1",
+            input=PROMPT,
+            tools=TOOLS,
+            stream=True,
+            background=True,
+            poll_interval=0,
+            on_event=on_event,
+            retry=NO_WAIT,
+        )
+        assert (ANSWER, ANSWER) == (result.text, "".join(deltas))
+        assert 3 == len(emu.requests_to("/v1/responses")) - posts
+        _once(emu, result.last_response_id)
+        token = CancelToken()
+        token.cancel()
+        tracker = Tracker()
+        with pytest.raises(TurnCancelledError):
+            await arun_turn(c, model="emu-1", input="hi", tracker=tracker, cancel=token)
+        assert None is tracker.previous_response_id

@@ -1,0 +1,266 @@
+"""Background responses, resumed streams and cancel, for the loop's generator (no I/O here).
+
+Theory of operation
+-------------------
+``background=True`` (passed through to ``responses.create``) answers ``queued``: ``settle``
+polls ``responses.retrieve`` every ``poll_interval`` seconds until the status is terminal, and
+only then does the loop observe the response (the tracker never chains from a queued one). A
+transient error while polling retries the *retrieve*, never the create: a second create would
+be a sibling response paid for twice.
+
+Terminal statuses are handled as the service defines them (``ResponseStatus`` in the SDK;
+background guide [DOC]): ``completed`` and ``incomplete`` are stored, chainable responses and
+are observed; ``failed`` raises ``ResponseFailedError`` (retried for a server-side code);
+``cancelled`` raises ``TurnCancelledError``. In both of these the tracker is rewound, so the
+failed or cancelled response never becomes ``previous_response_id`` (whether the service
+would accept one is not in the public record; ``RuleOptions.chain_from_cancelled_response``)
+and the request's input (tool outputs included) is sent again, once, by the retry or the next
+turn.
+
+A stream cut mid-way (the connection drops, or it ends before its terminal event) raises
+``StreamCut`` with the response id (from ``response.created``) and the last
+``sequence_number`` seen. ``resume`` then reads the rest with ``responses.retrieve(id,
+stream=True, starting_after=N)``: the caller sees each delta once and the service makes one
+response, not two. It resumes only a *background* stream (the service resumes no other
+[DOC guide]; ``RuleOptions.resume_foreground_streams``) younger than ``STREAM_RESUME_SECONDS``
+by the turn's clock, counted from when the request was sent (a little more than the service
+counts, so never too late). Otherwise, or when resuming fails for good, the cut is retried as
+before: the tracker is rewound and the request sent again (a ``Retrying`` event tells the
+caller to discard that attempt's deltas).
+
+``CancelToken.cancel()`` (from any thread or task) stops the turn: before each model call,
+between polls, and between the events of a background stream (the response is cancelled on the
+server with ``responses.cancel``). A foreground request in flight cannot be cancelled on the
+server (the service cancels only background responses), so the turn stops once it returns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+import attrs
+
+from tracker._items import field
+from tracker._rules import STREAM_RESUME_SECONDS
+
+from ._results import IncompleteStreamError, TextDelta, TurnCancelledError
+from ._retry import RetryPolicy, is_transient
+
+__all__ = [
+    "ACTIVE",
+    "CancelResponse",
+    "CancelToken",
+    "Resume",
+    "Retrieve",
+    "StreamCut",
+    "StreamReader",
+    "resume",
+    "settle",
+]
+
+#: Statuses of a response the service is still working on (polled until they change).
+ACTIVE = frozenset({"queued", "in_progress"})
+_TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
+
+
+class CancelToken:
+    """Asks a running turn to stop: ``run_turn(..., cancel=token)``, then ``token.cancel()``.
+
+    Thread-safe; one token may serve several turns (each stops once it is cancelled).
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the turn to stop (its background response is cancelled on the server)."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether ``cancel()`` was called."""
+        return self._event.is_set()
+
+
+@attrs.frozen
+class Retrieve:
+    """Wait ``wait`` seconds, then ``responses.retrieve(response_id)``; send back the Response."""
+
+    response_id: str
+    wait: float
+
+
+@attrs.frozen
+class Resume:
+    """Wait ``wait`` seconds, then stream ``responses.retrieve(response_id, stream=True,
+    starting_after=starting_after)`` as ``Create`` streams; send back the final Response."""
+
+    response_id: str
+    starting_after: int
+    index: int
+    wait: float
+    cancel: CancelToken | None
+
+
+@attrs.frozen
+class CancelResponse:
+    """``responses.cancel(response_id)``; send back the Response it answers."""
+
+    response_id: str
+
+
+class StreamCut(IncompleteStreamError):
+    """A stream stopped before its terminal event (raised by the drivers, handled by the loop).
+
+    ``response_id`` (``None`` if the stream was cut before ``response.created``) and
+    ``last_sequence`` (the last ``sequence_number`` delivered, -1 for none) say where to
+    resume; ``background`` whether the service can resume it; ``cancelled`` that the caller's
+    ``CancelToken`` stopped it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response_id: str | None,
+        last_sequence: int,
+        background: bool,
+        cancelled: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.response_id = response_id
+        self.last_sequence = last_sequence
+        self.background = background
+        self.cancelled = cancelled
+
+
+class StreamReader:
+    """Reads one response's events, in one stream and its resumptions: each event once.
+
+    ``feed(event)`` returns the ``TextDelta`` to hand on (or ``None``) and the final response
+    once a terminal event arrives. An event whose ``sequence_number`` is not above the last one
+    delivered is skipped, so a delta is never handed on twice.
+    """
+
+    def __init__(self, index: int, *, last_sequence: int = -1, response_id: str | None = None):
+        self.index = index
+        self.last_sequence = last_sequence
+        self.response_id = response_id
+        self.background = response_id is not None
+
+    def feed(self, event: Any) -> tuple[TextDelta | None, Any]:
+        """Read one event (see the class docstring)."""
+        sequence = field(event, "sequence_number")
+        if isinstance(sequence, int):
+            if sequence <= self.last_sequence:
+                return None, None
+            self.last_sequence = sequence
+        kind = field(event, "type")
+        response = field(event, "response")
+        if response is not None and self.response_id is None:
+            self.response_id = field(response, "id")
+            self.background = bool(field(response, "background"))
+        if kind == "response.output_text.delta":
+            return TextDelta(
+                text=field(event, "delta") or "", item_id=field(event, "item_id")
+            ), None
+        if kind in _TERMINAL_EVENTS:
+            return None, response
+        return None, None
+
+    def cut(self, *, cancelled: bool = False) -> StreamCut:
+        """The error for this stream stopping here."""
+        why = "was cancelled" if cancelled else "ended without response.completed"
+        return StreamCut(
+            f"The stream of request {self.index} (response {self.response_id}) {why} after "
+            f"event {self.last_sequence}.",
+            response_id=self.response_id,
+            last_sequence=self.last_sequence,
+            background=self.background,
+            cancelled=cancelled,
+        )
+
+    def should_stop(self, cancel: CancelToken | None) -> bool:
+        """Whether to stop reading because the caller cancelled (background streams only)."""
+        return cancel is not None and cancel.cancelled and self.background
+
+
+def _cancelled(response: Any) -> TurnCancelledError:
+    response_id = field(response, "id")
+    return TurnCancelledError(
+        f"Response {response_id} was cancelled; the tracker was rewound, so the next turn "
+        "sends this request's input again.",
+        response_id=response_id,
+    )
+
+
+def settle(
+    response: Any,
+    *,
+    retry: RetryPolicy,
+    poll_interval: float,
+    cancel: CancelToken | None,
+    errors: list[BaseException],
+) -> Generator[Retrieve | CancelResponse, Any, Any]:
+    """Poll a background response until it is terminal; return it (raise if cancelled)."""
+    failures = 0
+    wait = poll_interval
+    while field(response, "status") in ACTIVE:
+        response_id = str(field(response, "id"))
+        if cancel is not None and cancel.cancelled:
+            response = yield CancelResponse(response_id)
+            continue
+        try:
+            response = yield Retrieve(response_id, wait)
+        except Exception as exc:
+            failures += 1
+            delay = retry.delay(exc, failures)
+            if delay is None:
+                raise
+            errors.append(exc)
+            wait = delay
+            continue
+        wait = poll_interval
+    if field(response, "status") == "cancelled":
+        raise _cancelled(response)
+    return response
+
+
+def resume(
+    cut: StreamCut,
+    *,
+    started: float,
+    clock: Callable[[], float],
+    retry: RetryPolicy,
+    cancel: CancelToken | None,
+    errors: list[BaseException],
+    index: int,
+) -> Generator[Resume | CancelResponse, Any, Any]:
+    """Read the rest of a cut stream; return its final response, or raise ``cut`` to retry."""
+    failures = 0
+    wait = 0.0
+    while True:
+        if cut.response_id is None or not cut.background:
+            raise cut
+        if cut.cancelled:
+            return (yield CancelResponse(cut.response_id))
+        if clock() - started >= STREAM_RESUME_SECONDS:
+            raise cut
+        try:
+            return (yield Resume(cut.response_id, cut.last_sequence, index, wait, cancel))
+        except StreamCut as again:
+            failures += 1
+            cut = again
+            error: BaseException = again
+        except Exception as exc:
+            failures += 1
+            if not is_transient(exc):
+                raise cut from exc  # e.g. too old to stream: send the request again
+            error = exc
+        delay = retry.delay(error, failures)
+        if delay is None:
+            raise cut from error
+        errors.append(error)
+        wait = delay
