@@ -204,16 +204,53 @@ def test_cancel_stops_a_background_turn_on_the_server(api: OpenAI, emu: Emulator
     _once(emu, follow.last_response_id)
 
 
-async def test_async_background_stream_resumed_and_cancelled(emu: Emulator) -> None:
-    """The async driver: a cut background stream resumes (deltas once, one response); a
-    cancelled background turn raises TurnCancelledError with its tracker unchanged."""
+def test_cancel_during_a_background_stream_keeps_what_the_server_finished(
+    api: OpenAI, emu: Emulator
+) -> None:
+    """cancel() mid-stream: the loop stops reading and cancels; the service had finished the
+    response, so cancel answers it completed and the tracker holds it."""
+    token = CancelToken()
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, TextDelta):
+            token.cancel()
+
+    tracker = Tracker()
+    with pytest.raises(TurnCancelledError) as info:
+        run_turn(
+            api,
+            model="emu-1",
+            input="a long enough answer please",
+            tracker=tracker,
+            stream=True,
+            background=True,
+            cancel=token,
+            on_event=on_event,
+        )
+    result = info.value.result
+    assert result is not None
+    assert ["completed"] == [r.status for r in result.responses]
+    response_id = result.responses[0].id
+    assert response_id == tracker.previous_response_id
+    assert 1 == len(emu.requests_to(f"/v1/responses/{response_id}/cancel"))
+    assert "You said: a long enough answer please" == result.text
+
+
+async def test_async_background_turns_resumed_polled_and_cancelled(emu: Emulator) -> None:
+    """The async driver: a cut background stream resumes (deltas once, one response); a polled
+    background turn cancelled at its second request is cancelled on the server."""
     deltas: list[str] = []
+    token = CancelToken()
 
     async def on_event(event: Any) -> None:
         if isinstance(event, TextDelta):
             deltas.append(event.text)
         if isinstance(event, RequestSent) and event.index == 2:
             emu.inject(Fault(cut_after=7))
+
+    def cancel_second(event: Any) -> None:
+        if isinstance(event, RequestSent) and event.index == 1:
+            token.cancel()
 
     async with AsyncOpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as c:
         posts = len(emu.requests_to("/v1/responses"))
@@ -231,9 +268,18 @@ async def test_async_background_stream_resumed_and_cancelled(emu: Emulator) -> N
         assert (ANSWER, ANSWER) == (result.text, "".join(deltas))
         assert 3 == len(emu.requests_to("/v1/responses")) - posts
         _once(emu, result.last_response_id)
-        token = CancelToken()
-        token.cancel()
-        tracker = Tracker()
-        with pytest.raises(TurnCancelledError):
-            await arun_turn(c, model="emu-1", input="hi", tracker=tracker, cancel=token)
-        assert None is tracker.previous_response_id
+        with pytest.raises(TurnCancelledError) as info:
+            await arun_turn(
+                c,
+                model="emu-1",
+                input=PROMPT,
+                tools=TOOLS,
+                background=True,
+                poll_interval=0,
+                cancel=token,
+                on_event=cancel_second,
+            )
+        err = info.value
+        assert err.response_id is not None and err.result is not None
+        assert "cancelled" == (await c.responses.retrieve(err.response_id)).status
+        assert err.result.responses[0].id == err.result.tracker.previous_response_id

@@ -189,11 +189,7 @@ class StreamReader:
 
 def _cancelled(response: Any) -> TurnCancelledError:
     response_id = field(response, "id")
-    return TurnCancelledError(
-        f"Response {response_id} was cancelled; the tracker was rewound, so the next turn "
-        "sends this request's input again.",
-        response_id=response_id,
-    )
+    return TurnCancelledError(f"Response {response_id} was cancelled.", response_id=response_id)
 
 
 def settle(

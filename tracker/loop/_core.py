@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 ``drive(tracker, user_input, spec)`` runs one user turn. It yields an operation
-(``Create``, ``ListNewItems``, ``RunTools``, ``Sleep``, ``Emit``); the driver performs it and
+(``Create``, ``ListNewItems``, ``RunTools``, ``Sleep``, ``Emit``; ``Retrieve``, ``Resume`` and
+``CancelResponse`` for background responses, see ``_background``); the driver performs it and
 sends the result back, or throws the exception it raised. ``run_turn`` and ``arun_turn`` are
 two thin drivers of this one generator (the second awaits), so the retry and recovery rules
 below exist once.
@@ -520,8 +521,9 @@ class _Turn:
         return TurnCancelledError(
             f"The turn was cancelled after {len(self.responses)} model call(s)"
             + (f"; response {response_id} was cancelled" if response_id else "")
-            + ". The tracker holds what the server holds: pass it to the next turn, which sends "
-            "any input the server did not get and a placeholder output for pending calls.",
+            + ". The tracker holds what the server holds (a cancelled response is not chained "
+            "from): pass exc.tracker to the next turn; calls left pending get a placeholder "
+            "output there.",
             response_id=response_id,
             result=self.result(final_text(last)),
         )
@@ -584,8 +586,9 @@ def drive(
     turn = _Turn(tracker=tracker, spec=spec, items=items, abandoned=abandoned, reconcile=reconcile)
     if spec.compact and tracker.previous_response_id is not None:
         yield from turn.compact()
+    cancel = spec.cancel
     for index in range(spec.max_turns):
-        if spec.cancel is not None and spec.cancel.cancelled:
+        if cancel is not None and cancel.cancelled:
             raise turn.cancelled(None)
         try:
             response = yield from turn.request(index)
@@ -596,6 +599,8 @@ def drive(
         calls = [
             item for item in output if field(item, "type") in ("function_call", "custom_tool_call")
         ]
+        if not calls and cancel is not None and cancel.cancelled:
+            raise turn.cancelled(None)  # finished as it was cancelled: the caller still asked
         if not calls:
             return turn.result(final_text(output))
         yield Checkpoint(())
