@@ -43,6 +43,9 @@ from openai.types.responses import ResponseFunctionToolCall
 
 from tracker.agents import OpenAIServerConversationTracker as OurTracker
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _plot import chart
+
 AGENT = Agent(name="bench")
 PROMPT = "Check the weather in every city, then add the numbers."
 
@@ -223,6 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     r = rows[last]
     total = r["hydrate_ours"] + r["settle"]
+    chart(
+        "agents",
+        "openai-agents' conversation tracker vs tracker.agents",
+        list(rows),
+        {
+            f"{what}: {who}": [row[f"{key}_{side}"] for row in rows.values()]
+            for what, key in (("turn", "turn"), ("hydrate", "hydrate"))
+            for who, side in (("openai-agents", "sdk"), ("tracker.agents", "ours"))
+        },
+        x_label="run items",
+        y_label="seconds (median turn, best hydrate)",
+    )
     print(
         f"hydrate at {last:,} items, every deferred fingerprint then encoded: "
         f"{fmt(r['hydrate_ours'])} + {fmt(r['settle'])} = {fmt(total)} "

@@ -15,6 +15,7 @@ import statistics
 import time
 from typing import Any
 
+from _plot import chart
 from openai import OpenAI
 
 from tracker.emulator import Emulator
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
+    chart_rows: list[tuple[int, float, float, float]] = []
     print("| messages | bare | guarded | guarded / bare | check alone |")
     print("|---:|---:|---:|---:|---:|")
     with Emulator() as emu, OpenAI(base_url=emu.base_url, api_key="x", max_retries=0) as client:
@@ -66,6 +68,18 @@ def main() -> None:
                 f"| {len(messages):,} | {bare:.2f} ms | {guarded_ms:.2f} ms | "
                 f"{guarded_ms / bare:.2f}x | {alone:.3f} ms |"
             )
+            chart_rows.append((len(messages), bare, guarded_ms, alone))
+    chart(
+        "guard",
+        "Chat request round trip to the emulator, bare and guarded",
+        [r[0] for r in chart_rows],
+        {
+            name: [r[i] for r in chart_rows]
+            for i, name in enumerate(("bare", "guarded", "check alone"), 1)
+        },
+        x_label="messages in the request",
+        y_label="milliseconds (median)",
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from _plot import chart
+
 from tracker._repair import repair_history
 from tracker._repair_actions import Api
 from tracker._rules import validate_history
@@ -104,6 +106,7 @@ def main() -> None:
         ("responses", responses_history),
         ("chat", chat_history),
     )
+    series: dict[str, list[float | None]] = {}
     for api, build in builders:
         for size in args.sizes:
             items = build(size)
@@ -116,6 +119,16 @@ def main() -> None:
                 f"{api:<10} {n:>8} {len(found):>10} {t_validate / n * 1e6:>17.2f} "
                 f"{t_repair / n * 1e6:>15.2f} {len(actions):>8}"
             )
+            series.setdefault(f"validate ({api})", []).append(t_validate / n * 1e6)
+            series.setdefault(f"repair ({api})", []).append(t_repair / n * 1e6)
+    chart(
+        "history",
+        "Validation and repair cost per item (flat: linear time)",
+        args.sizes,
+        series,
+        x_label="history items (about)",
+        y_label="CPU microseconds per item (best)",
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from _plot import chart
+
 from tracker import Tracker
 
 
@@ -90,10 +92,22 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     print("| transcript items | ours | by hand | ours / by hand |")
     print("|---:|---:|---:|---:|")
-    for n in (int(s) for s in args.sizes.split(",")):
+    sizes = [int(s) for s in args.sizes.split(",")]
+    series: dict[str, list[float | None]] = {"ours": [], "by hand": []}
+    for n in sizes:
         ours = _median_us(_ours, n, args.turns)
         hand = _median_us(_by_hand, n, args.turns)
         print(f"| {n:,} | {ours / 1000:.2f} ms | {hand / 1000:.2f} ms | {ours / hand:.1f}x |")
+        series["ours"].append(ours / 1000)
+        series["by hand"].append(hand / 1000)
+    chart(
+        "stateless",
+        "One store=False turn: ours (checked replay) vs a full replay by hand",
+        sizes,
+        series,
+        x_label="transcript items",
+        y_label="CPU milliseconds per turn (median)",
+    )
     return 0
 
 

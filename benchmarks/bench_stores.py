@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from _plot import chart
+
 from tracker import Tracker
 from tracker.stores import (
     LeasedSession,
@@ -157,6 +159,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     small, big = (int(s) for s in args.grow.split(","))
+    series: dict[str, list[float | None]] = {}
     with ExitStack() as stack:
         urls = _servers(stack, args.stores.split(","))
         for name, url in urls.items():
@@ -169,6 +172,7 @@ def main(argv: list[str]) -> int:
                 for full in (True, False):
                     t, load = per_turn(store, items, full, args.turns)
                     first.setdefault(full, t)
+                    series.setdefault(f"{name} {'full' if full else 'incr'}", []).append(t * 1000)
                     cells += [f"{t * 1000:.2f}", f"{t / first[full]:.1f}x"]
                 cells.append(f"{load * 1000:.1f}")
                 rows.append(cells)
@@ -187,6 +191,14 @@ def main(argv: list[str]) -> int:
                 ["saves", f"to {small:,} s", f"to {big:,} s", "ratio"],
                 growth,
             )
+    chart(
+        "stores",
+        "Store time of one more run_turn turn (3 saves): full rewrite vs incremental",
+        sizes,
+        series,
+        x_label="session items",
+        y_label="milliseconds (median)",
+    )
     return 0
 
 

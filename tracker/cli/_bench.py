@@ -26,7 +26,7 @@ from typing import Any
 
 from tracker._tracker import Tracker
 
-__all__ = ["add_arguments", "churn_drops", "measure", "run"]
+__all__ = ["add_arguments", "churn_drops", "measure", "report", "run"]
 
 SIZES = (100, 1_000, 5_000, 20_000)
 
@@ -238,9 +238,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the per-turn cost table and the GC-churn drop counts."""
-    rows = measure(args.sizes, upstream=not args.no_upstream)
+    report(measure(args.sizes, upstream=not args.no_upstream))
+    return 0
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    """Print ``measure``'s rows as a table, then measure and print the GC-churn drop counts."""
     print("Per-turn tracker cost (median CPU time), one call + one output per turn:\n")
     print(format_table(rows))
     print("\nFresh outputs dropped under GC churn (100 runs x 12 turns):")
     print(f"  ours: {churn_drops(_Ours)}   naive id() integers: {churn_drops(_NaiveIds)}")
-    return 0
