@@ -686,6 +686,44 @@ class Tracker:
         """
         self._observe(self._observation(_item_list(items, "observe_items")))
 
+    def strip_encrypted(self, item_ids: Iterable[str] | None = None) -> tuple[str, ...]:
+        """Stop sending reasoning/compaction items whose encrypted content the service refuses.
+
+        The fix for a 400 ``invalid_encrypted_content`` (a key rotation, an item from another
+        organisation): the items this tracker carries inline are left out of every later
+        request: a stateless transcript's (the output emitted right after a dropped reasoning
+        item loses its id, so no A2/A3) and a standalone compaction's waiting window (the next
+        request then carries the window's user messages only). ``item_ids`` names them;
+        ``None`` drops every such item carrying ``encrypted_content``. Returns the ids dropped:
+        empty when none is carried inline, since what a chain or conversation holds on the
+        server cannot be taken back by the client. What a dropped item summarised is lost to
+        the model. Raises ``UsageError`` (tracker unchanged) with a request in flight.
+        """
+        if self._marked:
+            raise UsageError(
+                "strip_encrypted() with a request in flight: rewind(prepared) the failed "
+                "request (or observe its response) first."
+            )
+        wanted = None if item_ids is None else set(item_ids)
+        dropped: list[str] = []
+        if self._transcript is not None:
+            dropped.extend(self._transcript.strip_encrypted(wanted))
+        window = self._ledger.window
+        if window:
+            kept = []
+            for item in window:
+                stale = item.get("type") in ("reasoning", COMPACTION) and bool(
+                    item.get("encrypted_content")
+                )
+                if stale and (wanted is None or item.get("id") in wanted):
+                    dropped.append(str(item.get("id")))
+                else:
+                    kept.append(item)
+            self._ledger.window = kept or None
+        if dropped:
+            self._serial += 1
+        return tuple(dropped)
+
     # ------------------------------------------------------------------ internals
 
     def _observation(self, items: list[Any]) -> list[tuple[Any, _Keys]]:

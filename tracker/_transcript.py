@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import HistoryError, StateError, TranscriptError, shown
-from ._items import field, read_item, to_plain
+from ._items import COMPACTION, COMPACTION_TRIGGER, field, read_item, to_plain
 from ._prepared import keys_of
 from ._rules import Provenance, RuleOptions, check_context
 
@@ -154,7 +154,17 @@ class Transcript:
                 self._pending[other] = (s - count, c)
 
     def observe(self, output: Sequence[Any]) -> None:
-        """Append a response's output (plain copies) and settle every request in flight."""
+        """Append a response's output (plain copies) and settle every request in flight.
+
+        A ``compaction_trigger`` sent is not kept: it must be the final input item, and its
+        work is done (the output holds the compaction item).
+        """
+        if any(item.get("type") == COMPACTION_TRIGGER for item in self._items[self._settled :]):
+            self._items[self._settled :] = [
+                item
+                for item in self._items[self._settled :]
+                if item.get("type") != COMPACTION_TRIGGER
+            ]
         self._items.extend(self._output(output))
         self._pending.clear()
         self._settled = len(self._items)
@@ -173,6 +183,31 @@ class Transcript:
                 plain.pop("id", None)  # its reasoning is gone: no A2/A3 for an id-less item
             out.append(plain)
         return out
+
+    def strip_encrypted(self, item_ids: Iterable[str] | None) -> tuple[str, ...]:
+        """Leave out reasoning and compaction items carrying ``encrypted_content``.
+
+        ``item_ids`` names them (``None``: every one). The model output emitted right after a
+        dropped reasoning item loses its id, so the service finds no item missing its
+        reasoning (A2/A3). Returns the dropped ids. Only between requests (none in flight).
+        """
+        wanted = None if item_ids is None else set(item_ids)
+        kept: list[dict[str, Any]] = []
+        dropped: list[str] = []
+        orphaned = False  # the items after a dropped reasoning item, up to the next input
+        for item in self._items:
+            kind = item.get("type")
+            stale = kind in ("reasoning", COMPACTION) and bool(item.get("encrypted_content"))
+            if stale and (wanted is None or item.get("id") in wanted):
+                dropped.append(str(item.get("id")))
+                orphaned = kind == "reasoning"
+                continue
+            if kind == "reasoning" or read_item(item).is_output or item.get("role") == "user":
+                orphaned = False
+            kept.append({k: v for k, v in item.items() if k != "id"} if orphaned else item)
+        self._items = kept
+        self._settled = len(kept)
+        return tuple(dropped)
 
     # ---------------------------------------------------------------- state
 

@@ -31,6 +31,7 @@ response on the server (``tracker/loop/_background.py``).
 from ._async import arun_turn
 from ._background import CancelToken, StreamCut
 from ._results import (
+    EncryptedDropped,
     IncompleteStreamError,
     LoopEvent,
     MaxTurnsError,
@@ -51,6 +52,7 @@ from ._tools import FunctionTool, function_tool, schema_for
 
 __all__ = [
     "CancelToken",
+    "EncryptedDropped",
     "FunctionTool",
     "IncompleteStreamError",
     "LoopEvent",

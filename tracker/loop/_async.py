@@ -71,7 +71,8 @@ async def arun_turn(
     on_event: AsyncEventHandler | None = None,
     max_turns: int = 10,
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
-    compact: bool = False,
+    compact: bool | int = False,
+    recover_encrypted: bool = True,
     cancel: CancelToken | None = None,
     poll_interval: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
@@ -101,6 +102,7 @@ async def arun_turn(
         poll_interval=poll_interval,
         cancel=cancel,
         clock=clock,
+        recover_encrypted=recover_encrypted,
     )
     check_store_option(options)
     check_sources(tracker, session_store, session_id, conversation)

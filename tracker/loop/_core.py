@@ -52,8 +52,16 @@ from ._background import (
     resume,
     settle,
 )
+from ._compaction import (
+    compact_setting,
+    crossed,
+    is_stale_encrypted,
+    named_item,
+    strip_sent,
+)
 from ._recovery import stored_response_start
 from ._results import (
+    EncryptedDropped,
     LoopEvent,
     MaxTurnsError,
     RequestRecord,
@@ -66,7 +74,7 @@ from ._results import (
     TurnCancelledError,
     TurnResult,
 )
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, is_transient
 from ._stateless import enter_stateless, stateless_kwargs
 from ._tools import FunctionTool, Invocation, function_tool, plan_call
 
@@ -192,6 +200,9 @@ class TurnSpec:
     poll_interval: float = 1.0
     cancel: CancelToken | None = None
     clock: Callable[[], float] = time.monotonic
+    #: Compact after the turn when its final response's ``usage.input_tokens`` reaches this.
+    compact_after: int | None = None
+    recover_encrypted: bool = True
 
 
 def make_spec(
@@ -203,7 +214,8 @@ def make_spec(
     retry: RetryPolicy,
     options: Mapping[str, Any],
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
-    compact: bool = False,
+    compact: bool | int = False,
+    recover_encrypted: bool = True,
     poll_interval: float = 1.0,
     cancel: CancelToken | None = None,
     clock: Callable[[], float] = time.monotonic,
@@ -223,6 +235,7 @@ def make_spec(
         raise UsageError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}.")
     if cancel is not None and not isinstance(cancel, CancelToken):
         raise UsageError(f"cancel must be a tracker.loop.CancelToken, got {cancel!r}.")
+    before, threshold = compact_setting(compact)
     clash = sorted(_RESERVED & set(options))
     if clash:
         raise UsageError(
@@ -251,10 +264,12 @@ def make_spec(
         retry=retry,
         options=dict(options),
         max_tool_workers=max_tool_workers,
-        compact=bool(compact),
         poll_interval=float(poll_interval),
         cancel=cancel,
         clock=clock,
+        compact=before,
+        compact_after=threshold,
+        recover_encrypted=bool(recover_encrypted),
     )
 
 
@@ -360,23 +375,80 @@ class _Turn:
     tool_errors: int = 0
     reconcile: bool = False
     compacted: Any = None
+    dropped_encrypted: tuple[str, ...] = ()
 
     def compact(self) -> Generator[Op, Any, None]:
-        """Compact the chain with ``responses.compact`` before the turn's first request.
-
-        Raises ``CompactionError`` while calls are pending (the tracker refuses); the turn's
-        input, delivered next, starts a new chain carrying the compacted window.
-        """
-        prepared = self.tracker.prepare_compact()
-        self.tracker.mark_sent(prepared)
+        """Compact now (see ``_compaction``): a standalone compaction in a stored chain, else a
+        ``compaction_trigger`` request. Raises ``CompactionError`` while calls are pending."""
+        tracker = self.tracker
+        standalone = tracker.conversation_id is None and tracker.store
+        if standalone:
+            prepared = tracker.prepare_compact()
+        else:
+            prepared = tracker.prepare([], content_match=False, compact=True)
+        tracker.mark_sent(prepared)
         try:
-            kwargs = {"model": self.spec.model, **prepared.request_kwargs()}
-            compacted = yield Compact(kwargs)
-            self.tracker.observe_response(compacted)
+            if standalone:
+                compacted = yield Compact({"model": self.spec.model, **prepared.request_kwargs()})
+            else:
+                compacted = yield from self.deliver(prepared, -1)
+                _raise_if_failed(compacted)
+            tracker.observe_response(compacted)
         except BaseException:
-            self.tracker.rewind(prepared)
+            tracker.rewind(prepared)
             raise
         self.compacted = compacted
+
+    def compact_after(self) -> Generator[Op, Any, None]:
+        """Compact after the final answer; a transient failure skips it (noted in errors)."""
+        if self.tracker.pending_call_ids:  # only async calls can be left: wait for them
+            return
+        try:
+            yield from self.compact()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self.errors.append(exc)
+
+    def drop_stale(
+        self, index: int, attempt: int, exc: BaseException, sent: Prepared
+    ) -> Generator[Op, Any, bool]:
+        """Recover once from a 400 ``invalid_encrypted_content`` (see ``_compaction``).
+
+        Returns whether the request is to be sent again (the items were dropped).
+        """
+        if not (self.spec.recover_encrypted and is_stale_encrypted(exc)):
+            return False
+        if self.dropped_encrypted:
+            exc.add_note(
+                "tracker.loop: this turn already dropped the encrypted items it carried "
+                f"({', '.join(self.dropped_encrypted)}) once; not again."
+            )
+            return False
+        dropped = list(self.tracker.strip_encrypted())
+        self.items, own = strip_sent(self.items, sent.delta)
+        dropped.extend(own)
+        if not dropped:
+            where = sent.conversation_id or sent.previous_response_id or "the request"
+            exc.add_note(
+                f"tracker.loop: the request carried no encrypted item inline, so the one refused "
+                f"is held by the server in {where} and cannot be dropped by the client: continue "
+                "from your history in a new chain, or go_stateless(history) then "
+                "strip_encrypted()."
+            )
+            return False
+        self.dropped_encrypted = tuple(dropped)
+        self.errors.append(exc)
+        yield Emit(
+            EncryptedDropped(
+                index=index,
+                attempt=attempt,
+                item_ids=self.dropped_encrypted,
+                named=named_item(exc),
+                error=exc,
+            )
+        )
+        return True
 
     def result(self, text: str) -> TurnResult:
         return TurnResult(
@@ -389,6 +461,7 @@ class _Turn:
             abandoned_calls=self.abandoned,
             errors=tuple(self.errors),
             compacted=self.compacted,
+            dropped_encrypted=self.dropped_encrypted,
         )
 
     def kwargs(self, prepared: Prepared) -> dict[str, Any]:
@@ -476,6 +549,9 @@ class _Turn:
             except BaseException as exc:
                 self.tracker.rewind(p)
                 failures += 1
+                if (yield from self.drop_stale(index, failures, exc, p)):
+                    failed = None  # a 400 stored nothing: send the rest again, at once
+                    continue
                 delay = self.spec.retry.delay(exc, failures)
                 if delay is None:
                     raise
@@ -584,7 +660,9 @@ def drive(
     enter_stateless(tracker, spec.options)
     items, abandoned = _turn_input(tracker, user_input, carried, resume)
     turn = _Turn(tracker=tracker, spec=spec, items=items, abandoned=abandoned, reconcile=reconcile)
-    if spec.compact and tracker.previous_response_id is not None:
+    # compact=True waits for the turn's end when calls are pending (their outputs go first).
+    deferred = spec.compact and bool(tracker.pending_call_ids)
+    if spec.compact and not deferred and _compactable(tracker):
         yield from turn.compact()
     cancel = spec.cancel
     for index in range(spec.max_turns):
@@ -602,6 +680,8 @@ def drive(
         if not calls and cancel is not None and cancel.cancelled:
             raise turn.cancelled(None)  # finished as it was cancelled: the caller still asked
         if not calls:
+            if deferred or crossed(response, spec.compact_after):
+                yield from turn.compact_after()
             return turn.result(final_text(output))
         yield Checkpoint(())
         if index + 1 < spec.max_turns:
@@ -614,3 +694,11 @@ def drive(
         max_turns=spec.max_turns,
         result=turn.result(final_text(output)),
     )
+
+
+def _compactable(tracker: Tracker) -> bool:
+    """Whether there is a context to compact: a chain, or a conversation or transcript with
+    at least one response."""
+    if tracker.conversation_id is None and tracker.store:
+        return tracker.previous_response_id is not None
+    return tracker.responses_observed > 0

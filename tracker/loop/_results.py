@@ -12,6 +12,7 @@ from tracker._items import field
 from tracker._tracker import Tracker
 
 __all__ = [
+    "EncryptedDropped",
     "IncompleteStreamError",
     "LoopEvent",
     "MaxTurnsError",
@@ -108,7 +109,8 @@ class TurnResult:
     dict rebuilt from the conversation when ``recovered``), ``requests`` one ``RequestRecord``
     each; ``errors`` the transient errors that were retried. ``tracker`` is the tracker after
     the turn (pass it to the next turn). ``session_version`` is the store version saved, if any.
-    ``compacted`` is the ``CompactedResponse`` of a standalone compaction run before the turn.
+    ``compacted`` is the compaction the turn ran (``compact=``), ``dropped_encrypted`` the
+    items left out to recover from a 400 ``invalid_encrypted_content``.
     """
 
     text: str
@@ -120,8 +122,13 @@ class TurnResult:
     abandoned_calls: int = 0
     errors: tuple[BaseException, ...] = ()
     session_version: int | None = None
-    #: The ``responses.compact`` result when ``compact=True`` compacted before this turn.
+    #: The compaction this turn ran (``compact=``): a ``CompactedResponse`` from
+    #: ``responses.compact`` (a stored chain), or the response of the ``compaction_trigger``
+    #: request (a conversation, a stateless turn); ``None`` when it did not compact.
     compacted: Any = None
+    #: Ids of the reasoning/compaction items left out after a 400
+    #: ``invalid_encrypted_content`` (recovered once, see ``recover_encrypted``).
+    dropped_encrypted: tuple[str, ...] = ()
 
     @property
     def items_sent(self) -> int:
@@ -238,4 +245,28 @@ class Retrying:
     error: BaseException
 
 
-LoopEvent = RequestSent | ResponseReceived | TextDelta | ToolCalled | ToolFinished | Retrying
+@attrs.frozen
+class EncryptedDropped:
+    """A 400 ``invalid_encrypted_content``: the request is re-sent at once without ``item_ids``.
+
+    ``item_ids`` are the reasoning/compaction items with ``encrypted_content`` that the failed
+    request carried inline (all of them: after a key rotation none verifies); ``named`` is the
+    one the service's message names, if any. Happens at most once per turn.
+    """
+
+    index: int
+    attempt: int
+    item_ids: tuple[str, ...]
+    named: str | None
+    error: BaseException
+
+
+LoopEvent = (
+    RequestSent
+    | ResponseReceived
+    | TextDelta
+    | ToolCalled
+    | ToolFinished
+    | Retrying
+    | EncryptedDropped
+)

@@ -67,7 +67,8 @@ def run_turn(
     on_event: EventHandler | None = None,
     max_turns: int = 10,
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
-    compact: bool = False,
+    compact: bool | int = False,
+    recover_encrypted: bool = True,
     cancel: CancelToken | None = None,
     poll_interval: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
@@ -116,11 +117,22 @@ def run_turn(
     stops the turn with ``TurnCancelledError`` (its ``.result`` and ``.tracker``), cancelling
     a background response on the server (``tracker/loop/_background.py``).
 
-    ``compact=True`` compacts the chain with ``responses.compact`` before the turn (the
-    turn's first request then starts a new chain carrying the window; ``TurnResult.compacted``
-    holds the result); ``tracker.CompactionError`` while calls are pending, a ``UsageError``
-    in a conversation (use ``context_management=[{"type": "compaction", "compact_threshold":
-    N}]``, passed through like any option, for server-side compaction there).
+    ``compact=True`` compacts before the turn: a stored chain with ``responses.compact`` (the
+    turn's first request then starts a new chain carrying the window), a conversation or a
+    stateless turn with a ``compaction_trigger`` request. With calls pending it waits until
+    the turn delivered their outputs and compacts after the final answer. ``compact=N`` (an
+    int) compacts after the turn when the final response's ``usage.input_tokens`` reached
+    ``N``. ``TurnResult.compacted`` holds the compaction's result. Server-side compaction is
+    ``context_management=[{"type": "compaction", "compact_threshold": N}]``, passed through
+    like any option. ``tracker/loop/_compaction.py`` has the details.
+
+    A 400 ``invalid_encrypted_content`` (a reasoning or compaction item the service cannot
+    verify, e.g. after a key rotation) is recovered once per turn when ``recover_encrypted``
+    (the default): the reasoning/compaction items with ``encrypted_content`` the request
+    carried inline are dropped (``Tracker.strip_encrypted``) and the request is sent again at
+    once; ``TurnResult.dropped_encrypted`` lists them and an ``EncryptedDropped`` event
+    reports it. An item the server holds in the chain or conversation cannot be dropped: the
+    400 is raised, with a note saying so. ``recover_encrypted=False`` raises it always.
 
     Transient errors are retried per ``retry`` after rewinding the tracker (the client is used
     with ``max_retries=0``). A 400 re-raises the SDK's ``openai.BadRequestError`` with the
@@ -139,6 +151,7 @@ def run_turn(
         poll_interval=poll_interval,
         cancel=cancel,
         clock=clock,
+        recover_encrypted=recover_encrypted,
     )
     check_store_option(options)
     check_sources(tracker, session_store, session_id, conversation)
