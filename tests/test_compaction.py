@@ -271,3 +271,39 @@ def test_strip_encrypted_drops_the_named_items_and_reports_them() -> None:
     kept, actions = strip_encrypted([user(), stale, said()], ["cmp_old"])
     assert [user(), said()] == kept
     assert [("drop_encrypted", 1, "cmp_old")] == [(a.kind, a.index, a.item_id) for a in actions]
+
+
+def test_strip_encrypted_drops_a_waiting_window_compaction_item() -> None:
+    """After a standalone compaction, strip_encrypted leaves the stale cmp_ out of the window;
+    a chain holding nothing inline drops nothing."""
+    tracker = Tracker()
+    _sent(tracker, [user("hi")])
+    tracker.observe_response(response("resp_1", said()))
+    assert () == tracker.strip_encrypted()
+    tracker.mark_sent(tracker.prepare_compact())
+    tracker.observe_response(compacted())
+    assert ("cmp_9",) == tracker.strip_encrypted(["cmp_9"])
+    sent = tracker.prepare([user("go on")])
+    assert ["message", "message"] == [i.get("type", "message") for i in sent.request_input()]
+    assert None is sent.previous_response_id
+
+
+def test_strip_encrypted_in_a_stateless_transcript_strips_the_following_id() -> None:
+    """A dropped reasoning item takes its following call's id with it (no A2); refused with a
+    request in flight."""
+    tracker = Tracker(store=False)
+    _sent(tracker, [user("hi")])
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "x"}
+    tracker.observe_response(response("resp_1", reasoning, call("call_a", id="fc_a")))
+    pending = tracker.prepare([output("call_a")])
+    tracker.mark_sent(pending)
+    with pytest.raises(UsageError, match="in flight"):
+        tracker.strip_encrypted()
+    tracker.rewind(pending)
+    assert ("rs_1",) == tracker.strip_encrypted()
+    replay = tracker.prepare([output("call_a")]).request_input()
+    assert [
+        user("hi"),
+        {k: v for k, v in call("call_a").items() if k != "id"},
+        output("call_a"),
+    ] == replay
