@@ -17,7 +17,7 @@ from _loop_helpers import PROMPT, TOOLS, request_bodies
 from openai import AsyncOpenAI, OpenAI
 
 from tracker import Tracker, UsageError
-from tracker.emulator import Emulator
+from tracker.emulator import Emulator, Fault
 from tracker.loop import EncryptedDropped, LoopEvent, MaxTurnsError, arun_turn, run_turn
 from tracker.stores import SQLiteStore
 
@@ -87,19 +87,23 @@ def test_stale_items_of_a_stateless_transcript_are_dropped_once(
     client: OpenAI, emulator: Emulator
 ) -> None:
     """store=False with compact=N: the trigger's cmp_ item joins the transcript; after a key
-    rotation the replay is refused once, resent without it, and holds every output once."""
+    rotation the replay is refused once, resent without its rs_/cmp_ items (the calls after a
+    dropped reasoning item sent without their fc_ ids, so no A2), and holds every output once."""
     tracker = Tracker()
-    first = run_turn(
-        client, model="emu-1", input=PROMPT, tools=TOOLS, tracker=tracker, store=False, compact=AT
-    )
-    stale = _compaction_id(first.compacted)
+    model = "emu-reason-1"  # emits a reasoning item before each answer or batch of calls
+
+    def turn(**kw: Any) -> Any:
+        return run_turn(
+            client, model=model, input=PROMPT, tools=TOOLS, tracker=tracker, store=False, **kw
+        )
+
+    first = turn(compact=AT)
     assert "compaction_trigger" == request_bodies(emulator)[-1]["input"][-1]["type"]
+    reasoning = [i.id for r in first.responses for i in r.output if i.type == "reasoning"]
     emulator.rotate_keys()
-    second = run_turn(
-        client, model="emu-1", input=PROMPT, tools=TOOLS, tracker=tracker, store=False
-    )
-    assert (stale,) == second.dropped_encrypted
-    assert stale not in json.dumps(tracker.to_state()["transcript"])
+    second = turn()
+    assert (*reasoning, _compaction_id(first.compacted)) == second.dropped_encrypted
+    assert [] == [i for i in second.dropped_encrypted if i in json.dumps(tracker.transcript)]
     last = request_bodies(emulator)[-1]["input"]
     outputs = Counter(i["call_id"] for i in last if i.get("type") == "function_call_output")
     assert dict.fromkeys(emulator.issued_calls(), 1) == dict(outputs)
@@ -124,7 +128,24 @@ def test_compact_true_with_calls_pending_waits_for_their_outputs(
     _outputs_once(emulator)
 
 
-@pytest.mark.parametrize(("place", "stream"), [("chain", True), ("conversation", False)])
+def test_a_compaction_after_the_answer_that_fails_is_skipped_then_done(
+    client: OpenAI, emulator: Emulator
+) -> None:
+    """A 500 on responses.compact after the answer loses no answer (the error is in errors);
+    the next turn's end compacts; outputs once."""
+    tracker = Tracker()
+    emulator.inject(Fault(status=500), path="/v1/responses/compact")
+    first = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS, tracker=tracker, compact=AT)
+    assert "Done" in first.text and None is first.compacted
+    assert [500] == [e.status_code for e in first.errors]  # type: ignore[attr-defined]
+    second = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS, tracker=tracker, compact=AT)
+    assert "response.compaction" == second.compacted.object
+    _outputs_once(emulator)
+
+
+@pytest.mark.parametrize(
+    ("place", "stream"), [("chain", True), ("conversation", False), ("conversation", True)]
+)
 async def test_arun_turn_compacts_before_a_turn_and_at_a_threshold(
     async_client: AsyncOpenAI, emulator: Emulator, place: str, stream: bool
 ) -> None:
