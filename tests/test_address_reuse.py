@@ -121,3 +121,28 @@ def test_naive_id_strategy_is_caught_dropping_outputs() -> None:
     """The same driver catches the id()-integer strategy dropping fresh outputs."""
     dropped_runs = sum(1 for i in range(100) if _run(NaiveIdTracker, turns=12, run_index=i)[0] > 0)
     assert dropped_runs > 50
+
+
+def _output(call_id: str) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call_id, "output": "done"}
+
+
+def test_fresh_output_at_a_released_outputs_address_is_delivered() -> None:
+    """An output the tracker released (keyed by call_id) leaves an address a fresh one reuses."""
+    tracker = Tracker()
+    call = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f"}
+    tracker.observe_response({"id": "resp_1", "output": [call]})
+    sent = _output("call_1")
+    tracker.mark_sent(tracker.prepare([sent]))
+    call_2 = {"type": "function_call", "id": "fc_2", "call_id": "call_2", "name": "f"}
+    tracker.observe_response({"id": "resp_2", "output": [call_2]})
+    address = id(sent)
+    drained = [{} for _ in range(200)]  # empty CPython's dict free list: sent's address tops it
+    del sent
+    misses: list[dict[str, Any]] = [*drained]  # kept alive, so each try gets another address
+    fresh = _output("call_2")
+    while id(fresh) != address and len(misses) < 10_000:
+        misses.append(fresh)
+        fresh = _output("call_2")
+    assert address == id(fresh)  # the released output's address was reused
+    assert (fresh,) == tracker.prepare([fresh]).input

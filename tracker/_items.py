@@ -20,6 +20,7 @@ __all__ = [
     "FAKE_ID",
     "OUTPUT_TO_CALL",
     "PAIRING_FIELD",
+    "SERVER_EXECUTABLE",
     "ItemInfo",
     "field",
     "is_async_call",
@@ -62,7 +63,8 @@ PAIRING_FIELD: Final[Mapping[str, str]] = {
     "mcp_approval_response": "approval_request_id",
 }
 
-_SERVER_EXECUTABLE: Final = frozenset({"tool_search_call", "tool_search_output"})
+#: The types a server may execute itself (``execution: "server"``): then neither side of a pair.
+SERVER_EXECUTABLE: Final = frozenset({"tool_search_call", "tool_search_output"})
 
 
 @attrs.frozen
@@ -145,7 +147,7 @@ def read_item(item: Any, index: int | None = None) -> ItemInfo:
     if not is_output and not is_call and call_id is not None:
         # An unknown future output type: recognise it by its payload, as the service pairs it.
         is_output = (isinstance(item, Mapping) and "output" in item) or hasattr(item, "output")
-    elif raw_type in _SERVER_EXECUTABLE and field(item, "execution") == "server":
+    elif raw_type in SERVER_EXECUTABLE and field(item, "execution") == "server":
         is_call = is_output = False  # the server ran the search: nothing for the client to pair
     return ItemInfo(
         type=raw_type, id=item_id, call_id=call_id, is_call=is_call, is_output=is_output

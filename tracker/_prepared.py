@@ -7,12 +7,23 @@ continuation, and how each item will be remembered once marked sent.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
-from ._items import ItemInfo, read_item, to_plain
+from ._items import (
+    CALL_TO_OUTPUT,
+    OUTPUT_TO_CALL,
+    PAIRING_FIELD,
+    SERVER_EXECUTABLE,
+    ItemInfo,
+    read_item,
+    to_plain,
+)
 from ._repair_actions import RepairAction
+
+if TYPE_CHECKING:
+    from ._snapshot import Ledger
 
 __all__ = [
     "Key",
@@ -23,6 +34,9 @@ __all__ = [
     "anon_key",
     "describe",
     "keys_of",
+    "known_by_key",
+    "known_dict",
+    "known_object",
 ]
 
 #: How a sent item is remembered: ``"id"`` its provider id, ``"out"`` the call_id an output
@@ -109,6 +123,78 @@ def keys_of(info: ItemInfo) -> tuple[Key, ...]:
         elif info.is_call:
             keys.append(("call", info.call_id))
     return tuple(keys)
+
+
+#: For each call and output type: the member holding its pairing key, and the skip reason
+#: when the ledger knows that key. Server-executable types are left to ``read_item``, which
+#: reads their ``execution``.
+_PAIRS: Final[dict[str, tuple[str, SkipReason]]] = {
+    **{t: (PAIRING_FIELD.get(t, "call_id"), "known_call") for t in CALL_TO_OUTPUT},
+    **{t: (PAIRING_FIELD.get(t, "call_id"), "answered_output") for t in OUTPUT_TO_CALL},
+}
+for _kind in SERVER_EXECUTABLE:
+    del _PAIRS[_kind]
+#: Item classes read by attribute (as ``field`` reads a non-mapping), by class.
+_BY_ATTRIBUTE: dict[type, bool] = {}
+
+
+def known_dict(item: dict[str, Any], ledger: Ledger) -> SkipReason | None:
+    """``ledger.knows(keys_of(read_item(item)))`` when that is not ``None``, read in a hurry.
+
+    ``prepare`` asks this of every item of a whole history, and most are known by a string
+    key: a typed plain dict is looked up by its provider id and, for a tool call or output,
+    its pairing key, exactly as ``keys_of`` would key it. ``None`` means "not known this way":
+    the caller reads the item in full (which also decides the untyped, easy-form,
+    server-executed and unknown future types left out here, and raises for an unreadable item).
+    """
+    kind = item.get("type")
+    if kind.__class__ is not str or not kind:
+        return None
+    item_id = item.get("id")
+    if item_id.__class__ is str and item_id in ledger.server_item_ids:
+        return "server_id"  # never "" or FAKE_ID: the ledger only holds ids read_item accepts
+    pair = _PAIRS.get(kind)
+    if pair is None:
+        return None
+    key = item.get(pair[0])
+    if key.__class__ is not str:
+        return None
+    if pair[1] == "known_call":
+        return "known_call" if key in ledger.calls else None
+    return "answered_output" if key in ledger.answered_call_ids else None
+
+
+def known_object(item: Any, ledger: Ledger) -> SkipReason | None:
+    """``known_dict`` for any other item: an SDK model is read by attribute, as ``field`` does.
+
+    ``None`` for a mapping that is not a ``dict`` (the caller reads it in full).
+    """
+    cls = type(item)
+    by_attribute = _BY_ATTRIBUTE.get(cls)
+    if by_attribute is None:
+        by_attribute = _BY_ATTRIBUTE[cls] = not issubclass(cls, Mapping)
+    if not by_attribute:
+        return None
+    kind = getattr(item, "type", None)
+    if kind.__class__ is not str or not kind:
+        return None
+    item_id = getattr(item, "id", None)
+    if item_id.__class__ is str and item_id in ledger.server_item_ids:
+        return "server_id"
+    pair = _PAIRS.get(kind)
+    if pair is None:
+        return None
+    key = getattr(item, pair[0], None)
+    if key.__class__ is not str:
+        return None
+    if pair[1] == "known_call":
+        return "known_call" if key in ledger.calls else None
+    return "answered_output" if key in ledger.answered_call_ids else None
+
+
+def known_by_key(item: Any, ledger: Ledger) -> SkipReason | None:
+    """``known_dict`` or ``known_object``, whichever reads ``item``."""
+    return known_dict(item, ledger) if type(item) is dict else known_object(item, ledger)
 
 
 def anon_key(fp: str) -> tuple[Key]:

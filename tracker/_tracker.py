@@ -34,8 +34,16 @@ correctly while a *new* message with the same text as an old one is still sent. 
 are never matched by content: they are keyed by their call_id, so a fresh output can never be
 mistaken for an old one.
 
+Only those id-less objects (and ``compaction_trigger``s) are held: an item with a provider id
+or a call_id is matched by that string, as a restored tracker matches it, so its object is
+released as soon as the caller drops it, and a fresh object born at its address is a stranger
+(never a bare ``id()``). A long-lived tracker thus keeps alive what it needs and no more:
+within 2x of a tracker restored from its snapshot (``benchmarks/bench_memory.py``). In
+stateless mode the transcript keeps its own wire-form copies, never the caller's objects.
+
 Every lookup is a dict or set operation: a turn costs O(len(items)), and O(len(delta)) when the
-caller passes only the new items.
+caller passes only the new items. A whole history is walked once, each item looked up by
+identity or by the id / call_id read straight off it (``known_dict``, ``known_object``).
 
 Compaction
 ----------
@@ -55,6 +63,7 @@ compaction (the endpoint has no ``conversation`` parameter): use server-side com
 from __future__ import annotations
 
 import inspect
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -69,7 +78,17 @@ from ._errors import (
 from ._fingerprint import content_key
 from ._identity import IdentityMap
 from ._items import COMPACTION, COMPACTION_TRIGGER, field, is_async_call, read_item, to_plain
-from ._prepared import Key, Prepared, SkipReason, anon_fingerprint, anon_key, describe, keys_of
+from ._prepared import (
+    Key,
+    Prepared,
+    SkipReason,
+    anon_fingerprint,
+    anon_key,
+    describe,
+    keys_of,
+    known_dict,
+    known_object,
+)
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
 from ._rules import RuleOptions
 from ._snapshot import Ledger, check_id, dump_state, load_state
@@ -83,15 +102,29 @@ _TRIGGER_KEYS: _Keys = (("trigger", ""),)
 COMPACTED_OBJECT = "response.compaction"
 
 
+#: Key kinds the ledger remembers by string (provider id, output or call call_id): an item
+#: carrying one is matched by it, so its object need not be held.
+_STRING_KEYS = frozenset({"id", "out", "call"})
+
+
 class _Held:
-    """An object this tracker sent or observed: how often, and when it was last recorded."""
+    """An id-less object this tracker sent or observed: how often, when last recorded."""
 
     __slots__ = ("fp", "serial", "times")
 
     def __init__(self, keys: _Keys, serial: int) -> None:
-        self.fp = anon_fingerprint(keys)  # set for an id-less item: it may be sent again
+        self.fp = anon_fingerprint(keys)  # set for an anonymous item: it may be sent again
         self.times = 1
         self.serial = serial
+
+
+def _needs_identity(keys: _Keys) -> bool:
+    """Whether an item with ``keys`` can only be recognised by identity (so must be held).
+
+    Anonymous items (no provider id, no call_id), ``compaction_trigger``s and a compaction
+    window's items: everything else is matched by the ledger's string keys.
+    """
+    return not keys or keys[0][0] not in _STRING_KEYS
 
 
 def _item_list(items: Any, method: str) -> list[Any]:
@@ -113,9 +146,14 @@ def _split_triggers(seq: list[Any]) -> tuple[list[Any], Any]:
     """
 
     def is_trigger(item: Any) -> bool:
-        return bool(field(item, "type") == COMPACTION_TRIGGER)
+        kind = item.get("type") if type(item) is dict else field(item, "type")
+        return bool(kind == COMPACTION_TRIGGER)
 
-    if not any(is_trigger(item) for item in seq):
+    for item in seq:  # one pass over a whole history: plain dicts read inline
+        kind = item.get("type") if type(item) is dict else field(item, "type")
+        if kind == COMPACTION_TRIGGER:
+            break
+    else:
         return seq, None
     last = seq[-1] if is_trigger(seq[-1]) else None
     return [item for item in seq if not is_trigger(item)], last
@@ -240,7 +278,8 @@ class Tracker:
             conversation_id=conversation_id,
             whole_chain=previous_response_id is None and conversation_id is None,
         )
-        # Every object sent or observed, with its keys: held, so its address is never reused.
+        # Every id-less object sent or observed (the only ones matched by identity), with its
+        # count: held, so its address is never reused. Keyed items are matched by the ledger.
         self._held: IdentityMap[_Held] = IdentityMap()
         self._marked: dict[int, Prepared] = {}  # requests marked sent, not yet answered
         self._serial = 0  # bumped by every change, so mark_sent sees what changed since prepare
@@ -461,16 +500,24 @@ class Tracker:
     def _skip_held(
         self, seq: list[Any], used: dict[str, int], reasons: dict[SkipReason, int]
     ) -> list[tuple[int, Any]]:
-        """Pass 1, one identity lookup per item: skip objects this tracker sent or observed.
+        """Pass 1, one lookup per item: skip held objects and items known by a string key.
 
         Held id-less objects claim their fingerprint occurrences first, wherever they stand,
         so a rebuilt copy elsewhere only matches what remains. An object occurring more often
-        than it was sent is new from its (M+1)-th occurrence on.
+        than it was sent is new from its (M+1)-th occurrence on. An item the ledger knows by its
+        id or call_id is skipped here too (``known_dict``), without a full read.
         """
         held = self._held
+        ledger = self._ledger
         unknown: list[tuple[int, Any]] = []
         seen: dict[int, int] = {}  # id() is safe here: seq keeps every object alive
+        keyed: list[SkipReason] = []
         for index, item in enumerate(seq):
+            # A keyed item is never held: look it up by its keys first.
+            reason = (known_dict if type(item) is dict else known_object)(item, ledger)
+            if reason is not None:
+                keyed.append(reason)
+                continue
             entry = held.get(item)
             if entry is None:
                 unknown.append((index, item))
@@ -480,8 +527,10 @@ class Tracker:
                     unknown.append((index, item))
                 else:
                     used[entry.fp] = used.get(entry.fp, 0) + 1
-        if len(unknown) < len(seq):
-            reasons["held_object"] = len(seq) - len(unknown)
+        for reason, count in Counter(keyed).items():
+            reasons[reason] = reasons.get(reason, 0) + count
+        if len(unknown) + len(keyed) < len(seq):
+            reasons["held_object"] = len(seq) - len(unknown) - len(keyed)
         return unknown
 
     def _select(
@@ -753,6 +802,8 @@ class Tracker:
 
     def _record(self, item: Any, item_keys: _Keys) -> None:
         self._ledger.add(item_keys, item)
+        if not _needs_identity(item_keys):
+            return  # matched by its id or call_id from now on: its object is not kept
         entry = self._held.get(item)
         if entry is None:
             self._held.set(item, _Held(item_keys, self._serial))

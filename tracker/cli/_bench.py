@@ -26,7 +26,7 @@ from typing import Any
 
 from tracker._tracker import Tracker
 
-__all__ = ["add_arguments", "churn_drops", "measure", "report", "run"]
+__all__ = ["add_arguments", "churn_drops", "measure", "per_turn", "report", "run"]
 
 SIZES = (100, 1_000, 5_000, 20_000)
 
@@ -59,8 +59,9 @@ def _time_turns(turn: Callable[[int], None], first: int, turns: int) -> float:
     return statistics.median(samples)
 
 
-def _ours(size: int, turns: int, *, full: bool) -> float:
-    t = Tracker()
+def per_turn(size: int, turns: int, *, full: bool, make: Callable[[], Any] = Tracker) -> float:
+    """Median seconds per turn of a tracker from ``make`` (ours by default) at ``size`` items."""
+    t = make()
     pairs = size // 2
     history: list[Any] = []
     calls = [_call(n) for n in range(pairs)]
@@ -136,8 +137,8 @@ def measure(sizes: tuple[int, ...] = SIZES, *, upstream: bool = True) -> list[di
                 "size": size,
                 # Best of three medians: the first run in a fresh process is often slowed by
                 # page faults and allocator growth that have nothing to do with the tracker.
-                "delta": min(_ours(size, turns_ours, full=False) for _ in range(3)),
-                "full": min(_ours(size, max(20, turns_ours // 10), full=True) for _ in range(3)),
+                "delta": min(per_turn(size, turns_ours, full=False) for _ in range(3)),
+                "full": min(per_turn(size, max(20, turns_ours // 10), full=True) for _ in range(3)),
                 "upstream": _upstream(size, turns_up) if upstream else None,
             }
         )
