@@ -16,7 +16,8 @@ the baseline. Target: live within 2x of restored, and ``prepare`` no slower than
 
 Each turn is a run_turn round: a user message (id-less), a ``function_call`` (``fc_`` id),
 its ``function_call_output`` and an assistant message (``msg_`` id), so four items a turn.
-Run: ``python benchmarks/bench_memory.py [--sizes 1000,10000,50000] [--baseline REV]``.
+Run: ``python benchmarks/bench_memory.py [--sizes 1000,10000,50000] [--baseline REV]``; writes
+``benchmarks/charts/memory.svg``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _plot import chart
 
 from tracker import Tracker
 from tracker.cli._bench import per_turn
@@ -164,14 +167,30 @@ def main(argv: list[str]) -> int:
     print(f"Memory kept by the tracker alone (tracemalloc), baseline {label}:\n")
     print("| items | live | restored | live / restored | baseline live | baseline / live |")
     print("|---:|---:|---:|---:|---:|---:|")
+    rows = []
     for size in args.sizes:
         m = measure_memory(size, baseline)
+        rows.append(m)
         assert m["same"], "the live and restored trackers decided differently"
         print(
             f"| {size:,} | {_mb(m['live'])} | {_mb(m['restored'])} "
             f"| {_ratio(m['live'], m['restored'])} | {_mb(m['old'])} "
             f"| {_ratio(m['old'], m['live'])} |"
         )
+    chart(
+        "memory",
+        "Memory kept by a tracker (four items a turn)",
+        [m["size"] for m in rows],
+        {
+            "live": [m["live"] / 1e6 for m in rows],
+            "restored from its snapshot": [m["restored"] / 1e6 for m in rows],
+            f"live, baseline {args.baseline}": [
+                None if m["old"] is None else m["old"] / 1e6 for m in rows
+            ],
+        },
+        x_label="items seen",
+        y_label="MB (tracemalloc)",
+    )
     print("\nPer-turn cost (median CPU time, bench_core's method), ours beside the baseline:\n")
     print(
         "| items | delta | baseline delta | delta / baseline | full history "
