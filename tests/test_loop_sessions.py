@@ -39,6 +39,12 @@ def test_turns_continue_through_the_store(client: OpenAI, emulator: Emulator) ->
     assert (6, 8) == (first.session_version, second.session_version)
     assert first.last_response_id == second.requests[0].previous_response_id
     assert second.last_response_id == load_tracker(store, "s")[0].previous_response_id
+    # The second turn claimed with the tracker this process released, without a reload.
+    assert first.tracker is second.tracker
+    store.save("s", store.load("s").state, 8)  # type: ignore[union-attr]  # another writer
+    third = run_turn(client, model="emu-1", input="ok", session_store=store, session_id="s")
+    assert third.tracker is not second.tracker  # so the third turn loaded what it wrote
+    assert second.last_response_id == third.requests[0].previous_response_id
 
 
 def test_a_busy_session_is_refused_and_nothing_is_sent_twice(

@@ -52,7 +52,7 @@ def _memory(_: pytest.FixtureRequest, __: Path) -> Backend:
     store = MemoryStore()
 
     def put(sid: str, version: Any, text: str) -> None:
-        store._records[sid] = (version, text, ())
+        store._records[sid] = (version, text, (), None)
 
     return Backend(store, put, store._records.get)
 
@@ -64,7 +64,8 @@ def _sqlite(_: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     def put(sid: str, version: Any, text: str) -> None:
         with sqlite3.connect(path) as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO tracker_sessions VALUES (?, ?, ?, 0)", (sid, version, text)
+                "INSERT OR REPLACE INTO tracker_sessions VALUES (?, ?, ?, 0, NULL)",
+                (sid, version, text),
             )
         conn.close()
 
@@ -217,7 +218,7 @@ def _put_bytes(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> Sto
         store: Store = SQLiteStore(tmp_path / "bin.db")
         with sqlite3.connect(tmp_path / "bin.db") as conn:
             conn.execute(
-                "INSERT INTO tracker_sessions VALUES ('bin', 1, CAST(? AS TEXT), 0)", (text,)
+                "INSERT INTO tracker_sessions VALUES ('bin', 1, CAST(? AS TEXT), 0, NULL)", (text,)
             )
         conn.close()
         return store

@@ -18,7 +18,7 @@ from _store_kinds import KINDS, open_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker import CorruptStateError, Tracker
+from tracker import ConflictError, CorruptStateError, SessionBusyError, Tracker
 from tracker.stores import (
     AsyncStore,
     SQLiteStore,
@@ -32,6 +32,7 @@ from tracker.stores import (
     save_tracker,
 )
 from tracker.stores._changes import apply_changes, diff_ops, encode_change
+from tracker.stores._sqlite import SCHEMA_VERSION
 
 
 @pytest.fixture(params=KINDS)
@@ -69,6 +70,54 @@ async def test_lease_saves_append_changes_and_load_gives_the_snapshot(store: Asy
     assert (None, None) == (loaded.state["lease"], loaded.state["turn"])
     again, version = await aload_tracker(store, "chat")
     assert (5, session.tracker.to_state()) == (version, again.to_state())
+
+
+async def test_a_released_session_is_claimed_again_from_what_the_worker_holds(
+    store: AsyncStore,
+) -> None:
+    """claim(reuse=) appends the lease to the session this worker released, with its tracker;
+    after another writer's save it loads the stored session instead."""
+    first = await aclaim_session(store, "chat", ttl=60)
+    _turn(first.tracker, 0)
+    await arelease_session(store, first)
+    again = await aclaim_session(store, "chat", ttl=60, reuse=first)
+    loaded = await store.load("chat")
+    assert loaded is not None and again.lease is not None
+    assert (again.tracker, 3, 2) == (first.tracker, loaded.version, loaded.log_count)
+    assert again.tracker is first.tracker
+    assert again.lease.owner == loaded.state["lease"]["owner"]
+    await arelease_session(store, again)
+    other, version = await aload_tracker(store, "chat")
+    _turn(other, 1)
+    await asave_tracker(store, "chat", other, version)
+    third = await aclaim_session(store, "chat", ttl=60, reuse=again)
+    assert third.tracker is not again.tracker
+    assert (6, other.to_state()) == (third.version, third.tracker.to_state())
+
+
+async def test_a_session_deleted_and_created_again_refuses_the_old_ones_writer(
+    store: AsyncStore,
+) -> None:
+    """A worker of a session deleted and created again up to the same version cannot append
+    to the new one (its epoch differs): ConflictError, nothing written; its claim loads it."""
+    old = await aclaim_session(store, "chat", ttl=60)
+    _turn(old.tracker, 0)
+    await arelease_session(store, old)
+    assert await store.delete("chat")
+    new = await aclaim_session(store, "chat", ttl=60)
+    _turn(new.tracker, 7)
+    await arenew_session(store, new)
+    before = await store.load("chat")
+    assert before is not None
+    assert old.version == before.version
+    with pytest.raises(ConflictError, match="deleted"):
+        await arenew_session(store, old)
+    with pytest.raises(SessionBusyError):
+        await aclaim_session(store, "chat", ttl=60, reuse=old)
+    assert old.held is not None and old.held.epoch != before.epoch
+    with pytest.raises(ConflictError, match="deleted and created again"):
+        await store.append("chat", encode_change([]), old.version, epoch=old.held.epoch)  # type: ignore[attr-defined]
+    assert before == await store.load("chat")
 
 
 async def test_save_tracker_appends_what_changed_since_its_load(store: AsyncStore) -> None:
@@ -239,7 +288,7 @@ def test_a_corrupt_change_is_corrupt_state_naming_the_session_and_version(
     conn.close()
 
 
-def test_a_schema_1_file_opens_upgraded_and_its_records_load(tmp_path: Path) -> None:
+def test_a_layout_1_file_opens_upgraded_and_its_records_load(tmp_path: Path) -> None:
     """A file written before change logs existed: same records, then incremental saves."""
     path = tmp_path / "old.db"
     state = Tracker(previous_response_id="resp_1").to_state()
@@ -264,7 +313,7 @@ def test_a_schema_1_file_opens_upgraded_and_its_records_load(tmp_path: Path) -> 
     assert loaded is not None
     assert (9, 1, tracker.to_state()) == (loaded.version, loaded.log_count, loaded.state["tracker"])
     conn = sqlite3.connect(path)
-    assert [(2,)] == conn.execute("SELECT version FROM tracker_schema").fetchall()
+    assert [(SCHEMA_VERSION,)] == conn.execute("SELECT version FROM tracker_schema").fetchall()
     conn.close()
 
 

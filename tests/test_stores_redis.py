@@ -32,7 +32,11 @@ def test_keys_live_under_the_prefix(redis_url: str, client: object) -> None:
         assert (["s"], ["t"]) == (a.list_sessions(), b.list_sessions())
         assert None is b.load("s")
     assert [b"app*t", b"app[1]:s"] == sorted(client.keys("*"))
-    assert {b"version": b"1", b"state": b'{"n":1}'} == client.hgetall("app[1]:s")
+    fields = client.hgetall("app[1]:s")
+    assert {b"version": b"1", b"state": b'{"n":1}'} == {
+        k: fields[k] for k in (b"version", b"state")
+    }
+    assert [b"epoch", b"state", b"version"] == sorted(fields)
 
 
 def test_ttl_expires_sessions_and_is_refreshed_by_each_save(redis_url: str, client: object) -> None:

@@ -36,6 +36,7 @@ from ._core import (
     drive,
     make_spec,
 )
+from ._kept import kept_sessions
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
 from ._session import (
@@ -126,12 +127,19 @@ async def arun_turn(
     async def session_io(op: SessionOp | Op) -> Any:
         if isinstance(op, Claim):
             return await aclaim_session(
-                astore, session_id, owner=owner, ttl=lease_ttl, conversation_id=conversation
+                astore,
+                session_id,
+                owner=owner,
+                ttl=lease_ttl,
+                reuse=kept_sessions.take(session_store, session_id),
+                conversation_id=conversation,
             )
         if isinstance(op, Renew):
             return await arenew_session(astore, op.session, turn=op.turn)
         if isinstance(op, Release):
-            return await arelease_session(astore, op.session, turn=op.turn)
+            version = await arelease_session(astore, op.session, turn=op.turn)
+            kept_sessions.put(session_store, op.session)  # the next turn claims without a load
+            return version
         return await _perform(api, op, on_event)
 
     served = serve_session(session_id, input, spec, conversation, lease_wait)

@@ -32,6 +32,7 @@ from ._core import (
     drive,
     make_spec,
 )
+from ._kept import kept_sessions
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
 from ._session import (
@@ -169,12 +170,19 @@ def run_turn(
     def session_io(op: SessionOp | Op) -> Any:
         if isinstance(op, Claim):
             return claim_session(
-                session_store, session_id, owner=owner, ttl=lease_ttl, conversation_id=conversation
+                session_store,
+                session_id,
+                owner=owner,
+                ttl=lease_ttl,
+                reuse=kept_sessions.take(session_store, session_id),
+                conversation_id=conversation,
             )
         if isinstance(op, Renew):
             return renew_session(session_store, op.session, turn=op.turn)
         if isinstance(op, Release):
-            return release_session(session_store, op.session, turn=op.turn)
+            version = release_session(session_store, op.session, turn=op.turn)
+            kept_sessions.put(session_store, op.session)  # the next turn claims without a load
+            return version
         return _perform(api, op, on_event)
 
     served = serve_session(session_id, input, spec, conversation, lease_wait)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
@@ -35,12 +37,15 @@ class Loaded:
     """A session as stored: its ``state`` (a fresh dict on every load) and its ``version``.
 
     ``base_bytes``, ``log_bytes`` and ``log_count`` say how it is kept (the base written whole
-    and the changes appended since, see ``tracker/stores/_changes.py``); they do not take part
-    in comparisons.
+    and the changes appended since, see ``tracker/stores/_changes.py``); ``epoch`` names this
+    incarnation of the session (set when it was created, kept by every later save, new after a
+    delete; ``None`` for records written before epochs existed). They do not take part in
+    comparisons.
     """
 
     state: dict[str, Any]
     version: int
+    epoch: str | None = attrs.field(default=None, eq=False, repr=False)
     base_bytes: int = attrs.field(default=0, eq=False, repr=False)
     log_bytes: int = attrs.field(default=0, eq=False, repr=False)
     log_count: int = attrs.field(default=0, eq=False, repr=False)
@@ -80,14 +85,45 @@ class Store(Protocol):
 
 @runtime_checkable
 class IncrementalStore(Store, Protocol):
-    """A ``Store`` that can also append a change to a session instead of rewriting it."""
+    """A ``Store`` that can also append a change to a session instead of rewriting it.
 
-    def append(self, session_id: str, change: Mapping[str, Any], expected_version: int) -> int:
+    Each session carries an *epoch*: an id given when it is created and kept by every later
+    save, so a session deleted and created again up to the same version number is still told
+    apart from the one a writer read (``Loaded.epoch``).
+    """
+
+    def save(
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        *,
+        epoch: str | None = None,
+    ) -> int:
+        """See ``Store.save``; ``epoch`` names the session's incarnation.
+
+        Creating a session (``expected_version`` ``None``/``0``) stores ``epoch`` (a fresh
+        random one when ``None``). A later save with an ``epoch`` raises ``ConflictError``
+        (nothing written) unless the stored epoch is the same; a record stored without one
+        takes it.
+        """
+        ...
+
+    def append(
+        self,
+        session_id: str,
+        change: Mapping[str, Any],
+        expected_version: int,
+        *,
+        epoch: str | None = None,
+    ) -> int:
         """Append ``change`` (see ``_changes.py``) if the session is at ``expected_version``.
 
         ``load`` then returns the state with the change applied. Returns the new version;
-        raises ``ConflictError`` (nothing written) when the version does not match or the
-        session does not exist. ``save`` writes a new base and drops the log (compaction).
+        raises ``ConflictError`` (nothing written) when the version does not match, the
+        session does not exist, or ``epoch`` is given and is not the stored one (the session
+        was deleted and created again since it was read). ``save`` writes a new base and
+        drops the log (compaction).
         """
         ...
 
@@ -137,16 +173,29 @@ class AsyncStoreAdapter:
         return await self._run(self.store.load, session_id)
 
     async def save(
-        self, session_id: str, state: Mapping[str, Any], expected_version: int | None
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        *,
+        epoch: str | None = None,
     ) -> int:
-        """See ``Store.save``."""
-        return await self._run(self.store.save, session_id, state, expected_version)
+        """See ``Store.save`` (and ``IncrementalStore.save`` for ``epoch``)."""
+        if epoch is None:
+            return await self._run(self.store.save, session_id, state, expected_version)
+        save = functools.partial(self.store.save, epoch=epoch)  # type: ignore[call-arg]
+        return await self._run(save, session_id, state, expected_version)
 
     async def append(
-        self, session_id: str, change: Mapping[str, Any], expected_version: int
+        self,
+        session_id: str,
+        change: Mapping[str, Any],
+        expected_version: int,
+        *,
+        epoch: str | None = None,
     ) -> int:
         """See ``IncrementalStore.append`` (sync stores without ``append``: ``AttributeError``)."""
-        append = self.store.append  # type: ignore[attr-defined]
+        append = functools.partial(self.store.append, epoch=epoch)  # type: ignore[attr-defined]
         result: int = await self._run(append, session_id, change, expected_version)
         return result
 
@@ -275,6 +324,36 @@ def corrupt(session_id: str, reason: str) -> CorruptStateError:
         f"stored state of session {session_id!r} is unreadable: {reason}. It was left untouched; "
         f"inspect it, then delete the session (store.delete({session_id!r})) to start it over",
         session_id=session_id,
+    )
+
+
+def new_epoch() -> str:
+    """A fresh session epoch: 16 random hex digits."""
+    return uuid.uuid4().hex[:16]
+
+
+def keep_epoch(session_id: str, actual: int, stored: str | None, given: str | None) -> str:
+    """The epoch a full save at ``actual`` (0: creating) stores, or ``recreated`` if stale.
+
+    Creating takes ``given`` (or a fresh one); a later save keeps the stored epoch, and one that
+    names another raises; a record stored without an epoch takes ``given`` (or a fresh one).
+    """
+    if actual == 0 or stored is None:
+        return new_epoch() if given is None else given
+    if given is not None and given != stored:
+        raise recreated(session_id, actual)
+    return stored
+
+
+def recreated(session_id: str, version: int) -> ConflictError:
+    """The retryable error for a writer whose session was deleted and created again."""
+    return ConflictError(
+        f"session {session_id!r} was deleted and created again since this writer read it: it "
+        f"is at version {version} again, but it is another record (its epoch differs). Nothing "
+        "was written; reload and retry",
+        session_id=session_id,
+        expected_version=version,
+        actual_version=version,
     )
 
 

@@ -18,7 +18,7 @@ import attrs
 
 from tracker._tracker import Tracker
 
-from ._base import AsyncStore, AsyncStoreAdapter, Loaded, Store
+from ._base import AsyncStore, AsyncStoreAdapter, Loaded, Store, new_epoch
 from ._changes import diff_ops, encode_change
 from ._record import RECORD_FORMAT
 
@@ -35,20 +35,24 @@ class _Held:
     """The record as stored at a version this worker knows: what the next save diffs against.
 
     ``record`` is never handed out or mutated; ``base_bytes``/``log_bytes``/``log_count``
-    estimate the stored base and change log, to decide when to compact.
+    estimate the stored base and change log, to decide when to compact; ``epoch`` is the
+    session's epoch (``Loaded.epoch``), which every append names, or ``None`` if unknown.
     """
 
     record: dict[str, Any]
     base_bytes: int = 0
     log_bytes: int = 0
     log_count: int = 0
+    epoch: str | None = None
 
     @classmethod
     def of(cls, loaded: Loaded | None) -> _Held | None:
         """What a load tells: the record as stored and the size of its parts."""
         if loaded is None:
             return None
-        return cls(loaded.state, loaded.base_bytes, loaded.log_bytes, loaded.log_count)
+        return cls(
+            loaded.state, loaded.base_bytes, loaded.log_bytes, loaded.log_count, loaded.epoch
+        )
 
 
 def _can_append(store: Any) -> bool:
@@ -71,22 +75,35 @@ def _change(held: _Held | None, record: dict[str, Any]) -> tuple[dict[str, Any],
 
 
 def _after_append(held: _Held, record: dict[str, Any], size: int) -> _Held:
-    return _Held(record, held.base_bytes, held.log_bytes + size, held.log_count + 1)
+    return _Held(record, held.base_bytes, held.log_bytes + size, held.log_count + 1, held.epoch)
 
 
-def _after_save(held: _Held | None, record: dict[str, Any]) -> _Held:
+def _after_save(held: _Held | None, record: dict[str, Any], epoch: str | None) -> _Held:
     # The new base is about as big as the old base and log together (no second encoding).
-    return _Held(record, 0 if held is None else held.base_bytes + held.log_bytes)
+    return _Held(record, 0 if held is None else held.base_bytes + held.log_bytes, epoch=epoch)
+
+
+def _save_epoch(held: _Held | None, version: int) -> str | None:
+    """The epoch a full save names: the held one; a new one when creating the session or
+    when the stored record has none yet; ``None`` (unknown, not checked) otherwise."""
+    if held is not None and held.epoch is not None:
+        return held.epoch
+    return new_epoch() if version == 0 or held is not None else None
 
 
 def _write(
     store: Store, session_id: str, record: dict[str, Any], version: int, held: _Held | None
 ) -> tuple[int, _Held]:
     """Save ``record`` at ``version``: append the change to ``held`` or write it whole."""
-    plan = _change(held, record) if version > 0 and _can_append(store) else None
+    incremental = _can_append(store)
+    plan = _change(held, record) if version > 0 and incremental else None
+    if not incremental:
+        return store.save(session_id, record, version), _after_save(held, record, None)
     if plan is None or held is None:
-        return store.save(session_id, record, version), _after_save(held, record)
-    new_version: int = store.append(session_id, plan[0], version)  # type: ignore[attr-defined]
+        epoch = _save_epoch(held, version)
+        new_version: int = store.save(session_id, record, version, epoch=epoch)  # type: ignore[call-arg]
+        return new_version, _after_save(held, record, epoch)
+    new_version = store.append(session_id, plan[0], version, epoch=held.epoch)  # type: ignore[attr-defined]
     return new_version, _after_append(held, record, plan[1])
 
 
@@ -94,10 +111,15 @@ async def _awrite(
     store: AsyncStore, session_id: str, record: dict[str, Any], version: int, held: _Held | None
 ) -> tuple[int, _Held]:
     """The ``AsyncStore`` form of ``_write``."""
-    plan = _change(held, record) if version > 0 and _can_append(store) else None
+    incremental = _can_append(store)
+    plan = _change(held, record) if version > 0 and incremental else None
+    if not incremental:
+        return await store.save(session_id, record, version), _after_save(held, record, None)
     if plan is None or held is None:
-        return await store.save(session_id, record, version), _after_save(held, record)
-    new_version: int = await store.append(session_id, plan[0], version)  # type: ignore[attr-defined]
+        epoch = _save_epoch(held, version)
+        new_version: int = await store.save(session_id, record, version, epoch=epoch)  # type: ignore[call-arg]
+        return new_version, _after_save(held, record, epoch)
+    new_version = await store.append(session_id, plan[0], version, epoch=held.epoch)  # type: ignore[attr-defined]
     return new_version, _after_append(held, record, plan[1])
 
 

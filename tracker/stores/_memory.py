@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Self, TypeVar
 
+import attrs
+
 from ._base import (
     AsyncStoreAdapter,
     Loaded,
@@ -14,6 +16,8 @@ from ._base import (
     conflict,
     corrupt,
     encode_state,
+    keep_epoch,
+    recreated,
 )
 from ._changes import decode_record
 
@@ -33,13 +37,17 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # session id -> (version, base JSON, change JSONs appended since the base, in order)
-        self._records: dict[str, tuple[Any, str, tuple[str, ...]]] = {}
+        # session id -> (version, base JSON, change JSONs appended since the base, in order,
+        # epoch)
+        self._records: dict[str, tuple[Any, str, tuple[str, ...], str | None]] = {}
 
-    def _decode(self, session_id: str, record: tuple[Any, str, tuple[str, ...]]) -> Loaded:
-        version, base, changes = record
+    def _decode(
+        self, session_id: str, record: tuple[Any, str, tuple[str, ...], str | None]
+    ) -> Loaded:
+        version, base, changes, epoch = record
         first = version - len(changes) + 1 if isinstance(version, int) else 0
-        return decode_record(session_id, version, base, list(enumerate(changes, first)))
+        loaded = decode_record(session_id, version, base, list(enumerate(changes, first)))
+        return attrs.evolve(loaded, epoch=epoch)
 
     def load(self, session_id: str) -> Loaded | None:
         """See ``Store.load``."""
@@ -48,8 +56,15 @@ class MemoryStore:
             record = self._records.get(session_id)
         return None if record is None else self._decode(session_id, record)
 
-    def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
-        """See ``Store.save``: writes a new base and drops the change log."""
+    def save(
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        *,
+        epoch: str | None = None,
+    ) -> int:
+        """See ``IncrementalStore.save``: writes a new base and drops the change log."""
         check_session_id(session_id)
         expected = check_expected(session_id, expected_version)
         text = encode_state(session_id, state)
@@ -59,10 +74,19 @@ class MemoryStore:
             actual = 0 if record is None else self._decode(session_id, record).version
             if actual != expected:
                 raise conflict(session_id, expected, actual)
-            self._records[session_id] = (actual + 1, text, ())
+            stored = None if record is None else record[3]
+            kept = keep_epoch(session_id, actual, stored, epoch)
+            self._records[session_id] = (actual + 1, text, (), kept)
         return actual + 1
 
-    def append(self, session_id: str, change: Mapping[str, Any], expected_version: int) -> int:
+    def append(
+        self,
+        session_id: str,
+        change: Mapping[str, Any],
+        expected_version: int,
+        *,
+        epoch: str | None = None,
+    ) -> int:
         """See ``IncrementalStore.append``."""
         check_session_id(session_id)
         expected = check_expected(session_id, expected_version)
@@ -76,7 +100,9 @@ class MemoryStore:
                 raise corrupt(session_id, f"its version is {actual!r}, not a positive integer")
             if actual != expected:
                 raise conflict(session_id, expected, actual)
-            self._records[session_id] = (actual + 1, record[1], (*record[2], text))
+            if epoch is not None and epoch != record[3]:
+                raise recreated(session_id, actual)
+            self._records[session_id] = (actual + 1, record[1], (*record[2], text), record[3])
         return actual + 1
 
     def delete(self, session_id: str) -> bool:

@@ -2,7 +2,8 @@
 
 Tables (created if missing, under an advisory lock so concurrent first opens do not race):
 ``tracker_schema(version)`` the layout version (1); ``tracker_sessions(session_id, version,
-state, updated_at)`` one row per session: its current version and its base record;
+state, updated_at, epoch)`` one row per session: its current version, its base record and its
+epoch (``Loaded.epoch``; the column is added to tables created without it);
 ``tracker_changes(session_id, version, change)`` the changes appended since the base (see
 ``tracker/stores/_changes.py``), one row per version after the base's.
 
@@ -25,6 +26,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Self
 
+import attrs
+
 from tracker._errors import StoreError
 
 from ._base import (
@@ -34,6 +37,8 @@ from ._base import (
     check_session_id,
     conflict,
     encode_state,
+    keep_epoch,
+    recreated,
 )
 from ._changes import decode_record
 
@@ -49,6 +54,7 @@ _SCHEMA = [
     "version BIGINT NOT NULL, state TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tracker_changes (session_id TEXT NOT NULL, "
     "version BIGINT NOT NULL, change TEXT NOT NULL, PRIMARY KEY (session_id, version))",
+    "ALTER TABLE tracker_sessions ADD COLUMN IF NOT EXISTS epoch TEXT",
 ]
 
 
@@ -132,7 +138,8 @@ class PostgresStore:
     def _read(self, session_id: str, *, lock: bool) -> Loaded | None:
         if lock:
             row = self._conn.execute(
-                "SELECT version, state FROM tracker_sessions WHERE session_id = %s FOR UPDATE",
+                "SELECT version, state, epoch FROM tracker_sessions WHERE session_id = %s "
+                "FOR UPDATE",
                 (session_id,),
             ).fetchone()
             if row is None:
@@ -142,9 +149,10 @@ class PostgresStore:
                 "ORDER BY version",
                 (session_id,),
             ).fetchall()
-            return decode_record(session_id, row[0], row[1], changes)
+            loaded = decode_record(session_id, row[0], row[1], changes)
+            return attrs.evolve(loaded, epoch=row[2])
         rows = self._conn.execute(
-            "SELECT s.version, s.state, c.version, c.change FROM tracker_sessions s "
+            "SELECT s.version, s.state, c.version, c.change, s.epoch FROM tracker_sessions s "
             "LEFT JOIN tracker_changes c ON c.session_id = s.session_id "
             "WHERE s.session_id = %s ORDER BY c.version",
             (session_id,),
@@ -152,7 +160,8 @@ class PostgresStore:
         if not rows:
             return None
         changes = [(r[2], r[3]) for r in rows if r[2] is not None]
-        return decode_record(session_id, rows[0][0], rows[0][1], changes)
+        loaded = decode_record(session_id, rows[0][0], rows[0][1], changes)
+        return attrs.evolve(loaded, epoch=rows[0][4])
 
     def load(self, session_id: str) -> Loaded | None:
         """See ``Store.load``."""
@@ -160,8 +169,15 @@ class PostgresStore:
         with self._guard(session_id, "load"), self._lock:
             return self._read(session_id, lock=False)
 
-    def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
-        """See ``Store.save``: a new base, the change log dropped, in one transaction."""
+    def save(
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        *,
+        epoch: str | None = None,
+    ) -> int:
+        """See ``IncrementalStore.save``: a new base, the change log dropped, in one transaction."""
         check_session_id(session_id)
         expected = check_expected(session_id, expected_version)
         text = encode_state(session_id, state)
@@ -171,20 +187,22 @@ class PostgresStore:
             actual = 0 if loaded is None else loaded.version
             if actual != expected:
                 raise conflict(session_id, expected, actual)
+            kept = keep_epoch(session_id, actual, None if loaded is None else loaded.epoch, epoch)
             now = time.time()
             if loaded is None:
                 created = self._conn.execute(
-                    "INSERT INTO tracker_sessions (session_id, version, state, updated_at) "
-                    "VALUES (%s, 1, %s, %s) ON CONFLICT (session_id) DO NOTHING RETURNING version",
-                    (session_id, text, now),
+                    "INSERT INTO tracker_sessions (session_id, version, state, updated_at, epoch) "
+                    "VALUES (%s, 1, %s, %s, %s) ON CONFLICT (session_id) DO NOTHING "
+                    "RETURNING version",
+                    (session_id, text, now, kept),
                 ).fetchone()
                 if created is None:  # another writer created it since our read
                     raise conflict(session_id, expected, self._version(session_id))
             else:
                 self._conn.execute(
-                    "UPDATE tracker_sessions SET version = %s, state = %s, updated_at = %s "
-                    "WHERE session_id = %s",
-                    (actual + 1, text, now, session_id),
+                    "UPDATE tracker_sessions SET version = %s, state = %s, updated_at = %s, "
+                    "epoch = %s WHERE session_id = %s",
+                    (actual + 1, text, now, kept, session_id),
                 )
                 self._conn.execute(
                     "DELETE FROM tracker_changes WHERE session_id = %s", (session_id,)
@@ -198,7 +216,14 @@ class PostgresStore:
         ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def append(self, session_id: str, change: Mapping[str, Any], expected_version: int) -> int:
+    def append(
+        self,
+        session_id: str,
+        change: Mapping[str, Any],
+        expected_version: int,
+        *,
+        epoch: str | None = None,
+    ) -> int:
         """See ``IncrementalStore.append``: one small transaction, whatever the session's size."""
         check_session_id(session_id)
         expected = check_expected(session_id, expected_version)
@@ -206,11 +231,15 @@ class PostgresStore:
         with self._guard(session_id, "save"), self._lock, self._conn.transaction():
             row = self._conn.execute(
                 "UPDATE tracker_sessions SET version = version + 1, updated_at = %s "
-                "WHERE session_id = %s AND version = %s RETURNING version",
-                (time.time(), session_id, expected),
+                "WHERE session_id = %s AND version = %s "
+                "AND (%s::text IS NULL OR epoch IS NOT DISTINCT FROM %s::text) RETURNING version",
+                (time.time(), session_id, expected, epoch, epoch),
             ).fetchone()
             if row is None:
-                raise conflict(session_id, expected, self._version(session_id))
+                actual = self._version(session_id)
+                if actual == expected:  # the version matched: the epoch did not
+                    raise recreated(session_id, actual)
+                raise conflict(session_id, expected, actual)
             self._conn.execute(
                 "INSERT INTO tracker_changes (session_id, version, change) VALUES (%s, %s, %s)",
                 (session_id, row[0], text),

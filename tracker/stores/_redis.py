@@ -1,12 +1,13 @@
 """Redis: many workers on many machines serving turns of the same conversations.
 
 Each session is one hash ``<prefix><session_id>`` with fields ``version``, ``state`` (the
-base record) and ``c:<n>``, the change that produced version ``n``, for each version after the
-base's (see ``tracker/stores/_changes.py``). A save is one Lua script, run atomically by the
-server: it compares the stored version with the expected one and, only if they match, either
-appends one change field and bumps the version (an append: O(change)), or replaces the whole
-hash with a new base (a full save, which drops the log: compaction); either way it refreshes the
-TTL. A hash written before change fields existed is a base with an empty log.
+base record), ``epoch`` (``Loaded.epoch``) and ``c:<n>``, the change that produced version
+``n``, for each version after the base's (see ``tracker/stores/_changes.py``). A save is one
+Lua script, run atomically by the server: it compares the stored version (and epoch, when the
+writer names one) with the expected one and, only if they match, either appends one change
+field and bumps the version (an append: O(change)), or replaces the whole hash with a new base
+(a full save, which drops the log: compaction); either way it refreshes the TTL. A hash
+written before change fields existed is a base with an empty log.
 So there is no window between check and write for another worker to slip into, and a worker
 that dies mid-save has either sent the whole script (new state) or not (old state).
 
@@ -20,6 +21,8 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
 
+import attrs
+
 from .._errors import StoreError, UsageError
 from ._base import (
     Loaded,
@@ -28,6 +31,8 @@ from ._base import (
     conflict,
     corrupt,
     encode_state,
+    new_epoch,
+    recreated,
 )
 from ._changes import decode_record
 
@@ -41,8 +46,10 @@ DEFAULT_PREFIX = "tracker:session:"
 """Key prefix used when none is given: keys read ``tracker:session:<session_id>``."""
 
 # KEYS[1] session key; ARGV[1] expected version (0: must not exist), ARGV[2] state JSON,
-# ARGV[3] TTL in milliseconds (0: keep forever).
-# Returns {1, new_version} | {0, actual_version} (conflict) | {-1, why} (unreadable: untouched).
+# ARGV[3] TTL in milliseconds (0: keep forever), ARGV[4] the epoch for a new session (or a
+# stored one without an epoch), ARGV[5] '1' if the stored epoch must be ARGV[4].
+# Returns {1, new_version} | {0, actual_version} (conflict) | {2, actual_version} (another
+# epoch: deleted and created again) | {-1, why} (unreadable: untouched).
 # The client has read and parsed the state at the expected version before sending this (with
 # Python's JSON parser, the one load uses), so a record nobody can load is never overwritten,
 # even by a writer that guessed its version; the script re-checks the version.
@@ -62,8 +69,18 @@ local expected = tonumber(ARGV[1])
 if actual ~= expected then
   return {0, actual}
 end
+local epoch = ARGV[4]
+if actual > 0 then
+  local stored = redis.call('HGET', KEYS[1], 'epoch')
+  if stored then
+    if ARGV[5] == '1' and stored ~= epoch then
+      return {2, actual}
+    end
+    epoch = stored
+  end
+end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', actual + 1, 'state', ARGV[2])
+redis.call('HSET', KEYS[1], 'version', actual + 1, 'state', ARGV[2], 'epoch', epoch)
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[1], ttl)
@@ -75,7 +92,8 @@ return {1, actual + 1}
 
 
 # The append: KEYS[1] session key; ARGV[1] expected version (>= 1), ARGV[2] change JSON,
-# ARGV[3] TTL in milliseconds. Same replies as _CAS_SCRIPT; a missing session is a conflict.
+# ARGV[3] TTL in milliseconds, ARGV[4] the epoch the session must have ('': any). Same replies
+# as _CAS_SCRIPT; a missing session is a conflict.
 _APPEND_SCRIPT = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind == 'none' then
@@ -90,6 +108,9 @@ if actual == nil or actual < 1 or actual ~= math.floor(actual) then
 end
 if actual ~= tonumber(ARGV[1]) then
   return {0, actual}
+end
+if ARGV[4] ~= '' and redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[4] then
+  return {2, actual}
 end
 redis.call('HSET', KEYS[1], 'version', actual + 1, 'c:' .. string.format('%d', actual + 1), ARGV[2])
 local ttl = tonumber(ARGV[3])
@@ -170,6 +191,17 @@ class _RedisBase:
         expected = check_expected(session_id, expected_version)
         return expected, [expected, encode_state(session_id, state), self._ttl_ms]
 
+    def _save_args(
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        epoch: str | None,
+    ) -> tuple[int, list[Any]]:
+        expected, args = self._cas_args(session_id, state, expected_version)
+        fresh = new_epoch() if epoch is None else epoch
+        return expected, [*args, fresh, "0" if epoch is None else "1"]
+
     @staticmethod
     def _cas_result(session_id: str, expected: int, reply: Any) -> int:
         status, value = int(reply[0]), reply[1]
@@ -177,6 +209,8 @@ class _RedisBase:
             return int(value)
         if status == 0:
             raise conflict(session_id, expected, int(value))
+        if status == 2:
+            raise recreated(session_id, int(value))
         raise corrupt(session_id, value.decode() if isinstance(value, bytes) else str(value))
 
     @staticmethod
@@ -194,9 +228,13 @@ class _RedisBase:
                 changes.append((int(number) if number.isdigit() else number, value))
         changes.sort(key=lambda change: str(change[0]).zfill(20))  # numeric order
         version = fields.get(b"version", fields.get("version"))  # decode_responses clients
-        return decode_record(
+        loaded = decode_record(
             session_id, version, fields.get(b"state", fields.get("state")), changes
         )
+        epoch = fields.get(b"epoch", fields.get("epoch"))
+        if isinstance(epoch, bytes):
+            epoch = epoch.decode(errors="replace")
+        return attrs.evolve(loaded, epoch=epoch if isinstance(epoch, str) else None)
 
 
 class RedisStore(_RedisBase):
@@ -241,10 +279,17 @@ class RedisStore(_RedisBase):
             kind, fields = pipe.execute(raise_on_error=False)
         return self._loaded(session_id, kind, fields)
 
-    def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
-        """See ``Store.save``."""
+    def save(
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        *,
+        epoch: str | None = None,
+    ) -> int:
+        """See ``IncrementalStore.save``."""
         key = self._key(session_id)
-        expected, args = self._cas_args(session_id, state, expected_version)
+        expected, args = self._save_args(session_id, state, expected_version, epoch)
         if expected:
             with self._failures(session_id, "save"), self.client.pipeline() as pipe:
                 pipe.type(key)
@@ -255,10 +300,18 @@ class RedisStore(_RedisBase):
             reply = self._cas(keys=[key], args=args)
         return self._cas_result(session_id, expected, reply)
 
-    def append(self, session_id: str, change: Mapping[str, Any], expected_version: int) -> int:
+    def append(
+        self,
+        session_id: str,
+        change: Mapping[str, Any],
+        expected_version: int,
+        *,
+        epoch: str | None = None,
+    ) -> int:
         """See ``IncrementalStore.append``: one small script, whatever the session's size."""
         key = self._key(session_id)
         expected, args = self._cas_args(session_id, change, expected_version)
+        args.append(epoch or "")
         self._before_commit(session_id)
         with self._failures(session_id, "save"):
             reply = self._append(keys=[key], args=args)
@@ -323,11 +376,16 @@ class AsyncRedisStore(_RedisBase):
         return self._loaded(session_id, kind, fields)
 
     async def save(
-        self, session_id: str, state: Mapping[str, Any], expected_version: int | None
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        *,
+        epoch: str | None = None,
     ) -> int:
-        """See ``Store.save``."""
+        """See ``IncrementalStore.save``."""
         key = self._key(session_id)
-        expected, args = self._cas_args(session_id, state, expected_version)
+        expected, args = self._save_args(session_id, state, expected_version, epoch)
         if expected:
             with self._failures(session_id, "save"):
                 async with self.client.pipeline() as pipe:
@@ -340,11 +398,17 @@ class AsyncRedisStore(_RedisBase):
         return self._cas_result(session_id, expected, reply)
 
     async def append(
-        self, session_id: str, change: Mapping[str, Any], expected_version: int
+        self,
+        session_id: str,
+        change: Mapping[str, Any],
+        expected_version: int,
+        *,
+        epoch: str | None = None,
     ) -> int:
         """See ``IncrementalStore.append``."""
         key = self._key(session_id)
         expected, args = self._cas_args(session_id, change, expected_version)
+        args.append(epoch or "")
         with self._failures(session_id, "save"):
             reply = await self._append(keys=[key], args=args)
         return self._cas_result(session_id, expected, reply)

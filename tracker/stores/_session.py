@@ -181,6 +181,34 @@ def _check_free(
     return record.turn
 
 
+def _reclaim_record(
+    session_id: str, kept: LeasedSession, owner: str | None, ttl: float
+) -> tuple[LeasedSession, dict[str, Any]] | None:
+    """The claim of a session this worker released, built from what it holds; ``None`` when
+    it cannot be (held record unknown, no epoch, or the tracker changed since its last save)."""
+    held = kept.held
+    if kept.session_id != session_id or held is None or held.epoch is None:
+        return None
+    if not ttl > 0:
+        return None  # claim_session reports it
+    record = parse_record(session_id, Loaded(held.record, kept.version))
+    now = kept.clock()
+    if (
+        record.lease is not None
+        and record.lease.owner != owner
+        and record.lease.expires_in(now) > 0
+    ):
+        return None  # not ours: the full claim reports it busy
+    state = kept.tracker.to_state()
+    if state != record.tracker_state:
+        return None  # changed since it was saved: start from the stored record
+    lease = Lease(new_owner() if owner is None else owner, now + ttl)
+    session = LeasedSession(
+        session_id, kept.tracker, kept.version, lease, _copy(record.turn), ttl, kept.clock, held
+    )
+    return session, encode_record(state, lease, record.turn)
+
+
 def _restore(session_id: str, loaded: Loaded | None, new: dict[str, Any]) -> tuple[Tracker, int]:
     version = 0 if loaded is None else loaded.version
     state = parse_record(session_id, loaded).tracker_state
@@ -197,6 +225,7 @@ def claim_session(
     owner: str | None = None,
     ttl: float = DEFAULT_LEASE_TTL,
     clock: Clock = time.time,
+    reuse: LeasedSession | None = None,
     **new_tracker: Any,
 ) -> LeasedSession:
     """Take the session's lease for ``ttl`` seconds; return the claimed session.
@@ -206,7 +235,24 @@ def claim_session(
     ``SessionBusyError`` while another owner's lease is valid, ``ConflictError`` when another
     worker claimed or saved between our load and our write (reload and retry), and
     ``CorruptStateError`` for a record that cannot be read (left untouched).
+
+    ``reuse`` is a session this worker released earlier (its tracker unchanged since): if the
+    store is still at its version and epoch (nobody wrote since; not deleted and created again),
+    the lease is appended to it and its tracker is served on, without reading the session: a
+    claim then costs what changed, not the session's length. Otherwise the session is loaded
+    as without ``reuse``. ``clock`` applies to the new claim; ``reuse`` is not changed.
     """
+    if reuse is not None:
+        plan = _reclaim_record(session_id, attrs.evolve(reuse, clock=clock), owner, ttl)
+        if plan is not None:
+            session, record = plan
+            try:
+                written = _write(store, session_id, record, session.version, session.held)
+            except ConflictError:
+                pass  # someone else wrote: load it below
+            else:
+                session.version, session.held = written
+                return session
     session, record = _claim(
         session_id, store.load(session_id), new_tracker, owner=owner, ttl=ttl, clock=clock
     )
@@ -300,9 +346,21 @@ async def aclaim_session(
     owner: str | None = None,
     ttl: float = DEFAULT_LEASE_TTL,
     clock: Clock = time.time,
+    reuse: LeasedSession | None = None,
     **new_tracker: Any,
 ) -> LeasedSession:
     """The ``AsyncStore`` form of ``claim_session``."""
+    if reuse is not None:
+        plan = _reclaim_record(session_id, attrs.evolve(reuse, clock=clock), owner, ttl)
+        if plan is not None:
+            session, record = plan
+            try:
+                written = await _awrite(store, session_id, record, session.version, session.held)
+            except ConflictError:
+                pass  # someone else wrote: load it below
+            else:
+                session.version, session.held = written
+                return session
     loaded = await store.load(session_id)
     session, record = _claim(session_id, loaded, new_tracker, owner=owner, ttl=ttl, clock=clock)
     written = await _awrite(store, session_id, record, session.version, session.held)

@@ -6,14 +6,15 @@ compare-and-set, and a process killed mid-save leaves the previous committed ver
 rolls the unfinished transaction back on the next open). ``synchronous=FULL`` by default makes
 a committed save survive a power loss too.
 
-Tables: ``tracker_schema(version)`` holds the layout version of this file (2);
-``tracker_sessions(session_id, version, state, updated_at)`` one row per session: its current
-version and its base record; ``tracker_changes(session_id, version, change)`` the changes
-appended since the base (see ``tracker/stores/_changes.py``), one row per version after the
-base's. An append is one transaction (check the version, insert the change, bump the version);
-a full save (compaction) rewrites the base and deletes the session's changes in one. A file of
-layout version 1 (no change table) is upgraded in place when opened; its records load as they
-are.
+Tables: ``tracker_schema(version)`` holds the layout version of this file (3);
+``tracker_sessions(session_id, version, state, updated_at, epoch)`` one row per session: its
+current version, its base record and its epoch (``Loaded.epoch``);
+``tracker_changes(session_id, version, change)`` the changes appended since the base (see
+``tracker/stores/_changes.py``), one row per version after the base's. An append is one
+transaction (check the version and epoch, insert the change, bump the version); a full save
+(compaction) rewrites the base and deletes the session's changes in one. A file of layout
+version 1 (no change table) or 2 (no epoch column) is upgraded in place when opened; its
+records load as they are.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal, Self
 
+import attrs
+
 from tracker._errors import CorruptStateError, StoreError, UsageError
 
 from ._base import (
@@ -36,12 +39,14 @@ from ._base import (
     conflict,
     corrupt,
     encode_state,
+    keep_epoch,
+    recreated,
 )
 from ._changes import decode_record
 
 __all__ = ["SCHEMA_VERSION", "AsyncSQLiteStore", "SQLiteStore"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Layout version of the database file this release reads and writes."""
 
 _SCHEMA = """
@@ -50,7 +55,8 @@ CREATE TABLE IF NOT EXISTS tracker_sessions (
     session_id TEXT PRIMARY KEY NOT NULL,
     version INTEGER NOT NULL,
     state TEXT NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    epoch TEXT
 );
 CREATE TABLE IF NOT EXISTS tracker_changes (
     session_id TEXT NOT NULL,
@@ -134,7 +140,8 @@ class SQLiteStore:
                 self._conn.execute(
                     "INSERT INTO tracker_schema (version) VALUES (?)", (SCHEMA_VERSION,)
                 )
-            elif rows == [(1,)]:  # layout 1 had no change table; its rows are valid bases
+            elif rows in ([(1,)], [(2,)]):  # 1 had no change table, 2 no epoch: rows are valid
+                self._conn.execute("ALTER TABLE tracker_sessions ADD COLUMN epoch TEXT")
                 self._conn.execute("UPDATE tracker_schema SET version = ?", (SCHEMA_VERSION,))
             elif rows != [(SCHEMA_VERSION,)]:
                 raise StoreError(
@@ -171,7 +178,7 @@ class SQLiteStore:
     def _read(self, session_id: str) -> Loaded | None:
         """The session's record (base and changes), inside the caller's transaction."""
         row = self._conn.execute(
-            "SELECT version, CAST(state AS BLOB) FROM tracker_sessions WHERE session_id = ?",
+            "SELECT version, CAST(state AS BLOB), epoch FROM tracker_sessions WHERE session_id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
@@ -181,7 +188,8 @@ class SQLiteStore:
             "ORDER BY version",
             (session_id,),
         ).fetchall()
-        return decode_record(session_id, row[0], row[1], changes)
+        loaded = decode_record(session_id, row[0], row[1], changes)
+        return attrs.evolve(loaded, epoch=row[2] if isinstance(row[2], str) else None)
 
     def load(self, session_id: str) -> Loaded | None:
         """See ``Store.load``."""
@@ -194,8 +202,15 @@ class SQLiteStore:
             finally:
                 self._conn.execute("COMMIT")
 
-    def save(self, session_id: str, state: Mapping[str, Any], expected_version: int | None) -> int:
-        """See ``Store.save``: a new base, the change log dropped, in one transaction.
+    def save(
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        expected_version: int | None,
+        *,
+        epoch: str | None = None,
+    ) -> int:
+        """See ``IncrementalStore.save``: a new base, the change log dropped, in one transaction.
 
         Raises ``StoreError`` if the write lock is not had in time.
         """
@@ -209,25 +224,33 @@ class SQLiteStore:
             actual = 0 if loaded is None else loaded.version
             if actual != expected:
                 raise conflict(session_id, expected, actual)
+            kept = keep_epoch(session_id, actual, None if loaded is None else loaded.epoch, epoch)
             self._conn.execute(
-                "INSERT INTO tracker_sessions (session_id, version, state, updated_at) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+                "INSERT INTO tracker_sessions (session_id, version, state, updated_at, epoch) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
                 "version = excluded.version, state = excluded.state, "
-                "updated_at = excluded.updated_at",
-                (session_id, actual + 1, text, time.time()),
+                "updated_at = excluded.updated_at, epoch = excluded.epoch",
+                (session_id, actual + 1, text, time.time(), kept),
             )
             self._conn.execute("DELETE FROM tracker_changes WHERE session_id = ?", (session_id,))
             self._before_commit(session_id)
         return actual + 1
 
-    def append(self, session_id: str, change: Mapping[str, Any], expected_version: int) -> int:
+    def append(
+        self,
+        session_id: str,
+        change: Mapping[str, Any],
+        expected_version: int,
+        *,
+        epoch: str | None = None,
+    ) -> int:
         """See ``IncrementalStore.append``: one small transaction, whatever the session's size."""
         check_session_id(session_id)
         expected = check_expected(session_id, expected_version)
         text = encode_state(session_id, change)
         with self._guard(session_id, "save"), self._lock, self._transaction():
             row = self._conn.execute(
-                "SELECT version FROM tracker_sessions WHERE session_id = ?", (session_id,)
+                "SELECT version, epoch FROM tracker_sessions WHERE session_id = ?", (session_id,)
             ).fetchone()
             if row is None:
                 raise conflict(session_id, expected, 0)
@@ -236,6 +259,8 @@ class SQLiteStore:
                 raise corrupt(session_id, f"its version is {actual!r}, not a positive integer")
             if actual != expected:
                 raise conflict(session_id, expected, actual)
+            if epoch is not None and epoch != row[1]:
+                raise recreated(session_id, actual)
             self._conn.execute(
                 "INSERT INTO tracker_changes (session_id, version, change) VALUES (?, ?, ?)",
                 (session_id, actual + 1, text),
