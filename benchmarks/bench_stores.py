@@ -1,18 +1,20 @@
-"""Store benchmark: the store time of one more turn of a long session, full vs incremental.
+"""Store benchmark: the store time of one more ``run_turn`` turn of a long session.
 
-A turn here is what ``run_turn`` does to a session it holds: three saves (the lease renewed
-after the model call and after the tools, then released), with one more round of history
-(5 items: a user message, a function call, its output, two assistant messages) in between.
-"store time" is the wall time spent in ``renew_session``/``release_session`` (snapshot, diff,
-encoding and the store round trip), median over turns. ``full`` forces every save to rewrite
-the whole record, as releases before incremental records did; ``incr`` appends the change.
+A turn here is what ``run_turn`` does to a session this worker served last: claim it (with
+the session it released, ``claim_session(reuse=...)``, as the loop does), renew the lease after
+the model call and after the tools, then release it, with one more round of history (5 items:
+a user message, a function call, its output, two assistant messages) in between. "store time"
+is the wall time of those four calls (snapshot, diff, encoding and the store round trip),
+median over turns. ``load`` is a claim without ``reuse`` (a new process: reads the whole
+session). ``--full`` adds the same turn with every save rewriting the whole record and every
+claim loading the session, as before incremental records.
 
     python benchmarks/bench_stores.py [--stores sqlite,redis,postgres] [--sizes 100,1000,...]
 
 Redis and Postgres need their servers: the benchmark starts them as the tests do (Debian's
-``redis-server``, ``initdb``/``postgres``) and skips a store it cannot start. Targets: ``incr``
-at 50k items within 2x of ``incr`` at 100; growing a session to 5k items ~5x the cost of
-growing it to 1k (not ~25x).
+``redis-server``, ``initdb``/``postgres``) and skips a store it cannot start. Targets: one more
+turn at 50k items within 2x of at 100; growing a session to 5k items ~5x the cost of growing it
+to 1k (not ~25x).
 """
 
 from __future__ import annotations
@@ -69,25 +71,21 @@ def full_saves(on: bool) -> Iterator[None]:
         _incremental._can_append = saved
 
 
-def turn(store: Store, session: LeasedSession, n: int) -> float:
-    """One more turn of a held session; return its store time in seconds."""
-    spent = 0.0
+def turn(store: Store, session: LeasedSession, n: int, full: bool) -> tuple[LeasedSession, float]:
+    """One more turn of a session this worker released; the session and its store time."""
     start = time.perf_counter()
+    session = claim_session(store, session.session_id, ttl=600, reuse=None if full else session)
     renew_session(store, session, turn={"input": f"k{n}", "outputs": []})
-    spent += time.perf_counter() - start
+    spent = time.perf_counter() - start
     one_round(session.tracker, n)
-    for keep in (True, False):
-        start = time.perf_counter()
-        if keep:
-            renew_session(store, session, turn={"input": f"k{n}", "outputs": [{"call_id": "x"}]})
-        else:
-            release_session(store, session)
-        spent += time.perf_counter() - start
-    return spent  # released: the next turn's first renew takes the lease again, as a claim
+    start = time.perf_counter()
+    renew_session(store, session, turn={"input": f"k{n}", "outputs": [{"call_id": "x"}]})
+    release_session(store, session)
+    return session, spent + time.perf_counter() - start
 
 
 def held_session(store: Store, sid: str, rounds: int) -> tuple[LeasedSession, float]:
-    """A session of ``rounds`` rounds this worker holds; also the time its claim took (a load)."""
+    """A released session of ``rounds`` rounds; also the time a claim without reuse took."""
     tracker = Tracker()
     for n in range(rounds):
         one_round(tracker, n)
@@ -96,25 +94,35 @@ def held_session(store: Store, sid: str, rounds: int) -> tuple[LeasedSession, fl
     release_session(store, first)
     start = time.perf_counter()
     session = claim_session(store, sid, ttl=600)
-    return session, time.perf_counter() - start
+    load = time.perf_counter() - start
+    release_session(store, session)
+    return session, load
 
 
 def per_turn(store: Store, items: int, full: bool, turns: int) -> tuple[float, float]:
     """Median store time of one more turn at ``items`` items, and the claim (load) time."""
     sid = f"{'full' if full else 'incr'}-{items}"
+    base = items // ITEMS_PER_ROUND
     with full_saves(full):
-        session, load = held_session(store, sid, items // ITEMS_PER_ROUND)
-        base = items // ITEMS_PER_ROUND
-        times = [turn(store, session, base + n) for n in range(turns)]
+        session, load = held_session(store, sid, base)
+        times = []
+        for n in range(turns):
+            session, spent = turn(store, session, base + n, full)
+            times.append(spent)
     return statistics.median(times), load
 
 
 def grow(store: Store, items: int, full: bool) -> float:
     """Total store time of growing a new session to ``items`` items, one round per turn."""
     sid = f"grow-{'full' if full else 'incr'}-{items}"
+    total = 0.0
     with full_saves(full):
         session = claim_session(store, sid, ttl=600)
-        return sum(turn(store, session, n) for n in range(items // ITEMS_PER_ROUND))
+        release_session(store, session)
+        for n in range(items // ITEMS_PER_ROUND):
+            session, spent = turn(store, session, n, full)
+            total += spent
+    return total
 
 
 def _servers(stack: ExitStack, names: list[str]) -> dict[str, str]:
@@ -156,49 +164,70 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sizes", default="100,1000,10000,50000")
     parser.add_argument("--turns", type=int, default=7, help="turns per cell (median)")
     parser.add_argument("--grow", default="1000,5000", help="two session sizes to grow to")
+    parser.add_argument("--full", action="store_true", help="also time whole-record saves")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     small, big = (int(s) for s in args.grow.split(","))
-    series: dict[str, list[float | None]] = {}
+    modes = [False, True] if args.full else [False]
     with ExitStack() as stack:
         urls = _servers(stack, args.stores.split(","))
-        for name, url in urls.items():
-            store = open_store(url)
+        stores = {name: open_store(url) for name, url in urls.items()}
+        for store in stores.values():
             stack.callback(store.close)
-            rows = []
-            first: dict[bool, float] = {}
-            for items in sizes:
-                cells: list[str] = [f"{items:,}"]
-                for full in (True, False):
-                    t, load = per_turn(store, items, full, args.turns)
-                    first.setdefault(full, t)
-                    series.setdefault(f"{name} {'full' if full else 'incr'}", []).append(t * 1000)
-                    cells += [f"{t * 1000:.2f}", f"{t / first[full]:.1f}x"]
-                cells.append(f"{load * 1000:.1f}")
-                rows.append(cells)
-            header = ["items", "full ms", "vs 100", "incr ms", "vs 100", "load ms"]
-            _table(
-                f"{name}: store time of one more turn (3 saves), median of {args.turns}",
-                header,
-                rows,
-            )
-            growth = []
-            for full in (True, False):
+        # cells[store][full][items] = (turn s, load s), measured store by store per size
+        cells: dict[str, dict[bool, dict[int, tuple[float, float]]]] = {
+            name: {full: {} for full in modes} for name in stores
+        }
+        for items in sizes:
+            for name, store in stores.items():
+                for full in modes:
+                    cells[name][full][items] = per_turn(store, items, full, args.turns)
+        header = ["items"]
+        for name in stores:
+            for full in modes:
+                tag = f"{name}{' full' if full else ''}"
+                header += [f"{tag} ms", "vs first"]
+        header += [f"{name} load ms" for name in stores]
+        rows = []
+        for items in sizes:
+            row = [f"{items:,}"]
+            for name in stores:
+                for full in modes:
+                    t, first = cells[name][full][items][0], cells[name][full][sizes[0]][0]
+                    row += [f"{t * 1000:.2f}", f"{t / first:.1f}x"]
+            row += [f"{cells[name][False][items][1] * 1000:.1f}" for name in stores]
+            rows.append(row)
+        _table(
+            f"store time of one more run_turn turn (claim, 2 renewals, release), "
+            f"median of {args.turns}",
+            header,
+            rows,
+        )
+        chart(
+            "stores",
+            "Store time of one more run_turn turn (claim, 2 renewals, release)",
+            sizes,
+            {
+                f"{name}{' full rewrite' if full else ''}": [
+                    cells[name][full][items][0] * 1000 for items in sizes
+                ]
+                for name in stores
+                for full in modes
+            },
+            x_label="session items",
+            y_label="milliseconds (median)",
+        )
+        growth = []
+        for name, store in stores.items():
+            for full in modes:
                 a, b = grow(store, small, full), grow(store, big, full)
-                growth.append(["full" if full else "incr", f"{a:.2f}", f"{b:.2f}", f"{b / a:.1f}x"])
-            _table(
-                f"{name}: store time of growing a session",
-                ["saves", f"to {small:,} s", f"to {big:,} s", "ratio"],
-                growth,
-            )
-    chart(
-        "stores",
-        "Store time of one more run_turn turn (3 saves): full rewrite vs incremental",
-        sizes,
-        series,
-        x_label="session items",
-        y_label="milliseconds (median)",
-    )
+                tag = f"{name}{' full' if full else ''}"
+                growth.append([tag, f"{a:.2f}", f"{b:.2f}", f"{b / a:.1f}x"])
+        _table(
+            "store time of growing a session, one round per turn",
+            ["store", f"to {small:,} s", f"to {big:,} s", "ratio"],
+            growth,
+        )
     return 0
 
 

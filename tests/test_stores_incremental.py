@@ -7,6 +7,7 @@ snapshot, and a change log past its bound is compacted into a new base atomicall
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from _store_kinds import KINDS, open_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker import ConflictError, CorruptStateError, SessionBusyError, Tracker
+from tracker import ConflictError, CorruptStateError, SessionBusyError, Tracker, TrackerError
 from tracker.stores import (
     AsyncStore,
     SQLiteStore,
@@ -32,6 +33,8 @@ from tracker.stores import (
     save_tracker,
 )
 from tracker.stores._changes import apply_changes, diff_ops, encode_change
+from tracker.stores._journal import apply_in_place, journal_ops
+from tracker.stores._record import encode_record
 from tracker.stores._sqlite import SCHEMA_VERSION
 
 
@@ -335,3 +338,58 @@ def test_merge_ops_of_earlier_releases_still_apply() -> None:
     change = {"change": 1, "ops": [["merge", ["t", "ids"], ["b", "d"]]]}
     apply_changes("s", state, [(2, json.dumps(change))])
     assert {"t": {"ids": ["a", "b", "c", "d"]}} == state
+
+
+def _step(tracker: Tracker, kind: str, n: int) -> None:
+    """One tracker change of ``kind`` (ids from ``n``), as a turn of a session makes them."""
+    if kind == "round":
+        _turn(tracker, n)
+    elif kind == "call":  # a call left pending
+        call = {"type": "function_call", "id": f"fc_p{n}", "call_id": f"cp{n}", "name": "f"}
+        tracker.observe_response({"id": f"resp_p{n}", "output": [{**call, "arguments": "{}"}]})
+    elif kind == "answer":  # answer every pending call
+        outputs = [
+            {"type": "function_call_output", "call_id": c, "output": "ok"}
+            for c in tracker.pending_call_ids
+        ]
+        tracker.mark_sent(tracker.prepare(outputs, content_match=False))
+        tracker.observe_response({"id": f"resp_a{n}", "output": []})
+    elif kind == "rewind":  # a request that failed
+        prepared = tracker.prepare([{"role": "user", "content": f"x{n}"}], content_match=False)
+        tracker.mark_sent(prepared)
+        tracker.rewind(prepared)
+    elif kind == "in-flight":  # a request sent, its response not yet observed
+        prepared = tracker.prepare([{"role": "user", "content": f"f{n}"}], content_match=False)
+        tracker.mark_sent(prepared)
+    elif kind == "compaction":  # a compaction item: pending calls are summarised
+        tracker.observe_response(
+            {"id": f"resp_c{n}", "output": [{"type": "compaction", "id": f"cmp_{n}"}]}
+        )
+
+
+_KINDS = ["round", "call", "answer", "rewind", "in-flight", "compaction"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(_KINDS), max_size=10))
+def test_the_journal_change_gives_the_tracker_record(steps: list[str]) -> None:
+    """Ops from the tracker's journal, applied to the record saved at the mark, give exactly
+    the record of to_state(); after a plain round they are known (no whole snapshot)."""
+    tracker = Tracker()
+    _turn(tracker, 0)
+    record = encode_record(tracker.to_state(), None, None)
+    mark = tracker._mark_state()
+    for n, kind in enumerate(steps, 1):
+        with contextlib.suppress(TrackerError):  # e.g. answering a compacted call
+            _step(tracker, kind, n)
+        ops = journal_ops(tracker, mark, record, None, {"n": n})
+        expected = encode_record(tracker.to_state(), None, {"n": n})
+        if kind == "round" and steps[n - 2 : n - 1] in (["round"], []):
+            assert ops is not None
+        if ops is None:
+            record = expected
+        else:
+            apply_in_place(record, ops)
+            assert expected == record
+            assert json.dumps(expected) == json.dumps(record)  # the same order, too
+        mark = tracker._mark_state()

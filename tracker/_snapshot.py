@@ -35,6 +35,7 @@ tracker applies when it is given or observes one, so every snapshot it writes re
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -45,7 +46,15 @@ from ._errors import ContinuationError, StateError, StateVersionError, shown
 from ._items import is_async_call
 from ._prepared import Key, SkipReason
 
-__all__ = ["FORMAT", "STATE_VERSION", "Ledger", "check_id", "dump_state", "load_state"]
+__all__ = [
+    "FORMAT",
+    "STATE_VERSION",
+    "Journal",
+    "Ledger",
+    "check_id",
+    "dump_state",
+    "load_state",
+]
 
 FORMAT: Final = "tracker.state"
 STATE_VERSION: Final = 2
@@ -152,6 +161,29 @@ _OPT_ID: Final = _codec(lambda v: v, _load_opt_id)
 _STR_ORDER: Final = _codec(list, lambda k, v: dict.fromkeys(_load_strs(k, v)))
 
 
+# ---------------------------------------------------------------------- the journal
+
+#: Id sets written as lists in first-seen order: a snapshot's list extends an earlier one's
+#: unless an id was removed since.
+_ID_SETS: Final = ("server_item_ids", "answered_call_ids", "pending_call_ids", "compacted_call_ids")
+#: Maps whose values change in place: written key by key.
+_KEYED: Final = ("calls", "fingerprints")
+
+
+@attrs.define(eq=False)
+class Journal:
+    """What changed in a ledger since a mark (``Ledger.mark``), so a store can save only that.
+
+    ``lengths`` are the id sets' sizes at the mark (what was added since is at their end, as
+    long as nothing was removed); ``shrunk`` names those an id left; ``touched`` the keys of
+    ``calls``/``fingerprints`` set since, in order. ``Ledger.remove`` (a rewind) drops it.
+    """
+
+    lengths: dict[str, int]
+    shrunk: set[str] = attrs.field(factory=set)
+    touched: dict[str, dict[str, None]] = attrs.field(factory=lambda: {k: {} for k in _KEYED})
+
+
 # ---------------------------------------------------------------------- the ledger
 
 
@@ -191,9 +223,47 @@ class Ledger:
         default=None, metadata=_codec(copy.deepcopy, _load_window, since=2)
     )
 
+    #: Not a snapshot field: what changed since the last ``mark`` (``None``: not known).
+    journal: Journal | None = attrs.field(default=None, eq=False, repr=False, metadata={})
+
     def copy(self) -> Ledger:
-        """An independent copy (the containers are copied, not shared)."""
+        """An independent copy (the containers are copied, not shared; no journal)."""
         return Ledger(**{a.name: copy.copy(getattr(self, a.name)) for a in _FIELDS})
+
+    def mark(self) -> Journal:
+        """Start a journal of the changes from now on (ending any earlier one); return it."""
+        self.journal = Journal({name: len(getattr(self, name)) for name in _ID_SETS})
+        return self.journal
+
+    def changes(self, mark: Journal) -> dict[str, Any] | None:
+        """The snapshot fields that changed since ``mark``, or ``None`` if that is not known.
+
+        ``{"scalars": {field: value}`` (every field that is not a container, dumped),
+        ``"extend": {field: [ids added since]}``, ``"whole": {field: [all ids]}`` (an id set an
+        id left), ``"keys": {field: {key: value}}}`` (``calls``/``fingerprints`` keys set
+        since). Costs what changed, not the ledger's size.
+        """
+        if mark is not self.journal:
+            return None
+        scalars = {
+            a.name: a.metadata["dump"](getattr(self, a.name))
+            for a in _FIELDS
+            if a.name not in _ID_SETS and a.name not in _KEYED
+        }
+        extend: dict[str, list[str]] = {}
+        whole: dict[str, list[str]] = {}
+        for name in _ID_SETS:
+            ids: dict[str, None] = getattr(self, name)
+            if name in mark.shrunk:
+                whole[name] = list(ids)
+            else:
+                added = len(ids) - mark.lengths[name]
+                extend[name] = list(itertools.islice(reversed(ids), added))[::-1]
+        keys = {
+            name: {key: getattr(self, name)[key] for key in touched}
+            for name, touched in mark.touched.items()
+        }
+        return {"scalars": scalars, "extend": extend, "whole": whole, "keys": keys}
 
     def knows(self, keys: tuple[Key, ...]) -> SkipReason | None:
         """Why the server holds an item with ``keys`` (known under any key), else ``None``."""
@@ -217,24 +287,32 @@ class Ledger:
                 item_id = value
             elif kind == "out":
                 self.answered_call_ids[value] = None
-                self.pending_call_ids.pop(value, None)
+                if self.pending_call_ids.pop(value, _GONE) is not _GONE and self.journal:
+                    self.journal.shrunk.add("pending_call_ids")
             elif kind == "call":
                 if item_id is not None or value not in self.calls:  # never forget an item id
                     self.calls[value] = item_id
+                    if self.journal:
+                        self.journal.touched["calls"][value] = None
                 if value not in self.answered_call_ids and not is_async_call(item):
                     self.pending_call_ids.setdefault(value, None)
             elif kind == "anon":
                 self.fingerprints[value] = self.fingerprints.get(value, 0) + 1
+                if self.journal:
+                    self.journal.touched["fingerprints"][value] = None
 
     def compact(self, compaction_id: str | None) -> None:
         """Record a compaction boundary: every call pending now was summarised unanswered."""
         self.compacted_call_ids.update(self.pending_call_ids)
+        if self.pending_call_ids and self.journal:
+            self.journal.shrunk.add("pending_call_ids")
         self.pending_call_ids.clear()
         if compaction_id is not None:
             self.last_compaction_id = compaction_id
 
     def remove(self, keys: tuple[Key, ...]) -> None:
-        """Undo ``add(keys)`` (a request that failed)."""
+        """Undo ``add(keys)`` (a request that failed). Ends the journal (changes unknown)."""
+        self.journal = None
         for kind, value in keys:
             if kind == "id":
                 self.server_item_ids.pop(value, None)
@@ -253,7 +331,8 @@ class Ledger:
                     self.fingerprints.pop(value, None)
 
 
-_FIELDS: Final = attrs.fields(Ledger)
+_FIELDS: Final = tuple(a for a in attrs.fields(Ledger) if "dump" in a.metadata)
+_GONE: Final = object()
 
 
 # ---------------------------------------------------------------------- dump and load

@@ -91,7 +91,7 @@ from ._prepared import (
 )
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
 from ._rules import RuleOptions
-from ._snapshot import Ledger, check_id, dump_state, load_state
+from ._snapshot import Journal, Ledger, check_id, dump_state, load_state
 from ._transcript import Transcript, chain_transcript
 
 __all__ = ["Prepared", "Tracker"]
@@ -852,6 +852,27 @@ class Tracker:
         if self._transcript is not None:
             state["transcript"] = self._transcript.dump()
         return state
+
+    def _mark_state(self) -> object:
+        """For ``tracker.stores``: a mark of the state as ``to_state()`` gives it now
+        (``None`` while requests are in flight: ``to_state()`` then leaves out what the
+        ledger already holds)."""
+        if self._marked:
+            self._ledger.journal = None
+            return None
+        return self._ledger.mark()
+
+    def _state_changes(self, mark: object) -> dict[str, Any] | None:
+        """For ``tracker.stores``: what changed in ``to_state()`` since ``mark``, in the time
+        the changes take (see ``Ledger.changes``; a stateless tracker's ``"transcript"`` is
+        whole), or ``None`` when not known (another mark since, a rewind, or requests in
+        flight, which ``to_state()`` leaves out)."""
+        if self._marked or not isinstance(mark, Journal):
+            return None
+        changes = self._ledger.changes(mark)
+        if changes is not None and self._transcript is not None:
+            changes["transcript"] = self._transcript.dump()
+        return changes
 
     @classmethod
     def from_state(

@@ -20,7 +20,8 @@ from tracker._tracker import Tracker
 
 from ._base import AsyncStore, AsyncStoreAdapter, Loaded, Store, new_epoch
 from ._changes import diff_ops, encode_change
-from ._record import RECORD_FORMAT
+from ._journal import apply_in_place, journal_ops
+from ._record import RECORD_FORMAT, Lease, encode_record
 
 __all__ = ["COMPACT_MAX_CHANGES", "COMPACT_MIN_BYTES"]
 
@@ -44,6 +45,8 @@ class _Held:
     log_bytes: int = 0
     log_count: int = 0
     epoch: str | None = None
+    mark: object = None
+    """The tracker's mark taken when ``record`` was stored (``_journal.py``), if any."""
 
     @classmethod
     def of(cls, loaded: Loaded | None) -> _Held | None:
@@ -65,13 +68,90 @@ def _change(held: _Held | None, record: dict[str, Any]) -> tuple[dict[str, Any],
     """The change to append to ``held`` to get ``record`` and its size; ``None``: save whole."""
     if held is None or held.record.get("format") != RECORD_FORMAT:
         return None  # a bare snapshot of an earlier release: rewrite it as a session record
-    change = encode_change(diff_ops(held.record, record))
+    return _sized(held, diff_ops(held.record, record))
+
+
+def _sized(held: _Held, ops: list[list[Any]]) -> tuple[dict[str, Any], int] | None:
+    """The change of ``ops`` and its size; ``None`` when the log is due for compaction."""
+    change = encode_change(ops)
     size = len(json.dumps(change, separators=(",", ":"), ensure_ascii=False, default=str))
     if held.log_count >= COMPACT_MAX_CHANGES or held.log_bytes + size > max(
         COMPACT_MIN_BYTES, held.base_bytes
     ):
         return None  # compaction: this save writes a new base
     return change, size
+
+
+def _journal_plan(
+    store: object,
+    tracker: Tracker,
+    version: int,
+    held: _Held | None,
+    *,
+    lease: Lease | None,
+    turn: dict[str, Any] | None,
+) -> tuple[list[list[Any]], dict[str, Any], int] | None:
+    """The ops, change and size to append, from the tracker's journal; ``None``: see _write."""
+    if version < 1 or held is None or held.record.get("format") != RECORD_FORMAT:
+        return None
+    if not _can_append(store):
+        return None
+    ops = journal_ops(tracker, held.mark, held.record, lease, turn)
+    sized = None if ops is None else _sized(held, ops)
+    return None if ops is None or sized is None else (ops, *sized)
+
+
+def _appended(held: _Held, ops: list[list[Any]], size: int, tracker: Tracker) -> _Held:
+    apply_in_place(held.record, ops)
+    after = _after_append(held, held.record, size)
+    after.mark = tracker._mark_state()
+    return after
+
+
+def _marked(written: tuple[int, _Held], tracker: Tracker) -> tuple[int, _Held]:
+    written[1].mark = tracker._mark_state()
+    return written
+
+
+def _write_tracker(
+    store: Store,
+    session_id: str,
+    tracker: Tracker,
+    version: int,
+    held: _Held | None,
+    *,
+    lease: Lease | None,
+    turn: dict[str, Any] | None,
+) -> tuple[int, _Held]:
+    """Save the record of ``tracker``, ``lease`` and ``turn`` at ``version``: append what the
+    tracker's journal says changed since ``held``, else diff or write it whole (``_write``)."""
+    plan = _journal_plan(store, tracker, version, held, lease=lease, turn=turn)
+    if plan is None or held is None:
+        record = encode_record(tracker.to_state(), lease, turn)
+        return _marked(_write(store, session_id, record, version, held), tracker)
+    ops, change, size = plan
+    new_version: int = store.append(session_id, change, version, epoch=held.epoch)  # type: ignore[attr-defined]
+    return new_version, _appended(held, ops, size, tracker)
+
+
+async def _awrite_tracker(
+    store: AsyncStore,
+    session_id: str,
+    tracker: Tracker,
+    version: int,
+    held: _Held | None,
+    *,
+    lease: Lease | None,
+    turn: dict[str, Any] | None,
+) -> tuple[int, _Held]:
+    """The ``AsyncStore`` form of ``_write_tracker``."""
+    plan = _journal_plan(store, tracker, version, held, lease=lease, turn=turn)
+    if plan is None or held is None:
+        record = encode_record(tracker.to_state(), lease, turn)
+        return _marked(await _awrite(store, session_id, record, version, held), tracker)
+    ops, change, size = plan
+    new_version: int = await store.append(session_id, change, version, epoch=held.epoch)  # type: ignore[attr-defined]
+    return new_version, _appended(held, ops, size, tracker)
 
 
 def _after_append(held: _Held, record: dict[str, Any], size: int) -> _Held:

@@ -45,8 +45,9 @@ from tracker._errors import ConflictError, UsageError
 from tracker._tracker import Tracker
 
 from ._base import AsyncStore, Loaded, Store
-from ._incremental import _awrite, _Held, _known, _remember, _write
-from ._record import Lease, busy, encode_record, parse_record, restore_tracker
+from ._incremental import _awrite_tracker, _Held, _known, _remember, _write_tracker
+from ._journal import journal_ops
+from ._record import Lease, busy, parse_record, restore_tracker
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
@@ -105,7 +106,7 @@ def _claim(
     owner: str | None,
     ttl: float,
     clock: Clock,
-) -> tuple[LeasedSession, dict[str, Any]]:
+) -> LeasedSession:
     if not ttl > 0:
         raise UsageError(
             f"lease ttl for session {session_id!r} must be a positive number of seconds "
@@ -115,17 +116,15 @@ def _claim(
     record = parse_record(session_id, loaded)
     version = 0 if loaded is None else loaded.version
     now = clock()
-    held = record.lease
-    if held is not None and held.owner != owner and held.expires_in(now) > 0:
-        raise busy(session_id, held, now)
+    current = record.lease
+    if current is not None and current.owner != owner and current.expires_in(now) > 0:
+        raise busy(session_id, current, now)
     tracker = restore_tracker(session_id, version, record.tracker_state, new_tracker)
     lease = Lease(owner, now + ttl)
-    state = tracker.to_state() if record.tracker_state is None else record.tracker_state
-    turn = _copy(record.turn)
-    session = LeasedSession(
-        session_id, tracker, version, lease, turn, ttl, clock, held=_Held.of(loaded)
-    )
-    return session, encode_record(state, lease, record.turn)
+    held = _Held.of(loaded)
+    if held is not None and record.tracker_state is not None:
+        held.mark = tracker._mark_state()  # restored from this very record
+    return LeasedSession(session_id, tracker, version, lease, _copy(record.turn), ttl, clock, held)
 
 
 def _copy(turn: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -135,12 +134,11 @@ def _copy(turn: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def _next(
     session: LeasedSession, keep: bool, turn: Mapping[str, Any] | None
-) -> tuple[dict[str, Any], Lease | None, dict[str, Any] | None]:
-    """The record to write next, with the lease renewed (``keep``) or freed."""
+) -> tuple[Lease | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """The lease to write next, renewed (``keep``) or freed, and two copies of ``turn``."""
     owner = session.lease.owner if session.lease is not None else new_owner()
     lease = Lease(owner, session.clock() + session.ttl) if keep else None
-    progress = _copy(turn)
-    return encode_record(session.tracker.to_state(), lease, progress), lease, _copy(turn)
+    return lease, _copy(turn), _copy(turn)
 
 
 def _saved(
@@ -181,32 +179,33 @@ def _check_free(
     return record.turn
 
 
-def _reclaim_record(
+def _reclaim(
     session_id: str, kept: LeasedSession, owner: str | None, ttl: float
-) -> tuple[LeasedSession, dict[str, Any]] | None:
+) -> LeasedSession | None:
     """The claim of a session this worker released, built from what it holds; ``None`` when
-    it cannot be (held record unknown, no epoch, or the tracker changed since its last save)."""
+    it cannot be (held record or epoch unknown, or the tracker changed since its last save)."""
     held = kept.held
-    if kept.session_id != session_id or held is None or held.epoch is None:
+    if kept.session_id != session_id or held is None or held.epoch is None or not ttl > 0:
         return None
-    if not ttl > 0:
-        return None  # claim_session reports it
     record = parse_record(session_id, Loaded(held.record, kept.version))
     now = kept.clock()
-    if (
-        record.lease is not None
-        and record.lease.owner != owner
-        and record.lease.expires_in(now) > 0
-    ):
+    lease = record.lease
+    if lease is not None and lease.owner != owner and lease.expires_in(now) > 0:
         return None  # not ours: the full claim reports it busy
-    state = kept.tracker.to_state()
-    if state != record.tracker_state:
-        return None  # changed since it was saved: start from the stored record
+    if journal_ops(kept.tracker, held.mark, held.record, lease, record.turn) != []:
+        return None  # changed since it was saved (or not known): start from the stored record
     lease = Lease(new_owner() if owner is None else owner, now + ttl)
-    session = LeasedSession(
+    return LeasedSession(
         session_id, kept.tracker, kept.version, lease, _copy(record.turn), ttl, kept.clock, held
     )
-    return session, encode_record(state, lease, record.turn)
+
+
+def _restored(loaded: Loaded | None, tracker: Tracker) -> _Held | None:
+    """What a load tells, with the mark of the tracker just restored from it."""
+    held = _Held.of(loaded)
+    if held is not None:
+        held.mark = tracker._mark_state()
+    return held
 
 
 def _restore(session_id: str, loaded: Loaded | None, new: dict[str, Any]) -> tuple[Tracker, int]:
@@ -243,21 +242,39 @@ def claim_session(
     as without ``reuse``. ``clock`` applies to the new claim; ``reuse`` is not changed.
     """
     if reuse is not None:
-        plan = _reclaim_record(session_id, attrs.evolve(reuse, clock=clock), owner, ttl)
-        if plan is not None:
-            session, record = plan
+        session = _reclaim(session_id, attrs.evolve(reuse, clock=clock), owner, ttl)
+        if session is not None:
             try:
-                written = _write(store, session_id, record, session.version, session.held)
+                session.version, session.held = _write_session(
+                    store, session, session.lease, session.turn
+                )
             except ConflictError:
                 pass  # someone else wrote: load it below
             else:
-                session.version, session.held = written
                 return session
-    session, record = _claim(
+    session = _claim(
         session_id, store.load(session_id), new_tracker, owner=owner, ttl=ttl, clock=clock
     )
-    session.version, session.held = _write(store, session_id, record, session.version, session.held)
+    session.version, session.held = _write_session(store, session, session.lease, session.turn)
     return session
+
+
+def _write_session(
+    store: Store,
+    session: LeasedSession,
+    lease: Lease | None,
+    turn: dict[str, Any] | None,
+) -> tuple[int, _Held]:
+    """Write the session's tracker with ``lease`` and ``turn`` at its version."""
+    return _write_tracker(
+        store,
+        session.session_id,
+        session.tracker,
+        session.version,
+        session.held,
+        lease=lease,
+        turn=turn,
+    )
 
 
 def renew_session(
@@ -284,9 +301,9 @@ def release_session(
 def _store_progress(
     store: Store, session: LeasedSession, turn: Mapping[str, Any] | None, *, keep: bool
 ) -> int:
-    record, lease, progress = _next(session, keep, turn)
+    lease, record_turn, progress = _next(session, keep, turn)
     try:
-        written = _write(store, session.session_id, record, session.version, session.held)
+        written = _write_session(store, session, lease, record_turn)
     except ConflictError as exc:
         raise _lease_lost(session, exc) from exc
     return _saved(session, written, lease, progress)
@@ -302,7 +319,7 @@ def load_tracker(store: Store, session_id: str, **new_tracker: Any) -> tuple[Tra
     """
     loaded = store.load(session_id)
     tracker, version = _restore(session_id, loaded, new_tracker)
-    _remember(store, session_id, tracker, version, _Held.of(loaded))
+    _remember(store, session_id, tracker, version, _restored(loaded, tracker))
     return tracker, version
 
 
@@ -330,10 +347,9 @@ def save_tracker(
         loaded = store.load(session_id)
         turn = _check_free(session_id, loaded, version, clock())
         held = _Held.of(loaded) if loaded is not None and loaded.version == version else None
-    record = encode_record(tracker.to_state(), None, turn)
-    new_version, written = _write(store, session_id, record, version, held)
-    _remember(store, session_id, tracker, new_version, written)
-    return new_version
+    written = _write_tracker(store, session_id, tracker, version, held, lease=None, turn=turn)
+    _remember(store, session_id, tracker, *written)
+    return written[0]
 
 
 # ---------------------------------------------------------------------- async
@@ -351,21 +367,40 @@ async def aclaim_session(
 ) -> LeasedSession:
     """The ``AsyncStore`` form of ``claim_session``."""
     if reuse is not None:
-        plan = _reclaim_record(session_id, attrs.evolve(reuse, clock=clock), owner, ttl)
-        if plan is not None:
-            session, record = plan
+        session = _reclaim(session_id, attrs.evolve(reuse, clock=clock), owner, ttl)
+        if session is not None:
             try:
-                written = await _awrite(store, session_id, record, session.version, session.held)
+                session.version, session.held = await _awrite_session(
+                    store, session, session.lease, session.turn
+                )
             except ConflictError:
                 pass  # someone else wrote: load it below
             else:
-                session.version, session.held = written
                 return session
     loaded = await store.load(session_id)
-    session, record = _claim(session_id, loaded, new_tracker, owner=owner, ttl=ttl, clock=clock)
-    written = await _awrite(store, session_id, record, session.version, session.held)
-    session.version, session.held = written
+    session = _claim(session_id, loaded, new_tracker, owner=owner, ttl=ttl, clock=clock)
+    session.version, session.held = await _awrite_session(
+        store, session, session.lease, session.turn
+    )
     return session
+
+
+async def _awrite_session(
+    store: AsyncStore,
+    session: LeasedSession,
+    lease: Lease | None,
+    turn: dict[str, Any] | None,
+) -> tuple[int, _Held]:
+    """The ``AsyncStore`` form of ``_write_session``."""
+    return await _awrite_tracker(
+        store,
+        session.session_id,
+        session.tracker,
+        session.version,
+        session.held,
+        lease=lease,
+        turn=turn,
+    )
 
 
 async def arenew_session(
@@ -385,9 +420,9 @@ async def arelease_session(
 async def _astore_progress(
     store: AsyncStore, session: LeasedSession, turn: Mapping[str, Any] | None, *, keep: bool
 ) -> int:
-    record, lease, progress = _next(session, keep, turn)
+    lease, record_turn, progress = _next(session, keep, turn)
     try:
-        written = await _awrite(store, session.session_id, record, session.version, session.held)
+        written = await _awrite_session(store, session, lease, record_turn)
     except ConflictError as exc:
         raise _lease_lost(session, exc) from exc
     return _saved(session, written, lease, progress)
@@ -399,7 +434,7 @@ async def aload_tracker(
     """The ``AsyncStore`` form of ``load_tracker``."""
     loaded = await store.load(session_id)
     tracker, version = _restore(session_id, loaded, new_tracker)
-    _remember(store, session_id, tracker, version, _Held.of(loaded))
+    _remember(store, session_id, tracker, version, _restored(loaded, tracker))
     return tracker, version
 
 
@@ -414,7 +449,8 @@ async def asave_tracker(
         loaded = await store.load(session_id)
         turn = _check_free(session_id, loaded, version, clock())
         held = _Held.of(loaded) if loaded is not None and loaded.version == version else None
-    record = encode_record(tracker.to_state(), None, turn)
-    new_version, written = await _awrite(store, session_id, record, version, held)
-    _remember(store, session_id, tracker, new_version, written)
-    return new_version
+    written = await _awrite_tracker(
+        store, session_id, tracker, version, held, lease=None, turn=turn
+    )
+    _remember(store, session_id, tracker, *written)
+    return written[0]
