@@ -6,11 +6,11 @@ from typing import Any
 
 import openai
 import pytest
-from openai import OpenAI
+from openai import AsyncOpenAI, OpenAI
 
-from tracker import HistoryError, Tracker, repair_history, validate_history
+from tracker import HistoryError, Tracker, UsageError, repair_history, validate_history
 from tracker.emulator import Emulator, RuleOptions, approval_script
-from tracker.loop import run_turn
+from tracker.loop import arun_turn, run_turn
 
 APPROVAL = "The following MCP approval requests do not have an approval: "
 
@@ -247,3 +247,77 @@ def test_turn_result_surfaces_withheld_reasoning_inputs() -> None:
     )
     result = TurnResult(text="", responses=responses, requests=(), tracker=Tracker())
     assert (removed,) == result.input_transformations
+
+
+def test_run_turn_answers_mcp_approvals_with_on_approval_end_to_end() -> None:
+    """Unanswered, then answered as input, then by on_approval: each response once."""
+    asked: list[tuple[str, str]] = []
+
+    def allow(request: Any) -> bool:
+        asked.append((request.name, request.server_label))
+        return True
+
+    script = approval_script("roll", '{"dice":"2d4"}', server_label="dice")
+    with Emulator(seed=5, script=script) as emu, _client(emu) as client:
+        first = run_turn(client, model="emu-1", input="roll")  # no on_approval: it waits
+        (pending,) = first.tracker.pending_call_ids
+        assert ("", pending) == (first.text, first.responses[0].output[0].id)
+        denied = approval(pending, approve=False) | {"reason": "not now"}
+        second = run_turn(client, model="emu-1", input=[denied], tracker=first.tracker)
+        assert "MCP tool roll denied (not now)." == second.text
+        third = run_turn(
+            client, model="emu-1", input="roll again", tracker=second.tracker, on_approval=allow
+        )
+        assert "MCP tool roll approved." == third.text
+        assert [("roll", "dice")] == asked
+        assert () == third.tracker.pending_call_ids
+        answered = dict(emu.received_outputs())
+        assert [1, 1] == list(answered.values())  # each request answered exactly once
+        assert 4 == len(emu.requests_to("/v1/responses"))  # one request per response
+        assert 2 == len(third.responses)
+
+
+def test_on_approval_must_answer_with_a_bool() -> None:
+    """Any other answer is a UsageError naming the request; the request stays pending."""
+    with Emulator(seed=6, script=approval_script("roll")) as emu, _client(emu) as client:
+        tracker = Tracker()
+        with pytest.raises(UsageError) as info:
+            run_turn(client, model="emu-1", input="roll", tracker=tracker, on_approval=str)
+        (pending,) = tracker.pending_call_ids
+        assert f"MCP approval request {pending} (tool 'roll')" in str(info.value)
+        assert 1 == len(emu.requests_to("/v1/responses"))
+
+
+def test_loop_surfaces_the_reasoning_inputs_the_emulator_withheld() -> None:
+    """reasoning.context=current_turn: last turn's replayed reasoning is reported withheld."""
+    options: dict[str, Any] = {"store": False, "reasoning": {"context": "current_turn"}}
+    with Emulator(seed=7) as emu, _client(emu) as client:
+        first = run_turn(client, model="emu-reason-1", input="hello", **options)
+        assert () == first.input_transformations
+        (rs_id,) = [i.id for i in first.responses[0].output if i.type == "reasoning"]
+        second = run_turn(
+            client, model="emu-reason-1", input="again", tracker=first.tracker, **options
+        )
+        withheld = {
+            "id": rs_id,
+            "action": "removed",
+            "reason": "turn_boundary",
+            "type": "reasoning",
+        }
+        assert [withheld] == [t.model_dump() for t in second.input_transformations]
+        (body,) = emu.requests_to("/v1/responses")[1:]
+        assert rs_id in [item.get("id") for item in body["input"]]  # it was sent, then withheld
+
+
+async def test_arun_turn_awaits_an_async_on_approval() -> None:
+    """The async driver awaits the callable; a denial with its reason reaches the model."""
+
+    async def deny(request: Any) -> tuple[bool, str]:
+        return False, f"{request.name} is off today"
+
+    with Emulator(seed=8, script=approval_script("roll")) as emu:
+        client = AsyncOpenAI(base_url=emu.base_url, api_key="k", max_retries=0)
+        async with client:
+            result = await arun_turn(client, model="emu-1", input="roll", on_approval=deny)
+        assert "MCP tool roll denied (roll is off today)." == result.text
+        assert [1] == list(emu.received_outputs().values())

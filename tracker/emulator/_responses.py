@@ -29,6 +29,7 @@ from ._schema import bad_request, check_request, not_found
 from ._script import Script
 from ._state import State, StoredConversation, StoredResponse, normalize_item
 from ._stream import response_events
+from ._withheld import withheld_reasoning
 
 if TYPE_CHECKING:
     from ._background import Background
@@ -302,7 +303,11 @@ def finish(
             state.index_items(stored_input + output)
     usage = _usage(turn.context[window_start(turn.context) :], output)  # the rendered window
     body = {**turn.body, "store": False} if not turn.store else turn.body
-    return response_object(response_id, body, copy.deepcopy(output), usage, created_at=created)
+    response = response_object(response_id, body, copy.deepcopy(output), usage, created_at=created)
+    withheld = withheld_reasoning(turn.body, turn.context, len(turn.resolved))
+    if withheld:
+        response["input_transformations"] = withheld  # the SDK's field, absent when empty
+    return response
 
 
 def create_response(

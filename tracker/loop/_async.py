@@ -22,6 +22,7 @@ from tracker.stores import (
     new_owner,
 )
 
+from ._approvals import ApprovalHandler, AskApproval
 from ._background import CancelResponse, CancelToken, Resume, Retrieve, StreamReader
 from ._core import (
     DEFAULT_TOOL_WORKERS,
@@ -74,6 +75,7 @@ async def arun_turn(
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
     compact: bool | int = False,
     recover_encrypted: bool = True,
+    on_approval: ApprovalHandler | None = None,
     cancel: CancelToken | None = None,
     poll_interval: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
@@ -104,6 +106,7 @@ async def arun_turn(
         cancel=cancel,
         clock=clock,
         recover_encrypted=recover_encrypted,
+        on_approval=on_approval,
     )
     check_store_option(options)
     check_sources(tracker, session_store, session_id, conversation)
@@ -190,6 +193,9 @@ async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler 
         return await api.responses.compact(**op.kwargs)
     if isinstance(op, RunTools):
         return await arun_plans(op.plans, op.max_workers)
+    if isinstance(op, AskApproval):
+        answers = [op.decide(request) for request in op.requests]
+        return [await a if inspect.isawaitable(a) else a for a in answers]
     if isinstance(op, Sleep):
         await asyncio.sleep(op.seconds)
         return None

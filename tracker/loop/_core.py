@@ -43,6 +43,7 @@ from tracker._prepared import Prepared
 from tracker._repair_actions import placeholder_text
 from tracker._tracker import Tracker
 
+from ._approvals import ApprovalHandler, AskApproval, approval_requests, approval_responses
 from ._background import (
     CancelResponse,
     CancelToken,
@@ -181,6 +182,7 @@ Op = (
     | Retrieve
     | Resume
     | CancelResponse
+    | AskApproval
 )
 
 
@@ -203,6 +205,8 @@ class TurnSpec:
     #: Compact after the turn when its final response's ``usage.input_tokens`` reaches this.
     compact_after: int | None = None
     recover_encrypted: bool = True
+    #: Answers each ``mcp_approval_request`` (``_approvals``); ``None``: the turn ends there.
+    on_approval: ApprovalHandler | None = None
 
 
 def make_spec(
@@ -219,6 +223,7 @@ def make_spec(
     poll_interval: float = 1.0,
     cancel: CancelToken | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_approval: ApprovalHandler | None = None,
 ) -> TurnSpec:
     """Check the turn's settings; raise ``UsageError`` naming the bad one.
 
@@ -235,6 +240,8 @@ def make_spec(
         raise UsageError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}.")
     if cancel is not None and not isinstance(cancel, CancelToken):
         raise UsageError(f"cancel must be a tracker.loop.CancelToken, got {cancel!r}.")
+    if on_approval is not None and not callable(on_approval):
+        raise UsageError(f"on_approval must be a callable, got {on_approval!r}.")
     before, threshold = compact_setting(compact)
     clash = sorted(_RESERVED & set(options))
     if clash:
@@ -270,6 +277,7 @@ def make_spec(
         compact=before,
         compact_after=threshold,
         recover_encrypted=bool(recover_encrypted),
+        on_approval=on_approval,
     )
 
 
@@ -344,7 +352,7 @@ def _turn_input(
     resume = resume and bool(tracker.pending_call_ids)
     items = [] if resume else _as_items(user_input)
     answered = {info.call_id for info in map(read_item, items) if info.is_output}
-    saved = {field(output, "call_id"): output for output in carried}
+    saved = {read_item(output).call_id: output for output in carried}  # approvals: by request
     first: list[Any] = []
     for call_id in tracker.pending_call_ids:
         if call_id not in answered:
@@ -358,7 +366,7 @@ def _turn_input(
                     "output": placeholder_text(call_id),
                 }
             )
-    abandoned = sum(1 for item in first if field(item, "call_id") not in saved)
+    abandoned = sum(1 for item in first if read_item(item).call_id not in saved)
     return first + items, abandoned
 
 
@@ -611,7 +619,14 @@ class _Turn:
         yield Emit(Retrying(index=index, attempt=failures, delay=delay, error=exc))
         yield Sleep(delay)
 
-    def run_tools(self, calls: list[Any]) -> Generator[Op, Any, None]:
+    def run_tools(self, calls: list[Any], approvals: list[Any]) -> Generator[Op, Any, None]:
+        """Answer the approval requests (``_approvals``) and run the calls; the answers and
+        outputs go with the next request."""
+        answers: list[Any] = []
+        if approvals:
+            assert self.spec.on_approval is not None
+            decided = yield AskApproval(tuple(approvals), self.spec.on_approval)
+            answers = approval_responses(approvals, decided)
         plans: list[Invocation | str] = []
         for call in calls:
             call_id, name = field(call, "call_id"), field(call, "name")
@@ -622,8 +637,10 @@ class _Turn:
                 arguments = str(field(call, "input") or "")
                 plans.append(f"Error: {name!r} is a custom tool; this loop runs function tools.")
             yield Emit(ToolCalled(call_id=call_id, name=name, arguments=arguments))
-        outcomes: list[tuple[str, bool]] = yield RunTools(tuple(plans), self.spec.max_tool_workers)
-        outputs: list[Mapping[str, Any]] = []
+        outcomes: list[tuple[str, bool]] = (
+            (yield RunTools(tuple(plans), self.spec.max_tool_workers)) if plans else []
+        )
+        outputs: list[Mapping[str, Any]] = list(answers)
         for call, (output, is_error) in zip(calls, outcomes, strict=True):
             call_id, name = field(call, "call_id"), field(call, "name")
             out_type = (
@@ -637,6 +654,14 @@ class _Turn:
             yield Emit(ToolFinished(call_id=call_id, name=name, output=output, is_error=is_error))
         self.items.extend(outputs)
         yield Checkpoint(tuple(outputs))
+
+
+def _client_work(output: Sequence[Any], spec: TurnSpec) -> tuple[list[Any], list[Any]]:
+    """The response's tool calls to run, and its approval requests to answer (if asked to)."""
+    calls = [
+        item for item in output if field(item, "type") in ("function_call", "custom_tool_call")
+    ]
+    return calls, approval_requests(output) if spec.on_approval is not None else []
 
 
 def drive(
@@ -674,18 +699,16 @@ def drive(
             raise turn.cancelled(exc.response_id) from None
         yield Emit(ResponseReceived(record=turn.records[-1], response=response))
         output = _output_items(response)
-        calls = [
-            item for item in output if field(item, "type") in ("function_call", "custom_tool_call")
-        ]
+        calls, approvals = _client_work(output, spec)
         if not calls and cancel is not None and cancel.cancelled:
             raise turn.cancelled(None)  # finished as it was cancelled: the caller still asked
-        if not calls:
+        if not calls and not approvals:
             if deferred or crossed(response, spec.compact_after):
                 yield from turn.compact_after()
             return turn.result(final_text(output))
         yield Checkpoint(())
         if index + 1 < spec.max_turns:
-            yield from turn.run_tools(calls)
+            yield from turn.run_tools(calls, approvals)
     names = ", ".join(sorted({str(field(c, "name")) for c in calls}))
     raise MaxTurnsError(
         f"The model still called tools ({names}) after max_turns={spec.max_turns} model calls; "

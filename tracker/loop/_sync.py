@@ -18,6 +18,7 @@ from tracker.stores import (
     renew_session,
 )
 
+from ._approvals import ApprovalHandler, AskApproval
 from ._background import CancelResponse, CancelToken, Resume, Retrieve, StreamReader
 from ._core import (
     DEFAULT_TOOL_WORKERS,
@@ -70,6 +71,7 @@ def run_turn(
     max_tool_workers: int = DEFAULT_TOOL_WORKERS,
     compact: bool | int = False,
     recover_encrypted: bool = True,
+    on_approval: ApprovalHandler | None = None,
     cancel: CancelToken | None = None,
     poll_interval: float = 1.0,
     clock: Callable[[], float] = time.monotonic,
@@ -127,6 +129,12 @@ def run_turn(
     ``context_management=[{"type": "compaction", "compact_threshold": N}]``, passed through
     like any option. ``tracker/loop/_compaction.py`` has the details.
 
+    ``on_approval(request)`` answers each ``mcp_approval_request`` a response makes (the
+    server asks before it runs an MCP tool): it returns ``True`` / ``False`` or ``(approve,
+    reason)``, and the loop sends the ``mcp_approval_response``s with the next request, as it
+    sends tool outputs (``arun_turn`` also awaits an async one). Without it, the turn ends with
+    the requests pending (in ``TurnResult.responses``): answer them in the next turn's input.
+
     A 400 ``invalid_encrypted_content`` (a reasoning or compaction item the service cannot
     verify, e.g. after a key rotation) is recovered once per turn when ``recover_encrypted``
     (the default): the reasoning/compaction items with ``encrypted_content`` the request
@@ -153,6 +161,7 @@ def run_turn(
         cancel=cancel,
         clock=clock,
         recover_encrypted=recover_encrypted,
+        on_approval=on_approval,
     )
     check_store_option(options)
     check_sources(tracker, session_store, session_id, conversation)
@@ -227,6 +236,8 @@ def _perform(api: openai.OpenAI, op: Op, on_event: EventHandler | None) -> Any:
         return api.responses.compact(**op.kwargs)
     if isinstance(op, RunTools):
         return run_plans(op.plans, op.max_workers)
+    if isinstance(op, AskApproval):
+        return [op.decide(request) for request in op.requests]
     if isinstance(op, Sleep):
         time.sleep(op.seconds)
         return None
