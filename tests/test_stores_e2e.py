@@ -1,6 +1,7 @@
 """Durable state end to end: real worker processes, the emulator over HTTP, real stores.
 
-Workers are separate Python processes (``tests/_store_worker.py``) driving the real ``openai``
+Workers are separate processes (``tests/_store_worker.py``, each a fresh process forked from a
+server that has only imported the libraries: ``tests/_fresh.py``) driving the real ``openai``
 client against the emulator running in this process; the assertions read what the emulator
 received and stored.
 """
@@ -8,42 +9,31 @@ received and stored.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _fresh import FreshProcess
 
 from tracker.emulator import Emulator
 from tracker.stores import Loaded, open_store
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
-WORKER = str(Path(__file__).with_name("_store_worker.py"))
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 ONE_ROUND = 'weather({"city": "Paris"}) weather({"city": "Rome"})'
 PROMPT = 'weather({"city": "Paris"}) weather({"city": "Rome"}) then add({"a": 1, "b": 2})'
 
 
-def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, WORKER, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENV,
-    )
+def _start(*args: str) -> FreshProcess:
+    return FreshProcess("_store_worker", "main", list(args))
 
 
-def _finish(proc: subprocess.Popen[str], timeout: float = 240) -> dict[str, Any]:
+def _finish(proc: FreshProcess, timeout: float = 240) -> dict[str, Any]:
     out, err = proc.communicate(timeout=timeout)
     assert 0 == proc.returncode, f"worker failed ({proc.returncode}): {out}{err}"
     report: dict[str, Any] = json.loads(out.splitlines()[-1])
