@@ -250,7 +250,7 @@ def test_turn_result_surfaces_withheld_reasoning_inputs() -> None:
 
 
 def test_run_turn_answers_mcp_approvals_with_on_approval_end_to_end() -> None:
-    """Unanswered, then answered as input, then by on_approval: each response once."""
+    """Unanswered (refused next turn), answered as input, then by on_approval: each once."""
     asked: list[tuple[str, str]] = []
 
     def allow(request: Any) -> bool:
@@ -262,6 +262,9 @@ def test_run_turn_answers_mcp_approvals_with_on_approval_end_to_end() -> None:
         first = run_turn(client, model="emu-1", input="roll")  # no on_approval: it waits
         (pending,) = first.tracker.pending_call_ids
         assert ("", pending) == (first.text, first.responses[0].output[0].id)
+        with pytest.raises(UsageError) as info:  # never a placeholder approval
+            run_turn(client, model="emu-1", input="go on", tracker=first.tracker)
+        assert f"MCP approval request {pending} is still pending" in str(info.value)
         denied = approval(pending, approve=False) | {"reason": "not now"}
         second = run_turn(client, model="emu-1", input=[denied], tracker=first.tracker)
         assert "MCP tool roll denied (not now)." == second.text

@@ -340,6 +340,17 @@ def input_key(user_input: Any) -> str:
     return ",".join(fingerprint(item) for item in _as_items(user_input))
 
 
+def _unanswered_approval(request_id: str) -> UsageError:
+    """A pending MCP approval request (keyed by its own ``mcpr_`` id, unlike a tool call) that
+    the turn's input does not answer: the loop never invents an approval."""
+    answer = {"type": "mcp_approval_response", "approval_request_id": request_id, "approve": True}
+    return UsageError(
+        f"MCP approval request {request_id} is still pending and the loop never answers one "
+        f"on its own: pass the answer in this turn's input ([{answer!r}], approve True or "
+        "False), or on_approval=... to the turn that receives the request."
+    )
+
+
 def _turn_input(
     tracker: Tracker, user_input: Any, carried: Sequence[Mapping[str, Any]], resume: bool
 ) -> tuple[list[Any], int]:
@@ -357,6 +368,8 @@ def _turn_input(
     for call_id in tracker.pending_call_ids:
         if call_id not in answered:
             output = saved.get(call_id)
+            if output is None and tracker.item_id_for_call(call_id) == call_id:
+                raise _unanswered_approval(call_id)
             first.append(
                 dict(output)
                 if output is not None
