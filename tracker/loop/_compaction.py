@@ -29,12 +29,14 @@ rotation none of them verifies, and the recovery is tried once per turn), throug
 ``TurnResult.dropped_encrypted`` lists the ids, an ``EncryptedDropped`` event reports it.
 
 What a chain or conversation holds on the server cannot be dropped by the client: when the
-failed request carried no such item inline, the 400 is raised with a note saying so. The choice
-of this page, after the peers (``responses-api-2026.md``): never rebuild a chain behind the
-caller's back. The fix is then the caller's: continue statelessly from the history
-(``Tracker.go_stateless`` then ``strip_encrypted``) or start a new chain with it. The
-summarised context a dropped compaction item stood for is lost to the model; a stateless
-transcript still holds the items before it, so there nothing is lost but the summary.
+failed request carried no such item inline, the 400 is raised with a note saying so. This is
+deliberate: in a stored chain the loop holds only what the server lacks, not the history, so
+it could restart only by silently losing the context. Peers that restart (pydantic-ai sends its
+full history when it cannot trust the chain, ``responses-api-2026.md`` 1.6) hold the whole
+history; so does the caller, who can continue statelessly from it (``Tracker.go_stateless``
+then ``strip_encrypted``) or start a new chain with it. The summarised context a dropped
+compaction item stood for is lost to the model; a stateless transcript still holds the items
+before it, so there only the summary is lost.
 """
 
 from __future__ import annotations
