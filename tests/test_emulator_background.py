@@ -170,3 +170,18 @@ def test_cancelled_response_chains_when_switched_on() -> None:
         follow = c.responses.create(model="emu-1", input="again", previous_response_id=r.id)
         items = emu.context_items(response_id=follow.id)
     assert ["user", "user", "assistant"] == [i["role"] for i in items]
+
+
+def test_fail_fault_ends_a_background_response_failed(api: OpenAI, emu: Emulator) -> None:
+    """Fault(fail=code): polled to failed with that code, replayed as response.failed, and
+    not stored (a failed response cannot be continued)."""
+    emu.inject(Fault(fail="server_error"))
+    r = api.responses.create(model="emu-1", input="hi", background=True)
+    polled = [api.responses.retrieve(r.id) for _ in range(2)]
+    assert ["in_progress", "failed"] == [p.status for p in polled]
+    assert ("server_error", []) == (polled[-1].error.code, polled[-1].output)  # type: ignore[union-attr]
+    events = list(api.responses.retrieve(r.id, stream=True, starting_after=2))
+    assert ["response.failed"] == [e.type for e in events][-1:]
+    with pytest.raises(openai.BadRequestError) as info:
+        api.responses.create(model="emu-1", input="x", previous_response_id=r.id)
+    assert "previous_response_not_found" == info.value.code

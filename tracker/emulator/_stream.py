@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = ["chat_chunks", "chunks", "response_events"]
 
+_TERMINAL = {"failed": "response.failed", "incomplete": "response.incomplete"}
 _DELTA = 12  # characters per delta: small enough that every reply streams in several pieces
 
 
@@ -107,7 +108,10 @@ def response_events(response: dict[str, Any], *, queued: bool = False) -> list[d
             compacting = {"item_id": item.get("id"), "output_index": index}
             events.append({"type": "response.compaction.compacting", **compacting})
         events.extend(_item_events(item, index))
-    events.append({"type": "response.completed", "response": response})
+    # The SDK has terminal events for failed and incomplete; none for cancelled, so a replayed
+    # cancelled response ends with response.completed carrying its status [INF].
+    terminal = _TERMINAL.get(str(response.get("status")), "response.completed")
+    events.append({"type": terminal, "response": response})
     return [{**event, "sequence_number": n} for n, event in enumerate(events)]
 
 
