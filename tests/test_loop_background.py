@@ -22,6 +22,7 @@ from tracker.loop import (
     arun_turn,
     run_turn,
 )
+from tracker.stores import MemoryStore
 
 
 class FakeClock:
@@ -283,3 +284,28 @@ async def test_async_background_turns_resumed_polled_and_cancelled(emu: Emulator
         assert err.response_id is not None and err.result is not None
         assert "cancelled" == (await c.responses.retrieve(err.response_id)).status
         assert err.result.responses[0].id == err.result.tracker.previous_response_id
+
+
+def test_cancelled_session_turn_keeps_its_tool_outputs(api: OpenAI, emu: Emulator) -> None:
+    """With a session store, the outputs of the cancelled request are saved and delivered,
+    once, by the next turn with the same input (no placeholders, no tool run twice)."""
+    store = MemoryStore()
+    token = CancelToken()
+    ran: list[str] = []
+
+    def weather(city: str) -> str:
+        """Weather, counting its runs."""
+        ran.append(city)
+        return f"sunny in {city}"
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RequestSent) and event.index == 1:
+            token.cancel()
+
+    common: Any = {"model": "emu-1", "input": PROMPT, "tools": [weather, TOOLS[1]]}
+    common.update(session_store=store, session_id="s", background=True, poll_interval=0)
+    with pytest.raises(TurnCancelledError):
+        run_turn(api, cancel=token, on_event=on_event, **common)
+    result = run_turn(api, **common)
+    assert (ANSWER, 0, ["Paris", "Rome"]) == (result.text, result.abandoned_calls, ran)
+    _once(emu, result.last_response_id)
