@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 PRELOAD = ["openai", "redis", "psycopg", "tracker", "tracker.stores", "tracker.loop"]
@@ -31,10 +32,19 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(PRELOAD)
 
 
+def run_code(code: str, *argv: str) -> None:
+    """As ``python -c code *argv``: ``sys.argv`` set, ``code`` run as ``__main__``."""
+    sys.argv = ["-c", *argv]
+    exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
+
+
 def _run(
-    out: Connection, err: Connection, module: str, function: str, args: tuple[Any, ...]
+    pipes: tuple[Connection, Connection], cwd: str | None, module: str, function: str, args: Any
 ) -> None:
-    """In the worker: stdout into ``out``, stderr into ``err``, then ``module.function(*args)``."""
+    """In the worker: stdout and stderr into ``pipes``, then ``module.function(*args)``."""
+    out, err = pipes
+    if cwd is not None:
+        os.chdir(cwd)
     os.dup2(out.fileno(), 1)
     os.dup2(err.fileno(), 2)
     out.close()
@@ -46,13 +56,18 @@ def _run(
 
 
 class FreshProcess:
-    """``module.function(*args)`` in a new process forked from the preloaded fork server."""
+    """``module.function(*args)`` in a new process forked from the preloaded fork server.
 
-    def __init__(self, module: str, function: str, *args: Any) -> None:
+    ``FreshProcess("_fresh", "run_code", CODE, *argv)`` is ``python -c CODE *argv``.
+    """
+
+    def __init__(self, module: str, function: str, *args: Any, cwd: Path | None = None) -> None:
         out_r, out_w = _CONTEXT.Pipe(duplex=False)
         err_r, err_w = _CONTEXT.Pipe(duplex=False)
         self._process: Any = _CONTEXT.Process(
-            target=_run, args=(out_w, err_w, module, function, args), daemon=True
+            target=_run,
+            args=((out_w, err_w), None if cwd is None else str(cwd), module, function, args),
+            daemon=True,
         )
         self._process.start()
         out_w.close()
@@ -74,6 +89,12 @@ class FreshProcess:
     def send_signal(self, signum: int) -> None:
         """Send ``signum`` to the process."""
         os.kill(self.pid, signum)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the end (killed after ``timeout`` s: TimeoutError); its exit status."""
+        self.communicate(timeout)
+        code: int = self._process.exitcode
+        return code
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
         """Its stdout and stderr once it has ended; killed (TimeoutError) after ``timeout`` s."""

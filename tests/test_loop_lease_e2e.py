@@ -7,11 +7,8 @@ HTTP. Every worker has its own store connection and its own client, as separate 
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -21,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fresh import FreshProcess
 from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
 from openai import AsyncOpenAI, OpenAI
 
@@ -255,14 +253,14 @@ def test_a_worker_killed_mid_turn_is_taken_over_after_its_lease(
     url = _url(request, kind, tmp_path)
     marker, log = tmp_path / "marker", tmp_path / "tools.log"
     args = [emulator.base_url, url, str(marker), str(log), where, PROMPT]
-    child = subprocess.Popen([sys.executable, "-c", _CRASHING, *args], cwd=ROOT)
+    child = FreshProcess("_fresh", "run_code", _CRASHING, *args, cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
         while not marker.exists() and child.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         assert marker.exists(), "the crashing worker never reached its kill point"
     finally:
-        os.kill(child.pid, signal.SIGKILL)
+        child.send_signal(signal.SIGKILL)
         child.wait(10)
     assert 1 == len(request_bodies(emulator))
 

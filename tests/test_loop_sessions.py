@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _fresh import FreshProcess
 from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
 from openai import AsyncOpenAI, OpenAI
 
@@ -195,15 +194,12 @@ def test_a_session_continues_in_another_process(
     db = str(tmp_path / "s.db")
 
     def child(text: str) -> str:
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, emulator.base_url, db, str(ROOT / "tests"), text],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-            timeout=60,
+        proc = FreshProcess(
+            "_fresh", "run_code", _CHILD, emulator.base_url, db, str(ROOT / "tests"), text
         )
-        return out.stdout.strip()
+        out, err = proc.communicate(timeout=60)
+        assert 0 == proc.returncode, err
+        return out.strip()
 
     first_id = child(PROMPT)
     store = SQLiteStore(db)

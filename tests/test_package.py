@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _fresh import FreshProcess
 
 import tracker
 
@@ -118,10 +119,9 @@ def _readme_python_blocks() -> list[str]:
 def test_readme_example_runs(index: int) -> None:
     """Each ```python block of the README runs as written, in a fresh interpreter."""
     block = _readme_python_blocks()[index]
-    done = subprocess.run(
-        [sys.executable, "-c", block], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
-    assert 0 == done.returncode, done.stderr[-3000:]
+    done = FreshProcess("_fresh", "run_code", block, cwd=ROOT)
+    _out, err = done.communicate(timeout=120)
+    assert 0 == done.returncode, err[-3000:]
 
 
 def test_cli_version() -> None:

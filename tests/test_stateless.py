@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from _fresh import FreshProcess
 from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
 from openai import OpenAI, Stream
 from openai.types.responses import Response, ResponseStreamEvent
@@ -272,12 +271,13 @@ def test_run_turn_store_false_session_continues_in_another_process(
     kwargs: dict[str, Any] = {"model": REASONING_MODEL, "tools": TOOLS, "store": False}
     first = run_turn(zdr_client, input="hi", session_store=store, session_id="s", **kwargs)
     here = str(Path(__file__).parent)
-    args = [sys.executable, "-c", _WORKER, str(tmp_path / "s.db"), zdr.base_url, here]
-    proc = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120)
+    worker = FreshProcess("_fresh", "run_code", _WORKER, str(tmp_path / "s.db"), zdr.base_url, here)
+    out, err = worker.communicate(timeout=120)
+    assert 0 == worker.returncode, err
     third = run_turn(zdr_client, input="bye", session_store=store, session_id="s", **kwargs)
     assert ["You said: hi", ANSWER, "You said: bye"] == [
         first.text,
-        proc.stdout.strip(),
+        out.strip(),
         third.text,
     ]
     bodies = request_bodies(zdr)
