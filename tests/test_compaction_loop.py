@@ -4,15 +4,13 @@ recovery from encrypted items the service no longer verifies, over HTTP with the
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from _fresh import FreshProcess
 from _loop_helpers import PROMPT, TOOLS, request_bodies
 from openai import AsyncOpenAI, OpenAI
 
@@ -21,7 +19,6 @@ from tracker.emulator import Emulator, Fault
 from tracker.loop import EncryptedDropped, LoopEvent, MaxTurnsError, arun_turn, run_turn
 from tracker.stores import SQLiteStore
 
-ROOT = Path(__file__).resolve().parents[1]
 #: A PROMPT turn's final response reads ~340 tokens (emulator count): so 250 compacts it.
 AT = 250
 
@@ -185,27 +182,6 @@ async def test_arun_turn_compacts_before_a_turn_and_at_a_threshold(
     _outputs_once(emulator)
 
 
-_CHILD = textwrap.dedent(
-    """
-    import json, sys
-    from openai import OpenAI
-    from tracker.loop import run_turn
-    from tracker.stores import SQLiteStore
-    sys.path.insert(0, sys.argv[3])
-    from _loop_helpers import PROMPT, TOOLS
-    store = SQLiteStore(sys.argv[2])
-    with OpenAI(base_url=sys.argv[1], api_key="k", max_retries=0) as client:
-        out = [
-            run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS, session_store=store,
-                     session_id="chat").requests[0].previous_response_id
-            for _ in range(2)
-        ]
-    store.close()
-    print(json.dumps(out))
-    """
-)
-
-
 def test_a_session_restored_across_a_compaction_in_a_new_process(
     client: OpenAI, emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -225,15 +201,10 @@ def test_a_session_restored_across_a_compaction_in_a_new_process(
         )
     finally:
         store.close()
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, emulator.base_url, db, str(ROOT / "tests")],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        timeout=60,
-    )
-    opened, continued = json.loads(out.stdout)
+    child = FreshProcess("_compaction_worker", "main", emulator.base_url, db)
+    out, err = child.communicate(timeout=120)
+    assert 0 == child.returncode, err
+    opened, continued = json.loads(out.splitlines()[-1])
     window = [item.type for item in first.compacted.output]
     child_first = request_bodies(emulator)[3]
     assert None is opened and continued is not None
