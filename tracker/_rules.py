@@ -47,7 +47,7 @@ Nothing here does I/O or imports ``openai``: items are dicts or SDK models, read
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, cast
 
 import attrs
@@ -57,9 +57,11 @@ from ._items import OUTPUT_TO_CALL, ItemInfo, field, read_item
 
 __all__ = [
     "STREAM_RESUME_SECONDS",
+    "CheckedPrefix",
     "Provenance",
     "RuleOptions",
     "Violation",
+    "check_appended",
     "check_chat",
     "check_context",
     "check_input_references",
@@ -215,21 +217,28 @@ def duplicate_violation(item_id: str, index: int | None) -> Violation:
     )
 
 
-def _check_duplicates(infos: Sequence[ItemInfo], offset: int) -> list[Violation]:
+def _check_duplicates(
+    infos: Sequence[ItemInfo], offset: int, known: Container[str] = frozenset()
+) -> list[Violation]:
+    """``D1``; ``known``: the ids of a checked prefix the items follow."""
     seen: set[str] = set()
     out: list[Violation] = []
     for i, info in enumerate(infos):
         if info.id is None:
             continue
-        if info.id in seen:
+        if info.id in seen or info.id in known:
             out.append(duplicate_violation(info.id, i + offset))
         seen.add(info.id)
     return out
 
 
 def _check_reasoning(
-    infos: Sequence[ItemInfo], provenance: Provenance, offset: int
+    infos: Sequence[ItemInfo],
+    provenance: Provenance,
+    offset: int,
+    seen_before: Container[str] = frozenset(),
 ) -> list[Violation]:
+    """``A1``-``A3``; ``seen_before``: the ids in the window of a checked prefix."""
     out: list[Violation] = []
     seen_ids: set[str] = set()
     for i, info in enumerate(infos):
@@ -248,7 +257,7 @@ def _check_reasoning(
                 )
         elif info.id is not None and info.id in provenance.reasoning_for:
             rs_id = provenance.reasoning_for[info.id]
-            if rs_id not in seen_ids:
+            if rs_id not in seen_ids and rs_id not in seen_before:
                 out.append(
                     _input_violation(
                         "A2" if info.type == "function_call" else "A3",
@@ -278,19 +287,34 @@ def missing_output_violation(
 
 
 def _check_pairing(
-    items: Sequence[Any], infos: Sequence[ItemInfo], options: RuleOptions, offset: int
+    items: Sequence[Any],
+    infos: Sequence[ItemInfo],
+    options: RuleOptions,
+    at: Sequence[int],
+    prefix: CheckedPrefix | None = None,
 ) -> list[Violation]:
-    found = [*_check_outputs(infos, options, offset), *_check_calls(items, infos, options, offset)]
+    """``P1``-``P3`` and ``M1``; ``at[i]`` is the context index of ``items[i]``."""
+    found = [
+        *_check_outputs(infos, options, at, prefix),
+        *_check_calls(items, infos, options, at, prefix),
+    ]
     found.sort(key=lambda v: v.index if v.index is not None else -1)
     return found
 
 
-def _check_outputs(infos: Sequence[ItemInfo], options: RuleOptions, offset: int) -> list[Violation]:
+def _check_outputs(
+    infos: Sequence[ItemInfo],
+    options: RuleOptions,
+    at: Sequence[int],
+    prefix: CheckedPrefix | None = None,
+) -> list[Violation]:
     """``P2`` for an output with no call (before it, when order is strict); ``P3`` if on."""
     calls: set[str] = set()  # the calls before the current item, or all of them
     if not options.strict_order:
         calls = {info.call_id for info in infos if info.is_call and info.call_id}
     answered: set[str] = set()
+    held_calls: Container[str] = prefix.calls if prefix else frozenset()
+    held_answered: Container[str] = prefix.answered if prefix else frozenset()
     found: list[Violation] = []
     for i, info in enumerate(infos):
         cid = info.call_id
@@ -299,24 +323,24 @@ def _check_outputs(infos: Sequence[ItemInfo], options: RuleOptions, offset: int)
         if info.is_call:
             calls.add(cid)
         elif info.is_output:
-            if cid not in calls:
+            if cid not in calls and cid not in held_calls:
                 found.append(
                     _input_violation(
                         "P2",
                         f"No tool call found for {_words(info.type)} with call_id {cid}.",
-                        i + offset,
+                        at[i],
                         item_id=info.id,
                         call_id=cid,
                     )
                 )
-            elif cid in answered and options.reject_duplicate_outputs:
+            elif (cid in answered or cid in held_answered) and options.reject_duplicate_outputs:
                 found.append(
                     _input_violation(
                         "P3",
                         f"Duplicate {info.type} for call_id '{cid}'. Each "
                         f"{OUTPUT_TO_CALL.get(info.type, 'call')} must have exactly one "
                         f"matching {info.type}",
-                        i + offset,
+                        at[i],
                         item_id=info.id,
                         call_id=cid,
                     )
@@ -326,9 +350,14 @@ def _check_outputs(infos: Sequence[ItemInfo], options: RuleOptions, offset: int)
 
 
 def _check_calls(
-    items: Sequence[Any], infos: Sequence[ItemInfo], options: RuleOptions, offset: int
+    items: Sequence[Any],
+    infos: Sequence[ItemInfo],
+    options: RuleOptions,
+    at: Sequence[int],
+    prefix: CheckedPrefix | None = None,
 ) -> list[Violation]:
     """``P1`` for a call with no output after it (anywhere, when order is not strict)."""
+    earlier = prefix.answered if prefix is not None and not options.strict_order else set()
     last_output_at: dict[str, int] = {}
     for i, info in enumerate(infos):
         if info.is_output and info.call_id is not None:
@@ -342,12 +371,12 @@ def _check_calls(
             continue
         last_output = last_output_at.get(info.call_id)
         answered = last_output is not None and (not options.strict_order or last_output > i)
-        if answered:
+        if answered or info.call_id in earlier:
             continue
         if info.type == "mcp_approval_request":
-            approvals.append((i + offset, info.call_id))
+            approvals.append((at[i], info.call_id))
         else:
-            found.append(missing_output_violation(info.type, info.call_id, i + offset, info.id))
+            found.append(missing_output_violation(info.type, info.call_id, at[i], info.id))
     if approvals:
         found.append(missing_approval_violation(approvals))
     return found
@@ -449,7 +478,103 @@ def check_context(
     return [
         *_check_duplicates(infos, offset),
         *_check_reasoning(window_infos, provenance or Provenance(), offset + start),
-        *_check_pairing(window, window_infos, opts, offset + start),
+        *_check_pairing(window, window_infos, opts, range(offset + start, offset + len(items))),
+    ]
+
+
+@attrs.define
+class CheckedPrefix:
+    """What the rules need to know of a context prefix, so that a context that extends it is
+    checked in O(its new items) (``check_appended``) instead of O(the whole context).
+
+    Built by ``extend`` from the prefix's items, in order. ``ids``: every item id (``D1``);
+    from ``window_start`` (the latest ``compaction`` item, with ``compaction_boundary``) on:
+    ``window_ids`` (``A2``/``A3``), ``calls`` and ``answered``, the call ids of the calls and
+    of the outputs (``P2``/``P3``), and ``pending``, by call id, the calls with no output after
+    them with their context index (``P1``/``M1``). ``clean``: the prefix breaks no rule but
+    for calls waiting for their output; a prefix that breaks one (items nobody checked, e.g.
+    added to a conversation directly) cannot be checked incrementally: ``check_context`` the
+    whole context then. ``options`` are the ones it was built with.
+    """
+
+    options: RuleOptions = attrs.field(factory=RuleOptions)
+    length: int = 0
+    ids: set[str] = attrs.field(factory=set)
+    window_start: int = 0
+    window_ids: set[str] = attrs.field(factory=set)
+    calls: set[str] = attrs.field(factory=set)
+    answered: set[str] = attrs.field(factory=set)
+    pending: dict[str, list[tuple[int, Any]]] = attrs.field(factory=dict)
+    clean: bool = True
+
+    def extend(self, items: Sequence[Any], provenance: Provenance | None = None) -> None:
+        """Append ``items``; ``clean`` turns false if they break a rule (pending calls aside).
+
+        O(len(items)). Raises ``ItemError`` for an item that cannot be read (nothing changed).
+        """
+        found = check_appended(self, items, provenance=provenance) if self.clean else []
+        infos = [read_item(item, self.length + i) for i, item in enumerate(items)]
+        if any(v.rule not in ("P1", "M1") for v in found):
+            self.clean = False
+        for i, (item, info) in enumerate(zip(items, infos, strict=True)):
+            at = self.length + i
+            if info.type == "compaction" and self.options.compaction_boundary:
+                self.window_start = at
+                for kept in (self.window_ids, self.calls, self.answered, self.pending):
+                    kept.clear()
+            if info.id is not None:
+                self.ids.add(info.id)
+                self.window_ids.add(info.id)
+            if info.call_id is not None and info.is_call:
+                self.calls.add(info.call_id)
+                self.pending.setdefault(info.call_id, []).append((at, item))
+            elif info.call_id is not None and info.is_output:
+                self.answered.add(info.call_id)
+                self.pending.pop(info.call_id, None)
+        self.length += len(items)
+
+
+def check_appended(
+    prefix: CheckedPrefix, items: Sequence[Any], *, provenance: Provenance | None = None
+) -> list[Violation]:
+    """``check_context`` of the prefix's context followed by ``items``, in O(len(items)).
+
+    The prefix must be ``clean`` (its items already passed); violations are indexed in the
+    whole context and come in ``check_context``'s order, so the first is the service's answer.
+    """
+    opts, base = prefix.options, prefix.length
+    infos = [read_item(item, base + i) for i, item in enumerate(items)]
+    start = None
+    if opts.compaction_boundary:
+        start = next(
+            (i for i in range(len(infos) - 1, -1, -1) if infos[i].type == "compaction"), None
+        )
+    if start is not None and base + start > 0:  # a new window: the prefix only has ids
+        window, window_infos = items[start:], infos[start:]
+        at: Sequence[int] = range(base + start, base + len(items))
+        return [
+            *_check_duplicates(infos, base, prefix.ids),
+            *_check_reasoning(window_infos, provenance or Provenance(), base + start),
+            *_check_pairing(window, window_infos, opts, at),
+        ]
+    waiting = sorted(
+        (entry for cid, calls in prefix.pending.items() for entry in calls)
+        if opts.strict_order
+        else (e for cid, c in prefix.pending.items() if cid not in prefix.answered for e in c),
+        key=lambda entry: entry[0],
+    )
+    window = [item for _, item in waiting] + list(items)
+    window_infos = [read_item(item, at) for at, item in waiting] + infos
+    return [
+        *_check_duplicates(infos, base, prefix.ids),
+        *_check_reasoning(infos, provenance or Provenance(), base, prefix.window_ids),
+        *_check_pairing(
+            window,
+            window_infos,
+            opts,
+            [at for at, _ in waiting] + [*range(base, base + len(items))],
+            prefix,
+        ),
     ]
 
 

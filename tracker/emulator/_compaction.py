@@ -63,8 +63,8 @@ from typing import Any, Final
 
 import attrs
 
-from .._items import CALL_TO_OUTPUT, OUTPUT_TO_CALL
-from .._rules import RuleOptions, Violation, window_start
+from .._rules import RuleOptions, Violation
+from ._context import Context, ScriptContext
 from ._schema import bad_request, invalid_type, missing, unknown
 from ._state import State
 
@@ -222,18 +222,6 @@ def new_compaction(state: State, window: Sequence[Mapping[str, Any]]) -> dict[st
     return {"id": item_id, "type": "compaction", "encrypted_content": state.ids.seal(item_id)}
 
 
-def _pending(window: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether a call in ``window`` has no output after it (only ``async`` calls get here)."""
-    open_calls: set[Any] = set()
-    for item in window:
-        kind = item.get("type")
-        if kind in CALL_TO_OUTPUT:
-            open_calls.add(item.get("call_id"))
-        elif kind in OUTPUT_TO_CALL:
-            open_calls.discard(item.get("call_id"))
-    return bool(open_calls)
-
-
 @attrs.frozen
 class Compaction:
     """What a response does about compaction.
@@ -244,22 +232,39 @@ class Compaction:
     """
 
     output: list[dict[str, Any]]
-    script_context: list[dict[str, Any]] | None
+    script_context: Sequence[dict[str, Any]] | None
 
 
 def plan_compaction(
-    state: State,
-    body: Mapping[str, Any],
-    context: Sequence[Mapping[str, Any]],
-    options: RuleOptions,
+    state: State, body: Mapping[str, Any], context: Context, options: RuleOptions
 ) -> Compaction:
-    """Decide whether this response compacts its (checked) ``context``; see the module doc."""
-    window = context[window_start(context) :] if options.compaction_boundary else context
-    if window and window[-1].get("type") == "compaction_trigger":
-        return Compaction([new_compaction(state, window)], None)
+    """Decide whether this response compacts its (checked) ``context``; see the module doc.
+
+    O(the request's input) unless it compacts (then O(window)).
+    """
+    boundary = options.compaction_boundary
+    last = context.new[-1] if context.new else None
+    if last is not None and last.get("type") == "compaction_trigger":
+        return Compaction([new_compaction(state, context.window(boundary))], None)
     threshold = compact_threshold(body)
-    tokens = count_tokens(window, body.get("instructions"))
-    if threshold is not None and tokens > threshold and not _pending(window):
-        item = new_compaction(state, window)
+    instructions = body.get("instructions")
+    _, chars = context.window_chars(boundary)
+    tokens = (chars + (len(instructions) if isinstance(instructions, str) else 0)) // 4
+    if threshold is not None and tokens > threshold and not context.pending(boundary):
+        item = new_compaction(state, context.window(boundary))
         return Compaction([item], script_view(state, [item]))
-    return Compaction([], script_view(state, window))
+    return Compaction([], _script_context(state, context, boundary))
+
+
+def _script_context(state: State, context: Context, boundary: bool) -> Sequence[dict[str, Any]]:
+    """``script_view`` of the window, read lazily from the held items when it can be."""
+    start = context.window_start(boundary)
+    if start >= context.length:
+        return script_view(state, context.new[start - context.length :])
+    first = context.index.items[start]
+    skip = 1 if first.get("type") in ("compaction", "compaction_trigger") else 0
+    held = context.held_view(start + skip)
+    if held is None:
+        return script_view(state, context.window(boundary))
+    head = script_view(state, [first]) if skip else []
+    return ScriptContext(head, held, script_view(state, context.new))

@@ -19,11 +19,10 @@ from .._items import OUTPUT_TO_CALL, PAIRING_FIELD
 from .._rules import (
     RuleOptions,
     Violation,
-    check_context,
     check_input_references,
-    window_start,
 )
 from ._compaction import check_compaction_request, plan_compaction, verify_compaction
+from ._context import Context, ContextIndex
 from ._reply import Reply, error_reply
 from ._schema import bad_request, check_request, not_found
 from ._script import Script
@@ -147,9 +146,11 @@ def _with_id(state: State, item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def _usage(context: Sequence[Any], output: Sequence[Any]) -> dict[str, Any]:
-    # Deterministic stand-in for token counts: about four characters per token.
-    input_tokens = len(json.dumps(list(context))) // 4
+def _usage(context: Context, output: Sequence[Any]) -> dict[str, Any]:
+    # Deterministic stand-in for token counts: about four characters of the rendered window's
+    # JSON (``json.dumps`` of the list) per token.
+    count, chars = context.window_chars(compact=False)
+    input_tokens = (chars + 2 * max(0, count - 1) + 2) // 4
     output_tokens = len(json.dumps(list(output))) // 4
     reasoning = sum(1 for item in output if item.get("type") == "reasoning") * 16
     return {
@@ -213,7 +214,7 @@ class Turn:
     previous: str | None
     conv: StoredConversation | None
     resolved: list[dict[str, Any]]
-    context: list[dict[str, Any]]
+    context: Context
 
 
 def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> Turn | Violation:
@@ -228,9 +229,14 @@ def _begin(state: State, body: Mapping[str, Any], options: RuleOptions) -> Turn 
     if isinstance(resolved, Violation):
         return resolved
     previous = body.get("previous_response_id")
-    prefix = state.chain(previous) if previous else list(conv.items) if conv is not None else []
-    context = prefix + resolved
-    violations = check_context(context, options=options, provenance=state.provenance())
+    if previous:
+        index = state.chain_index(previous, options)
+    elif conv is not None:
+        index = state.conversation_index(conv, options)
+    else:
+        index = ContextIndex(options)
+    context = Context.of(index, resolved)
+    violations = context.check(options, state.provenance())
     if options.reject_referenced_client_calls:
         violations += check_input_references(items, state.items)
     if violations:
@@ -284,6 +290,7 @@ def finish(
         if item.get("type") in OUTPUT_TO_CALL and isinstance(key, str):
             state.delivered_outputs[key] += 1
     conv = turn.conv
+    context = turn.context
     if turn.store:
         state.responses[response_id] = StoredResponse(
             id=response_id,
@@ -295,13 +302,21 @@ def finish(
             store=True,
         )
         state.index_items(stored_input + output)
+        if conv is None:
+            old = turn.previous or None
+            state.advance_index(
+                old, response_id, context.index, context.length, stored_input + output
+            )
     if conv is not None:
         conv.busy = False
         live = state.conversations.get(conv.id) is conv
         if live and (turn.store or options.conversation_store_false_persists):
+            held = len(conv.items)
             conv.items.extend(stored_input + output)
             state.index_items(stored_input + output)
-    usage = _usage(turn.context[window_start(turn.context) :], output)  # the rendered window
+            if state.indexes.get(conv.id) is context.index:
+                state.advance_index(conv.id, conv.id, context.index, held, stored_input + output)
+    usage = _usage(context, output)  # the rendered window
     body = {**turn.body, "store": False} if not turn.store else turn.body
     response = response_object(response_id, body, copy.deepcopy(output), usage, created_at=created)
     withheld = withheld_reasoning(turn.body, turn.context, len(turn.resolved))

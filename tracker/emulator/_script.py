@@ -130,9 +130,11 @@ def default_script(
 ) -> list[dict[str, Any]]:
     """The default scripted model (see the module docstring)."""
     last_user = -1
-    for i, item in enumerate(context):
+    for i in range(len(context) - 1, -1, -1):  # from the end: a long context costs one turn
+        item = context[i]
         if item.get("type", "message") == "message" and item.get("role") == "user":
             last_user = i
+            break
     user_text = message_text(context[last_user]) if last_user >= 0 else ""
     reasoning = is_reasoning_request(request)
     rounds = parse_rounds(user_text, _tool_names(request))
@@ -180,7 +182,9 @@ def approval_script(
     """
 
     def script(context: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> Sequence[Any]:
-        last_user = max((i for i, c in enumerate(context) if c.get("role") == "user"), default=-1)
+        last_user = next(
+            (i for i in range(len(context) - 1, -1, -1) if context[i].get("role") == "user"), -1
+        )
         after = context[last_user + 1 :]
         asked = [c.get("id") for c in after if c.get("type") == "mcp_approval_request"]
         if not asked:

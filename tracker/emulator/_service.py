@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._items import OUTPUT_TO_CALL
-from .._rules import RuleOptions, check_context
+from .._rules import CheckedPrefix, RuleOptions, check_appended
 from ._background import NOT_RESUMABLE, Background
 from ._chat import create_chat_completion
 from ._compact import compact_response
@@ -134,6 +134,7 @@ class Service:
                 return stored
             del self.state.responses[m["id"]]
             self.state.runs.pop(m["id"], None)
+            self.state.indexes.clear()  # a chain through it now ends there: rebuild them
         return Reply(body={"id": m["id"], "object": "response", "deleted": True})
 
     def _input_items(self, m: re.Match[str], query: Mapping[str, str], _b: Any) -> Reply:
@@ -158,8 +159,8 @@ class Service:
         if found is not None:
             return error_reply(found)
         normalized = [normalize_item(item) for item in items]
-        existing = conv.items if conv is not None else []
-        dups = [v for v in check_context(existing + normalized) if v.rule == "D1"]
+        held = self.state.conversation_index(conv, self.options).rules if conv else None
+        dups = [v for v in check_appended(held or CheckedPrefix(), normalized) if v.rule == "D1"]
         if dups:
             return error_reply(dups[0])
         stored = []
@@ -222,6 +223,7 @@ class Service:
             if isinstance(conv, Reply):
                 return conv
             del self.state.conversations[conv.id]
+            self.state.indexes.pop(conv.id, None)
         return Reply(body={"id": conv.id, "object": "conversation.deleted", "deleted": True})
 
     def _add_items(self, m: re.Match[str], _q: Mapping[str, str], body: Any) -> Reply:
@@ -232,7 +234,11 @@ class Service:
             items = self._new_items(conv, (body or {}).get("items"), "items")
             if isinstance(items, Reply):
                 return items
+            held = len(conv.items)
             conv.items.extend(items)
+            index = self.state.indexes.get(conv.id)
+            if index is not None:  # unchecked items: the index notes whether they break a rule
+                self.state.advance_index(conv.id, conv.id, index, held, items)
             return Reply(body=page(copy.deepcopy(items), {"limit": "100"}, default_order="asc"))
 
     def _list_items(self, m: re.Match[str], query: Mapping[str, str], _b: Any) -> Reply:
@@ -266,4 +272,5 @@ class Service:
                 return found
             conv, i = found
             del conv.items[i]
+            self.state.indexes.pop(conv.id, None)
             return Reply(body=conv.as_object())
