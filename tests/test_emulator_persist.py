@@ -17,7 +17,7 @@ from openai import OpenAI
 from tracker import StateError, StateVersionError
 from tracker.cli import main
 from tracker.emulator import Emulator
-from tracker.emulator._persist import restore_state
+from tracker.emulator._journal import load_journal
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS: Any = [{"type": "function", "name": "weather"}, {"type": "function", "name": "add"}]
@@ -174,13 +174,14 @@ def test_two_live_emulators_cannot_share_a_state_file(tmp_path: Path) -> None:
 
 
 def test_dump_and_restore_round_trip(tmp_path: Path) -> None:
-    """restore_state(file) holds what the live emulator held; a busy flag is not kept."""
+    """load_journal(file), mid-run, holds what the live emulator held; a busy flag is not kept."""
     path = tmp_path / "emu.json"
     with Emulator(seed=3, state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
         conv = c.conversations.create()
         c.responses.create(model="emu-reason-1", input=ASK, tools=TOOLS, conversation=conv.id)
         r = c.responses.create(model="emu-1", input="hello", tools=TOOLS)
-        restored = restore_state(json.loads(path.read_text()))
+        restored, torn = load_journal(path.read_text())
+        assert torn is None
         with emu.state.lock:
             assert emu.state.responses == restored.responses
             assert emu.state.conversations == restored.conversations

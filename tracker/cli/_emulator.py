@@ -135,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
                 f"state in {args.state}: {held[0]} responses, {held[1]} conversations",
                 flush=True,
             )
+            if emulator.state_warning is not None:
+                print(f"tracker emulator: {emulator.state_warning}", file=sys.stderr)
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, lambda *_: stop.set())

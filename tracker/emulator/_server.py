@@ -28,7 +28,7 @@ import attrs
 from .._items import OUTPUT_TO_CALL
 from .._rules import RuleOptions, Violation, window_start
 from ._compaction import count_tokens
-from ._persist import StateFile
+from ._journal import StateFile
 from ._reply import Reply, error_reply
 from ._schema import bad_request, invalid_type
 from ._script import Script
@@ -317,10 +317,11 @@ class Emulator:
     ``record_requests=False``: keep no log of requests (``requests`` stays empty), for a
     long-running server that must not hold the bodies it was sent.
 
-    ``state_path``: keep the state in this JSON file across restarts. ``start()`` locks and
-    loads it (raising ``StateError`` naming the path if it is corrupt or of an unknown
-    version, ``OSError`` if another emulator holds it); every successful POST or DELETE
-    rewrites it atomically before answering, and ``stop()`` writes it once more. Without
+    ``state_path``: keep the state in this file across restarts (a journal, ``_journal``).
+    ``start()`` locks and loads it (raising ``StateError`` naming the path if it is corrupt
+    or of an unknown version, ``OSError`` if another emulator holds it; a torn last record
+    is ignored and reported in ``state_warning``); every successful POST or DELETE appends
+    what it changed before answering, and ``stop()`` compacts the file to one line. Without
     ``state_path`` the state lives in memory only.
 
     ``background_polls``: how many retrieves a ``background: true`` response takes to
@@ -430,7 +431,7 @@ class Emulator:
             return
         try:
             with self.state.lock:
-                state_file.write(self.state)
+                state_file.compact(self.state)  # a file at rest is one line
         finally:
             state_file.close()
 
@@ -438,6 +439,11 @@ class Emulator:
         if self._state_file is not None:
             with self.state.lock:
                 self._state_file.write(self.state)
+
+    @property
+    def state_warning(self) -> str | None:
+        """What loading the state file ignored (a torn last record), or ``None``."""
+        return self._state_file.warning if self._state_file is not None else None
 
     def __enter__(self) -> Emulator:
         return self.start()

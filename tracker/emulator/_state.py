@@ -17,7 +17,9 @@ from typing import Any
 
 import attrs
 
-from .._rules import Provenance
+from .._rules import Provenance, RuleOptions
+from ._context import MAX_INDEXES, ContextIndex
+from ._tracked import TrackedCounter, TrackedDict
 
 __all__ = ["IdGen", "Run", "State", "StoredConversation", "StoredResponse", "normalize_item"]
 
@@ -152,6 +154,13 @@ class StoredConversation:
         }
 
 
+def _indexes(index: ContextIndex, items: list[dict[str, Any]], options: RuleOptions) -> bool:
+    """Whether ``index`` still holds exactly ``items`` (checked by length and last item)."""
+    if index.rules.options != options or len(index.items) != len(items):
+        return False
+    return not items or index.items[-1] is items[-1]
+
+
 @attrs.define
 class Run:
     """A background (or resumable streamed) response: its lifecycle, for ``_background``.
@@ -179,19 +188,23 @@ class State:
 
     ids: IdGen
     lock: threading.RLock = attrs.field(factory=threading.RLock)
-    responses: dict[str, StoredResponse] = attrs.field(factory=dict)
-    conversations: dict[str, StoredConversation] = attrs.field(factory=dict)
-    items: dict[str, dict[str, Any]] = attrs.field(factory=dict)
-    following: dict[str, str] = attrs.field(factory=dict)
-    reasoning_for: dict[str, str] = attrs.field(factory=dict)
-    delivered_outputs: Counter[str] = attrs.field(factory=Counter)
+    # The dicts record which keys change, for the state journal (``_tracked``, ``_journal``).
+    responses: dict[str, StoredResponse] = attrs.field(factory=TrackedDict)
+    conversations: dict[str, StoredConversation] = attrs.field(factory=TrackedDict)
+    items: dict[str, dict[str, Any]] = attrs.field(factory=TrackedDict)
+    following: dict[str, str] = attrs.field(factory=TrackedDict)
+    reasoning_for: dict[str, str] = attrs.field(factory=TrackedDict)
+    delivered_outputs: Counter[str] = attrs.field(factory=TrackedCounter)
     issued_calls: list[str] = attrs.field(factory=list)
     #: What each compaction item summarises, for the script: ``cmp_`` id -> items.
-    compaction_memory: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
+    compaction_memory: dict[str, list[dict[str, Any]]] = attrs.field(factory=TrackedDict)
     #: ``POST /v1/responses/compact`` results: id -> the compacted window (its output).
-    compacted: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)
+    compacted: dict[str, list[dict[str, Any]]] = attrs.field(factory=TrackedDict)
     #: Background and resumable streamed responses by id (in memory only, not persisted).
     runs: dict[str, Run] = attrs.field(factory=dict)
+    #: Chain tail (response id) or conversation id -> its context index (``_context``); a
+    #: cache rebuilt on demand, never saved.
+    indexes: dict[str, ContextIndex] = attrs.field(factory=dict)
 
     def provenance(self) -> Provenance:
         """Reasoning provenance of every item this emulator issued."""
@@ -216,6 +229,44 @@ class State:
             items.extend(link.input_items)
             items.extend(link.output)
         return items
+
+    def chain_index(self, response_id: str, options: RuleOptions) -> ContextIndex:
+        """The context index of the chain ending at ``response_id`` (built if need be: O(n))."""
+        index = self.indexes.get(response_id)
+        if index is None or index.rules.options != options:
+            index = ContextIndex.build(self.chain(response_id), options, self.provenance())
+            self.keep_index(response_id, index)
+        return index
+
+    def conversation_index(self, conv: StoredConversation, options: RuleOptions) -> ContextIndex:
+        """The context index of a conversation's items (built if need be: O(n))."""
+        index = self.indexes.get(conv.id)
+        if index is None or not _indexes(index, conv.items, options):
+            index = ContextIndex.build(conv.items, options, self.provenance())
+            self.keep_index(conv.id, index)
+        return index
+
+    def keep_index(self, key: str, index: ContextIndex) -> None:
+        """Keep ``index`` for ``key`` (a response or conversation id), dropping the oldest
+        index beyond ``MAX_INDEXES``."""
+        self.indexes.pop(key, None)
+        self.indexes[key] = index
+        while len(self.indexes) > MAX_INDEXES:
+            del self.indexes[next(iter(self.indexes))]
+
+    def advance_index(
+        self, old: str | None, new: str, index: ContextIndex, length: int, items: list[Any]
+    ) -> None:
+        """Move ``index`` from ``old`` to ``new`` extended by ``items``, if it still holds
+        ``length`` items and belongs to ``old`` (else ``new`` builds its own when asked)."""
+        if old is not None and self.indexes.get(old) is not index:
+            return
+        if len(index.items) != length:
+            return
+        if old is not None:
+            del self.indexes[old]
+        index.extend(items, self.provenance())
+        self.keep_index(new, index)
 
     def remember_output(self, output: list[dict[str, Any]]) -> None:
         """Record reasoning provenance and issued call ids for a new output."""
