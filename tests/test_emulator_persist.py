@@ -16,7 +16,7 @@ from openai import OpenAI
 
 from tracker import StateError, StateVersionError
 from tracker.cli import main
-from tracker.emulator import Emulator
+from tracker.emulator import Emulator, _journal
 from tracker.emulator._journal import load_journal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,3 +189,107 @@ def test_dump_and_restore_round_trip(tmp_path: Path) -> None:
             assert emu.state.provenance() == restored.provenance()
             assert emu.issued_calls() == restored.issued_calls
     assert r.id in restored.responses
+
+
+def _held(state: Any) -> tuple[Any, ...]:
+    return (
+        state.responses,
+        state.conversations,
+        state.items,
+        state.provenance(),
+        dict(state.delivered_outputs),
+        state.issued_calls,
+        state.compaction_memory,
+        state.compacted,
+        state.ids.random_state(),
+        state.ids.secret,
+    )
+
+
+def test_each_change_is_one_appended_record_and_replays_to_the_live_state(tmp_path: Path) -> None:
+    """Every state-changing request appends one line; replaying the journal mid-run gives the
+    live state (conversation appends, deletes, metadata, key rotation); stop compacts it."""
+    path = tmp_path / "emu.json"
+    with Emulator(seed=5, state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        assert 1 == len(path.read_text().splitlines())  # the base
+        conv = c.conversations.create(items=[{"role": "user", "content": "a"}])
+        r1 = c.responses.create(model="emu-1", input=ASK, tools=TOOLS, conversation=conv.id)
+        added = c.conversations.items.create(conv.id, items=[output(_call_id(r1), "sunny")])
+        c.conversations.items.delete(added.data[0].id, conversation_id=conv.id)
+        c.conversations.update(conv.id, metadata={"k": "v"})
+        r2 = c.responses.create(model="emu-reason-1", input="hello")
+        c.responses.create(model="emu-1", input="hi", previous_response_id=r2.id, store=False)
+        c.responses.delete(r1.id)
+        emu.rotate_keys()
+        assert 1 + 9 == len(path.read_text().splitlines())  # one a change (store=False: the ids)
+        restored, torn = load_journal(path.read_text())
+        with emu.state.lock:
+            assert (None, _held(emu.state)) == (torn, _held(restored))
+    assert 1 == len(path.read_text().splitlines())
+
+
+def test_a_torn_last_record_is_ignored_and_reported_and_a_corrupt_one_is_fatal(
+    tmp_path: Path,
+) -> None:
+    """A last line cut short (a kill mid-append) loses only its own unanswered request, with
+    a RuntimeWarning and state_warning; a bad line before the last is a StateError."""
+    path = tmp_path / "emu.json"
+    emu = Emulator(state_path=path).start()
+    with OpenAI(base_url=emu.base_url, api_key="x") as c:
+        r1 = c.responses.create(model="emu-1", input="one")
+        r2 = c.responses.create(model="emu-1", input="two")
+    text = path.read_text()
+    emu._close_state = lambda: None  # type: ignore[method-assign]  # die without compacting
+    emu.stop()
+    assert emu._state_file is not None
+    emu._state_file.close()
+    path.write_text(text[: len(text) - 40])
+    with pytest.warns(RuntimeWarning, match="ignored a torn last record at line 3"):
+        again = Emulator(state_path=path).start()
+    try:
+        assert again.state_warning is not None and str(path) in again.state_warning
+        assert [r1.id] == list(again.state.responses)
+        assert r2.id not in again.state.responses
+    finally:
+        again.stop()
+    lines = text.splitlines()
+    path.write_text("\n".join([lines[0], "{oops", lines[1]]) + "\n")
+    with pytest.raises(StateError, match="line 2"):
+        Emulator(state_path=path).start()
+
+
+def test_a_version_1_file_still_loads(tmp_path: Path) -> None:
+    """A state file of the previous format (one JSON document, version 1) loads as it was."""
+    path = tmp_path / "emu.json"
+    with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        r1 = c.responses.create(model="emu-1", input=ASK, tools=TOOLS)
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "version": 1}, indent=1))  # no trailing newline
+    with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        r2 = c.responses.create(
+            model="emu-1", input=[output(_call_id(r1))], tools=TOOLS, previous_response_id=r1.id
+        )
+        assert [r1.id, r2.id] == list(emu.state.responses)
+
+
+def test_records_past_the_bound_compact_the_journal_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the records outgrow the base the file is rewritten as one base line (new file,
+    then rename), and what it holds is unchanged."""
+    monkeypatch.setattr(_journal, "COMPACT_MIN_BYTES", 0)
+    path = tmp_path / "emu.json"
+    with Emulator(state_path=path) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        previous = None
+        counts = []
+        for n in range(6):
+            previous = c.responses.create(
+                model="emu-1", input=f"turn {n}", previous_response_id=previous
+            ).id
+            counts.append(len(path.read_text().splitlines()))
+        restored, _ = load_journal(path.read_text())
+        with emu.state.lock:
+            # (the random state moved on since: each answer's x-request-id is drawn after it)
+            assert _held(emu.state)[:-2] == _held(restored)[:-2]
+    assert 1 in counts[1:] and max(counts) < 6  # compacted along the way
+    assert [] == [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -13,8 +13,8 @@ Start it from Python (port 0 picks a free port; it binds 127.0.0.1 unless told o
 or from the command line: ``tracker emulator --host 127.0.0.1 --port 8765``.
 
 State lives in memory unless ``Emulator(state_path="emu.json")`` (``--state FILE``) keeps it in
-a versioned JSON file: loaded at start, rewritten atomically after every change, before the
-answer (``tracker.emulator._persist``).
+a versioned JSON-lines journal: loaded at start, one record appended after every change,
+before the answer, compacted atomically past a bound (``tracker.emulator._journal``).
 
 Endpoints: ``POST /v1/responses`` (plain and SSE), ``GET``/``DELETE /v1/responses/{id}``,
 ``GET /v1/responses/{id}?stream=true&starting_after=N``, ``POST /v1/responses/{id}/cancel``,

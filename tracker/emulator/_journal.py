@@ -205,6 +205,10 @@ def load_journal(text: str) -> tuple[State, str | None]:
     Raises ``StateError`` (a ``ValueError``) on anything else that cannot be read.
     """
     lines = text.split("\n")
+    try:
+        base = json.loads(lines[0])
+    except ValueError:  # one document over several lines (a hand-formatted version 1 file)
+        return restore_state(json.loads(text)), None
     torn = None
     if len(lines) > 1 and lines[-1]:  # a last record without its newline: cut short
         with contextlib.suppress(ValueError):
@@ -213,7 +217,7 @@ def load_journal(text: str) -> tuple[State, str | None]:
         if lines[-1]:
             torn = f"line {len(lines)} ({len(lines[-1])} bytes)"
             lines[-1] = ""
-    state = restore_state(json.loads(lines[0]))
+    state = restore_state(base)
     for number, line in enumerate(lines[1:], start=2):
         if line:
             try:
