@@ -28,6 +28,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _plot import chart
+
 from tracker.emulator import Emulator
 from tracker.emulator._state import State, StoredConversation, StoredResponse
 
@@ -172,6 +174,15 @@ def main(argv: list[str]) -> int:
         f"Handler time of one request at the end of a chain (median of {args.requests})",
         header,
         rows,
+    )
+    series = {k: [medians[k, size] for size in sizes] for k in kinds}
+    chart(
+        "emulator",
+        "Emulator handler time per request",
+        sizes,
+        series,
+        x_label="responses in the chain",
+        y_label="ms per request (median)",
     )
     return 0
 

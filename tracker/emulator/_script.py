@@ -2,12 +2,13 @@
 
 A script is any callable ``script(context, request) -> list[dict]``. ``context`` is a
 ``Sequence`` (not always a ``list``: on a long chain, a view that copies an item when it is
-read, so read it from the end) of the resolved context as plain dicts in their stored form (chain or conversation items, then the
-request input; messages always have ``type`` and a list ``content``; after a compaction, the
-window with each compaction item replaced by what it summarises), ``request`` the request
-body. It returns output items *without* ids: the emulator assigns ``msg_``/``fc_``/``rs_`` ids,
-fills ``call_id`` on calls that lack one, and sets ``status``. Shorthands accepted in the
-returned list: a ``str`` is an assistant text message.
+read, so read it from the end) of the resolved context as plain dicts in their stored form
+(chain or conversation items, then the request input; messages always have ``type`` and a
+list ``content``; after a compaction, the window with each compaction item replaced by what it
+summarises), ``request`` the request body. It returns output items *without* ids: the
+emulator assigns ``msg_``/``fc_``/``rs_`` ids, fills ``call_id`` on calls that lack one, and
+sets ``status``. Shorthands accepted in the returned list: a ``str`` is an assistant text
+message.
 
 The default script reads the latest user message. Tool requests are written
 ``name({json args})`` or ``name()`` for declared function tools; rounds are separated by
