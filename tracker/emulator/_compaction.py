@@ -243,7 +243,8 @@ def plan_compaction(
     O(the request's input) unless it compacts (then O(window)).
     """
     boundary = options.compaction_boundary
-    last = context.new[-1] if context.new else None
+    held = context.index.items[context.length - 1] if context.length else None
+    last = context.new[-1] if context.new else held  # the window's last item
     if last is not None and last.get("type") == "compaction_trigger":
         return Compaction([new_compaction(state, context.window(boundary))], None)
     threshold = compact_threshold(body)

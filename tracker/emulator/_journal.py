@@ -12,7 +12,8 @@ so any id a client has received is on disk. A record holds only what that reques
 - ``calls``: call ids issued since the last record; ``ids``: the id generator's state (its random
   words packed as base64), so ids after a restart continue the sequence.
 
-A request therefore costs one ``write`` of its own size. Loading replays the records over the
+A request therefore costs one ``write`` of its own size (plus a constant-time look at each
+conversation, to see whether its items grew). Loading replays the records over the
 base. When the records outgrow ``max(COMPACT_MIN_BYTES, size of the base)`` the file is
 *compacted*: the whole state is written to a temporary file that replaces the journal
 (``os.replace``), so a kill at any moment leaves the old journal or the new base, and the

@@ -246,7 +246,8 @@ class Service:
             conv = self._conversation(m["id"])
             if isinstance(conv, Reply):
                 return conv
-            return Reply(body=page(copy.deepcopy(conv.items), query))
+            listed = page(conv.items, query)  # copy only the page, not the conversation
+            return Reply(body={**listed, "data": copy.deepcopy(listed["data"])})
 
     def _find_item(self, m: re.Match[str]) -> tuple[StoredConversation, int] | Reply:
         conv = self._conversation(m["id"])
