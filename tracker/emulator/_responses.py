@@ -319,7 +319,8 @@ def finish(
     usage = _usage(context, output)  # the rendered window
     body = {**turn.body, "store": False} if not turn.store else turn.body
     response = response_object(response_id, body, copy.deepcopy(output), usage, created_at=created)
-    withheld = withheld_reasoning(turn.body, turn.context, len(turn.resolved))
+    # The latest user message matters only when it is in the input: read the input alone.
+    withheld = withheld_reasoning(turn.body, turn.context.new, len(turn.context.new))
     if withheld:
         response["input_transformations"] = withheld  # the SDK's field, absent when empty
     return response
