@@ -99,17 +99,34 @@ def held_session(store: Store, sid: str, rounds: int) -> tuple[LeasedSession, fl
     return session, load
 
 
-def per_turn(store: Store, items: int, full: bool, turns: int) -> tuple[float, float]:
-    """Median store time of one more turn at ``items`` items, and the claim (load) time."""
-    sid = f"{'full' if full else 'incr'}-{items}"
-    base = items // ITEMS_PER_ROUND
-    with full_saves(full):
-        session, load = held_session(store, sid, base)
-        times = []
-        for n in range(turns):
-            session, spent = turn(store, session, base + n, full)
-            times.append(spent)
-    return statistics.median(times), load
+def per_turn(
+    stores: dict[str, Store], sizes: list[int], modes: list[bool], turns: int
+) -> dict[tuple[str, bool, int], tuple[float, float]]:
+    """Median store time of one more turn and the load time, per (store, full, items).
+
+    The cells take turns (one turn of each in every round), so a change in the machine's
+    load during the run weighs on every cell alike.
+    """
+    sessions: dict[tuple[str, bool, int], LeasedSession] = {}
+    loads: dict[tuple[str, bool, int], float] = {}
+    times: dict[tuple[str, bool, int], list[float]] = {}
+    for name, store in stores.items():
+        for full in modes:
+            for items in sizes:
+                with full_saves(full):
+                    key = (name, full, items)
+                    sid = f"{'full' if full else 'incr'}-{items}"
+                    sessions[key], loads[key] = held_session(store, sid, items // ITEMS_PER_ROUND)
+                    times[key] = []
+    for n in range(turns):
+        for key, session in sessions.items():
+            name, full, items = key
+            with full_saves(full):
+                sessions[key], spent = turn(
+                    stores[name], session, items // ITEMS_PER_ROUND + n, full
+                )
+            times[key].append(spent)
+    return {key: (statistics.median(times[key]), loads[key]) for key in sessions}
 
 
 def grow(store: Store, items: int, full: bool) -> float:
@@ -162,7 +179,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stores", default="sqlite,redis,postgres")
     parser.add_argument("--sizes", default="100,1000,10000,50000")
-    parser.add_argument("--turns", type=int, default=7, help="turns per cell (median)")
+    parser.add_argument("--turns", type=int, default=15, help="turns per cell (median)")
     parser.add_argument("--grow", default="1000,5000", help="two session sizes to grow to")
     parser.add_argument("--full", action="store_true", help="also time whole-record saves")
     args = parser.parse_args(argv)
@@ -174,14 +191,12 @@ def main(argv: list[str]) -> int:
         stores = {name: open_store(url) for name, url in urls.items()}
         for store in stores.values():
             stack.callback(store.close)
-        # cells[store][full][items] = (turn s, load s), measured store by store per size
+        # cells[store][full][items] = (turn s, load s)
         cells: dict[str, dict[bool, dict[int, tuple[float, float]]]] = {
             name: {full: {} for full in modes} for name in stores
         }
-        for items in sizes:
-            for name, store in stores.items():
-                for full in modes:
-                    cells[name][full][items] = per_turn(store, items, full, args.turns)
+        for (name, full, items), cell in per_turn(stores, sizes, modes, args.turns).items():
+            cells[name][full][items] = cell
         header = ["items"]
         for name in stores:
             for full in modes:

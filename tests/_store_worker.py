@@ -3,7 +3,7 @@
     python _store_worker.py step STORE_URL SESSION BASE_URL [MESSAGE] [--hang-in-save MARKER]
     python _store_worker.py many STORE_URL BASE_URL WORKER_NAME SESSIONS_JSON
     python _store_worker.py churn STORE_URL SESSION
-    python _store_worker.py grow STORE_URL SESSION MAX_CHANGES
+    python _store_worker.py grow STORE_URL SESSION MAX_CHANGES [HANG_MARKER]
 
 ``step`` serves one request of a session, as one short-lived process (a serverless function):
 load the tracker, send the pending calls' outputs (or MESSAGE as a new user turn), observe the
@@ -18,7 +18,8 @@ send the same delta; a lost claim (ConflictError) is retried from a fresh load.
 
 ``grow`` adds one round to a tracker and saves it with ``save_tracker`` (incremental: appends,
 and a compaction every MAX_CHANGES saves) in a tight loop until killed, printing each
-acknowledged version; version ``v`` holds rounds ``0 .. v - 1``.
+acknowledged version; version ``v`` holds rounds ``0 .. v - 1``. With HANG_MARKER it writes
+the marker inside its first compaction (the new base written, not committed) and hangs there.
 
 Every mode prints one JSON line with what it did; a 400 from the server exits with status 3.
 """
@@ -196,12 +197,37 @@ def one_round(tracker: Tracker, n: int) -> None:
     tracker.observe_response({"id": f"resp_{n}b", "output": [message]})
 
 
-def grow(url: str, session: str, max_changes: str) -> None:
+def _hanging_in_compaction(store: Store, marker: str) -> Store:
+    """Make ``store`` write ``marker`` inside its first compaction, then hang until killed."""
+    save = store.save
+    compacting: list[bool] = []
+
+    def flagged(session_id: str, state: Any, expected_version: Any, **options: Any) -> int:
+        compacting.append(bool(expected_version))  # a full save of an existing session
+        try:
+            return save(session_id, state, expected_version, **options)
+        finally:
+            compacting.pop()
+
+    def hang(session_id: str) -> None:
+        if compacting and compacting[-1]:
+            Path(marker).write_text(session_id)
+            time.sleep(120)
+
+    assert isinstance(store, SQLiteStore | RedisStore | PostgresStore)
+    store.save = flagged  # type: ignore[method-assign]
+    store._before_commit = hang  # type: ignore[method-assign]
+    return store
+
+
+def grow(url: str, session: str, max_changes: str, marker: str | None = None) -> None:
     """Grow the session one round per save until killed; print each acknowledged version."""
     from tracker.stores import _incremental
 
     _incremental.COMPACT_MAX_CHANGES = int(max_changes)
     store = open_store(url)
+    if marker is not None:
+        store = _hanging_in_compaction(store, marker)
     tracker, version = load_tracker(store, session)
     print(json.dumps({"started": version}), flush=True)
     while True:
