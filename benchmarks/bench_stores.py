@@ -129,17 +129,27 @@ def per_turn(
     return {key: (statistics.median(times[key]), loads[key]) for key in sessions}
 
 
-def grow(store: Store, items: int, full: bool) -> float:
-    """Total store time of growing a new session to ``items`` items, one round per turn."""
-    sid = f"grow-{'full' if full else 'incr'}-{items}"
-    total = 0.0
+def grow(store: Store, small: int, big: int, full: bool) -> tuple[float, float]:
+    """Total store time of growing a new session to ``small`` and another to ``big`` items,
+    one round per turn. The small session's turns are spread evenly among the big one's, so
+    both grow under the same machine load."""
+    rounds = (small // ITEMS_PER_ROUND, big // ITEMS_PER_ROUND)
+    totals = [0.0, 0.0]
+    done = [0, 0]
     with full_saves(full):
-        session = claim_session(store, sid, ttl=600)
-        release_session(store, session)
-        for n in range(items // ITEMS_PER_ROUND):
-            session, spent = turn(store, session, n, full)
-            total += spent
-    return total
+        sessions = []
+        for size in (small, big):
+            session = claim_session(store, f"grow-{'full' if full else 'incr'}-{size}", ttl=600)
+            release_session(store, session)
+            sessions.append(session)
+        for n in range(rounds[1]):
+            small_due = done[0] < rounds[0] and done[0] * rounds[1] <= n * rounds[0]
+            due = [1, 0] if small_due else [1]
+            for which in due:
+                sessions[which], spent = turn(store, sessions[which], done[which], full)
+                totals[which] += spent
+                done[which] += 1
+    return totals[0], totals[1]
 
 
 def _servers(stack: ExitStack, names: list[str]) -> dict[str, str]:
@@ -235,7 +245,7 @@ def main(argv: list[str]) -> int:
         growth = []
         for name, store in stores.items():
             for full in modes:
-                a, b = grow(store, small, full), grow(store, big, full)
+                a, b = grow(store, small, big, full)
                 tag = f"{name}{' full' if full else ''}"
                 growth.append([tag, f"{a:.2f}", f"{b:.2f}", f"{b / a:.1f}x"])
         _table(
