@@ -507,14 +507,21 @@ class CheckedPrefix:
     pending: dict[str, list[tuple[int, Any]]] = attrs.field(factory=dict)
     clean: bool = True
 
-    def extend(self, items: Sequence[Any], provenance: Provenance | None = None) -> None:
+    def extend(
+        self, items: Sequence[Any], provenance: Provenance | None = None, *, passed: bool = False
+    ) -> None:
         """Append ``items``; ``clean`` turns false if they break a rule (pending calls aside).
 
-        O(len(items)). Raises ``ItemError`` for an item that cannot be read (nothing changed).
+        ``passed``: the prefix followed by ``items`` just passed ``check_context`` with no
+        violation at all, so the result is clean (whatever the prefix alone was). O(len(items)).
+        Raises ``ItemError`` for an item that cannot be read (nothing changed).
         """
-        found = check_appended(self, items, provenance=provenance) if self.clean else []
+        check = self.clean and not passed
+        found = check_appended(self, items, provenance=provenance) if check else []
         infos = [read_item(item, self.length + i) for i, item in enumerate(items)]
-        if any(v.rule not in ("P1", "M1") for v in found):
+        if passed:
+            self.clean = True
+        elif any(v.rule not in ("P1", "M1") for v in found):
             self.clean = False
         for i, (item, info) in enumerate(zip(items, infos, strict=True)):
             at = self.length + i

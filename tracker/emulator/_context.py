@@ -77,9 +77,11 @@ class ContextIndex:
         index.extend(items, provenance)
         return index
 
-    def extend(self, items: Sequence[dict[str, Any]], provenance: Provenance) -> None:
-        """Append stored items (O(len(items)))."""
-        self.rules.extend(items, provenance)
+    def extend(
+        self, items: Sequence[dict[str, Any]], provenance: Provenance, *, passed: bool = False
+    ) -> None:
+        """Append stored items (O(len(items))); ``passed`` as ``CheckedPrefix.extend``."""
+        self.rules.extend(items, provenance, passed=passed)
         for item in items:
             at = len(self.items)
             kind = item.get("type")

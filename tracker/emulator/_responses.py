@@ -305,7 +305,7 @@ def finish(
         if conv is None:
             old = turn.previous or None
             state.advance_index(
-                old, response_id, context.index, context.length, stored_input + output
+                old, response_id, context.index, context.length, output, passed=stored_input
             )
     if conv is not None:
         conv.busy = False
@@ -315,7 +315,9 @@ def finish(
             conv.items.extend(stored_input + output)
             state.index_items(stored_input + output)
             if state.indexes.get(conv.id) is context.index:
-                state.advance_index(conv.id, conv.id, context.index, held, stored_input + output)
+                state.advance_index(
+                    conv.id, conv.id, context.index, held, output, passed=stored_input
+                )
     usage = _usage(context, output)  # the rendered window
     body = {**turn.body, "store": False} if not turn.store else turn.body
     response = response_object(response_id, body, copy.deepcopy(output), usage, created_at=created)

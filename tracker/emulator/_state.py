@@ -13,6 +13,7 @@ import random
 import string
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -255,16 +256,26 @@ class State:
             del self.indexes[next(iter(self.indexes))]
 
     def advance_index(
-        self, old: str | None, new: str, index: ContextIndex, length: int, items: list[Any]
+        self,
+        old: str | None,
+        new: str,
+        index: ContextIndex,
+        length: int,
+        items: list[Any],
+        *,
+        passed: Sequence[Any] = (),
     ) -> None:
-        """Move ``index`` from ``old`` to ``new`` extended by ``items``, if it still holds
-        ``length`` items and belongs to ``old`` (else ``new`` builds its own when asked)."""
+        """Move ``index`` from ``old`` to ``new`` extended by ``passed`` (items that passed the
+        rules with it: a request's input), then ``items``, if it still holds ``length`` items
+        and belongs to ``old`` (else ``new`` builds its own when asked)."""
         if old is not None and self.indexes.get(old) is not index:
             return
         if len(index.items) != length:
             return
         if old is not None:
             del self.indexes[old]
+        if passed:
+            index.extend(passed, self.provenance(), passed=True)
         index.extend(items, self.provenance())
         self.keep_index(new, index)
 
