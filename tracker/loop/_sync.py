@@ -93,12 +93,14 @@ def run_turn(
 
     With a session store, the turn first claims the session's lease (valid ``lease_ttl``
     seconds, renewed by the progress saved after each model call and each batch of tools; freed
-    by the final save), so no two workers ever send the same delta or run the same tool call. A
-    busy session is waited for up to ``lease_wait`` seconds, then ``tracker.SessionBusyError``
-    (retryable). If a worker crashed mid-turn, the next one takes over once its lease expires:
-    it delivers the tool outputs that worker saved (placeholders for calls it never finished),
-    and resumes that turn when given the same input. ``lease_owner`` names this worker in the
-    lease (default: host, pid and a random token).
+    by the final save), so no two workers ever send the same delta or run the same tool call.
+    A session this process released last is claimed back without reading it (the tracker it
+    holds, if no other writer saved since: ``tracker.loop._kept``), so a turn's store time does
+    not grow with the session. A busy session is waited for up to ``lease_wait`` seconds, then
+    ``tracker.SessionBusyError`` (retryable). If a worker crashed mid-turn, the next one takes
+    over once its lease expires: it delivers the tool outputs that worker saved (placeholders
+    for calls it never finished), and resumes that turn when given the same input.
+    ``lease_owner`` names this worker in the lease (default: host, pid and a random token).
 
     ``stream=True`` streams each response, handing ``TextDelta`` events to ``on_event``,
     which also gets request, response, tool and retry events.

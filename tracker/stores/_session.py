@@ -20,13 +20,16 @@ Workers' clocks must agree to well within ``ttl``; ``clock=`` is injectable for 
 snapshots the tracker cannot restore are reported as ``CorruptStateError`` naming the session,
 and stay in the store. The record format is described in ``tracker/stores/_record.py``.
 
-Saves are incremental on a store that can append (every store of this package): a save diffs
-the new record against the one this worker loaded or last saved at that version and appends
-only the change (``tracker/stores/_changes.py``); once the appended changes outweigh the base
-(or pass ``COMPACT_MAX_CHANGES``), the save writes the whole record as a new base instead
-(``_incremental.py``). ``save_tracker`` remembers, per tracker object, the record it was loaded
-or saved with; for a tracker it has not seen at that version it first reads the stored record
-and checks that ``load_tracker`` could restore it.
+Saves are incremental on a store that can append (every store of this package): a save
+appends only what changed since the record this worker loaded or last saved at that version
+(``tracker/stores/_changes.py``), as the tracker's journal tells it (``_journal.py``: no
+``to_state()``, no whole-snapshot diff), or else by a diff; once the appended changes outweigh
+the base (or pass ``COMPACT_MAX_CHANGES``), the save writes the whole record as a new base
+instead (``_incremental.py``). Every write names the session's epoch, so a session deleted and
+created again is never written as if it were the one read. ``save_tracker`` remembers, per
+tracker object, the record it was loaded or saved with; for a tracker it has not seen at that
+version it first reads the stored record and checks that ``load_tracker`` could restore it.
+``claim_session(reuse=...)`` claims back a session this worker released without reading it.
 """
 
 from __future__ import annotations
