@@ -70,7 +70,8 @@ def _pytest_command(rest: list[str]) -> list[str]:
     cmd = [str(PY), "-m", "pytest"]
     if not any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in rest):
         cmd += ["-n", "auto", "--dist", "worksteal"]
-    cmd += ["--cov", "--cov-report=term:skip-covered"]
+    # tests/_preload.py: each xdist worker imports openai-agents & co. before coverage starts.
+    cmd += ["-p", "tests._preload", "--cov", "--cov-report=term:skip-covered"]
     if rest:  # a partial run: report coverage, but the floor is for the whole suite
         cmd += ["--cov-fail-under=0"]
     if "-m" not in rest:
