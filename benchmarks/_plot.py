@@ -14,6 +14,7 @@ hash salt, so drawing the same figures again gives the same file.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def chart(
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
     except ImportError:
         print(f"chart {name}.svg skipped: matplotlib is not installed (pip install '.[bench]')")
         return None
@@ -65,9 +67,14 @@ def chart(
         ax.set_xscale("log")
     if log_y:
         ax.set_yscale("log")
+    for axis, log in ((ax.xaxis, log_x), (ax.yaxis, log_y)):
+        if log:  # ticks at 1, 2, 5 x 10^k, written as plain numbers (2,000, not 2x10^3)
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.set_minor_formatter(NullFormatter())
+        axis.set_major_formatter(FuncFormatter(_plain))
     ax.set_xlabel(x_label)
     ax.set_ylabel(y_label)
-    ax.set_title(title + (f"\n{note}" if note else ""), fontsize=10)
+    ax.set_title(textwrap.fill(title, 72) + (f"\n{note}" if note else ""), fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     CHARTS.mkdir(exist_ok=True)
@@ -76,6 +83,12 @@ def chart(
     plt.close(fig)
     print(f"chart: {path.relative_to(CHARTS.parent.parent)}")
     return path
+
+
+def _plain(value: float, _pos: object = None) -> str:
+    if value >= 1 and float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
 def _drawable(value: float, log: bool) -> bool:
