@@ -26,6 +26,9 @@ from there; the rest are exported by ``tracker``::
     ├── TranscriptError(ValueError)            stateless mode: an item the service would have
     │                                          to look up, or a chain whose items the tracker
     │                                          never saw; ``.item_id``
+    ├── EditedHistoryError(ValueError)         a whole history changed an item the chain
+    │                                          holds (``on_edit="raise"``, or in a
+    │                                          conversation); ``.index``, ``.item_id``
     ├── StoreError(RuntimeError)               a durable store failed
     │   ├── ConflictError                      compare-and-set lost: reload and retry
     │   │   └── SessionBusyError               another worker holds the session's lease
@@ -60,6 +63,7 @@ __all__ = [
     "ConflictError",
     "ContinuationError",
     "CorruptStateError",
+    "EditedHistoryError",
     "HistoryError",
     "ItemError",
     "SessionBusyError",
@@ -168,6 +172,20 @@ class TranscriptError(TrackerError, ValueError):
 
     def __init__(self, message: str, *, item_id: Any = None) -> None:
         super().__init__(message)
+        self.item_id = item_id
+
+
+class EditedHistoryError(TrackerError, ValueError):
+    """A whole history passed to ``prepare`` changed an item the chain already holds.
+
+    A delta would hide the edit, so the tracker raises (``on_edit="raise"``, or always in a
+    conversation, which it cannot restart). ``index`` is the first position in the list that
+    differs from the history passed last; ``item_id`` the provider id or call id found there.
+    """
+
+    def __init__(self, message: str, *, index: int, item_id: str | None = None) -> None:
+        super().__init__(message)
+        self.index = index
         self.item_id = item_id
 
 

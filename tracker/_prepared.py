@@ -23,6 +23,7 @@ from ._items import (
 from ._repair_actions import RepairAction
 
 if TYPE_CHECKING:
+    from ._edits import HistoryEdit
     from ._snapshot import Ledger
 
 __all__ = [
@@ -69,6 +70,9 @@ class Prepared:
     Pass it to ``Tracker.mark_sent`` (and to ``Tracker.rewind`` if the request fails).
     ``compact`` is true for ``Tracker.prepare_compact`` (send it to ``responses.compact``);
     ``carries_window`` when ``input`` starts with a standalone compaction's window (a new chain).
+    ``restarted`` names the edit when the whole history passed changed an item the chain holds
+    and the tracker restarts the chain with it (``on_edit="restart"``): ``input`` is then the
+    whole history, with no ``previous_response_id`` (nor replayed transcript).
     """
 
     input: tuple[Any, ...]
@@ -84,6 +88,9 @@ class Prepared:
     carries_window: bool = False
     #: Stateless mode: how many leading items of ``input`` replay the transcript.
     replayed: int = attrs.field(default=0, kw_only=True)
+    restarted: HistoryEdit | None = attrs.field(default=None, kw_only=True)
+    #: The whole history passed (and how it compared), adopted when the request is answered.
+    _plan: Any = attrs.field(default=None, kw_only=True, repr=False, alias="plan")
 
     @property
     def delta(self) -> tuple[Any, ...]:

@@ -3,11 +3,11 @@
 ``Ledger`` is the one definition of the persisted fields: each attribute is named as its
 snapshot key and carries its own dump and strict load, so adding a field is one line here.
 
-Format (version 2; a version 1 snapshot, which lacks the compaction fields, still loads)::
+Format (version 3; a version 1 or 2 snapshot, which lacks the later fields, still loads)::
 
     {
       "format": "tracker.state",
-      "version": 2,
+      "version": 3,
       "previous_response_id": "resp_..." | null,
       "conversation_id": "conv_..." | null,
       "server_item_ids": ["fc_...", "msg_...", ...],         # in first-seen order
@@ -19,8 +19,10 @@ Format (version 2; a version 1 snapshot, which lacks the compaction fields, stil
       "whole_chain": true,                                   # every held call was seen
       "compacted_call_ids": ["call_...", ...],               # v2: summarised unanswered
       "last_compaction_id": "cmp_..." | null,                # v2: the latest boundary
-      "window": [{...}, ...] | null                          # v2: a standalone compaction's
-    }                                                        #     window, not yet sent
+      "window": [{...}, ...] | null,                         # v2: a standalone compaction's
+                                                             #     window, not yet sent
+      "history": ["<16 hex>", ...]                           # v3: the caller's last whole
+    }                                                        #     history, a fingerprint per item
 
 The id lists are written in the order the tracker first saw each id (it keeps them as
 insertion-ordered dicts), so writing a snapshot sorts nothing and a later snapshot's lists
@@ -57,7 +59,7 @@ __all__ = [
 ]
 
 FORMAT: Final = "tracker.state"
-STATE_VERSION: Final = 2
+STATE_VERSION: Final = 3
 #: Fields added by each version after the first (absent from older snapshots: defaults).
 _ADDED_IN: Final = "since"
 
@@ -150,6 +152,13 @@ def _load_window(key: str, value: Any) -> list[dict[str, Any]] | None:
     return copy.deepcopy(value)
 
 
+def _load_history(key: str, value: Any) -> list[str]:
+    for i, fp in enumerate(_load_strs(key, value)):
+        if len(fp) != 16 or fp.strip("0123456789abcdef"):
+            raise _fail(f"{key}[{i}]", f"must be 16 lowercase hex digits, got {shown(fp)}")
+    return list(value)
+
+
 def _codec(
     dump: Callable[[Any], Any], load: Callable[[str, Any], Any], since: int = 1
 ) -> dict[str, Any]:
@@ -222,6 +231,10 @@ class Ledger:
     window: list[dict[str, Any]] | None = attrs.field(
         default=None, metadata=_codec(copy.deepcopy, _load_window, since=2)
     )
+
+    #: The whole history the caller passed last (``tracker._edits``): a content fingerprint
+    #: per position, so an edit behind the chain is still seen after a restore.
+    history: list[str] = attrs.field(factory=list, metadata=_codec(list, _load_history, since=3))
 
     #: Not a snapshot field: what changed since the last ``mark`` (``None``: not known).
     journal: Journal | None = attrs.field(default=None, eq=False, repr=False, metadata={})

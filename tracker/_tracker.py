@@ -62,12 +62,14 @@ compaction (the endpoint has no ``conversation`` parameter): use server-side com
 
 from __future__ import annotations
 
-import inspect
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
+
 from ._delta_check import DeltaCheck, check_delta
+from ._edits import ON_EDIT, HeldHistory, OnEdit, edited_error, regroup
 from ._errors import (
     CompactedCallError,
     CompactionError,
@@ -77,7 +79,7 @@ from ._errors import (
 )
 from ._fingerprint import content_key
 from ._identity import IdentityMap
-from ._items import COMPACTION, COMPACTION_TRIGGER, field, is_async_call, read_item, to_plain
+from ._items import COMPACTION, COMPACTION_TRIGGER, field, is_async_call, read_item
 from ._prepared import (
     Key,
     Prepared,
@@ -90,6 +92,7 @@ from ._prepared import (
     known_object,
 )
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
+from ._responses import COMPACTED_OBJECT, not_a_response, window_of
 from ._rules import RuleOptions
 from ._snapshot import Journal, Ledger, check_id, dump_state, load_state
 from ._transcript import Transcript, chain_transcript
@@ -98,8 +101,6 @@ __all__ = ["Prepared", "Tracker"]
 
 _Keys = tuple[Key, ...]
 _TRIGGER_KEYS: _Keys = (("trigger", ""),)
-#: The ``object`` of a ``responses.compact`` result.
-COMPACTED_OBJECT = "response.compaction"
 
 
 #: Key kinds the ledger remembers by string (provider id, output or call call_id): an item
@@ -159,81 +160,6 @@ def _split_triggers(seq: list[Any]) -> tuple[list[Any], Any]:
     return [item for item in seq if not is_trigger(item)], last
 
 
-def _quiet_plain(item: Any, index: int) -> dict[str, Any]:
-    """``to_plain``, without the SDK's warning about a user message parsed as output.
-
-    The SDK reads a compacted window's user messages as output messages, whose content part
-    type (``input_text``) its serializer warns about; the dict it gives is right.
-    """
-    dump = getattr(item, "model_dump", None)
-    if not isinstance(item, Mapping) and callable(dump):
-        try:
-            plain = dump(mode="json", exclude_none=True, by_alias=True, warnings=False)
-        except TypeError:  # a model_dump without the pydantic keywords
-            plain = None
-        if isinstance(plain, dict):
-            return plain
-    return to_plain(item, index)
-
-
-def _window_of(response: Any) -> list[dict[str, Any]]:
-    """A compacted response's output as the input items of a new chain.
-
-    ``created_by`` is output-only (the compaction input item has no such field), so it goes.
-    """
-    window = []
-    for index, item in enumerate(field(response, "output")):
-        plain = dict(_quiet_plain(item, index))
-        plain.pop("created_by", None)
-        if plain.get("type") == "message":
-            plain.pop("status", None)
-        window.append(plain)
-    if not window or window[-1].get("type") != COMPACTION:
-        raise UsageError(
-            f"Compacted response {field(response, 'id')} does not end with a compaction item "
-            "(got types "
-            f"{[w.get('type') for w in window]}): pass the result of responses.compact as is."
-        )
-    return window
-
-
-def _not_a_response(response: Any) -> str | None:
-    """Why ``response`` cannot be a Responses API response, or ``None`` if it can."""
-    if type(response) is dict and type(response.get("output")) is list:
-        rid = response.get("id")
-        if rid is None or type(rid) is str:
-            return None  # the common case, decided without the checks below
-    if inspect.isawaitable(response):
-        if inspect.iscoroutine(response):
-            response.close()  # never awaited: close it so it leaves no warning behind
-        return (
-            "it was not awaited, so the request was never sent: await it "
-            "(response = await client.responses.create(...)) and pass the result"
-        )
-    if isinstance(response, BaseException):
-        return "the request failed: rewind(prepared) and retry it instead of observing the error"
-    if isinstance(response, str | bytes | bytearray):
-        return "pass the response object itself, not text"
-    if isinstance(response, list | tuple):
-        return "pass the response object, or observe_items(items) for a list of items"
-    has_output = (
-        "output" in response if isinstance(response, Mapping) else (hasattr(response, "output"))
-    )
-    if not has_output:
-        stream_like = ("get_final_response", "__iter__", "__aiter__")
-        if not isinstance(response, Mapping) and any(hasattr(response, a) for a in stream_like):
-            return (
-                "it is a stream: consume it and pass the final response "
-                "(stream.get_final_response(), or the 'response.completed' event's .response)"
-            )
-        return "it has no 'output' list"
-    if not isinstance(field(response, "output"), list | tuple):
-        return f"its 'output' is a {type(field(response, 'output')).__name__}, not a list"
-    if not isinstance(field(response, "id"), str | None):
-        return f"its 'id' is a {type(field(response, 'id')).__name__}, not a string"
-    return None
-
-
 class Tracker:
     """Decides, turn after turn, exactly which items a Responses request must carry.
 
@@ -254,7 +180,10 @@ class Tracker:
         repair_policy: RepairPolicy = PLACEHOLDER,
         store: bool = True,
         rules: RuleOptions | None = None,
+        on_edit: OnEdit = "restart",
     ) -> None:
+        if on_edit not in ON_EDIT:
+            raise UsageError(f"on_edit must be 'restart' or 'raise', not {shown(on_edit)}.")
         if not store and (previous_response_id is not None or conversation_id is not None):
             raise ContinuationError(
                 "store=False keeps nothing on the server: it cannot continue "
@@ -287,6 +216,10 @@ class Tracker:
         self._rules = rules
         # Stateless mode (store=False): the items every request replays.
         self._transcript = None if store else Transcript(options=rules)
+        # The caller's last whole history (edits behind the chain), and restarts in flight.
+        self._on_edit: OnEdit = on_edit
+        self._history = HeldHistory()
+        self._restarts: dict[int, tuple[Ledger, IdentityMap[_Held], Transcript | None]] = {}
 
     # ------------------------------------------------------------------ read-only views
 
@@ -357,7 +290,7 @@ class Tracker:
             if isinstance(items, str)
             else _item_list(items, "prepare")
         )
-        return self._build(seq, content_match=content_match, compact=compact, standalone=False)
+        return self._decide(seq, content_match=content_match, compact=compact, standalone=False)
 
     def prepare_compact(
         self, items: Iterable[Any] | str = (), *, content_match: bool = True
@@ -384,12 +317,45 @@ class Tracker:
             if isinstance(items, str)
             else (_item_list(items, "prepare_compact"))
         )
-        prepared = self._build(seq, content_match=content_match, compact=True, standalone=True)
+        prepared = self._decide(seq, content_match=content_match, compact=True, standalone=True)
         if not prepared.input and prepared.previous_response_id is None:
             raise UsageError(
                 "Nothing to compact: no response observed yet and no new items; run a turn first."
             )
         return prepared
+
+    def _decide(
+        self, items: list[Any], *, content_match: bool, compact: bool, standalone: bool
+    ) -> Prepared:
+        """``_build``, after checking a whole history for edits behind the chain (``_edits``)."""
+        if not content_match:
+            return self._build(items, content_match=False, compact=compact, standalone=standalone)
+        verdict = self._history.check(items)
+        if verdict.edit is None:
+            prepared = self._build(
+                items, content_match=True, compact=compact, standalone=standalone
+            )
+            return attrs.evolve(prepared, plan=(items, verdict)) if verdict.whole else prepared
+        if self._on_edit == "raise" or self._ledger.conversation_id is not None:
+            raise edited_error(verdict.edit, conversation_id=self._ledger.conversation_id)
+        sent, dropped = regroup(items, self._history.following(), self._check)
+        prepared = self._fresh()._build(
+            sent, content_match=True, compact=compact, standalone=standalone
+        )
+        repairs = (*dropped, *prepared.repairs)
+        return attrs.evolve(
+            prepared, plan=(items, verdict), restarted=verdict.edit, repairs=repairs
+        )
+
+    def _fresh(self) -> Tracker:
+        """A tracker with no chain, this one's settings, origin and serial: a restart's build."""
+        fresh = Tracker(check=self._check, repair_policy=self._repair_policy, rules=self._rules)
+        if self._transcript is not None:
+            key = self._transcript.prompt_cache_key
+            fresh._transcript = Transcript(options=self._rules, prompt_cache_key=key)
+        fresh._ledger.responses_observed = self._ledger.responses_observed
+        fresh._origin, fresh._serial = self._origin, self._serial
+        return fresh
 
     def _build(
         self, items: list[Any], *, content_match: bool, compact: bool, standalone: bool
@@ -628,6 +594,8 @@ class Tracker:
                 "This request was already marked sent; rewind(prepared) first if it failed, "
                 "or prepare() the next turn."
             )
+        if prepared.restarted is not None:
+            self._restart(prepared)
         for item, item_keys in zip(prepared.delta, prepared._keys, strict=True):
             if self._recorded_since(item, item_keys, prepared._serial):
                 raise UsageError(
@@ -659,6 +627,9 @@ class Tracker:
             self._unrecord(item, item_keys)
         if self._transcript is not None:
             self._transcript.unmark(id(prepared))
+        undo = self._restarts.pop(id(prepared), None)
+        if undo is not None:  # the restarted chain never started: back to the old one
+            self._ledger, self._held, self._transcript = undo
 
     def observe_response(self, response: Any) -> None:
         """Record a response: its output items are held by the server, its id continues.
@@ -671,7 +642,7 @@ class Tracker:
         cannot be continued), and ``ItemError`` for an unreadable output item; the tracker is
         then unchanged.
         """
-        problem = _not_a_response(response)
+        problem = not_a_response(response)
         if problem is not None:
             raise UsageError(
                 f"observe_response() takes a Responses API response (an openai Response or its "
@@ -705,7 +676,7 @@ class Tracker:
         ledger.responses_observed += 1
         if any(p.carries_window for p in self._marked.values()):
             ledger.window = None  # the new chain now holds it
-        self._marked.clear()
+        self._settle()
 
     def _observe_compacted(self, response: Any) -> None:
         """A ``responses.compact`` result: its window starts the next chain."""
@@ -716,7 +687,7 @@ class Tracker:
                 f"{ledger.conversation_id}: responses.compact takes no conversation; use "
                 "server-side compaction (context_management) in a conversation."
             )
-        window = _window_of(response)
+        window = window_of(response)
         observed = self._observation(window)
         self._serial += 1
         for item, keys in observed:
@@ -725,7 +696,28 @@ class Tracker:
         ledger.compact(field(window[-1], "id"))
         ledger.window = window
         ledger.previous_response_id = None  # a compacted response id cannot be continued
+        self._settle()
+
+    def _restart(self, prepared: Prepared) -> None:
+        """Start the new chain ``prepared`` restarts (edited history); ``rewind`` undoes it."""
+        if self._marked or prepared._serial != self._serial:
+            raise UsageError(
+                f"This request restarts the chain (history edited at {prepared.restarted}), but "
+                "the tracker changed since it was prepared or another request is in flight: "
+                "observe or rewind that request, then prepare() again."
+            )
+        self._restarts[id(prepared)] = (self._ledger, self._held, self._transcript)
+        fresh = self._fresh()
+        self._ledger, self._held, self._transcript = fresh._ledger, fresh._held, fresh._transcript
+
+    def _settle(self) -> None:
+        """A response answered every request in flight: adopt the last whole history sent."""
+        plans = [p._plan for p in self._marked.values() if p._plan is not None]
+        if plans:
+            items, verdict = plans[-1]
+            self._history = self._history.adopted(items, verdict)
         self._marked.clear()
+        self._restarts.clear()
 
     def observe_items(self, items: Iterable[Any]) -> None:
         """Record items the server is known to hold (for example a conversation's items).
@@ -848,7 +840,7 @@ class Tracker:
             for prepared in self._marked.values():
                 for item_keys in prepared._keys:
                     settled.remove(item_keys)
-        state = dump_state(settled)
+        state = dump_state(attrs.evolve(settled, history=self._history.fingerprints()))
         if self._transcript is not None:
             state["transcript"] = self._transcript.dump()
         return state
@@ -870,6 +862,8 @@ class Tracker:
         if self._marked or not isinstance(mark, Journal):
             return None
         changes = self._ledger.changes(mark)
+        if changes is not None:  # the history list, diffed by the store (an extended prefix)
+            changes["scalars"]["history"] = self._history.fingerprints()
         if changes is not None and self._transcript is not None:
             changes["transcript"] = self._transcript.dump()
         return changes
@@ -882,18 +876,21 @@ class Tracker:
         check: DeltaCheck = "raise",
         repair_policy: RepairPolicy = PLACEHOLDER,
         rules: RuleOptions | None = None,
+        on_edit: OnEdit = "restart",
     ) -> Tracker:
         """Restore a tracker from ``to_state()`` output (possibly from another process).
 
-        ``check``, ``repair_policy`` and ``rules`` are settings, not state: give them as to
-        ``Tracker``. A stateless tracker's snapshot carries its transcript. Raises
+        ``check``, ``repair_policy``, ``rules`` and ``on_edit`` are settings, not state: give
+        them as to ``Tracker``. A stateless tracker's snapshot carries its transcript. Raises
         ``StateVersionError`` for an unknown or newer format version and ``StateError`` naming
         the malformed field otherwise; nothing is half-restored.
         """
         plain = dict(state) if isinstance(state, Mapping) else state
         transcript = plain.pop("transcript", None) if isinstance(plain, dict) else None
         ledger = load_state(plain)
-        tracker = cls(check=check, repair_policy=repair_policy, rules=rules)
+        tracker = cls(check=check, repair_policy=repair_policy, rules=rules, on_edit=on_edit)
+        tracker._history = HeldHistory(fps=ledger.history)
+        ledger.history = []  # kept by tracker._history from now on
         tracker._ledger = ledger
         if transcript is not None:
             tracker._transcript = Transcript.load(transcript, rules)

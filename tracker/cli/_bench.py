@@ -67,9 +67,9 @@ def per_turn(size: int, turns: int, *, full: bool, make: Callable[[], Any] = Tra
     calls = [_call(n) for n in range(pairs)]
     t.observe_response({"id": "resp_prime", "output": calls})
     outputs = [_output(n) for n in range(pairs)]
-    t.mark_sent(t.prepare(outputs))
     for c, o in zip(calls, outputs, strict=True):
         history += (c, o)
+    t.mark_sent(t.prepare(history if full else outputs))  # full: the history check's baseline
 
     def turn(n: int) -> None:
         call = _call(n)

@@ -1,0 +1,354 @@
+"""Histories edited behind the chain (issue 13): detected on prepare, restarted or raised."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openai import OpenAI
+
+from tracker import EditedHistoryError, HistoryError, Tracker, UsageError
+from tracker.emulator import Emulator
+
+
+def _user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+def _msg(item_id: str, text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": item_id,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text}],
+    }
+
+
+def _run(t: Tracker, history: list[Any], rid: str, *output: dict[str, Any]) -> Any:
+    """One whole-history turn: prepare, mark sent, observe ``output`` as response ``rid``."""
+    p = t.prepare(history)
+    t.mark_sent(p)
+    t.observe_response({"id": rid, "output": list(output)})
+    return p
+
+
+def _two_turns(t: Tracker) -> list[Any]:
+    """Run two turns; return the history the chain then holds (inputs and outputs)."""
+    history: list[Any] = [_user("hi")]
+    _run(t, history, "resp_1", _msg("msg_1", "yo"))
+    history += [_msg("msg_1", "yo"), _user("again")]
+    _run(t, history, "resp_2", _msg("msg_2", "ok"))
+    return [*history, _msg("msg_2", "ok")]
+
+
+def test_unedited_whole_history_sends_only_the_new_items() -> None:
+    """No edit: the delta is the new message, the chain continues, nothing is restarted."""
+    t = Tracker()
+    history = [*_two_turns(t), _user("three")]
+    p = t.prepare(history)
+    assert ((_user("three"),), "resp_2", None) == (p.input, p.previous_response_id, p.restarted)
+
+
+def test_edited_item_restarts_the_chain_with_the_whole_history() -> None:
+    """An edited message: the request is the whole edited history, with no previous response."""
+    t = Tracker()
+    history = _two_turns(t)
+    history[1] = _msg("msg_1", "EDITED")
+    history.append(_user("three"))
+    p = t.prepare(history)
+    assert (tuple(history), None) == (p.input, p.previous_response_id)
+    assert (1, "msg_1") == (p.restarted.index, p.restarted.item_id)
+    t.mark_sent(p)
+    t.observe_response({"id": "resp_3", "output": [_msg("msg_3", "fine")]})
+    nxt = t.prepare([*history, _msg("msg_3", "fine"), _user("four")])
+    assert ((_user("four"),), "resp_3", None) == (
+        nxt.input,
+        nxt.previous_response_id,
+        nxt.restarted,
+    )
+
+
+def test_on_edit_raise_names_the_item_and_leaves_the_tracker_unchanged() -> None:
+    """on_edit='raise': EditedHistoryError names index and id and the fix; state unchanged."""
+    t = Tracker(on_edit="raise")
+    history = _two_turns(t)
+    before = t.to_state()
+    history[1] = _msg("msg_1", "EDITED")
+    with pytest.raises(EditedHistoryError) as info:
+        t.prepare(history)
+    assert (1, "msg_1") == (info.value.index, info.value.item_id)
+    assert "items[1] (message id=msg_1)" in str(info.value)
+    assert "on_edit='restart'" in str(info.value)
+    assert before == t.to_state()
+
+
+@pytest.mark.parametrize(
+    ("edit", "index"),
+    [
+        (lambda h: h[1:], 0),  # a trimming step drops the oldest item
+        (lambda h: h[:2] + h[3:], 2),  # an item removed in the middle
+        (lambda h: [_user("system says"), *h], 0),  # an item inserted at the front
+        (lambda h: h[:2], 2),  # the last item passed removed
+        (lambda h: [{**h[0], "content": "HI"}, *h[1:]], 0),  # the first item changed
+    ],
+    ids=["trim-front", "remove-middle", "insert-front", "remove-last", "change-first"],
+)
+def test_every_kind_of_edit_is_detected(edit: Any, index: int) -> None:
+    """Trimmed, removed, inserted and changed items are each an edit at the first difference."""
+    t = Tracker(on_edit="raise")
+    history = _two_turns(t)
+    with pytest.raises(EditedHistoryError) as info:
+        t.prepare(edit(history))
+    assert index == info.value.index
+
+
+def test_rebuilt_copies_of_the_history_are_not_an_edit() -> None:
+    """A history rebuilt from storage (equal copies, not the same objects) is unedited."""
+    t = Tracker(on_edit="raise")
+    history = copy.deepcopy(_two_turns(t))
+    p = t.prepare([*history, _user("three")])
+    assert ((_user("three"),), None) == (p.input, p.restarted)
+
+
+def test_new_items_alone_are_never_taken_for_an_edit() -> None:
+    """A caller passing only new items (the default content_match) is never restarted."""
+    t = Tracker(on_edit="raise")
+    _run(t, [_user("one")], "resp_1", _msg("msg_1", "a"))
+    _run(t, [_msg("msg_1", "a"), _user("two")], "resp_2", _msg("msg_2", "b"))
+    p = t.prepare([_user("three")])
+    assert ((_user("three"),), "resp_2", None) == (p.input, p.previous_response_id, p.restarted)
+
+
+def test_conversation_edit_raises_even_under_restart() -> None:
+    """A conversation cannot be restarted by the tracker: the edit raises, naming the fix."""
+    t = Tracker(conversation_id="conv_1")
+    history = _two_turns(t)
+    history[0] = _user("HI")
+    with pytest.raises(EditedHistoryError, match="start a new conversation"):
+        t.prepare(history)
+
+
+def test_stateless_edit_replaces_the_transcript_and_keeps_the_cache_key() -> None:
+    """store=False: the edited history is sent as is (no stale replay), same cache key."""
+    t = Tracker(store=False)
+    key = t.prompt_cache_key
+    history = _two_turns(t)
+    history[2] = _user("AGAIN")
+    p = t.prepare(history)
+    assert (tuple(history), 0, 2) == (p.input, p.replayed, p.restarted.index)
+    t.mark_sent(p)
+    t.observe_response({"id": "resp_3", "store": False, "output": [_msg("msg_3", "c")]})
+    assert ([*history, _msg("msg_3", "c")], key) == (list(t.transcript), t.prompt_cache_key)
+
+
+def test_rewound_restart_returns_to_the_old_chain() -> None:
+    """A restart whose request failed is rewound: the old chain and history are back."""
+    t = Tracker()
+    history = _two_turns(t)
+    before = t.to_state()
+    edited = [_user("HI"), *history[1:]]
+    p = t.prepare(edited)
+    t.mark_sent(p)
+    t.rewind(p)
+    assert before == t.to_state()
+    assert (tuple(edited), 0) == (t.prepare(edited).input, t.prepare(edited).restarted.index)
+
+
+def test_restart_refused_while_another_request_is_in_flight() -> None:
+    """Marking a restart while another request awaits its response is a UsageError."""
+    t = Tracker()
+    history = _two_turns(t)
+    restart = t.prepare([_user("HI"), *history[1:]])
+    t.mark_sent(t.prepare([*history, _user("other")]))
+    with pytest.raises(UsageError, match="another request is in flight"):
+        t.mark_sent(restart)
+
+
+def test_edit_check_survives_the_snapshot() -> None:
+    """from_state(to_state()) (JSON) still sees an edit, and an unedited history is not one."""
+    t = Tracker()
+    history = _two_turns(t)
+    state = json.loads(json.dumps(t.to_state()))
+    assert 3 == len(state["history"])  # the items passed (msg_2 never was)
+    restored = Tracker.from_state(state, on_edit="raise")
+    assert (_user("x"),) == restored.prepare([*history, _user("x")]).input
+    with pytest.raises(EditedHistoryError):
+        restored.prepare([history[0], _msg("msg_1", "EDITED"), *history[2:]])
+
+
+def test_version_2_snapshot_without_history_still_loads() -> None:
+    """A snapshot written before the history field (version 2) restores; no edit check yet."""
+    t = Tracker()
+    history = _two_turns(t)
+    state = t.to_state()
+    del state["history"]
+    state["version"] = 2
+    restored = Tracker.from_state(state)
+    assert (_user("x"),) == restored.prepare([*history, _user("x")]).input
+
+
+def test_on_edit_must_be_restart_or_raise() -> None:
+    """An unknown on_edit value is refused, naming the choices."""
+    with pytest.raises(UsageError, match="'restart' or 'raise'"):
+        Tracker(on_edit="ignore")  # type: ignore[arg-type]
+
+
+def _reasoning(item_id: str) -> dict[str, Any]:
+    return {"type": "reasoning", "id": item_id, "summary": [], "encrypted_content": "gAAA"}
+
+
+def _reasoned_chain(t: Tracker) -> list[Any]:
+    """Two turns whose answers each follow a reasoning item; the history the caller holds."""
+    history: list[Any] = [_user("hi")]
+    _run(t, history, "resp_1", _reasoning("rs_1"), _msg("msg_1", "yo"))
+    history += [_reasoning("rs_1"), _msg("msg_1", "yo"), _user("again")]
+    _run(t, history, "resp_2", _reasoning("rs_2"), _msg("msg_2", "ok"))
+    return [*history, _reasoning("rs_2"), _msg("msg_2", "ok"), _user("three")]
+
+
+@pytest.mark.parametrize(
+    ("cut", "gone"),
+    [(2, ["rs_1"]), (1, ["msg_1"])],
+    ids=["answer-trimmed", "reasoning-trimmed"],
+)
+def test_restart_drops_a_reasoning_group_the_edit_split(cut: int, gone: list[str]) -> None:
+    """check='repair': a reasoning item whose answer was trimmed (or the answer whose
+    reasoning was) is dropped with its group, reported as drop_reasoning_group."""
+    t = Tracker(check="repair")
+    history = _reasoned_chain(t)
+    del history[cut]
+    p = t.prepare(history)
+    kept = [i for i in history if i.get("id") not in gone]
+    assert (tuple(kept), None) == (p.input, p.previous_response_id)
+    assert [("drop_reasoning_group", gone[0])] == [(a.kind, a.item_id) for a in p.repairs]
+
+
+def test_restart_with_a_split_reasoning_group_raises_under_check_raise() -> None:
+    """check='raise' (the default): the split group is a HistoryError naming both items."""
+    t = Tracker()
+    history = _reasoned_chain(t)
+    del history[2]  # msg_1: rs_1 would be sent without its following item (400 A1)
+    with pytest.raises(HistoryError, match="reasoning rs_1 and msg_1"):
+        t.prepare(history)
+
+
+def test_an_answer_edited_in_its_place_keeps_its_reasoning() -> None:
+    """An item edited under its own id stays with its reasoning: nothing is dropped."""
+    t = Tracker(check="repair")
+    history = _reasoned_chain(t)
+    history[2] = _msg("msg_1", "EDITED")
+    p = t.prepare(history)
+    assert (tuple(history), ()) == (p.input, p.repairs)
+
+
+# ---------------------------------------------------------------- properties
+
+
+def _history(n: int) -> list[dict[str, Any]]:
+    """``n`` items, user and assistant by turns, every content distinct."""
+    return [_user(f"u{i}") if i % 2 == 0 else _msg(f"msg_{i}", f"a{i}") for i in range(n)]
+
+
+def _held_tracker(history: list[Any], turns: int) -> Tracker:
+    """A raising tracker that passed ``history`` whole, in ``turns`` growing prefixes."""
+    t = Tracker(on_edit="raise")
+    cuts = sorted({max(1, len(history) * (k + 1) // turns) for k in range(turns)})
+    for k, cut in enumerate(cuts):
+        _run(t, history[:cut], f"resp_{k}")
+    return t
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(min_value=2, max_value=12),
+    turns=st.integers(min_value=1, max_value=3),
+    kind=st.sampled_from(["change", "remove", "insert"]),
+    data=st.data(),
+)
+def test_random_edits_behind_the_chain_are_always_detected(
+    n: int, turns: int, kind: str, data: st.DataObject
+) -> None:
+    """Any one changed, removed or inserted item at any held position raises, at its index."""
+    history = _history(n)
+    t = _held_tracker(history, turns)
+    i = data.draw(st.integers(min_value=0, max_value=n - 1), label="position")
+    edited = list(history)
+    if kind == "change":
+        edited[i] = {**edited[i], "content": "EDITED"}
+    elif kind == "remove":
+        del edited[i]
+    else:
+        edited.insert(i, _user("inserted"))
+    with pytest.raises(EditedHistoryError) as info:
+        t.prepare([*edited, _user("next")])
+    assert i == info.value.index
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(min_value=1, max_value=12),
+    turns=st.integers(min_value=1, max_value=3),
+    rebuilt=st.booleans(),
+    restored=st.booleans(),
+)
+def test_unedited_histories_never_trigger(
+    n: int, turns: int, rebuilt: bool, restored: bool
+) -> None:
+    """The same history (same objects, equal copies, or after a restore) is never an edit."""
+    history = _history(n)
+    t = _held_tracker(history, turns)
+    if restored:
+        t = Tracker.from_state(t.to_state(), on_edit="raise")
+    again = copy.deepcopy(history) if rebuilt else history
+    p = t.prepare([*again, _user("next")])
+    assert ((_user("next"),), None) == (p.input, p.restarted)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def emu() -> Any:
+    """One emulator for this module's end-to-end test."""
+    with Emulator(seed=3) as e:
+        yield e
+
+
+def test_edited_history_over_http_restarts_or_raises(emu: Emulator) -> None:
+    """Real client, reasoning model: a trimmed history restarts as a new chain with the whole
+    edited history (its split reasoning group dropped, no 4xx); on_edit='raise' raises and
+    leaves the tracker unchanged, sending nothing."""
+    with OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as client:
+        trackers = {"restart": Tracker(check="repair"), "raise": Tracker(on_edit="raise")}
+        histories: dict[str, list[Any]] = {}
+        for policy, t in trackers.items():
+            history: list[Any] = [_user(f"hello {policy}")]
+            for text in ("two", "three"):
+                p = t.prepare(history)
+                t.mark_sent(p)
+                r = client.responses.create(model="emu-reason-1", **p.request_kwargs())
+                t.observe_response(r)
+                history += [*(o.model_dump(exclude_none=True) for o in r.output), _user(text)]
+            histories[policy] = history
+        sent = len(emu.requests_to("/v1/responses"))
+        # a trimming step drops the first message and reasoning item: the answer is orphaned
+        edited = histories["restart"][2:]
+        answer = edited[0]["id"]
+        p = trackers["restart"].prepare(edited)
+        trackers["restart"].mark_sent(p)
+        r = client.responses.create(model="emu-reason-1", **p.request_kwargs())
+        trackers["restart"].observe_response(r)
+        body = emu.requests_to("/v1/responses")[-1]
+        assert (0, None) == (p.restarted.index, body.get("previous_response_id"))
+        assert [answer] == [a.item_id for a in p.repairs]
+        assert [i for i in edited if i.get("id") != answer] == body["input"]
+        assert r.id == trackers["restart"].previous_response_id
+        before = trackers["raise"].to_state()
+        with pytest.raises(EditedHistoryError):
+            trackers["raise"].prepare(histories["raise"][2:])
+        after = len(emu.requests_to("/v1/responses"))
+        assert (before, sent + 1) == (trackers["raise"].to_state(), after)

@@ -1,0 +1,331 @@
+"""Histories edited behind the chain: the caller's last whole history, and what changed in it.
+
+Theory of operation
+-------------------
+A caller that passes its whole history to ``Tracker.prepare`` each turn may change an item the
+chain already holds: a history processor rewrites a message, a trimming step drops the oldest
+items, a UI lets the user edit an earlier turn. The delta the tracker would send holds only
+what is *new*, so the edit would silently never reach the model. ``HeldHistory`` keeps the
+whole history the caller passed last (``P``: held references, so identity is safe, and a
+content fingerprint per position, computed only when needed) and ``check`` compares the next
+one (``H``) with it:
+
+- ``H`` continues ``P`` when it starts as ``P`` does (``H[0]`` is ``P[0]``; or ``H[1]`` is
+  ``P[1]``, the first item changed; or ``H[1]`` is ``P[0]``, one item inserted before it), or
+  with two consecutive items of ``P`` (``P[k]``, ``P[k+1]``: the front was trimmed), each
+  the same object or the same content. Anything else (including a selection of ``P``'s
+  items, such as every tool output) is a list of new items, as when the caller passes only
+  what is new: it is checked no further and ``P`` stays.
+- When ``H`` continues ``P``, ``H[:len(P)]`` must equal ``P`` position by position: the same
+  object (one ``is`` per item, in C: the common turn costs no fingerprint at all), else the
+  same content fingerprint. The first position that differs is the edit (a changed,
+  inserted or removed item); a shorter ``H`` lost its last items.
+
+So an unedited turn costs one identity pass over ``P`` (no hashing) plus the new items, and
+only items that are not the very objects of last time are fingerprinted: a history rebuilt
+from storage every turn costs one fingerprint per item; after ``from_state`` the objects are
+gone and the first turn fingerprints ``H[:len(P)]`` once. An object changed *in place* after it
+was passed is the same object and is not seen: pass a changed copy (what history processors
+and trimming steps do), not a mutated original.
+
+A restart sends the edited history whole, validated as the tracker validates any delta
+(``check=``), and first keeps every reasoning item atomic with the item the service emitted
+right after it (rules A1-A3; known from ``P``): a group the edit split (its item removed or
+given another id, or the reasoning removed) is dropped whole under ``check="repair"`` and
+reported (``drop_reasoning_group``), and raises ``HistoryError`` under ``check="raise"``. An
+item edited in place of itself (same id) keeps its reasoning.
+
+``P`` is adopted when the request that carried ``H`` is answered (``observe_response``), so it
+is always a history the chain holds; a rewound request leaves it as it was. The snapshot keeps
+``P``'s fingerprints (16 hex digits per item), so the check survives ``to_state``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal
+
+import attrs
+
+from ._errors import EditedHistoryError, HistoryError
+from ._fingerprint import content_key
+from ._identity import IdentityMap
+from ._items import read_item
+from ._prepared import describe
+from ._repair_actions import RepairAction
+
+__all__ = [
+    "ON_EDIT",
+    "HeldHistory",
+    "HistoryEdit",
+    "OnEdit",
+    "Verdict",
+    "broken_groups",
+    "edited_error",
+    "regroup",
+]
+
+#: What ``Tracker.prepare`` does when a whole history changed an item the chain holds.
+OnEdit = Literal["restart", "raise"]
+ON_EDIT: Final[tuple[OnEdit, ...]] = ("restart", "raise")
+
+#: Stands in for an object a restored history no longer has (never ``is`` any item).
+_GONE: Final = object()
+#: Hex digits kept of each fingerprint (64 bits: a chance collision is out of reach).
+_FP_DIGITS: Final = 16
+
+
+def _fp(item: Any, index: int) -> str:
+    return content_key(item, index)[:_FP_DIGITS]
+
+
+@attrs.frozen
+class HistoryEdit:
+    """Where a whole history differs from the last one passed: ``index`` in the new list.
+
+    ``item`` labels the item found there (``"(end of history)"`` when items were removed at
+    the end); ``item_id`` is its provider id or call id, if any.
+    """
+
+    index: int
+    item: str
+    item_id: str | None = None
+
+    def __str__(self) -> str:
+        return f"items[{self.index}] ({self.item})"
+
+
+@attrs.frozen
+class Verdict:
+    """What ``HeldHistory.check`` found: ``whole`` (``H`` continues ``P``), the ``edit`` if
+    any, ``same_prefix`` (every item of ``P`` is the same object in ``H``) and the
+    fingerprints it computed, by position in ``H`` (reused when ``H`` is adopted)."""
+
+    whole: bool
+    edit: HistoryEdit | None = None
+    same_prefix: bool = False
+    fps: dict[int, str] = attrs.field(factory=dict)
+
+
+class HeldHistory:
+    """The whole history the caller passed last, by position: held objects, lazy fingerprints."""
+
+    __slots__ = ("_at", "_fp_at", "_fps", "_objs")
+
+    def __init__(self, objs: Sequence[Any] = (), fps: Sequence[str | None] = ()) -> None:
+        self._objs: list[Any] = list(objs) or [_GONE] * len(fps)
+        self._fps: list[str | None] = list(fps) or [None] * len(self._objs)
+        self._at: IdentityMap[int] = IdentityMap()  # object -> its first position
+        self._fp_at: dict[str, int] = {}  # known fingerprint -> its first position
+        self._index(0)
+
+    def __len__(self) -> int:
+        return len(self._objs)
+
+    def _index(self, start: int) -> None:
+        at, fp_at = self._at, self._fp_at
+        for i in range(start, len(self._objs)):
+            obj, fp = self._objs[i], self._fps[i]
+            if obj is not _GONE and obj not in at:
+                at.set(obj, i)
+            if fp is not None:
+                fp_at.setdefault(fp, i)
+
+    def fp_at(self, i: int) -> str:
+        """The fingerprint of position ``i``, computed (once) if not known yet."""
+        fp = self._fps[i]
+        if fp is None:
+            fp = self._fps[i] = _fp(self._objs[i], i)
+            self._fp_at.setdefault(fp, i)
+        return fp
+
+    def following(self) -> dict[str, str]:
+        """Each reasoning item's id -> the id of the item right after it, as passed last.
+
+        The service ties the two together (rules A1-A3); empty after a restore (the objects
+        are gone, only fingerprints remain).
+        """
+        out: dict[str, str] = {}
+        objs = [o for o in self._objs if o is not _GONE]
+        infos = [read_item(o) for o in objs]
+        for info, nxt in itertools.pairwise(infos):
+            if info.type == "reasoning" and info.id is not None and nxt.id is not None:
+                out[info.id] = nxt.id
+        return out
+
+    def fingerprints(self) -> list[str]:
+        """Every position's fingerprint (the snapshot form); computes the missing ones."""
+        return [self.fp_at(i) for i in range(len(self._objs))]
+
+    # ---------------------------------------------------------------- comparing
+
+    def check(self, items: Sequence[Any]) -> Verdict:
+        """Compare the whole history ``items`` with this one (see the module docstring)."""
+        objs = self._objs
+        m = len(objs)
+        if m == 0:
+            return Verdict(whole=True)
+        if len(items) >= m and all(map(operator.is_, items, objs)):
+            return Verdict(whole=True, same_prefix=True)
+        fps: dict[int, str] = {}
+        if not self._continues(items, fps):
+            return Verdict(whole=False)
+        edit = self._first_difference(items, fps)
+        return Verdict(whole=True, edit=edit, fps=fps)
+
+    def _matches(self, items: Sequence[Any], i: int, j: int, fps: dict[int, str]) -> bool:
+        """Whether ``items[i]`` is this history's item ``j``: the same object or content."""
+        if i >= len(items) or j >= len(self._objs):
+            return False
+        if items[i] is self._objs[j]:
+            return True
+        return self._fp(items, i, fps) == self.fp_at(j)
+
+    @staticmethod
+    def _fp(items: Sequence[Any], i: int, fps: dict[int, str]) -> str:
+        if i not in fps:
+            fps[i] = _fp(items[i], i)
+        return fps[i]
+
+    def _continues(self, items: Sequence[Any], fps: dict[int, str]) -> bool:
+        """Whether ``items`` is this history, maybe edited (else it is a list of new items).
+
+        It is when it starts as this history does (its first item, or its second when the
+        first changed or one was inserted before it), or with a run of two items of this
+        history (the front was trimmed): the same objects, or the same content.
+        """
+        if not items:
+            return False
+        if self._matches(items, 0, 0, fps) or self._matches(items, 1, 1, fps):
+            return True
+        if self._matches(items, 1, 0, fps):
+            return True
+        k = self._at.get(items[0])
+        if k is None:
+            k = self._fp_at.get(self._fp(items, 0, fps))
+        if k is None:
+            return False
+        return k == len(self._objs) - 1 or self._matches(items, 1, k + 1, fps)
+
+    def _first_difference(self, items: Sequence[Any], fps: dict[int, str]) -> HistoryEdit | None:
+        objs = self._objs
+        m, n = len(objs), len(items)
+        for i in range(min(m, n)):
+            item = items[i]
+            if item is objs[i]:
+                continue
+            if i not in fps:
+                fps[i] = _fp(item, i)
+            if fps[i] != self.fp_at(i):
+                return _edit_at(items, i)
+        if n < m:
+            return HistoryEdit(index=n, item=f"end of history: {m - n} item(s) removed")
+        return None
+
+    # ---------------------------------------------------------------- adopting
+
+    def adopted(self, items: Sequence[Any], verdict: Verdict) -> HeldHistory:
+        """This history after the chain took ``items`` (checked by ``verdict``).
+
+        An unedited continuation only appends the new objects (the prefix is the same
+        objects); anything else starts a new history that keeps the computed fingerprints.
+        """
+        m = len(self._objs)
+        if verdict.same_prefix and m:
+            self._objs.extend(items[m:])
+            self._fps.extend([None] * (len(items) - m))
+            self._index(m)
+            return self
+        return HeldHistory(items, [verdict.fps.get(i) for i in range(len(items))])
+
+
+def _edit_at(items: Sequence[Any], i: int) -> HistoryEdit:
+    info = read_item(items[i], i)  # fingerprinted already, so it reads
+    return HistoryEdit(index=i, item=describe(items[i]), item_id=info.id or info.call_id)
+
+
+def broken_groups(items: Sequence[Any], following: Mapping[str, str]) -> dict[int, str]:
+    """The positions of ``items`` whose reasoning group an edit broke, each with its reason.
+
+    A group is a reasoning item and the item the service emitted right after it
+    (``following``); it must stay whole and adjacent (rules A1-A3). When one was removed,
+    moved apart or given another id, both are listed (whichever is still present).
+    """
+    infos = [read_item(item, i) for i, item in enumerate(items)]
+    at = {info.id: i for i, info in enumerate(infos) if info.id is not None}
+    owner = {v: k for k, v in following.items()}
+    broken: dict[int, str] = {}
+    for info in infos:
+        if info.id is None:
+            continue
+        if info.id in following:
+            rs_id, item_id = info.id, following[info.id]
+        elif info.id in owner:
+            rs_id, item_id = owner[info.id], info.id
+        else:
+            continue
+        rs_at, item_at = at.get(rs_id), at.get(item_id)
+        if rs_at is not None and item_at == rs_at + 1:
+            continue
+        why = f"reasoning {rs_id} and {item_id} belong together and the edit split them"
+        for j in (rs_at, item_at):
+            if j is not None:
+                broken[j] = why
+    return broken
+
+
+def regroup(
+    items: list[Any], following: Mapping[str, str], check: str
+) -> tuple[list[Any], tuple[RepairAction, ...]]:
+    """``items`` without the reasoning groups an edit broke (``check="repair"``).
+
+    ``check="raise"`` raises ``HistoryError`` naming the first broken group (the service
+    would answer 400); ``"off"`` leaves ``items`` as they are.
+    """
+    broken = broken_groups(items, following) if check != "off" and following else {}
+    if not broken:
+        return items, ()
+    if check == "raise":
+        first = min(broken)
+        raise HistoryError(
+            f"The edited history cannot be sent as is: items[{first}]: {broken[first]} "
+            "(the service answers 400 for a reasoning item without its item, or an item "
+            "without its reasoning). Remove both, or let the tracker drop the whole group "
+            "(check='repair')."
+        )
+    actions = tuple(
+        RepairAction(
+            kind="drop_reasoning_group",
+            index=i,
+            item_id=read_item(items[i], i).id,
+            call_id=read_item(items[i], i).call_id,
+            detail=why,
+        )
+        for i, why in sorted(broken.items())
+    )
+    return [item for i, item in enumerate(items) if i not in broken], actions
+
+
+def edited_error(edit: HistoryEdit, *, conversation_id: str | None) -> EditedHistoryError:
+    """The error for ``edit`` under ``on_edit="raise"`` (or in a conversation)."""
+    where = (
+        f"conversation {conversation_id} holds"
+        if conversation_id is not None
+        else "the chain (or stateless transcript) holds"
+    )
+    fix = (
+        "a conversation cannot be restarted by the tracker: start a new conversation (and "
+        "tracker) with the edited history, or pass the history unedited"
+        if conversation_id is not None
+        else "pass the history unedited, or let the tracker restart the chain with the whole "
+        "edited history (Tracker(on_edit='restart'), the default)"
+    )
+    return EditedHistoryError(
+        f"History edited behind the chain: {edit} differs from the item {where} at that "
+        f"position, and a delta would hide the edit. Fix: {fix}. (If you pass only new items, "
+        "pass content_match=False.)",
+        index=edit.index,
+        item_id=edit.item_id,
+    )
