@@ -52,7 +52,7 @@ import attrs
 from ._errors import EditedHistoryError, HistoryError
 from ._fingerprint import content_key
 from ._identity import IdentityMap
-from ._items import read_item
+from ._items import field, read_item
 from ._prepared import describe
 from ._repair_actions import RepairAction
 
@@ -75,6 +75,15 @@ ON_EDIT: Final[tuple[OnEdit, ...]] = ("restart", "raise")
 _GONE: Final = object()
 #: Hex digits kept of each fingerprint (64 bits: a chance collision is out of reach).
 _FP_DIGITS: Final = 16
+
+
+def _quick_key(item: Any) -> tuple[Any, Any, Any]:
+    """Type, id and call id, read without validation: items that differ here differ in content
+    (the easy message form, with no ``type``, is a ``message`` as in ``content_key``)."""
+    kind, item_id, call_id = field(item, "type"), field(item, "id"), field(item, "call_id")
+    if kind is None and field(item, "role") is not None:
+        kind = "message"
+    return kind, item_id, call_id
 
 
 def _fp(item: Any, index: int) -> str:
@@ -107,6 +116,11 @@ class Verdict:
     edit: HistoryEdit | None = None
     same_prefix: bool = False
     fps: dict[int, str] = attrs.field(factory=dict)
+
+
+_FIRST: Final = Verdict(whole=True)
+_UNEDITED: Final = Verdict(whole=True, same_prefix=True)
+_NEW_ITEMS: Final = Verdict(whole=False)
 
 
 class HeldHistory:
@@ -166,12 +180,12 @@ class HeldHistory:
         objs = self._objs
         m = len(objs)
         if m == 0:
-            return Verdict(whole=True)
+            return _FIRST
         if len(items) >= m and all(map(operator.is_, items, objs)):
-            return Verdict(whole=True, same_prefix=True)
+            return _UNEDITED
         fps: dict[int, str] = {}
         if not self._continues(items, fps):
-            return Verdict(whole=False)
+            return _NEW_ITEMS
         edit = self._first_difference(items, fps)
         return Verdict(whole=True, edit=edit, fps=fps)
 
@@ -181,6 +195,8 @@ class HeldHistory:
             return False
         if items[i] is self._objs[j]:
             return True
+        if self._objs[j] is not _GONE and _quick_key(items[i]) != _quick_key(self._objs[j]):
+            return False  # ids and call ids are content: different keys, different content
         return self._fp(items, i, fps) == self.fp_at(j)
 
     @staticmethod
@@ -203,7 +219,7 @@ class HeldHistory:
         if self._matches(items, 1, 0, fps):
             return True
         k = self._at.get(items[0])
-        if k is None:
+        if k is None and self._fp_at:
             k = self._fp_at.get(self._fp(items, 0, fps))
         if k is None:
             return False
