@@ -12,8 +12,9 @@ one (``H``) with it:
 
 - ``H`` continues ``P`` when it starts as ``P`` does (``H[0]`` is ``P[0]``; or ``H[1]`` is
   ``P[1]``, the first item changed; or ``H[1]`` is ``P[0]``, one item inserted before it), or
-  with two consecutive items of ``P`` (``P[k]``, ``P[k+1]``: the front was trimmed), each
-  the same object or the same content. Anything else (including a selection of ``P``'s
+  when ``P``'s last item stands at ``H[i]`` and ``H[0]`` is ``P[last - i]`` (the front was
+  trimmed; ``P``'s last item is found scanning back from ``H``'s end, past the new items),
+  each the same object or the same content. Anything else (including a selection of ``P``'s
   items, such as every tool output) is a list of new items, as when the caller passes only
   what is new: it is checked no further and ``P`` stays.
 - When ``H`` continues ``P``, ``H[:len(P)]`` must equal ``P`` position by position: the same
@@ -36,7 +37,10 @@ reported (``drop_reasoning_group``), and raises ``HistoryError`` under ``check="
 item edited in place of itself (same id) keeps its reasoning.
 
 ``P`` is adopted when the request that carried ``H`` is answered (``observe_response``), so it
-is always a history the chain holds; a rewound request leaves it as it was. The snapshot keeps
+is always a history the chain holds; a rewound request leaves it as it was. The first list a
+tracker is given is kept as fingerprints only (it may be a delta, whose objects must not be
+kept alive); from the first continuation on, ``P`` holds the caller's objects (one pointer
+per item: the caller holds them anyway). The snapshot keeps
 ``P``'s fingerprints (16 hex digits per item), so the check survives ``to_state``.
 """
 
@@ -51,7 +55,6 @@ import attrs
 
 from ._errors import EditedHistoryError, HistoryError
 from ._fingerprint import content_key
-from ._identity import IdentityMap
 from ._items import field, read_item
 from ._prepared import describe
 from ._repair_actions import RepairAction
@@ -126,34 +129,35 @@ _NEW_ITEMS: Final = Verdict(whole=False)
 class HeldHistory:
     """The whole history the caller passed last, by position: held objects, lazy fingerprints."""
 
-    __slots__ = ("_at", "_fp_at", "_fps", "_objs")
+    __slots__ = ("_fps", "_objs", "_quick")
 
     def __init__(self, objs: Sequence[Any] = (), fps: Sequence[str | None] = ()) -> None:
         self._objs: list[Any] = list(objs) or [_GONE] * len(fps)
         self._fps: list[str | None] = list(fps) or [None] * len(self._objs)
-        self._at: IdentityMap[int] = IdentityMap()  # object -> its first position
-        self._fp_at: dict[str, int] = {}  # known fingerprint -> its first position
-        self._index(0)
+        self._quick: dict[int, tuple[Any, Any, Any]] = {}  # for positions whose object is gone
+
+    @classmethod
+    def first(cls, items: Sequence[Any]) -> HeldHistory:
+        """The first list passed, kept as fingerprints only: it may hold only new items (a
+        caller passing deltas), whose objects the tracker must not keep alive."""
+        held = cls(fps=[_fp(item, i) for i, item in enumerate(items)])
+        ends = {0, 1, len(items) - 1} & set(range(len(items)))
+        held._quick = {j: _quick_key(items[j]) for j in ends}
+        return held
 
     def __len__(self) -> int:
         return len(self._objs)
-
-    def _index(self, start: int) -> None:
-        at, fp_at = self._at, self._fp_at
-        for i in range(start, len(self._objs)):
-            obj, fp = self._objs[i], self._fps[i]
-            if obj is not _GONE and obj not in at:
-                at.set(obj, i)
-            if fp is not None:
-                fp_at.setdefault(fp, i)
 
     def fp_at(self, i: int) -> str:
         """The fingerprint of position ``i``, computed (once) if not known yet."""
         fp = self._fps[i]
         if fp is None:
             fp = self._fps[i] = _fp(self._objs[i], i)
-            self._fp_at.setdefault(fp, i)
         return fp
+
+    def _quick_at(self, j: int) -> tuple[Any, Any, Any] | None:
+        obj = self._objs[j]
+        return self._quick.get(j) if obj is _GONE else _quick_key(obj)
 
     def following(self) -> dict[str, str]:
         """Each reasoning item's id -> the id of the item right after it, as passed last.
@@ -191,11 +195,12 @@ class HeldHistory:
 
     def _matches(self, items: Sequence[Any], i: int, j: int, fps: dict[int, str]) -> bool:
         """Whether ``items[i]`` is this history's item ``j``: the same object or content."""
-        if i >= len(items) or j >= len(self._objs):
+        if i >= len(items) or j >= len(self._objs) or i < 0 or j < 0:
             return False
         if items[i] is self._objs[j]:
             return True
-        if self._objs[j] is not _GONE and _quick_key(items[i]) != _quick_key(self._objs[j]):
+        quick = self._quick_at(j)
+        if quick is not None and _quick_key(items[i]) != quick:
             return False  # ids and call ids are content: different keys, different content
         return self._fp(items, i, fps) == self.fp_at(j)
 
@@ -209,21 +214,17 @@ class HeldHistory:
         """Whether ``items`` is this history, maybe edited (else it is a list of new items).
 
         It is when it starts as this history does (its first item, or its second when the
-        first changed or one was inserted before it), or with a run of two items of this
-        history (the front was trimmed): the same objects, or the same content.
+        first changed or one was inserted before it), or when it ends with this history's
+        last item at ``i`` and starts with the item ``i`` positions before that one (the
+        front was trimmed; found scanning back from the end, past the new items only).
         """
-        if not items:
-            return False
-        if self._matches(items, 0, 0, fps) or self._matches(items, 1, 1, fps):
+        if any(self._matches(items, i, j, fps) for i, j in ((0, 0), (1, 1), (1, 0))):
             return True
-        if self._matches(items, 1, 0, fps):
-            return True
-        k = self._at.get(items[0])
-        if k is None and self._fp_at:
-            k = self._fp_at.get(self._fp(items, 0, fps))
-        if k is None:
-            return False
-        return k == len(self._objs) - 1 or self._matches(items, 1, k + 1, fps)
+        last = len(self._objs) - 1
+        for i in range(len(items) - 1, -1, -1):
+            if self._matches(items, i, last, fps):
+                return last > i and self._matches(items, 0, last - i, fps)
+        return False
 
     def _first_difference(self, items: Sequence[Any], fps: dict[int, str]) -> HistoryEdit | None:
         objs = self._objs
@@ -246,13 +247,15 @@ class HeldHistory:
         """This history after the chain took ``items`` (checked by ``verdict``).
 
         An unedited continuation only appends the new objects (the prefix is the same
-        objects); anything else starts a new history that keeps the computed fingerprints.
+        objects); the first list is kept as fingerprints (``first``); anything else starts a
+        new history that keeps the fingerprints computed by the check.
         """
         m = len(self._objs)
-        if verdict.same_prefix and m:
+        if m == 0:
+            return HeldHistory.first(items)
+        if verdict.same_prefix:
             self._objs.extend(items[m:])
             self._fps.extend([None] * (len(items) - m))
-            self._index(m)
             return self
         return HeldHistory(items, [verdict.fps.get(i) for i in range(len(items))])
 
