@@ -36,7 +36,9 @@ def _turn(tracker: Tracker) -> dict[str, weakref.ref[Any]]:
     )
     tracker.observe_response({"id": "resp_1", "output": [call]})
     output = Item(type="function_call_output", call_id="call_1", output="r")
-    tracker.mark_sent(tracker.prepare([user, call, output]))
+    # only the new item: a whole history sent (and answered) stays referenced until the next
+    # one replaces it, to see edits behind the chain (tracker._edits)
+    tracker.mark_sent(tracker.prepare([output]))
     answer = ResponseOutputMessage.model_validate(
         {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
          "content": [{"type": "output_text", "text": "ok", "annotations": []}]}
