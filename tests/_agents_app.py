@@ -2,11 +2,11 @@
 
 Imported by ``tests/test_agents_e2e.py``, and run as a fresh process to resume a saved run::
 
-    python tests/_agents_app.py resume STATE_FILE BASE_URL
+    python tests/_agents_app.py resume BASE_URL STATE_FILE [STATE_FILE ...]
 
-which installs our tracker, restores the ``RunState`` JSON, approves every pending approval,
-finishes the run against the emulator at ``BASE_URL`` and prints ``{"final_output": ...,
-"last_response_id": ..., "tracker": <class used>}`` as JSON.
+which installs our tracker and, for each file in turn, restores the ``RunState`` JSON, approves
+every pending approval, finishes the run against the emulator at ``BASE_URL`` and prints
+``{"final_output": ..., "last_response_id": ..., "tracker": <class used>}`` as one JSON line.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ async def resume(state_file: Path, base_url: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4 or sys.argv[1] != "resume":
+    if len(sys.argv) < 4 or sys.argv[1] != "resume":
         sys.exit(__doc__)
-    print(json.dumps(asyncio.run(resume(Path(sys.argv[2]), sys.argv[3]))))
+    for state_file in sys.argv[3:]:
+        print(json.dumps(asyncio.run(resume(Path(state_file), sys.argv[2]))))

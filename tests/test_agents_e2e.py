@@ -122,45 +122,50 @@ def sent_outputs(emulator: Emulator) -> Counter[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("chaining", ["auto_previous_response_id", "conversation_id"])
-async def test_approval_saved_as_json_and_resumed_in_a_fresh_process(
-    emulator: Emulator, async_client: AsyncOpenAI, tmp_path: Path, chaining: str
+async def test_approvals_saved_as_json_and_resumed_in_a_fresh_process(
+    emulator: Emulator, async_client: AsyncOpenAI, tmp_path: Path
 ) -> None:
-    """A run stopped for approval resumes from RunState JSON in another process; no output lost."""
+    """Runs stopped for approval (chained by auto_previous_response_id, and in a conversation)
+    resume from RunState JSON in another process; no output lost."""
     agent = make_agent(async_client)
     prompt = (
         'add({"a": 1, "b": 2}) weather({"city": "Oslo"}) then delete_file({"path": "/tmp/x"}) '
         'add({"a": 3, "b": 4}) then add({"a": 5, "b": 6}) then weather({"city": "Rome"})'
     )
-    if chaining == "conversation_id":
-        kwargs: dict[str, Any] = {"conversation_id": (await async_client.conversations.create()).id}
-    else:
-        kwargs = {"auto_previous_response_id": True}
-    first = await Runner.run(agent, prompt, run_config=RUN_CONFIG, **kwargs)
-    assert ["delete_file"] == [item.name for item in first.interruptions]
-    state_file = tmp_path / "state.json"
-    state_file.write_text(first.to_state().to_string())
-    del first
+    conversation_id = (await async_client.conversations.create()).id
+    chainings: list[dict[str, Any]] = [
+        {"auto_previous_response_id": True},
+        {"conversation_id": conversation_id},
+    ]
+    state_files = []
+    for n, kwargs in enumerate(chainings):
+        first = await Runner.run(agent, prompt, run_config=RUN_CONFIG, **kwargs)
+        assert ["delete_file"] == [item.name for item in first.interruptions]
+        state_files.append(tmp_path / f"state-{n}.json")
+        state_files[-1].write_text(first.to_state().to_string())
+        del first
     churn()
 
+    # One new process resumes both runs: the process start (importing openai-agents) is the
+    # cost, and neither run's objects exist in it.
     child = Path(__file__).with_name("_agents_app.py")
     done = subprocess.run(
-        [sys.executable, str(child), "resume", str(state_file), emulator.base_url],
+        [sys.executable, str(child), "resume", emulator.base_url, *map(str, state_files)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert 0 == done.returncode, done.stderr
-    resumed = json.loads(done.stdout.strip().splitlines()[-1])
-    assert OURS == resumed["tracker"]
-    assert 0 == resumed["interruptions"]
-    assert "deleted /tmp/x" in resumed["final_output"]
-    assert 6 == len(emulator.issued_calls())
+    chained, in_conversation = (json.loads(line) for line in done.stdout.strip().splitlines())
+    for resumed in (chained, in_conversation):
+        assert OURS == resumed["tracker"]
+        assert 0 == resumed["interruptions"]
+        assert "deleted /tmp/x" in resumed["final_output"]
+    assert 12 == len(emulator.issued_calls())
     assert once_each(emulator) == emulator.received_outputs()
     assert once_each(emulator) == sent_outputs(emulator)
-    if chaining == "conversation_id":
-        context = emulator.context_outputs(conversation_id=kwargs["conversation_id"])
-    else:
-        context = emulator.context_outputs(response_id=resumed["last_response_id"])
-    assert once_each(emulator) == context
+    chain = emulator.context_outputs(response_id=chained["last_response_id"])
+    conversation = emulator.context_outputs(conversation_id=conversation_id)
+    assert 6 == len(chain) == len(conversation)
+    assert once_each(emulator) == {**chain, **conversation}
