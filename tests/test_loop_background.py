@@ -9,10 +9,11 @@ import pytest
 from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS
 from openai import AsyncOpenAI, OpenAI
 
-from tracker import Tracker
+from tracker import Tracker, UsageError
 from tracker.emulator import Emulator, Fault
 from tracker.loop import (
     CancelToken,
+    PollTimeoutError,
     RequestSent,
     ResponseFailedError,
     Retrying,
@@ -309,3 +310,68 @@ def test_cancelled_session_turn_keeps_its_tool_outputs(api: OpenAI, emu: Emulato
     result = run_turn(api, **common)
     assert (ANSWER, 0, ["Paris", "Rome"]) == (result.text, result.abandoned_calls, ran)
     _once(emu, result.last_response_id)
+
+
+def test_response_stuck_queued_times_out_cancelled_and_outputs_are_retried_once(
+    api: OpenAI, emu: Emulator
+) -> None:
+    """A background response left queued is polled for poll_timeout seconds (the turn's
+    clock), then cancelled on the server; the error's tracker and outputs retry it, once."""
+    with pytest.raises(UsageError, match="poll_timeout"):
+        run_turn(api, model="emu-1", input="hi", background=True, poll_timeout=0)
+    ran: list[str] = []
+
+    def weather(city: str) -> str:
+        """Weather, counting its runs."""
+        ran.append(city)
+        return f"sunny in {city}"
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RequestSent) and event.index == 1:
+            emu.inject(Fault(stall=True))
+
+    tools: list[Any] = [weather, TOOLS[1]]
+    with pytest.raises(PollTimeoutError, match="cancelled it on the server") as info:
+        run_turn(
+            api,
+            model="emu-1",
+            input=PROMPT,
+            tools=tools,
+            background=True,
+            poll_interval=0,
+            poll_timeout=5,
+            clock=FakeClock(step=1.0),
+            on_event=on_event,
+        )
+    err = info.value
+    assert err.result is not None and err.tracker is err.result.tracker
+    assert (True, 5.0) == (err.cancelled, err.waited)
+    assert err.response_id in str(err)
+    assert "cancelled" == api.responses.retrieve(err.response_id).status
+    assert 4 == len(_gets(emu, [err.response_id])) - 1  # polls at 1..4 s, then the check
+    assert err.result.responses[0].id == err.tracker.previous_response_id
+    assert ["sunny in Paris", "sunny in Rome"] == [o["output"] for o in err.outputs]
+    result = run_turn(api, model="emu-1", input=list(err.outputs), tools=tools, tracker=err.tracker)
+    assert (ANSWER, 0, ["Paris", "Rome"]) == (result.text, result.abandoned_calls, ran)
+    _once(emu, result.last_response_id)
+
+
+async def test_async_poll_timeout_raises_with_the_tracker_unchanged(emu: Emulator) -> None:
+    """arun_turn honours poll_timeout too: the stuck first request is cancelled, the fresh
+    tracker observed nothing."""
+    emu.inject(Fault(stall=True))
+    async with AsyncOpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as c:
+        with pytest.raises(PollTimeoutError) as info:
+            await arun_turn(
+                c,
+                model="emu-1",
+                input="hello",
+                background=True,
+                poll_interval=0,
+                poll_timeout=3,
+                clock=FakeClock(step=1.0),
+            )
+        assert "cancelled" == (await c.responses.retrieve(info.value.response_id)).status
+    tracker = info.value.tracker
+    assert tracker is not None
+    assert (None, 0) == (tracker.previous_response_id, tracker.responses_observed)

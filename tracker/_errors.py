@@ -44,6 +44,9 @@ from there; the rest are exported by ``tracker``::
     ├── TurnCancelledError(RuntimeError)       [tracker.loop] a ``CancelToken`` stopped the
     │                                          turn, or its response was cancelled;
     │                                          ``.response_id``, ``.result``
+    ├── PollTimeoutError(TimeoutError)         [tracker.loop] a background response still
+    │                                          queued/in_progress after ``poll_timeout``;
+    │                                          ``.response_id``, ``.outputs``, ``.result``
     └── UnsupportedVersionError(ImportError)   [tracker.agents] the installed openai-agents
                                                release is not supported; ``.version``
 

@@ -62,7 +62,8 @@ queued or in-progress one.
 Faults (for retry tests): ``emu.inject(Fault(status=500), times=2)``, ``Fault(status=429,
 should_retry=True)``, ``Fault(delay=0.5)``, ``Fault(drop="after")`` (stored, then the connection
 is closed without an answer), ``Fault(cut_after=N)`` (stored, then the stream is cut after ``N``
-events), ``Fault(fail="server_error")`` (a background response ends ``failed``). Faults apply
+events), ``Fault(fail="server_error")`` (a background response ends ``failed``),
+``Fault(stall=True)`` (a background response stays ``queued`` until cancelled). Faults apply
 to ``POST /v1/responses`` unless ``path``/``method`` say otherwise.
 """
 

@@ -22,6 +22,7 @@ responses can be streamed again unless ``RuleOptions.resume_foreground_streams``
 
 ``Fault(fail="server_error")`` makes a queued background response end ``failed`` with that
 code (``error.code``; the message is [INF]) instead of completing; it is not stored.
+``Fault(stall=True)`` keeps one ``queued`` until it is cancelled (a stream of it still runs).
 
 ``POST /v1/responses/{id}/cancel`` stops a queued or in-progress background response
 (``cancelled``, no output; its conversation is free again); on a finished background response
@@ -164,6 +165,14 @@ class Background:
             if run is not None and run.status in _ACTIVE:
                 run.fail_code = code
 
+    def stall(self, response_id: str) -> None:
+        """Keep a queued background response queued until it is cancelled (``Fault(stall=)``)."""
+        state = self._state()
+        with state.lock:
+            run = state.runs.get(response_id)
+            if run is not None and run.status == "queued":
+                run.stalled = True
+
     def cancel(self, response_id: str) -> Reply:
         """``POST /v1/responses/{id}/cancel``."""
         state = self._state()
@@ -182,7 +191,7 @@ class Background:
     # state changes (hold the lock) ------------------------------------------------------------
 
     def _step(self, state: State, run: Run) -> None:
-        if run.status not in _ACTIVE:
+        if run.status not in _ACTIVE or run.stalled:
             return
         run.polls_left -= 1
         if run.polls_left <= 0 and run.fail_code is not None:

@@ -66,6 +66,9 @@ class Fault:
     - ``fail``: an error code (``"server_error"``): a ``background: true`` request is
       accepted, then its response ends ``failed`` with that code instead of completing (not
       stored, like any failed response);
+    - ``stall``: a ``background: true`` request is accepted, then stays ``queued`` (every
+      retrieve answers it unchanged) until it is cancelled: the service hazard of a response
+      left queued for good (community thread 1382584 [OBS]);
     - ``should_retry``: value of the ``x-should-retry`` header (``None``: no header, the client
       follows its default policy); ``retry_after``: ``Retry-After`` seconds, if set.
     """
@@ -78,6 +81,7 @@ class Fault:
     message: str | None = None
     cut_after: int | None = None
     fail: str | None = None
+    stall: bool = False
 
     def reply(self) -> Reply:
         """The error reply for a ``status`` fault."""
@@ -229,6 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
         reply = self._handle(method, path, query, body)
         if fault is not None and fault.fail is not None and isinstance(reply.body, dict):
             emu.service.background.fail(str(reply.body.get("id")), fault.fail)
+        if fault is not None and fault.stall and isinstance(reply.body, dict):
+            emu.service.background.stall(str(reply.body.get("id")))
         if fault is not None and fault.cut_after is not None and reply.events is not None:
             self._write(attrs.evolve(reply, events=list(reply.events)[: fault.cut_after]), cut=True)
             self._drop()

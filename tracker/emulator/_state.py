@@ -181,6 +181,8 @@ class Run:
     status: str = "queued"
     response: dict[str, Any] | None = None
     fail_code: str | None = None
+    #: ``Fault(stall=True)``: stays queued until cancelled.
+    stalled: bool = False
 
 
 @attrs.define

@@ -25,7 +25,8 @@ another process, two workers never send the same delta (a busy session is waited
 response is terminal and observes it only then; a background stream cut mid-way is resumed
 with ``responses.retrieve(id, stream=True, starting_after=N)`` (each delta delivered once, one
 response on the server); ``cancel=CancelToken()`` stops the turn and cancels its background
-response on the server (``tracker/loop/_background.py``).
+response on the server; ``poll_timeout`` bounds the polling (``PollTimeoutError``;
+``tracker/loop/_background.py``).
 """
 
 from ._async import arun_turn
@@ -35,6 +36,7 @@ from ._results import (
     IncompleteStreamError,
     LoopEvent,
     MaxTurnsError,
+    PollTimeoutError,
     RequestRecord,
     RequestSent,
     ResponseFailedError,
@@ -57,6 +59,7 @@ __all__ = [
     "IncompleteStreamError",
     "LoopEvent",
     "MaxTurnsError",
+    "PollTimeoutError",
     "RequestRecord",
     "RequestSent",
     "ResponseFailedError",

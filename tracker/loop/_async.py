@@ -23,7 +23,14 @@ from tracker.stores import (
 )
 
 from ._approvals import ApprovalHandler, AskApproval
-from ._background import CancelResponse, CancelToken, Resume, Retrieve, StreamReader
+from ._background import (
+    DEFAULT_POLL_TIMEOUT,
+    CancelResponse,
+    CancelToken,
+    Resume,
+    Retrieve,
+    StreamReader,
+)
 from ._core import (
     DEFAULT_TOOL_WORKERS,
     Checkpoint,
@@ -78,6 +85,7 @@ async def arun_turn(
     on_approval: ApprovalHandler | None = None,
     cancel: CancelToken | None = None,
     poll_interval: float = 1.0,
+    poll_timeout: float | None = DEFAULT_POLL_TIMEOUT,
     clock: Callable[[], float] = time.monotonic,
     retry: RetryPolicy | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
@@ -103,6 +111,7 @@ async def arun_turn(
         max_tool_workers=max_tool_workers,
         compact=compact,
         poll_interval=poll_interval,
+        poll_timeout=poll_timeout,
         cancel=cancel,
         clock=clock,
         recover_encrypted=recover_encrypted,

@@ -28,6 +28,16 @@ counts, so never too late). Otherwise, or when resuming fails for good, the cut 
 before: the tracker is rewound and the request sent again (a ``Retrying`` event tells the
 caller to discard that attempt's deltas).
 
+Polling is bounded: ``settle`` stops once ``poll_timeout`` seconds (by the turn's clock) have
+passed since the request was sent with the response still ``queued`` or ``in_progress`` (a
+request cut right after it was accepted can leave it ``queued`` for good, community thread
+1382584 [OBS]). It then cancels the response on the server, so that it never completes later
+(in a conversation, a late completion would add the request's input a second time, next to
+the retry's, and hold the conversation busy meanwhile). If the cancel answers the response
+finished after all, it is used as if the last poll had found it; otherwise ``PollTimeoutError``
+is raised (``.cancelled`` says whether the server confirmed the cancel; if not, the error says
+to cancel or retrieve it by id). ``None`` polls without a bound.
+
 ``CancelToken.cancel()`` (from any thread or task) stops the turn: before each model call,
 between polls, and between the events of a background stream (the response is cancelled on the
 server with ``responses.cancel``). A foreground request in flight cannot be cancelled on the
@@ -45,11 +55,12 @@ import attrs
 from tracker._items import field
 from tracker._rules import STREAM_RESUME_SECONDS
 
-from ._results import IncompleteStreamError, TextDelta, TurnCancelledError
+from ._results import IncompleteStreamError, PollTimeoutError, TextDelta, TurnCancelledError
 from ._retry import RetryPolicy, is_transient
 
 __all__ = [
     "ACTIVE",
+    "DEFAULT_POLL_TIMEOUT",
     "CancelResponse",
     "CancelToken",
     "Resume",
@@ -63,6 +74,8 @@ __all__ = [
 #: Statuses of a response the service is still working on (polled until they change).
 ACTIVE = frozenset({"queued", "in_progress"})
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
+#: Default ``poll_timeout``: seconds a background response may stay queued or in progress.
+DEFAULT_POLL_TIMEOUT = 600.0
 
 
 class CancelToken:
@@ -192,6 +205,38 @@ def _cancelled(response: Any) -> TurnCancelledError:
     return TurnCancelledError(f"Response {response_id} was cancelled.", response_id=response_id)
 
 
+def _timed_out(response_id: str, waited: float, *, cancelled: bool) -> PollTimeoutError:
+    if cancelled:
+        done = "The loop cancelled it on the server, so it will not complete later"
+    else:
+        done = (
+            "The loop could not cancel it: it may still complete on the server. Cancel it "
+            f"(client.responses.cancel({response_id!r})) before the next turn, or retrieve it "
+            "later and continue from it"
+        )
+    return PollTimeoutError(
+        f"Background response {response_id} was still queued or in progress after "
+        f"{waited:.0f} s of polling (poll_timeout). {done}; the tracker never observed it. "
+        "Retry the turn with tracker=exc.tracker and input=exc.outputs (the tool outputs it "
+        "carried), or pass a larger poll_timeout (None: no bound) for long runs.",
+        response_id=response_id,
+        waited=waited,
+        cancelled=cancelled,
+    )
+
+
+def _give_up(response_id: str, waited: float) -> Generator[CancelResponse, Any, Any]:
+    """Cancel a response polled too long; return it if it finished after all, else raise."""
+    try:
+        final = yield CancelResponse(response_id)
+    except Exception as exc:
+        raise _timed_out(response_id, waited, cancelled=False) from exc
+    status = field(final, "status")
+    if status in ACTIVE or status == "cancelled":
+        raise _timed_out(response_id, waited, cancelled=status == "cancelled")
+    return final
+
+
 def settle(
     response: Any,
     *,
@@ -199,8 +244,15 @@ def settle(
     poll_interval: float,
     cancel: CancelToken | None,
     errors: list[BaseException],
+    started: float = 0.0,
+    clock: Callable[[], float] | None = None,
+    poll_timeout: float | None = None,
 ) -> Generator[Retrieve | CancelResponse, Any, Any]:
-    """Poll a background response until it is terminal; return it (raise if cancelled)."""
+    """Poll a background response until it is terminal; return it (raise if cancelled).
+
+    With ``clock`` and ``poll_timeout``, give up ``poll_timeout`` seconds after ``started``
+    (see the module docstring).
+    """
     failures = 0
     wait = poll_interval
     while field(response, "status") in ACTIVE:
@@ -208,6 +260,9 @@ def settle(
         if cancel is not None and cancel.cancelled:
             response = yield CancelResponse(response_id)
             continue
+        waited = clock() - started if clock is not None else 0.0
+        if poll_timeout is not None and waited >= poll_timeout:
+            return (yield from _give_up(response_id, waited))
         try:
             response = yield Retrieve(response_id, wait)
         except Exception as exc:

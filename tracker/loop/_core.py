@@ -45,6 +45,7 @@ from tracker._tracker import Tracker
 
 from ._approvals import ApprovalHandler, AskApproval, approval_requests, approval_responses
 from ._background import (
+    DEFAULT_POLL_TIMEOUT,
     CancelResponse,
     CancelToken,
     Resume,
@@ -65,6 +66,7 @@ from ._results import (
     EncryptedDropped,
     LoopEvent,
     MaxTurnsError,
+    PollTimeoutError,
     RequestRecord,
     RequestSent,
     ResponseFailedError,
@@ -202,6 +204,8 @@ class TurnSpec:
     poll_interval: float = 1.0
     cancel: CancelToken | None = None
     clock: Callable[[], float] = time.monotonic
+    #: Seconds a background response may stay queued/in progress (``None``: no bound).
+    poll_timeout: float | None = DEFAULT_POLL_TIMEOUT
     #: Compact after the turn when its final response's ``usage.input_tokens`` reaches this.
     compact_after: int | None = None
     recover_encrypted: bool = True
@@ -224,6 +228,7 @@ def make_spec(
     cancel: CancelToken | None = None,
     clock: Callable[[], float] = time.monotonic,
     on_approval: ApprovalHandler | None = None,
+    poll_timeout: float | None = DEFAULT_POLL_TIMEOUT,
 ) -> TurnSpec:
     """Check the turn's settings; raise ``UsageError`` naming the bad one.
 
@@ -238,6 +243,14 @@ def make_spec(
         raise UsageError(f"poll_interval must be seconds (a number), got {poll_interval!r}.")
     if poll_interval < 0:
         raise UsageError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}.")
+    if poll_timeout is not None and (
+        isinstance(poll_timeout, bool)
+        or not isinstance(poll_timeout, int | float)
+        or not poll_timeout > 0
+    ):
+        raise UsageError(
+            f"poll_timeout must be seconds > 0 (or None: no bound), got {poll_timeout!r}."
+        )
     if cancel is not None and not isinstance(cancel, CancelToken):
         raise UsageError(f"cancel must be a tracker.loop.CancelToken, got {cancel!r}.")
     if on_approval is not None and not callable(on_approval):
@@ -272,6 +285,7 @@ def make_spec(
         options=dict(options),
         max_tool_workers=max_tool_workers,
         poll_interval=float(poll_interval),
+        poll_timeout=None if poll_timeout is None else float(poll_timeout),
         cancel=cancel,
         clock=clock,
         compact=before,
@@ -609,6 +623,9 @@ class _Turn:
                 poll_interval=spec.poll_interval,
                 cancel=spec.cancel,
                 errors=self.errors,
+                started=started,
+                clock=spec.clock,
+                poll_timeout=spec.poll_timeout,
             )
         )
 
@@ -624,6 +641,26 @@ class _Turn:
             response_id=response_id,
             result=self.result(final_text(last)),
         )
+
+    def timed_out(self, exc: PollTimeoutError) -> PollTimeoutError:
+        """``exc`` with the partial result and the outputs the unanswered request carried."""
+        pending = set(self.tracker.pending_call_ids)
+        outputs = tuple(
+            item
+            for item in self.items
+            if (info := read_item(item)).is_output and info.call_id in pending
+        )
+        last = _output_items(self.responses[-1]) if self.responses else []
+        error = PollTimeoutError(
+            str(exc),
+            response_id=exc.response_id,
+            waited=exc.waited,
+            cancelled=exc.cancelled,
+            outputs=outputs,
+            result=self.result(final_text(last)),
+        )
+        error.__cause__ = exc.__cause__
+        return error
 
     def backoff(
         self, index: int, failures: int, delay: float, exc: BaseException
@@ -710,6 +747,8 @@ def drive(
             response = yield from turn.request(index)
         except TurnCancelledError as exc:
             raise turn.cancelled(exc.response_id) from None
+        except PollTimeoutError as exc:
+            raise turn.timed_out(exc) from None
         yield Emit(ResponseReceived(record=turn.records[-1], response=response))
         output = _output_items(response)
         calls, approvals = _client_work(output, spec)

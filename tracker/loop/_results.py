@@ -16,6 +16,7 @@ __all__ = [
     "IncompleteStreamError",
     "LoopEvent",
     "MaxTurnsError",
+    "PollTimeoutError",
     "RequestRecord",
     "RequestSent",
     "ResponseFailedError",
@@ -59,6 +60,37 @@ class TurnCancelledError(TrackerError, RuntimeError):
     ) -> None:
         super().__init__(message)
         self.response_id = response_id
+        self.result = result
+        self.tracker: Tracker | None = result.tracker if result is not None else None
+
+
+class PollTimeoutError(TrackerError, TimeoutError):
+    """A background response was still ``queued``/``in_progress`` after ``poll_timeout`` seconds.
+
+    ``response_id`` names it, ``waited`` the seconds polled (by the turn's clock), and
+    ``cancelled`` whether the loop cancelled it on the server (it tries, so that it never lands
+    later). The response is never observed: ``tracker`` (also ``result.tracker``) holds exactly
+    what the server holds, and ``outputs`` are the tool outputs (and approval answers) the
+    request carried, which no stored response holds yet: pass ``input=exc.outputs`` (plus any
+    new input) with ``tracker=exc.tracker`` to deliver them, once. A session store keeps them by
+    itself: its next turn with the same input delivers them.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        response_id: str,
+        waited: float,
+        cancelled: bool,
+        outputs: tuple[Any, ...] = (),
+        result: TurnResult | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.response_id = response_id
+        self.waited = waited
+        self.cancelled = cancelled
+        self.outputs = outputs
         self.result = result
         self.tracker: Tracker | None = result.tracker if result is not None else None
 

@@ -19,7 +19,14 @@ from tracker.stores import (
 )
 
 from ._approvals import ApprovalHandler, AskApproval
-from ._background import CancelResponse, CancelToken, Resume, Retrieve, StreamReader
+from ._background import (
+    DEFAULT_POLL_TIMEOUT,
+    CancelResponse,
+    CancelToken,
+    Resume,
+    Retrieve,
+    StreamReader,
+)
 from ._core import (
     DEFAULT_TOOL_WORKERS,
     Checkpoint,
@@ -74,6 +81,7 @@ def run_turn(
     on_approval: ApprovalHandler | None = None,
     cancel: CancelToken | None = None,
     poll_interval: float = 1.0,
+    poll_timeout: float | None = DEFAULT_POLL_TIMEOUT,
     clock: Callable[[], float] = time.monotonic,
     retry: RetryPolicy | None = None,
     lease_ttl: float = DEFAULT_LEASE_TTL,
@@ -114,7 +122,12 @@ def run_turn(
     ``background=True`` (passed through like any option) polls each response with
     ``responses.retrieve`` every ``poll_interval`` seconds until it is terminal, and the tracker
     observes it only then; a ``failed`` or ``cancelled`` one is never chained from (its input is
-    sent again, once). With ``stream=True`` too, a stream cut mid-way is resumed with
+    sent again, once). ``poll_timeout`` (default 600 s by ``clock``; ``None``: no bound) caps
+    how long after sending a response may stay queued or in progress: then the loop cancels it
+    on the server and raises ``PollTimeoutError`` (``.response_id``; ``.tracker`` holds what the
+    server holds; ``.outputs`` are the tool outputs it carried: pass them as the next turn's
+    input). Deep-research runs or a ``background_options.completion_window`` need a larger
+    one. With ``stream=True`` too, a stream cut mid-way is resumed with
     ``retrieve(id, stream=True, starting_after=N)``, so each ``TextDelta`` is delivered once and
     the server makes one response; a stream older than the service's 5 minutes by ``clock``
     (default ``time.monotonic``; tests inject one), or one the service will not resume, is
@@ -160,6 +173,7 @@ def run_turn(
         max_tool_workers=max_tool_workers,
         compact=compact,
         poll_interval=poll_interval,
+        poll_timeout=poll_timeout,
         cancel=cancel,
         clock=clock,
         recover_encrypted=recover_encrypted,
