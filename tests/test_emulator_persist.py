@@ -293,3 +293,32 @@ def test_records_past_the_bound_compact_the_journal_atomically(
             assert _held(emu.state)[:-2] == _held(restored)[:-2]
     assert 1 in counts[1:] and max(counts) < 6  # compacted along the way
     assert [] == [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_background_run_survives_a_restart_and_its_completing_poll_is_journaled(
+    tmp_path: Path,
+) -> None:
+    """A queued background response keeps its step count across a restart, the poll that
+    completes it is on disk at once, and after another restart it streams and chains."""
+    path = tmp_path / "emu.json"
+    common: Any = {"state_path": path, "background_polls": 3, "clock": lambda: 0.0}
+    with Emulator(**common) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        r1 = c.responses.create(model="emu-1", input=ASK, tools=TOOLS)
+        out1 = output(_call_id(r1), "sunny")
+        queued = c.responses.create(
+            model="emu-1", input=[out1], tools=TOOLS, previous_response_id=r1.id, background=True
+        )
+        polled = [queued.status, c.responses.retrieve(queued.id).status]
+    with Emulator(**common) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        polled += [c.responses.retrieve(queued.id).status for _ in range(2)]
+        on_disk, _ = load_journal(path.read_text())
+        assert "completed" == on_disk.runs[queued.id].status and queued.id in on_disk.responses
+    assert ["queued", "in_progress", "in_progress", "completed"] == polled
+    with Emulator(**common) as emu, OpenAI(base_url=emu.base_url, api_key="x") as c:
+        events = list(c.responses.retrieve(queued.id, stream=True, starting_after=2))
+        assert "response.completed" == events[-1].type
+        out2 = output(_call_id(events[-1].response), "3")
+        r3 = c.responses.create(
+            model="emu-1", input=[out2], tools=TOOLS, previous_response_id=queued.id
+        )
+        assert {out1["call_id"]: 1, out2["call_id"]: 1} == emu.context_outputs(response_id=r3.id)

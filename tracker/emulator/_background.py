@@ -32,7 +32,11 @@ the ``background`` parameter set to ``true`` can be cancelled"; the exact text i
 A cancelled response cannot be continued (``previous_response_not_found``) unless
 ``RuleOptions.chain_from_cancelled_response``, which stores its input with an empty output.
 
-Runs live in memory only: a state file (``state_path``) keeps finished responses, not runs.
+Runs are state like any other: with a state file (``state_path``) each change of one (its
+creation, a poll that moves it, its end, a cancel) is journaled, a retrieve that changed one
+included, so a restarted emulator goes on polling it where it was. A run loaded from the file
+keeps its request as JSON and rebuilds its context from the chain or conversation when it
+finishes; its conversation is not held busy across the restart.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._rules import STREAM_RESUME_SECONDS, RuleOptions
+from ._context import Context, ContextIndex
 from ._reply import Reply, error_reply
 from ._responses import Turn, finish, response_object
 from ._schema import bad_request, not_found
@@ -81,6 +86,43 @@ class Background:
         self.options = options
         self.polls = polls
         self.clock = clock
+        self._dirty = False
+
+    def take_dirty(self) -> bool:
+        """Whether a run changed since the last call (a retrieve that moved one is saved)."""
+        dirty, self._dirty = self._dirty, False
+        return dirty
+
+    def _touch(self, state: State, run: Run) -> None:
+        """Record that ``run`` changed (for the state journal); hold the lock."""
+        state.runs[run.id] = run
+        self._dirty = True
+
+    def _turn(self, state: State, run: Run) -> Turn:
+        """The run's request; rebuilt from its JSON for a run loaded from a state file."""
+        if run.turn is not None:
+            turn: Turn = run.turn
+            return turn
+        request = run.request or {}
+        conv = state.conversations.get(request.get("conversation_id") or "")
+        previous = request.get("previous")
+        if previous:
+            index = state.chain_index(previous, self.options)
+        elif conv is not None:
+            index = state.conversation_index(conv, self.options)
+        else:
+            index = ContextIndex(self.options)
+        resolved = list(request.get("resolved") or [])
+        rebuilt = Turn(
+            body=dict(request.get("body") or {}),
+            store=bool(request.get("store")),
+            previous=previous,
+            conv=conv,
+            resolved=resolved,
+            context=Context.of(index, resolved),
+        )
+        run.turn = rebuilt
+        return rebuilt
 
     # creating ---------------------------------------------------------------------------------
 
@@ -164,6 +206,7 @@ class Background:
             run = state.runs.get(response_id)
             if run is not None and run.status in _ACTIVE:
                 run.fail_code = code
+                self._touch(state, run)
 
     def stall(self, response_id: str) -> None:
         """Keep a queued background response queued until it is cancelled (``Fault(stall=)``)."""
@@ -172,6 +215,7 @@ class Background:
             run = state.runs.get(response_id)
             if run is not None and run.status == "queued":
                 run.stalled = True
+                self._touch(state, run)
 
     def cancel(self, response_id: str) -> Reply:
         """``POST /v1/responses/{id}/cancel``."""
@@ -193,37 +237,41 @@ class Background:
     def _step(self, state: State, run: Run) -> None:
         if run.status not in _ACTIVE or run.stalled:
             return
+        self._touch(state, run)
         run.polls_left -= 1
         if run.polls_left <= 0 and run.fail_code is not None:
-            self._end(run, "failed")
+            self._end(state, run, "failed")
         elif run.polls_left <= 0:
             self._finish(state, run)
         else:
             run.status = "in_progress"
 
     def _finish(self, state: State, run: Run) -> None:
+        self._touch(state, run)
         if run.fail_code is not None:
-            self._end(run, "failed")
+            self._end(state, run, "failed")
             return
-        turn: Turn = run.turn
+        turn = self._turn(state, run)
         run.response = finish(
             state, turn, run.output, self.options, run.created_at, response_id=run.id
         )
         run.status = "completed"
 
     def _cancel(self, state: State, run: Run) -> None:
+        self._touch(state, run)
         if self.options.chain_from_cancelled_response:
-            turn: Turn = run.turn
+            turn = self._turn(state, run)
             finish(state, turn, [], self.options, run.created_at, response_id=run.id)
             run.status = "cancelled"
             run.response = self._current(run)
         else:
-            self._end(run, "cancelled")
+            self._end(state, run, "cancelled")
 
-    def _end(self, run: Run, status: str) -> None:
+    def _end(self, state: State, run: Run, status: str) -> None:
         """End a run without storing it (failed, or cancelled): its conversation is free."""
-        turn: Turn = run.turn
-        if turn.conv is not None:
+        self._touch(state, run)
+        turn: Turn | None = run.turn  # a run loaded from a file holds no conversation busy
+        if turn is not None and turn.conv is not None:
             turn.conv.busy = False
         run.status = status
         run.response = self._current(run)
@@ -233,7 +281,5 @@ class Background:
     def _current(self, run: Run) -> dict[str, Any]:
         if run.response is not None:
             return copy.deepcopy(run.response)
-        turn: Turn = run.turn
-        return response_object(
-            run.id, turn.body, [], None, status=run.status, created_at=run.created_at
-        )
+        body = run.turn.body if run.turn is not None else (run.request or {}).get("body", {})
+        return response_object(run.id, body, [], None, status=run.status, created_at=run.created_at)

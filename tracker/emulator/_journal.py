@@ -2,11 +2,13 @@
 
 Layout (version 2): one JSON document per line. The first line is the whole state as
 ``_persist.dump_state`` writes it (the *base*); every later line is one *change record*,
-written after a state-changing request (a POST or DELETE that succeeded) *before* the answer,
+written after a state-changing request (a POST or DELETE that succeeded, or a retrieve that
+moved a background run) *before* the answer,
 so any id a client has received is on disk. A record holds only what that request changed:
 
 - ``set`` / ``del``: per state map (``responses``, ``conversations``, ``items``, ``following``,
-  ``reasoning_for``, ``delivered_outputs``, ``compaction_memory``, ``compacted``), the entries
+  ``reasoning_for``, ``delivered_outputs``, ``compaction_memory``, ``compacted``, ``runs``: the
+  background responses, see ``_background``), the entries
   set (new value) and the keys deleted;
 - ``append``: per conversation whose items only grew, ``[count before, new items]``;
 - ``calls``: call ids issued since the last record; ``ids``: the id generator's state (its random
@@ -47,8 +49,10 @@ from ._persist import (
     read_conversation,
     read_ids,
     read_response,
+    read_run,
     response_record,
     restore_state,
+    run_record,
 )
 from ._state import State
 from ._tracked import TrackedCounter, TrackedDict
@@ -73,6 +77,7 @@ _MAPS: Final = (
     "delivered_outputs",
     "compaction_memory",
     "compacted",
+    "runs",
 )
 _SEPARATORS: Final = (",", ":")
 
@@ -82,6 +87,8 @@ def _value(name: str, value: Any) -> Any:
         return response_record(value)
     if name == "conversations":
         return conversation_record(value)
+    if name == "runs":
+        return run_record(value)
     return value
 
 
@@ -167,6 +174,8 @@ def _apply_maps(state: State, record: dict[str, Any], where: str) -> None:
                 target[key] = read_response(value, f"{where}.set.responses.")
             elif name == "conversations":
                 target[key] = read_conversation(value, f"{where}.set.conversations.")
+            elif name == "runs":
+                target[key] = read_run(value, f"{where}.set.runs.")
             else:
                 target[key] = value
     for name, keys in dels.items():

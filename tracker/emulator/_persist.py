@@ -17,7 +17,7 @@ from collections import Counter
 from typing import Any
 
 from .._errors import StateError, StateVersionError
-from ._state import IdGen, State, StoredConversation, StoredResponse
+from ._state import IdGen, Run, State, StoredConversation, StoredResponse
 
 __all__ = [
     "FORMAT",
@@ -28,8 +28,10 @@ __all__ = [
     "read_conversation",
     "read_ids",
     "read_response",
+    "read_run",
     "response_record",
     "restore_state",
+    "run_record",
 ]
 
 FORMAT = "tracker.emulator.state"
@@ -54,6 +56,55 @@ def conversation_record(c: StoredConversation) -> dict[str, Any]:
     """The JSON form of one conversation (``busy`` is not saved: a turn cut short by a kill
     must not lock its conversation)."""
     return {"id": c.id, "created_at": c.created_at, "metadata": c.metadata, "items": c.items}
+
+
+def run_record(run: Run) -> dict[str, Any]:
+    """The JSON form of one background run: its lifecycle and its request (``Turn``) as JSON.
+
+    ``started`` is the emulator clock's reading; with ``time.monotonic`` a restarted process
+    reads another base, so the 5-minute stream limit of a run from before a restart is loose.
+    """
+    turn = run.turn
+    request = run.request
+    if turn is not None:
+        request = {
+            "body": dict(turn.body),
+            "store": turn.store,
+            "previous": turn.previous,
+            "conversation_id": turn.conv.id if turn.conv is not None else None,
+            "resolved": turn.resolved,
+        }
+    return {
+        "id": run.id,
+        "request": request,
+        "output": run.output,
+        "started": run.started,
+        "created_at": run.created_at,
+        "background": run.background,
+        "polls_left": run.polls_left,
+        "status": run.status,
+        "response": run.response,
+        "fail_code": run.fail_code,
+        "stalled": run.stalled,
+    }
+
+
+def read_run(r: Any, at: str) -> Run:
+    """A ``Run`` from ``run_record`` output (its ``turn`` is rebuilt when needed)."""
+    return Run(
+        id=_get(r, "id", str, at),
+        turn=None,
+        request=_get(r, "request", (dict, type(None)), at),
+        output=_objects(r, "output", at),
+        started=float(_get(r, "started", (int, float), at)),
+        created_at=_get(r, "created_at", int, at),
+        background=_get(r, "background", bool, at),
+        polls_left=_get(r, "polls_left", int, at),
+        status=_get(r, "status", str, at),
+        response=_get(r, "response", (dict, type(None)), at),
+        fail_code=_get(r, "fail_code", (str, type(None)), at),
+        stalled=_get(r, "stalled", bool, at),
+    )
 
 
 def dump_ids(ids: IdGen, *, packed: bool = False) -> dict[str, Any]:
@@ -119,6 +170,7 @@ def dump_state(state: State) -> dict[str, Any]:
         "issued_calls": state.issued_calls,
         "compaction_memory": state.compaction_memory,
         "compacted": state.compacted,
+        "runs": [run_record(r) for r in state.runs.values()],
     }
 
 
@@ -174,6 +226,9 @@ def restore_state(data: Any) -> State:
     if not all(isinstance(c, str) for c in calls):
         raise StateError("field issued_calls holds a non-string", path="issued_calls")
     state.issued_calls.extend(calls)
+    for i, r in enumerate(data.get("runs") or []):  # runs came later: older files have none
+        run = read_run(r, f"runs[{i}].")
+        state.runs[run.id] = run
     # Compaction fields came later in version 1: a file without them holds no compaction.
     for key in ("compaction_memory", "compacted"):
         if key in data:

@@ -248,7 +248,8 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.server.emulator
         try:
             reply = emu.service.handle(method, path, query, body)
-            if reply.status < 400 and method != "GET":
+            changed = method != "GET" or emu.service.background.take_dirty()
+            if reply.status < 400 and changed:  # a retrieve that moved a run changed it too
                 emu._save()
         except Exception as exc:  # a script bug must still answer with the envelope
             reply = Reply(
@@ -326,9 +327,10 @@ class Emulator:
     ``state_path``: keep the state in this file across restarts (a journal, ``_journal``).
     ``start()`` locks and loads it (raising ``StateError`` naming the path if it is corrupt
     or of an unknown version, ``OSError`` if another emulator holds it; a torn last record
-    is ignored and reported in ``state_warning``); every successful POST or DELETE appends
-    what it changed before answering, and ``stop()`` compacts the file to one line. Without
-    ``state_path`` the state lives in memory only.
+    is ignored and reported in ``state_warning``); every successful POST or DELETE (and every
+    retrieve that moves a background run) appends what it changed before answering, and
+    ``stop()`` compacts the file to one line. Without ``state_path`` the state lives in memory
+    only.
 
     ``background_polls``: how many retrieves a ``background: true`` response takes to
     complete (it is ``queued`` when created, ``in_progress`` until then); ``clock``: the

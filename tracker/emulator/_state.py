@@ -183,6 +183,9 @@ class Run:
     fail_code: str | None = None
     #: ``Fault(stall=True)``: stays queued until cancelled.
     stalled: bool = False
+    #: A run loaded from a state file: its request as JSON (``_persist.run_record``), from
+    #: which ``_background`` rebuilds ``turn`` when it needs it.
+    request: dict[str, Any] | None = None
 
 
 @attrs.define
@@ -203,8 +206,8 @@ class State:
     compaction_memory: dict[str, list[dict[str, Any]]] = attrs.field(factory=TrackedDict)
     #: ``POST /v1/responses/compact`` results: id -> the compacted window (its output).
     compacted: dict[str, list[dict[str, Any]]] = attrs.field(factory=TrackedDict)
-    #: Background and resumable streamed responses by id (in memory only, not persisted).
-    runs: dict[str, Run] = attrs.field(factory=dict)
+    #: Background and resumable streamed responses by id (saved in the state file too).
+    runs: dict[str, Run] = attrs.field(factory=TrackedDict)
     #: Chain tail (response id) or conversation id -> its context index (``_context``); a
     #: cache rebuilt on demand, never saved.
     indexes: dict[str, ContextIndex] = attrs.field(factory=dict)
