@@ -239,18 +239,7 @@ def make_spec(
         raise UsageError(f"model must be a non-empty model name, got {model!r}.")
     _check_positive("max_turns", max_turns, "model calls per turn")
     _check_positive("max_tool_workers", max_tool_workers, "tool calls run at once")
-    if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
-        raise UsageError(f"poll_interval must be seconds (a number), got {poll_interval!r}.")
-    if poll_interval < 0:
-        raise UsageError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}.")
-    if poll_timeout is not None and (
-        isinstance(poll_timeout, bool)
-        or not isinstance(poll_timeout, int | float)
-        or not poll_timeout > 0
-    ):
-        raise UsageError(
-            f"poll_timeout must be seconds > 0 (or None: no bound), got {poll_timeout!r}."
-        )
+    _check_polling(poll_interval, poll_timeout)
     if cancel is not None and not isinstance(cancel, CancelToken):
         raise UsageError(f"cancel must be a tracker.loop.CancelToken, got {cancel!r}.")
     if on_approval is not None and not callable(on_approval):
@@ -293,6 +282,22 @@ def make_spec(
         recover_encrypted=bool(recover_encrypted),
         on_approval=on_approval,
     )
+
+
+def _check_polling(poll_interval: object, poll_timeout: object) -> None:
+    """``poll_interval`` seconds >= 0; ``poll_timeout`` seconds > 0 or ``None``."""
+    if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float):
+        raise UsageError(f"poll_interval must be seconds (a number), got {poll_interval!r}.")
+    if poll_interval < 0:
+        raise UsageError(f"poll_interval must be >= 0 seconds, got {poll_interval!r}.")
+    if poll_timeout is not None and (
+        isinstance(poll_timeout, bool)
+        or not isinstance(poll_timeout, int | float)
+        or not poll_timeout > 0
+    ):
+        raise UsageError(
+            f"poll_timeout must be seconds > 0 (or None: no bound), got {poll_timeout!r}."
+        )
 
 
 def _check_positive(name: str, value: object, meaning: str) -> None:
