@@ -9,6 +9,7 @@ import pytest
 
 from tests._builders import call, output, said, user
 from tracker import CompactedCallError, CompactionError, Tracker, UsageError
+from tracker._rules import RuleOptions
 
 
 def cmp(item_id: str = "cmp_1", **extra: Any) -> dict[str, Any]:
@@ -307,3 +308,44 @@ def test_strip_encrypted_in_a_stateless_transcript_strips_the_following_id() -> 
         {k: v for k, v in call("call_a").items() if k != "id"},
         output("call_a"),
     ] == replay
+
+
+def test_stateless_transcript_keeps_only_the_window_after_a_compaction() -> None:
+    """store=False: a compaction item in an output drops what came before it (the request and
+    the snapshot stop growing); an output for a call before it is never sent again, one for a
+    call after it is; from_state keeps the trimmed transcript."""
+    tracker = Tracker(store=False)
+    _sent(tracker, [user("hi")])
+    tracker.observe_response(response("resp_1", call("call_a", id="fc_a")))
+    _sent(tracker, [output("call_a"), user("more")])
+    tracker.observe_response(response("resp_2", cmp(), call("call_b", id="fc_b")))
+    assert [cmp(), call("call_b", id="fc_b")] == list(tracker.transcript)
+    restored = Tracker.from_state(json.loads(json.dumps(tracker.to_state())))
+    for t in (tracker, restored):
+        replay = t.prepare([output("call_a"), output("call_b")])
+        assert [cmp(), call("call_b", id="fc_b"), output("call_b")] == replay.request_input()
+        assert 1 == replay.skipped
+
+
+def test_stateless_standalone_compaction_window_replaces_the_transcript() -> None:
+    """store=False: a responses.compact result's window (user messages + compaction item,
+    created_by stripped) replaces the transcript; the next request carries it once."""
+    tracker = Tracker(store=False)
+    _sent(tracker, [user("hi")])
+    tracker.observe_response(response("resp_1", said()))
+    compact = tracker.prepare_compact()
+    assert [user("hi"), said()] == compact.request_input()
+    tracker.mark_sent(compact)
+    tracker.observe_response(compacted())
+    window = [dict(compacted()["output"][0]), cmp("cmp_9")]
+    del window[0]["status"]
+    assert window == list(tracker.transcript)
+    assert [*window, user("next")] == tracker.prepare([user("next")]).request_input()
+
+
+def test_replay_before_compaction_switch_keeps_the_whole_stateless_history() -> None:
+    """RuleOptions(replay_before_compaction=True): nothing before a compaction item is dropped."""
+    tracker = Tracker(store=False, rules=RuleOptions(replay_before_compaction=True))
+    _sent(tracker, [user("hi")])
+    tracker.observe_response(response("resp_1", cmp(), said()))
+    assert [user("hi"), cmp(), said()] == list(tracker.transcript)

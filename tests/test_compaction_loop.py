@@ -15,6 +15,7 @@ from _loop_helpers import PROMPT, TOOLS, request_bodies
 from openai import AsyncOpenAI, OpenAI
 
 from tracker import Tracker, UsageError
+from tracker._rules import RuleOptions
 from tracker.emulator import Emulator, Fault
 from tracker.loop import EncryptedDropped, LoopEvent, MaxTurnsError, arun_turn, run_turn
 from tracker.stores import SQLiteStore
@@ -83,10 +84,11 @@ def test_stale_compaction_after_a_key_rotation_is_dropped_once(
 def test_stale_items_of_a_stateless_transcript_are_dropped_once(
     client: OpenAI, emulator: Emulator
 ) -> None:
-    """store=False with compact=N: the trigger's cmp_ item joins the transcript; after a key
-    rotation the replay is refused once, resent without its rs_/cmp_ items (the calls after a
-    dropped reasoning item sent without their fc_ ids, so no A2), and holds every output once."""
-    tracker = Tracker()
+    """store=False with compact=N, the whole history replayed (replay_before_compaction): the
+    trigger's cmp_ item joins the transcript; after a key rotation the replay is refused once,
+    resent without its rs_/cmp_ items (the calls after a dropped reasoning item sent without
+    their fc_ ids, so no A2), and holds every output once."""
+    tracker = Tracker(rules=RuleOptions(replay_before_compaction=True))
     model = "emu-reason-1"  # emits a reasoning item before each answer or batch of calls
 
     def turn(**kw: Any) -> Any:

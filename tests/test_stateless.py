@@ -368,3 +368,41 @@ def test_chain_migrated_to_stateless_continues_over_http(
     last = request_bodies(emulator)[-1]
     assert (False, None) == (last["store"], last.get("previous_response_id"))
     assert _outputs_once(last, list(emulator.issued_calls()))
+
+
+def test_stateless_compaction_keeps_every_request_bounded(
+    zdr_client: OpenAI, zdr: Emulator
+) -> None:
+    """20 stateless turns with tool rounds and server-side compaction: the transcript keeps only
+    what follows the latest compaction item, so no request (nor the snapshot) grows with the
+    turns; 0 errors; every call answered, no output twice in a request or after its call's
+    boundary."""
+    t = Tracker(store=False)
+    manage = [{"type": "compaction", "compact_threshold": 1000}]
+    for _ in range(20):
+        result = run_turn(
+            zdr_client,
+            model=REASONING_MODEL,
+            input=PROMPT,
+            tools=TOOLS,
+            tracker=t,
+            store=False,
+            context_management=manage,
+        )
+        assert (ANSWER, []) == (result.text, list(result.errors))
+    bodies = request_bodies(zdr)
+    sizes = [len(b["input"]) for b in bodies]
+    compacted = [i for i, b in enumerate(bodies) if b["input"][0].get("type") == "compaction"]
+    third = len(bodies) // 3
+    assert compacted and compacted[0] < third  # compaction started early and kept going
+    assert max(sizes[third:]) <= max(sizes[:third])  # bounded: no growth after the first third
+    answered: Counter[str] = Counter()
+    for body in bodies:
+        calls = {i["call_id"] for i in body["input"] if i.get("type") == "function_call"}
+        outs = Counter(
+            i["call_id"] for i in body["input"] if i.get("type") == "function_call_output"
+        )
+        assert set(outs) <= calls and {1} >= set(outs.values())  # no orphan, none twice
+        answered.update(outs.keys())
+    assert set(zdr.issued_calls()) == set(answered)
+    assert len(t.transcript) <= max(sizes)

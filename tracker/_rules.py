@@ -131,6 +131,15 @@ class RuleOptions:
       before replaying, 3P].
     - ``enforce_min_compact_threshold`` (on): ``compact_threshold`` below 1000 is a 400
       [3P, litellm PR #21058]; turn off to compact tiny contexts in tests.
+    - ``replay_before_compaction`` (off): a stateless (``store=False``) request must still
+      replay the items before the latest ``compaction`` item. Off, a stateless ``Tracker``
+      keeps only the window from that item on: server-side compaction ("you can drop items
+      that came before the most recent compaction item" [DOC compaction guide], sure) and a
+      ``compaction_trigger``'s output alike; after a standalone ``responses.compact`` the
+      returned window (the user messages, then the compaction item) replaces the transcript
+      [DOC SDK 3.57 ``CompactedResponse``: "a list of all user messages, followed by a single
+      compaction item"; that nothing else is needed is inferred, INF]. Turn on to replay the
+      whole history (what a dropped stale ``cmp_`` item summarised then stays readable).
     - ``chain_from_compacted_response`` (off): the id of a ``/responses/compact`` result can
       be a ``previous_response_id`` (continuing from the compacted window); off, it is
       ``previous_response_not_found`` [3P, pydantic-ai: "compaction response ids cannot be
@@ -168,6 +177,7 @@ class RuleOptions:
     reject_referenced_client_calls: bool = False
     resume_foreground_streams: bool = False
     chain_from_cancelled_response: bool = False
+    replay_before_compaction: bool = False
 
 
 @attrs.frozen

@@ -58,6 +58,9 @@ standalone ``responses.compact``). A standalone compaction's response cannot be 
 observing it starts a new chain: the next request carries its window (the user messages and
 the compaction item) with no ``previous_response_id``. A conversation takes no standalone
 compaction (the endpoint has no ``conversation`` parameter): use server-side compaction there.
+In stateless mode the transcript keeps only what follows the latest compaction item, and a
+standalone compaction's window replaces it (``_transcript``; ``RuleOptions.
+replay_before_compaction`` keeps the whole history instead).
 """
 
 from __future__ import annotations
@@ -695,6 +698,10 @@ class Tracker:
                 self._ledger.add(keys, item)
         ledger.compact(field(window[-1], "id"))
         ledger.window = window
+        transcript = self._transcript
+        if transcript is not None and not (self._rules or RuleOptions()).replay_before_compaction:
+            transcript.replace(window)  # the window stands for the whole transcript
+            ledger.window = None
         ledger.previous_response_id = None  # a compacted response id cannot be continued
         self._settle()
 

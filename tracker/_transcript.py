@@ -23,8 +23,20 @@ What the stateless service would refuse is kept out:
 - with ``RuleOptions.lookup_complete_items_store_false`` every id except a reasoning item's is
   stripped, since the service would look it up.
 
-A transcript grows by the size of what is sent and received: its snapshot is the JSON of
-every item (about the size of the request body itself), plus a few fields.
+Compaction: a ``compaction`` item stands for everything before it, so the transcript keeps
+only the window from the latest one on (the guide: "you can drop items that came before the
+most recent compaction item" [DOC]): when a response's output carries one (server-side
+compaction with ``context_management``, or a ``compaction_trigger``'s output) the items before
+it are dropped, and a standalone ``responses.compact`` result's window (its user messages and
+the compaction item) replaces the transcript (``replace``). Every call before the boundary is
+compacted in the ledger, so its output is never sent after it; reasoning is never split, since
+the cut falls on the compaction item itself. ``RuleOptions.replay_before_compaction`` keeps the
+whole history instead.
+
+A transcript grows by the size of what is sent and received since the latest compaction: its
+snapshot is the JSON of those items (about the size of the next request body), plus a few
+fields. With compaction it stays bounded by the compacted window plus one compaction's worth
+of turns.
 """
 
 from __future__ import annotations
@@ -86,6 +98,7 @@ class Transcript:
     ) -> None:
         self._options = options or RuleOptions()
         self._items: list[dict[str, Any]] = [self._stored(i) for i in items]
+        self._trim(0)
         self._settled = len(self._items)
         self._pending: dict[int, tuple[int, int]] = {}  # id(prepared) -> (start, count)
         self.prompt_cache_key = prompt_cache_key or f"tracker-{uuid.uuid4().hex}"
@@ -166,6 +179,30 @@ class Transcript:
                 if item.get("type") != COMPACTION_TRIGGER
             ]
         self._items.extend(self._output(output))
+        self._pending.clear()
+        self._trim(self._settled)
+        self._settled = len(self._items)
+
+    def _trim(self, since: int) -> None:
+        """Drop the items before the latest compaction item at or after ``since`` (if any).
+
+        Only between requests: nothing in flight. O(items since ``since``) without a
+        compaction; a cut costs O(what is kept).
+        """
+        if self._options.replay_before_compaction:
+            return
+        items = self._items
+        for i in range(len(items) - 1, since - 1, -1):
+            if items[i].get("type") == COMPACTION:
+                if i:
+                    del items[:i]
+                return
+
+    def replace(self, window: Sequence[Any]) -> None:
+        """Start over from a standalone compaction's ``window`` (its user messages, then the
+        compaction item), which stands for everything the transcript held. Nothing in flight
+        is kept (the compaction request was answered)."""
+        self._items = [self._stored(item, i) for i, item in enumerate(window)]
         self._pending.clear()
         self._settled = len(self._items)
 

@@ -35,8 +35,9 @@ it could restart only by silently losing the context. Peers that restart (pydant
 full history when it cannot trust the chain, ``responses-api-2026.md`` 1.6) hold the whole
 history; so does the caller, who can continue statelessly from it (``Tracker.go_stateless``
 then ``strip_encrypted``) or start a new chain with it. The summarised context a dropped
-compaction item stood for is lost to the model; a stateless transcript still holds the items
-before it, so there only the summary is lost.
+compaction item stood for is lost to the model, in a stateless transcript too: it keeps only
+what follows the latest compaction item (unless ``RuleOptions.replay_before_compaction``, which
+keeps the items before it, so there only the summary is lost).
 """
 
 from __future__ import annotations
