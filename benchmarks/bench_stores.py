@@ -7,7 +7,8 @@ a user message, a function call, its output, two assistant messages) in between.
 is the wall time of those four calls (snapshot, diff, encoding and the store round trip),
 median over turns. ``load`` is a claim without ``reuse`` (a new process: reads the whole
 session). ``--full`` adds the same turn with every save rewriting the whole record and every
-claim loading the session, as before incremental records.
+claim loading the session, as before incremental records; ``--stateless`` adds the same turn of
+a ``store=False`` session (its snapshot holds the whole transcript: every item, in full).
 
     python benchmarks/bench_stores.py [--stores sqlite,redis,postgres] [--sizes 100,1000,...]
 
@@ -27,6 +28,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -46,24 +48,51 @@ from tracker.stores import (
 ITEMS_PER_ROUND = 5
 
 
-def one_round(tracker: Tracker, n: int) -> None:
-    """Round ``n``: a user message, a call and its output, two assistant messages."""
-    prepared = tracker.prepare([{"role": "user", "content": f"hi {n}"}], content_match=False)
-    tracker.mark_sent(prepared)
+#: The session kinds timed: incremental saves, whole-record saves, a stateless session's.
+MODES = ("incr", "full", "stateless")
+
+
+def round_items(n: int) -> list[list[dict[str, Any]]]:
+    """Round ``n``: a user message; a call and a message; the call's output; a message."""
     call = {"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "name": "f"}
-    message = {"type": "message", "id": f"msg_{n}", "role": "assistant", "content": []}
-    tracker.observe_response({"id": f"resp_{n}", "output": [{**call, "arguments": "{}"}, message]})
-    output = {"type": "function_call_output", "call_id": f"call_{n}", "output": "ok"}
-    tracker.mark_sent(tracker.prepare([output], content_match=False))
-    answer = {"type": "message", "id": f"msg_{n}b", "role": "assistant", "content": []}
-    tracker.observe_response({"id": f"resp_{n}b", "output": [answer]})
+    message = {"type": "message", "role": "assistant", "content": []}
+    return [
+        [{"role": "user", "content": f"hi {n}"}],
+        [{**call, "arguments": "{}"}, {**message, "id": f"msg_{n}"}],
+        [{"type": "function_call_output", "call_id": f"call_{n}", "output": "ok"}],
+        [{**message, "id": f"msg_{n}b"}],
+    ]
+
+
+def one_round(tracker: Tracker, n: int) -> None:
+    """Round ``n`` of ``round_items``: two requests, each answered."""
+    user, first, output, answer = round_items(n)
+    tracker.mark_sent(tracker.prepare(user, content_match=False))
+    tracker.observe_response({"id": f"resp_{n}", "output": first})
+    tracker.mark_sent(tracker.prepare(output, content_match=False))
+    tracker.observe_response({"id": f"resp_{n}b", "output": answer})
+
+
+def grown_tracker(rounds: int, mode: str) -> Tracker:
+    """A tracker after ``rounds`` rounds; a stateless one is handed its history at once (a
+    stateless request replays, and checks, the whole transcript: growing it turn by turn to
+    50k items would take the benchmark quadratic time outside what it measures)."""
+    tracker = Tracker()
+    for n in range(rounds):
+        one_round(tracker, n)
+    if mode == "stateless":
+        history = []
+        for n in range(rounds):
+            history += [item for part in round_items(n) for item in part]
+        tracker.go_stateless(history)
+    return tracker
 
 
 @contextmanager
-def full_saves(on: bool) -> Iterator[None]:
-    """Make every save rewrite the whole record (``on``), as before incremental records."""
+def full_saves(mode: str) -> Iterator[None]:
+    """Mode ``"full"``: every save rewrites the whole record, as before incremental records."""
     saved = _incremental._can_append
-    if on:
+    if mode == "full":
         _incremental._can_append = lambda store: False  # type: ignore[assignment]
     try:
         yield
@@ -71,10 +100,11 @@ def full_saves(on: bool) -> Iterator[None]:
         _incremental._can_append = saved
 
 
-def turn(store: Store, session: LeasedSession, n: int, full: bool) -> tuple[LeasedSession, float]:
+def turn(store: Store, session: LeasedSession, n: int, mode: str) -> tuple[LeasedSession, float]:
     """One more turn of a session this worker released; the session and its store time."""
     start = time.perf_counter()
-    session = claim_session(store, session.session_id, ttl=600, reuse=None if full else session)
+    reuse = None if mode == "full" else session
+    session = claim_session(store, session.session_id, ttl=600, reuse=reuse)
     renew_session(store, session, turn={"input": f"k{n}", "outputs": []})
     spent = time.perf_counter() - start
     one_round(session.tracker, n)
@@ -84,11 +114,9 @@ def turn(store: Store, session: LeasedSession, n: int, full: bool) -> tuple[Leas
     return session, spent + time.perf_counter() - start
 
 
-def held_session(store: Store, sid: str, rounds: int) -> tuple[LeasedSession, float]:
+def held_session(store: Store, sid: str, rounds: int, mode: str) -> tuple[LeasedSession, float]:
     """A released session of ``rounds`` rounds; also the time a claim without reuse took."""
-    tracker = Tracker()
-    for n in range(rounds):
-        one_round(tracker, n)
+    tracker = grown_tracker(rounds, mode)
     first = claim_session(store, sid, ttl=600)
     first.tracker = tracker
     release_session(store, first)
@@ -100,53 +128,55 @@ def held_session(store: Store, sid: str, rounds: int) -> tuple[LeasedSession, fl
 
 
 def per_turn(
-    stores: dict[str, Store], sizes: list[int], modes: list[bool], turns: int
-) -> dict[tuple[str, bool, int], tuple[float, float]]:
-    """Median store time of one more turn and the load time, per (store, full, items).
+    stores: dict[str, Store], sizes: list[int], modes: list[str], turns: int
+) -> dict[tuple[str, str, int], tuple[float, float]]:
+    """Median store time of one more turn and the load time, per (store, mode, items).
 
     The cells take turns (one turn of each in every round), so a change in the machine's
     load during the run weighs on every cell alike.
     """
-    sessions: dict[tuple[str, bool, int], LeasedSession] = {}
-    loads: dict[tuple[str, bool, int], float] = {}
-    times: dict[tuple[str, bool, int], list[float]] = {}
+    sessions: dict[tuple[str, str, int], LeasedSession] = {}
+    loads: dict[tuple[str, str, int], float] = {}
+    times: dict[tuple[str, str, int], list[float]] = {}
     for name, store in stores.items():
-        for full in modes:
+        for mode in modes:
             for items in sizes:
-                with full_saves(full):
-                    key = (name, full, items)
-                    sid = f"{'full' if full else 'incr'}-{items}"
-                    sessions[key], loads[key] = held_session(store, sid, items // ITEMS_PER_ROUND)
+                with full_saves(mode):
+                    key = (name, mode, items)
+                    rounds = items // ITEMS_PER_ROUND
+                    sessions[key], loads[key] = held_session(store, f"{mode}-{items}", rounds, mode)
                     times[key] = []
     for n in range(turns):
         for key, session in sessions.items():
-            name, full, items = key
-            with full_saves(full):
+            name, mode, items = key
+            with full_saves(mode):
                 sessions[key], spent = turn(
-                    stores[name], session, items // ITEMS_PER_ROUND + n, full
+                    stores[name], session, items // ITEMS_PER_ROUND + n, mode
                 )
             times[key].append(spent)
     return {key: (statistics.median(times[key]), loads[key]) for key in sessions}
 
 
-def grow(store: Store, small: int, big: int, full: bool) -> tuple[float, float]:
+def grow(store: Store, small: int, big: int, mode: str) -> tuple[float, float]:
     """Total store time of growing a new session to ``small`` and another to ``big`` items,
     one round per turn. The small session's turns are spread evenly among the big one's, so
     both grow under the same machine load."""
     rounds = (small // ITEMS_PER_ROUND, big // ITEMS_PER_ROUND)
     totals = [0.0, 0.0]
     done = [0, 0]
-    with full_saves(full):
+    with full_saves(mode):
         sessions = []
         for size in (small, big):
-            session = claim_session(store, f"grow-{'full' if full else 'incr'}-{size}", ttl=600)
+            session = claim_session(store, f"grow-{mode}-{size}", ttl=600)
+            if mode == "stateless":
+                session.tracker.go_stateless(())
             release_session(store, session)
             sessions.append(session)
         for n in range(rounds[1]):
             small_due = done[0] < rounds[0] and done[0] * rounds[1] <= n * rounds[0]
             due = [1, 0] if small_due else [1]
             for which in due:
-                sessions[which], spent = turn(store, sessions[which], done[which], full)
+                sessions[which], spent = turn(store, sessions[which], done[which], mode)
                 totals[which] += spent
                 done[which] += 1
     return totals[0], totals[1]
@@ -184,6 +214,10 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print("  " + "  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
 
 
+def _tag(name: str, mode: str, full: str = " full") -> str:
+    return name + {"incr": "", "full": full, "stateless": " stateless"}[mode]
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark; print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -192,35 +226,35 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--turns", type=int, default=15, help="turns per cell (median)")
     parser.add_argument("--grow", default="1000,5000", help="two session sizes to grow to")
     parser.add_argument("--full", action="store_true", help="also time whole-record saves")
+    parser.add_argument("--stateless", action="store_true", help="also a store=False session")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     small, big = (int(s) for s in args.grow.split(","))
-    modes = [False, True] if args.full else [False]
+    modes = [m for m in MODES if m == "incr" or getattr(args, m)]
     with ExitStack() as stack:
         urls = _servers(stack, args.stores.split(","))
         stores = {name: open_store(url) for name, url in urls.items()}
         for store in stores.values():
             stack.callback(store.close)
-        # cells[store][full][items] = (turn s, load s)
-        cells: dict[str, dict[bool, dict[int, tuple[float, float]]]] = {
-            name: {full: {} for full in modes} for name in stores
+        # cells[store][mode][items] = (turn s, load s)
+        cells: dict[str, dict[str, dict[int, tuple[float, float]]]] = {
+            name: {mode: {} for mode in modes} for name in stores
         }
-        for (name, full, items), cell in per_turn(stores, sizes, modes, args.turns).items():
-            cells[name][full][items] = cell
+        for (name, mode, items), cell in per_turn(stores, sizes, modes, args.turns).items():
+            cells[name][mode][items] = cell
         header = ["items"]
         for name in stores:
-            for full in modes:
-                tag = f"{name}{' full' if full else ''}"
-                header += [f"{tag} ms", "vs first"]
+            for mode in modes:
+                header += [f"{_tag(name, mode)} ms", "vs first"]
         header += [f"{name} load ms" for name in stores]
         rows = []
         for items in sizes:
             row = [f"{items:,}"]
             for name in stores:
-                for full in modes:
-                    t, first = cells[name][full][items][0], cells[name][full][sizes[0]][0]
+                for mode in modes:
+                    t, first = cells[name][mode][items][0], cells[name][mode][sizes[0]][0]
                     row += [f"{t * 1000:.2f}", f"{t / first:.1f}x"]
-            row += [f"{cells[name][False][items][1] * 1000:.1f}" for name in stores]
+            row += [f"{cells[name]['incr'][items][1] * 1000:.1f}" for name in stores]
             rows.append(row)
         _table(
             f"store time of one more run_turn turn (claim, 2 renewals, release), "
@@ -233,21 +267,20 @@ def main(argv: list[str]) -> int:
             "Store time of one more run_turn turn (claim, 2 renewals, release)",
             sizes,
             {
-                f"{name}{' full rewrite' if full else ''}": [
-                    cells[name][full][items][0] * 1000 for items in sizes
+                _tag(name, mode, " full rewrite"): [
+                    cells[name][mode][items][0] * 1000 for items in sizes
                 ]
                 for name in stores
-                for full in modes
+                for mode in modes
             },
             x_label="session items",
             y_label="milliseconds (median)",
         )
         growth = []
         for name, store in stores.items():
-            for full in modes:
-                a, b = grow(store, small, big, full)
-                tag = f"{name}{' full' if full else ''}"
-                growth.append([tag, f"{a:.2f}", f"{b:.2f}", f"{b / a:.1f}x"])
+            for mode in modes:
+                a, b = grow(store, small, big, mode)
+                growth.append([_tag(name, mode), f"{a:.2f}", f"{b:.2f}", f"{b / a:.1f}x"])
         _table(
             "store time of growing a session, one round per turn",
             ["store", f"to {small:,} s", f"to {big:,} s", "ratio"],

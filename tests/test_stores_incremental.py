@@ -332,6 +332,23 @@ def test_a_turn_extends_the_snapshot_id_lists() -> None:
     assert {"server_item_ids": "extend", "answered_call_ids": "extend"} == grown
 
 
+def test_a_stateless_turn_journals_only_its_transcript_items() -> None:
+    """A store=False tracker's journal holds the transcript items of one more round, not the
+    whole transcript, so its save costs what the turn added."""
+    tracker = Tracker(store=False)
+    for n in range(3):
+        _turn(tracker, n)
+    mark = tracker._mark_state()
+    _turn(tracker, 3)
+    changes = tracker._state_changes(mark)
+    assert changes is not None
+    expected = {
+        "extend": list(tracker.transcript[-4:]),
+        "prompt_cache_key": tracker.prompt_cache_key,
+    }
+    assert expected == changes["transcript"]
+
+
 def test_merge_ops_of_earlier_releases_still_apply() -> None:
     """A change holding a ``merge`` op (written for sorted id lists) still loads."""
     state: dict[str, Any] = {"t": {"ids": ["a", "c"]}}
@@ -365,27 +382,38 @@ def _step(tracker: Tracker, kind: str, n: int) -> None:
         tracker.observe_response(
             {"id": f"resp_c{n}", "output": [{"type": "compaction", "id": f"cmp_{n}"}]}
         )
+    elif kind == "reasoning":  # reasoning replayable under store=False, then its answer
+        reasoning = {"type": "reasoning", "id": f"rs_{n}", "summary": [], "encrypted_content": "e"}
+        message = {"type": "message", "id": f"msg_r{n}", "role": "assistant", "content": []}
+        tracker.observe_response({"id": f"resp_r{n}", "output": [reasoning, message]})
+    elif kind == "strip":  # a stateless transcript drops its encrypted reasoning
+        tracker.strip_encrypted(None)
 
 
-_KINDS = ["round", "call", "answer", "rewind", "in-flight", "compaction"]
+_KINDS = ["round", "call", "answer", "rewind", "in-flight", "compaction", "reasoning", "strip"]
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.sampled_from(_KINDS), max_size=10))
-def test_the_journal_change_gives_the_tracker_record(steps: list[str]) -> None:
+@given(st.lists(st.sampled_from(_KINDS), max_size=10), st.booleans())
+def test_the_journal_change_gives_the_tracker_record(steps: list[str], stored: bool) -> None:
     """Ops from the tracker's journal, applied to the record saved at the mark, give exactly
-    the record of to_state(); after a plain round they are known (no whole snapshot)."""
-    tracker = Tracker()
+    the record of to_state(), in a chain and in stateless mode (whose transcript is trimmed
+    or stripped too); after a plain round they are known and only extend the transcript."""
+    tracker = Tracker(store=stored)
     _turn(tracker, 0)
     record = encode_record(tracker.to_state(), None, None)
     mark = tracker._mark_state()
     for n, kind in enumerate(steps, 1):
+        done = False
         with contextlib.suppress(TrackerError):  # e.g. answering a compacted call
             _step(tracker, kind, n)
+            done = True
         ops = journal_ops(tracker, mark, record, None, {"n": n})
         expected = encode_record(tracker.to_state(), None, {"n": n})
-        if kind == "round" and steps[n - 2 : n - 1] in (["round"], []):
+        if done and kind == "round" and steps[n - 2 : n - 1] in (["round"], []):
             assert ops is not None
+            transcript = [op[0] for op in ops if op[1][:2] == ["tracker", "transcript"]]
+            assert ([] if stored else ["extend"]) == transcript
         if ops is None:
             record = expected
         else:

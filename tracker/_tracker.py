@@ -859,12 +859,16 @@ class Tracker:
         if self._marked:
             self._ledger.journal = None
             return None
-        return self._ledger.mark()
+        journal = self._ledger.mark()
+        if self._transcript is not None:
+            self._transcript.note_saved(journal)
+        return journal
 
     def _state_changes(self, mark: object) -> dict[str, Any] | None:
         """For ``tracker.stores``: what changed in ``to_state()`` since ``mark``, in the time
         the changes take (see ``Ledger.changes``; a stateless tracker's ``"transcript"`` is
-        whole), or ``None`` when not known (another mark since, a rewind, or requests in
+        ``Transcript.saved_changes``: the items appended, or the whole transcript after a
+        trim), or ``None`` when not known (another mark since, a rewind, or requests in
         flight, which ``to_state()`` leaves out)."""
         if self._marked or not isinstance(mark, Journal):
             return None
@@ -872,7 +876,7 @@ class Tracker:
         if changes is not None:  # the history list, diffed by the store (an extended prefix)
             changes["scalars"]["history"] = self._history.fingerprints()
         if changes is not None and self._transcript is not None:
-            changes["transcript"] = self._transcript.dump()
+            changes["transcript"] = self._transcript.saved_changes(mark)
         return changes
 
     @classmethod

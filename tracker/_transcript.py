@@ -87,7 +87,7 @@ def check_new_items(items: Sequence[Any]) -> None:
 class Transcript:
     """The items a stateless tracker replays, settled ones first, then requests in flight."""
 
-    __slots__ = ("_items", "_options", "_pending", "_settled", "prompt_cache_key")
+    __slots__ = ("_items", "_options", "_pending", "_saved", "_settled", "prompt_cache_key")
 
     def __init__(
         self,
@@ -102,6 +102,9 @@ class Transcript:
         self._settled = len(self._items)
         self._pending: dict[int, tuple[int, int]] = {}  # id(prepared) -> (start, count)
         self.prompt_cache_key = prompt_cache_key or f"tracker-{uuid.uuid4().hex}"
+        #: ``(token, settled count, last settled item)`` when ``dump()`` was last saved
+        #: (``note_saved``); ``None``: not known.
+        self._saved: tuple[object, int, dict[str, Any] | None] | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -244,6 +247,7 @@ class Transcript:
             kept.append({k: v for k, v in item.items() if k != "id"} if orphaned else item)
         self._items = kept
         self._settled = len(kept)
+        self._saved = None  # settled items may be gone or changed: the next save is whole
         return tuple(dropped)
 
     # ---------------------------------------------------------------- state
@@ -254,6 +258,30 @@ class Transcript:
             "items": copy.deepcopy(self._items[: self._settled]),
             "prompt_cache_key": self.prompt_cache_key,
         }
+
+    def note_saved(self, token: object) -> None:
+        """Note that ``dump()`` as it is now was saved, under ``token`` (``saved_changes``)."""
+        count = self._settled
+        self._saved = (token, count, self._items[count - 1] if count else None)
+
+    def saved_changes(self, token: object) -> dict[str, Any]:
+        """What changed in ``dump()`` since ``note_saved(token)``, in O(what changed).
+
+        ``{"extend": [settled items appended since], "prompt_cache_key": key}`` while the
+        settled items only grew, else ``{"whole": dump()}`` (another mark, no mark, or items
+        dropped or replaced since: ``strip_encrypted``, a trim). Settled items are never
+        changed in place, so the last one marked still at its index means none before it moved.
+        """
+        saved = self._saved
+        if saved is not None and saved[0] is token:
+            _, count, last = saved
+            settled = self._settled
+            if count <= settled and (count == 0 or self._items[count - 1] is last):
+                return {
+                    "extend": copy.deepcopy(self._items[count:settled]),
+                    "prompt_cache_key": self.prompt_cache_key,
+                }
+        return {"whole": self.dump()}
 
     @classmethod
     def load(cls, data: Any, options: RuleOptions | None = None) -> Transcript:

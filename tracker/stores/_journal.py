@@ -4,9 +4,11 @@ A worker that holds the record as stored (``_Held``) and whose tracker was marke
 record was written (``Tracker._mark_state``) does not need ``to_state()`` (which copies every
 id) nor a diff of two whole snapshots to save: the tracker tells which ids were added, which
 id sets lost an id, and which ``calls``/``fingerprints`` keys were set since the mark
-(``Ledger.changes``). These become the same ops ``diff_ops`` would give (``extend`` for grown
-id lists, ``set`` for the rest, see ``_changes.py``), and are applied to the held record in
-place once the store has them, so it stays the record as stored.
+(``Ledger.changes``); a stateless tracker tells which transcript items were appended
+(``Transcript.saved_changes``; the whole transcript after a trim or ``strip_encrypted``).
+These become the same ops ``diff_ops`` would give (``extend`` for grown id lists and the
+transcript's items, ``set`` for the rest, see ``_changes.py``), and are applied to the held
+record in place once the store has them, so it stays the record as stored.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def _tracker_ops(old: dict[str, Any], changes: dict[str, Any]) -> list[list[Any]
     for key, value in changes["scalars"].items():
         _value_ops(old.get(key, _MISSING), value, ["tracker", key], ops)
     if "transcript" in changes:
-        _value_ops(old.get("transcript", _MISSING), changes["transcript"], _TRANSCRIPT, ops)
+        if not _transcript_ops(old.get("transcript", _MISSING), changes["transcript"], ops):
+            return None
     elif "transcript" in old:
         return None
     for key, values in changes["extend"].items():
@@ -70,6 +73,22 @@ def _tracker_ops(old: dict[str, Any], changes: dict[str, Any]) -> list[list[Any]
             if name not in stored or stored[name] != value
         )
     return ops
+
+
+def _transcript_ops(old: Any, change: dict[str, Any], ops: list[list[Any]]) -> bool:
+    """Add the ops of a stateless transcript's ``change`` (``Transcript.saved_changes``):
+    ``extend`` its items by those appended, or its whole dump diffed (after a trim).
+    ``False`` when the stored transcript is not one they apply to (save the record whole)."""
+    if "whole" in change:
+        _value_ops(old, change["whole"], _TRANSCRIPT, ops)
+        return True
+    if not isinstance(old, dict) or not isinstance(old.get("items"), list):
+        return False
+    if change["extend"]:
+        ops.append(["extend", [*_TRANSCRIPT, "items"], change["extend"]])
+    key = change["prompt_cache_key"]
+    _value_ops(old.get("prompt_cache_key", _MISSING), key, [*_TRANSCRIPT, "prompt_cache_key"], ops)
+    return True
 
 
 _MISSING: Any = object()  # never equal to a value: a field the old record lacks is set
