@@ -378,7 +378,7 @@ def _step(tracker: Tracker, kind: str, n: int) -> None:
     elif kind == "in-flight":  # a request sent, its response not yet observed
         prepared = tracker.prepare([{"role": "user", "content": f"f{n}"}], content_match=False)
         tracker.mark_sent(prepared)
-    elif kind == "compaction":  # a compaction item: pending calls are summarised
+    elif kind == "compaction":  # a compaction item: pending calls summarised, transcript cut
         tracker.observe_response(
             {"id": f"resp_c{n}", "output": [{"type": "compaction", "id": f"cmp_{n}"}]}
         )

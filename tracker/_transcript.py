@@ -199,6 +199,7 @@ class Transcript:
             if items[i].get("type") == COMPACTION:
                 if i:
                     del items[:i]
+                    self._saved = None  # trimmed: the next save writes the transcript whole
                 return
 
     def replace(self, window: Sequence[Any]) -> None:
@@ -208,6 +209,7 @@ class Transcript:
         self._items = [self._stored(item, i) for i, item in enumerate(window)]
         self._pending.clear()
         self._settled = len(self._items)
+        self._saved = None  # replaced: the next save writes the transcript whole
 
     def _output(self, output: Sequence[Any]) -> list[dict[str, Any]]:
         """The output as stored; a reasoning item without encrypted_content is left out."""
