@@ -1,0 +1,137 @@
+"""The values the history rules speak in: ``Violation`` (one broken rule, as the service answers
+it), ``RuleOptions`` (switches for rules the public record leaves unsure), ``Provenance`` (what
+the server knows of the reasoning items it issued), and ``STREAM_RESUME_SECONDS``.
+
+Re-exported by ``tracker._rules``, which documents the rules themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+__all__ = ["STREAM_RESUME_SECONDS", "Provenance", "RuleOptions", "Violation"]
+
+#: How old (seconds since the response was created) a stream may be and still be resumed with
+#: ``GET /v1/responses/{id}?stream=true&starting_after=N``: the service answers "more than 5
+#: minutes old" after that (openai-python#2828 [OBS]; background guide [DOC]).
+STREAM_RESUME_SECONDS: Final = 300.0
+
+
+@attrs.frozen
+class Violation:
+    """One rule the service would enforce, broken by one item.
+
+    ``rule`` is the short code (see the module docstring), ``status``/``message``/``param``/
+    ``code`` exactly what the service answers, ``index`` the offending item's position in the
+    list that was checked, ``item_id`` / ``call_id`` the ids concerned (or ``None``).
+    """
+
+    rule: str
+    status: int
+    message: str
+    param: str | None
+    code: str | None
+    index: int | None
+    item_id: str | None = None
+    call_id: str | None = None
+
+    def envelope(self) -> dict[str, Any]:
+        """The service's JSON error body for this violation."""
+        return {
+            "error": {
+                "message": self.message,
+                "type": "invalid_request_error",
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+
+@attrs.frozen
+class RuleOptions:
+    """Switches for rules the reference marks as inferred ([INF]) or third-party ([3P]).
+
+    Defaults follow the reference's advice:
+
+    - ``strict_order`` (on): an output must come *after* its call [INF].
+    - ``async_exempt`` (on): a pending call with ``async: true`` needs no output [INF].
+    - ``reject_duplicate_outputs`` (off): two outputs for one ``call_id`` give ``P3`` [3P].
+    - ``require_reasoning_id`` (off): a reasoning input item without ``id`` is rejected
+      (Codex backend says yes, openai-agents' "omit" policy says no).
+    - ``conversation_store_false_persists`` (off): with ``store: false`` a conversation turn
+      leaves the conversation unchanged [3P]; turn on to append anyway.
+    - ``zdr`` (off): a zero-data-retention organisation: every request is ``store: false``
+      whatever it asks, and a lookup fails with the ZDR text (``Items are not persisted for
+      Zero Data Retention organizations.``; runvendo/vendo PR #1071, langfuse PR #16810 [OBS]).
+    - ``lookup_complete_items_store_false`` (off): under ``store: false`` the ids of complete
+      items are looked up in storage too.
+    - ``compaction_boundary`` (on): the latest ``compaction`` item starts the window that the
+      reasoning and pairing rules check [DOC compaction guide + INF].
+    - ``reject_compaction_created_by`` (on): a ``compaction`` input item carrying
+      ``created_by`` (an output-only field) is ``Unknown parameter: 'input[i].created_by'.``
+      [INF from the SDK's input param, which has no such field; openai-agents 0.24 strips it
+      before replaying, 3P].
+    - ``enforce_min_compact_threshold`` (on): ``compact_threshold`` below 1000 is a 400
+      [3P, litellm PR #21058]; turn off to compact tiny contexts in tests.
+    - ``replay_before_compaction`` (off): a stateless (``store=False``) request must still
+      replay the items before the latest ``compaction`` item. Off, a stateless ``Tracker``
+      keeps only the window from that item on: server-side compaction ("you can drop items
+      that came before the most recent compaction item" [DOC compaction guide], sure) and a
+      ``compaction_trigger``'s output alike; after a standalone ``responses.compact`` the
+      returned window (the user messages, then the compaction item) replaces the transcript
+      [DOC SDK 3.57 ``CompactedResponse``: "a list of all user messages, followed by a single
+      compaction item"; that nothing else is needed is inferred, INF]. Turn on to replay the
+      whole history (what a dropped stale ``cmp_`` item summarised then stays readable).
+    - ``chain_from_compacted_response`` (off): the id of a ``/responses/compact`` result can
+      be a ``previous_response_id`` (continuing from the compacted window); off, it is
+      ``previous_response_not_found`` [3P, pydantic-ai: "compaction response ids cannot be
+      used as previous_response_id"].
+    - ``resume_foreground_streams`` (off): ``GET /v1/responses/{id}?stream=true`` streams a
+      response created without ``background: true`` again. The background guide documents
+      resuming only for background responses ("Streaming a background response") and every
+      public resume (openai-python#2828, pydantic-ai, agent-framework) is of one [DOC + INF];
+      off, the emulator refuses with a 400 whose text is [INF].
+    - ``chain_from_cancelled_response`` (off): a cancelled background response can be a
+      ``previous_response_id`` (its input kept, no output). No public record says either way
+      [INF]; off, it is ``previous_response_not_found``. A tracker never chains from one
+      (``tracker.loop`` re-sends that request's input instead), so both settings agree with it.
+    - ``reject_referenced_client_calls`` (off): a client-executed ``function_call`` sent in the
+      input as an ``item_reference`` (or inline with its ``fc_`` id) together with its output
+      by ``call_id`` gives ``P4`` (the ``P2`` text). Source: vercel/ai PR #15795 (2026-06-03)
+      and PR #11114, one project reporting it twice, "most visibly with parallel tool calls
+      across several steps" [3P]; no public error body shows the exact condition. Off by
+      default because the record is thin and a tracker never sends that shape anyway (it
+      sends only the output of a call the server holds); turn on to test that a client does
+      not rely on it.
+    """
+
+    strict_order: bool = True
+    async_exempt: bool = True
+    reject_duplicate_outputs: bool = False
+    require_reasoning_id: bool = False
+    conversation_store_false_persists: bool = False
+    lookup_complete_items_store_false: bool = False
+    compaction_boundary: bool = True
+    reject_compaction_created_by: bool = True
+    enforce_min_compact_threshold: bool = True
+    chain_from_compacted_response: bool = False
+    zdr: bool = False
+    reject_referenced_client_calls: bool = False
+    resume_foreground_streams: bool = False
+    chain_from_cancelled_response: bool = False
+    replay_before_compaction: bool = False
+
+
+@attrs.frozen
+class Provenance:
+    """What the server knows about reasoning items it issued.
+
+    ``following[rs_id]`` is the id of the item emitted right after that reasoning item;
+    ``reasoning_for[item_id]`` the reasoning item an output item was emitted with.
+    """
+
+    following: Mapping[str, str] = attrs.field(factory=dict)
+    reasoning_for: Mapping[str, str] = attrs.field(factory=dict)
