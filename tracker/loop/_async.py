@@ -38,13 +38,13 @@ from ._core import (
     Create,
     Emit,
     ListNewItems,
-    Op,
     RunTools,
     Sleep,
     drive,
     make_spec,
 )
 from ._kept import kept_sessions
+from ._ops import Op
 from ._results import LoopEvent, TurnResult
 from ._retry import RetryPolicy
 from ._session import (

@@ -32,7 +32,8 @@ from tracker._errors import ConflictError, SessionBusyError, StoreError, UsageEr
 from tracker._tracker import Tracker
 from tracker.stores import AsyncStore, LeasedSession, Store
 
-from ._core import Checkpoint, Op, Sleep, TurnSpec, drive, input_key
+from ._core import Checkpoint, Sleep, TurnSpec, drive, input_key
+from ._ops import Op
 from ._results import TurnResult
 
 __all__ = [

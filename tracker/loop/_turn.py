@@ -1,0 +1,346 @@
+"""``_Turn``: the state of one user turn and its steps (send a request with retries and
+recovery, deliver it through streams and polling, compact, drop stale encrypted items, run the
+tools), each a generator of ``Op``s that ``drive`` (``_core``) composes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from typing import Any
+
+import attrs
+
+from tracker._items import field, read_item
+from tracker._prepared import Prepared
+from tracker._tracker import Tracker
+
+from ._approvals import AskApproval, approval_responses
+from ._background import StreamCut, resume, settle
+from ._compaction import is_stale_encrypted, named_item, strip_sent
+from ._ops import Checkpoint, Compact, Create, Emit, ListNewItems, Op, RunTools, Sleep
+from ._recovery import stored_response_start
+from ._results import (
+    EncryptedDropped,
+    PollTimeoutError,
+    RequestRecord,
+    RequestSent,
+    Retrying,
+    ToolCalled,
+    ToolFinished,
+    TurnCancelledError,
+    TurnResult,
+)
+from ._retry import is_transient
+from ._spec import TurnSpec
+from ._stateless import stateless_kwargs
+from ._tools import Invocation, plan_call
+from ._turn_input import _output_items, _raise_if_failed, final_text
+
+
+@attrs.define
+class _Turn:
+    tracker: Tracker
+    spec: TurnSpec
+    items: list[Any]
+    abandoned: int
+    responses: list[Any] = attrs.Factory(list)
+    records: list[RequestRecord] = attrs.Factory(list)
+    errors: list[BaseException] = attrs.Factory(list)
+    tool_calls: int = 0
+    tool_errors: int = 0
+    reconcile: bool = False
+    compacted: Any = None
+    dropped_encrypted: tuple[str, ...] = ()
+
+    def compact(self) -> Generator[Op, Any, None]:
+        """Compact now (see ``_compaction``): a standalone compaction in a stored chain, else a
+        ``compaction_trigger`` request. Raises ``CompactionError`` while calls are pending."""
+        tracker = self.tracker
+        standalone = tracker.conversation_id is None and tracker.store
+        if standalone:
+            prepared = tracker.prepare_compact()
+        else:
+            prepared = tracker.prepare([], content_match=False, compact=True)
+        tracker.mark_sent(prepared)
+        try:
+            if standalone:
+                compacted = yield Compact({"model": self.spec.model, **prepared.request_kwargs()})
+            else:
+                compacted = yield from self.deliver(prepared, -1)
+                _raise_if_failed(compacted)
+            tracker.observe_response(compacted)
+        except BaseException:
+            tracker.rewind(prepared)
+            raise
+        self.compacted = compacted
+
+    def compact_after(self) -> Generator[Op, Any, None]:
+        """Compact after the final answer; a transient failure skips it (noted in errors)."""
+        if self.tracker.pending_call_ids:  # only async calls can be left: wait for them
+            return
+        try:
+            yield from self.compact()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            self.errors.append(exc)
+
+    def drop_stale(
+        self, index: int, attempt: int, exc: BaseException, sent: Prepared
+    ) -> Generator[Op, Any, bool]:
+        """Recover once from a 400 ``invalid_encrypted_content`` (see ``_compaction``).
+
+        Returns whether the request is to be sent again (the items were dropped).
+        """
+        if not (self.spec.recover_encrypted and is_stale_encrypted(exc)):
+            return False
+        if self.dropped_encrypted:
+            exc.add_note(
+                "tracker.loop: this turn already dropped the encrypted items it carried "
+                f"({', '.join(self.dropped_encrypted)}) once; not again."
+            )
+            return False
+        dropped = list(self.tracker.strip_encrypted())
+        self.items, own = strip_sent(self.items, sent.delta)
+        dropped.extend(own)
+        if not dropped:
+            where = sent.conversation_id or sent.previous_response_id or "the request"
+            exc.add_note(
+                f"tracker.loop: the request carried no encrypted item inline, so the one refused "
+                f"is held by the server in {where} and cannot be dropped by the client: continue "
+                "from your history in a new chain, or go_stateless(history) then "
+                "strip_encrypted()."
+            )
+            return False
+        self.dropped_encrypted = tuple(dropped)
+        self.errors.append(exc)
+        yield Emit(
+            EncryptedDropped(
+                index=index,
+                attempt=attempt,
+                item_ids=self.dropped_encrypted,
+                named=named_item(exc),
+                error=exc,
+            )
+        )
+        return True
+
+    def result(self, text: str) -> TurnResult:
+        return TurnResult(
+            text=text,
+            responses=tuple(self.responses),
+            requests=tuple(self.records),
+            tracker=self.tracker,
+            tool_calls=self.tool_calls,
+            tool_errors=self.tool_errors,
+            abandoned_calls=self.abandoned,
+            errors=tuple(self.errors),
+            compacted=self.compacted,
+            dropped_encrypted=self.dropped_encrypted,
+        )
+
+    def kwargs(self, prepared: Prepared) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {**self.spec.options, "model": self.spec.model}
+        if self.spec.tool_specs:
+            kwargs["tools"] = [dict(t) for t in self.spec.tool_specs]
+        kwargs.update(prepared.request_kwargs())
+        return stateless_kwargs(kwargs, self.tracker)
+
+    def record(self, p: Prepared, index: int, tries: int, response: Any, recovered: bool) -> None:
+        output = _output_items(response)
+        rec = RequestRecord(
+            index=index,
+            previous_response_id=p.previous_response_id,
+            conversation_id=p.conversation_id,
+            sent=len(p.input),
+            skipped=p.skipped,
+            attempts=tries,
+            response_id=None if recovered else field(response, "id"),
+            recovered=recovered,
+            tool_calls=sum(1 for item in output if field(item, "type") == "function_call"),
+        )
+        self.records.append(rec)
+        self.responses.append(response)
+        self.items.extend(output)
+
+    def recover(self, sent: Prepared, new_items: list[Any]) -> dict[str, Any] | None:
+        """Observe the conversation's new items; return the stored response, if there is one."""
+        start = stored_response_start(new_items, sent.input)
+        if start is None:
+            self.tracker.observe_items(new_items)
+            return None
+        self.tracker.observe_items(new_items[:start])
+        held = self.tracker.prepare(list(sent.input), content_match=False)
+        self.tracker.mark_sent(held)  # the id-less input (a user message) is now held
+        response = {
+            "id": None,
+            "object": "response",
+            "status": "completed",
+            "output": list(new_items[start:]),
+            "conversation": {"id": sent.conversation_id},
+        }
+        self.tracker.observe_response(response)
+        return response
+
+    def request(self, index: int) -> Generator[Op, Any, Any]:
+        """Deliver one model call, retrying transient errors; return its response."""
+        failures = 0
+        failed: Prepared | None = None
+        if self.reconcile and index == 0 and self.tracker.conversation_id is not None:
+            # Taking over a turn another worker left unfinished: it may have had this very
+            # request stored in the conversation. Check before sending, as after a failure.
+            failed = self.tracker.prepare(self.items, content_match=False)
+        while True:
+            if failed is not None and failed.conversation_id is not None:
+                try:
+                    new_items = yield ListNewItems(failed.conversation_id, self.tracker.holds)
+                except Exception as exc:
+                    failures += 1
+                    delay = self.spec.retry.delay(exc, failures)
+                    if delay is None:
+                        raise
+                    yield from self.backoff(index, failures, delay, exc)
+                    continue
+                stored = self.recover(failed, new_items)
+                if stored is not None:
+                    self.record(failed, index, failures + 1, stored, recovered=True)
+                    return stored
+            p = self.tracker.prepare(self.items, content_match=False)
+            self.tracker.mark_sent(p)
+            try:
+                yield Emit(
+                    RequestSent(
+                        index=index,
+                        attempt=failures,
+                        sent=len(p.input),
+                        skipped=p.skipped,
+                        previous_response_id=p.previous_response_id,
+                        conversation_id=p.conversation_id,
+                    )
+                )
+                response = yield from self.deliver(p, index)
+                _raise_if_failed(response)
+                self.tracker.observe_response(response)
+            except BaseException as exc:
+                self.tracker.rewind(p)
+                failures += 1
+                if (yield from self.drop_stale(index, failures, exc, p)):
+                    failed = None  # a 400 stored nothing: send the rest again, at once
+                    continue
+                delay = self.spec.retry.delay(exc, failures)
+                if delay is None:
+                    raise
+                failed = p
+                yield from self.backoff(index, failures, delay, exc)
+                continue
+            self.record(p, index, failures + 1, response, recovered=False)
+            return response
+
+    def deliver(self, p: Prepared, index: int) -> Generator[Op, Any, Any]:
+        """Send one request; resume its stream if cut, poll it while queued (``_background``).
+
+        Returns the response once terminal; raises ``TurnCancelledError`` if it was cancelled.
+        """
+        spec = self.spec
+        started = spec.clock()
+        try:
+            response = yield Create(self.kwargs(p), spec.stream, index, spec.cancel)
+        except StreamCut as cut:
+            response = yield from resume(
+                cut,
+                started=started,
+                clock=spec.clock,
+                retry=spec.retry,
+                cancel=spec.cancel,
+                errors=self.errors,
+                index=index,
+            )
+            self.errors.append(cut)  # resumed: no Retrying event, the deltas seen stand
+        return (
+            yield from settle(
+                response,
+                retry=spec.retry,
+                poll_interval=spec.poll_interval,
+                cancel=spec.cancel,
+                errors=self.errors,
+                started=started,
+                clock=spec.clock,
+                poll_timeout=spec.poll_timeout,
+            )
+        )
+
+    def cancelled(self, response_id: str | None) -> TurnCancelledError:
+        """The error that ends a cancelled turn, with the partial result."""
+        last = _output_items(self.responses[-1]) if self.responses else []
+        return TurnCancelledError(
+            f"The turn was cancelled after {len(self.responses)} model call(s)"
+            + (f"; response {response_id} was cancelled" if response_id else "")
+            + ". The tracker holds what the server holds (a cancelled response is not chained "
+            "from): pass exc.tracker to the next turn; calls left pending get a placeholder "
+            "output there.",
+            response_id=response_id,
+            result=self.result(final_text(last)),
+        )
+
+    def timed_out(self, exc: PollTimeoutError) -> PollTimeoutError:
+        """``exc`` with the partial result and the outputs the unanswered request carried."""
+        pending = set(self.tracker.pending_call_ids)
+        outputs = tuple(
+            item
+            for item in self.items
+            if (info := read_item(item)).is_output and info.call_id in pending
+        )
+        last = _output_items(self.responses[-1]) if self.responses else []
+        error = PollTimeoutError(
+            str(exc),
+            response_id=exc.response_id,
+            waited=exc.waited,
+            cancelled=exc.cancelled,
+            outputs=outputs,
+            result=self.result(final_text(last)),
+        )
+        error.__cause__ = exc.__cause__
+        return error
+
+    def backoff(
+        self, index: int, failures: int, delay: float, exc: BaseException
+    ) -> Generator[Op, Any, None]:
+        self.errors.append(exc)
+        yield Emit(Retrying(index=index, attempt=failures, delay=delay, error=exc))
+        yield Sleep(delay)
+
+    def run_tools(self, calls: list[Any], approvals: list[Any]) -> Generator[Op, Any, None]:
+        """Answer the approval requests (``_approvals``) and run the calls; the answers and
+        outputs go with the next request."""
+        answers: list[Any] = []
+        if approvals:
+            assert self.spec.on_approval is not None
+            decided = yield AskApproval(tuple(approvals), self.spec.on_approval)
+            answers = approval_responses(approvals, decided)
+        plans: list[Invocation | str] = []
+        for call in calls:
+            call_id, name = field(call, "call_id"), field(call, "name")
+            if field(call, "type") == "function_call":
+                arguments = field(call, "arguments") or ""
+                plans.append(plan_call(self.spec.tools, name, arguments))
+            else:
+                arguments = str(field(call, "input") or "")
+                plans.append(f"Error: {name!r} is a custom tool; this loop runs function tools.")
+            yield Emit(ToolCalled(call_id=call_id, name=name, arguments=arguments))
+        outcomes: list[tuple[str, bool]] = (
+            (yield RunTools(tuple(plans), self.spec.max_tool_workers)) if plans else []
+        )
+        outputs: list[Mapping[str, Any]] = list(answers)
+        for call, (output, is_error) in zip(calls, outcomes, strict=True):
+            call_id, name = field(call, "call_id"), field(call, "name")
+            out_type = (
+                "function_call_output"
+                if field(call, "type") == "function_call"
+                else ("custom_tool_call_output")
+            )
+            outputs.append({"type": out_type, "call_id": call_id, "output": output})
+            self.tool_calls += 1
+            self.tool_errors += is_error
+            yield Emit(ToolFinished(call_id=call_id, name=name, output=output, is_error=is_error))
+        self.items.extend(outputs)
+        yield Checkpoint(tuple(outputs))
