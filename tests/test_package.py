@@ -170,6 +170,7 @@ CORE_MODULES = {
     "_agui.py",
     "_chat_rules.py",
     "_delta_check.py",
+    "_delta_select.py",
     "_edits.py",
     "_errors.py",
     "_fingerprint.py",

@@ -65,70 +65,47 @@ replay_before_compaction`` keeps the whole history instead).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from ._delta_check import DeltaCheck, check_delta
+from ._delta_check import DeltaCheck
+from ._delta_select import (
+    TRIGGER_KEYS,
+    Held,
+    Keys,
+    checked_delta,
+    drop_compacted_outputs,
+    needs_identity,
+    refuse_pending,
+    select,
+    skip_held,
+    split_triggers,
+)
 from ._edits import ON_EDIT, HeldHistory, OnEdit, edited_error, regroup
 from ._errors import (
-    CompactedCallError,
-    CompactionError,
     ContinuationError,
     UsageError,
     shown,
 )
 from ._fingerprint import content_key
 from ._identity import IdentityMap
-from ._items import COMPACTION, COMPACTION_TRIGGER, field, is_async_call, read_item
+from ._items import COMPACTION, COMPACTION_TRIGGER, field, read_item
 from ._prepared import (
-    Key,
     Prepared,
     SkipReason,
-    anon_fingerprint,
     anon_key,
     describe,
     keys_of,
-    known_dict,
-    known_object,
 )
-from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
+from ._repair_actions import PLACEHOLDER, RepairPolicy
 from ._responses import COMPACTED_OBJECT, not_a_response, window_of
 from ._rules import RuleOptions
 from ._snapshot import Journal, Ledger, check_id, dump_state, load_state
 from ._transcript import Transcript, chain_transcript
 
 __all__ = ["Prepared", "Tracker"]
-
-_Keys = tuple[Key, ...]
-_TRIGGER_KEYS: _Keys = (("trigger", ""),)
-
-
-#: Key kinds the ledger remembers by string (provider id, output or call call_id): an item
-#: carrying one is matched by it, so its object need not be held.
-_STRING_KEYS = frozenset({"id", "out", "call"})
-
-
-class _Held:
-    """An id-less object this tracker sent or observed: how often, when last recorded."""
-
-    __slots__ = ("fp", "serial", "times")
-
-    def __init__(self, keys: _Keys, serial: int) -> None:
-        self.fp = anon_fingerprint(keys)  # set for an anonymous item: it may be sent again
-        self.times = 1
-        self.serial = serial
-
-
-def _needs_identity(keys: _Keys) -> bool:
-    """Whether an item with ``keys`` can only be recognised by identity (so must be held).
-
-    Anonymous items (no provider id, no call_id), ``compaction_trigger``s and a compaction
-    window's items: everything else is matched by the ledger's string keys.
-    """
-    return not keys or keys[0][0] not in _STRING_KEYS
 
 
 def _item_list(items: Any, method: str) -> list[Any]:
@@ -141,26 +118,6 @@ def _item_list(items: Any, method: str) -> list[Any]:
             "in a list; pass a response to observe_response())."
         )
     return list(items)
-
-
-def _split_triggers(seq: list[Any]) -> tuple[list[Any], Any]:
-    """``seq`` without its ``compaction_trigger`` items, and the final one (if it is last).
-
-    A trigger must be the final input item; one elsewhere was sent with an earlier turn.
-    """
-
-    def is_trigger(item: Any) -> bool:
-        kind = item.get("type") if type(item) is dict else field(item, "type")
-        return bool(kind == COMPACTION_TRIGGER)
-
-    for item in seq:  # one pass over a whole history: plain dicts read inline
-        kind = item.get("type") if type(item) is dict else field(item, "type")
-        if kind == COMPACTION_TRIGGER:
-            break
-    else:
-        return seq, None
-    last = seq[-1] if is_trigger(seq[-1]) else None
-    return [item for item in seq if not is_trigger(item)], last
 
 
 class Tracker:
@@ -212,7 +169,7 @@ class Tracker:
         )
         # Every id-less object sent or observed (the only ones matched by identity), with its
         # count: held, so its address is never reused. Keyed items are matched by the ledger.
-        self._held: IdentityMap[_Held] = IdentityMap()
+        self._held: IdentityMap[Held] = IdentityMap()
         self._marked: dict[int, Prepared] = {}  # requests marked sent, not yet answered
         self._serial = 0  # bumped by every change, so mark_sent sees what changed since prepare
         self._origin = object()
@@ -222,7 +179,7 @@ class Tracker:
         # The caller's last whole history (edits behind the chain), and restarts in flight.
         self._on_edit: OnEdit = on_edit
         self._history = HeldHistory()
-        self._restarts: dict[int, tuple[Ledger, IdentityMap[_Held], Transcript | None]] = {}
+        self._restarts: dict[int, tuple[Ledger, IdentityMap[Held], Transcript | None]] = {}
 
     # ------------------------------------------------------------------ read-only views
 
@@ -365,15 +322,15 @@ class Tracker:
     ) -> Prepared:
         """The delta of ``items``; ``compact``: refuse pending calls and (unless
         ``standalone``) end with a ``compaction_trigger``."""
-        seq, trigger = _split_triggers(items)
+        seq, trigger = split_triggers(items)
         used: dict[str, int] = {}  # fingerprint -> occurrences in seq counted as already sent
         reasons: dict[SkipReason, int] = {}
         old_triggers = len(items) - len(seq) - (trigger is not None)
         if old_triggers:
             reasons["old_trigger"] = old_triggers
-        unknown = self._skip_held(seq, used, reasons)
-        send, keys = self._select(unknown, used, reasons, content_match=content_match)
-        send, keys, dropped = self._boundary(send, keys)
+        unknown = skip_held(self._held, self._ledger, seq, used, reasons)
+        send, keys = select(self._ledger, unknown, used, reasons, content_match=content_match)
+        send, keys, dropped = drop_compacted_outputs(self._ledger, self._check, send, keys)
         if trigger is not None and (
             trigger in self._held or self._ledger.knows(keys_of(read_item(trigger)))
         ):
@@ -381,12 +338,14 @@ class Tracker:
             trigger = None
         if compact or trigger is not None:  # refused before the pairing check words it
             what = "a standalone compaction" if standalone else "a compaction_trigger"
-            self._refuse_pending(send, keys, what)
-        send, keys, repairs = self._checked(send, keys)
+            refuse_pending(self._ledger, send, keys, what)
+        send, keys, repairs = checked_delta(
+            self._ledger, self._check, self._repair_policy, send, keys
+        )
         skipped = len(items) - len(send) - (trigger is not None)
         if (compact or trigger is not None) and not standalone:
             send.append({"type": COMPACTION_TRIGGER} if trigger is None else trigger)
-            keys.append(_TRIGGER_KEYS)
+            keys.append(TRIGGER_KEYS)
         ledger = self._ledger
         window = ledger.window if ledger.conversation_id is None else None
         if window:
@@ -408,180 +367,6 @@ class Tracker:
             compact=standalone,
             carries_window=bool(window),
         )
-
-    def _boundary(
-        self, send: list[Any], keys: list[_Keys]
-    ) -> tuple[list[Any], list[_Keys], tuple[RepairAction, ...]]:
-        """Outputs for calls a compaction summarised: raise, drop (``check="repair"``) or keep.
-
-        Sent, each would be answered ``No tool call found for function call output``.
-        """
-        compacted = self._ledger.compacted_call_ids
-        if not compacted or self._check == "off":
-            return send, keys, ()
-        hits = {
-            i: value
-            for i, item_keys in enumerate(keys)
-            for kind, value in item_keys
-            if kind == "out" and value in compacted
-        }
-        if not hits:
-            return send, keys, ()
-        call_ids = tuple(hits.values())
-        if self._check == "raise":
-            raise CompactedCallError(
-                f"Output(s) for call(s) {', '.join(call_ids)} answer calls a compaction "
-                f"(latest {self._ledger.last_compaction_id or 'unknown'}) summarised before they "
-                "were answered; the service would reject them (No tool call found for function "
-                "call output). Leave them out, or let the tracker drop them (check='repair').",
-                call_ids=call_ids,
-            )
-        actions = tuple(
-            RepairAction(
-                kind="drop_compacted_output",
-                index=i,
-                call_id=cid,
-                detail="its call was compacted before it was answered",
-            )
-            for i, cid in hits.items()
-        )
-        kept = [i for i in range(len(send)) if i not in hits]
-        return [send[i] for i in kept], [keys[i] for i in kept], actions
-
-    def _refuse_pending(self, send: list[Any], keys: list[_Keys], what: str) -> None:
-        """Raise ``CompactionError`` if a call would still be pending after ``send``."""
-        open_calls = dict.fromkeys(self._ledger.pending_call_ids)
-        for item, item_keys in zip(send, keys, strict=True):
-            for kind, value in item_keys:
-                if kind == "call" and not is_async_call(item):
-                    open_calls[value] = None
-                elif kind == "out":
-                    open_calls.pop(value, None)
-        if open_calls:
-            names = ", ".join(open_calls)
-            raise CompactionError(
-                f"Refusing {what}: tool call(s) {names} are pending, and the service would "
-                "summarise them without their outputs. Send their outputs first (or with this "
-                "request), then compact.",
-                call_ids=tuple(open_calls),
-            )
-
-    def _skip_held(
-        self, seq: list[Any], used: dict[str, int], reasons: dict[SkipReason, int]
-    ) -> list[tuple[int, Any]]:
-        """Pass 1, one lookup per item: skip held objects and items known by a string key.
-
-        Held id-less objects claim their fingerprint occurrences first, wherever they stand,
-        so a rebuilt copy elsewhere only matches what remains. An object occurring more often
-        than it was sent is new from its (M+1)-th occurrence on. An item the ledger knows by its
-        id or call_id is skipped here too (``known_dict``), without a full read.
-        """
-        held = self._held
-        ledger = self._ledger
-        unknown: list[tuple[int, Any]] = []
-        seen: dict[int, int] = {}  # id() is safe here: seq keeps every object alive
-        keyed: list[SkipReason] = []
-        for index, item in enumerate(seq):
-            # A keyed item is never held: look it up by its keys first.
-            reason = (known_dict if type(item) is dict else known_object)(item, ledger)
-            if reason is not None:
-                keyed.append(reason)
-                continue
-            entry = held.get(item)
-            if entry is None:
-                unknown.append((index, item))
-            elif entry.fp is not None:
-                n = seen[id(item)] = seen.get(id(item), 0) + 1
-                if n > entry.times:
-                    unknown.append((index, item))
-                else:
-                    used[entry.fp] = used.get(entry.fp, 0) + 1
-        for reason, count in Counter(keyed).items():
-            reasons[reason] = reasons.get(reason, 0) + count
-        if len(unknown) + len(keyed) < len(seq):
-            reasons["held_object"] = len(seq) - len(unknown) - len(keyed)
-        return unknown
-
-    def _select(
-        self,
-        unknown: list[tuple[int, Any]],
-        used: dict[str, int],
-        reasons: dict[SkipReason, int],
-        *,
-        content_match: bool,
-    ) -> tuple[list[Any], list[_Keys]]:
-        """Pass 2, over the rest only: read, match by id / call_id / counted fingerprint."""
-        knows = self._ledger.knows
-        sent_fps = self._ledger.fingerprints
-        send: list[Any] = []
-        keys: list[_Keys] = []
-        batch: set[Key] = set()
-        for index, item in unknown:
-            item_keys = keys_of(read_item(item, index))
-            reason: SkipReason | None
-            if item_keys:
-                reason = knows(item_keys)
-                if reason is None and not batch.isdisjoint(item_keys):
-                    reason = "duplicate_in_input"  # the service refuses a repeated id
-            else:
-                fp = content_key(item, index)
-                item_keys = anon_key(fp)
-                reason = None
-                if content_match and sent_fps.get(fp, 0) > used.get(fp, 0):
-                    used[fp] = used.get(fp, 0) + 1
-                    reason = "content"
-            if reason is not None:
-                reasons[reason] = reasons.get(reason, 0) + 1
-                continue
-            batch.update(item_keys)
-            send.append(item)
-            keys.append(item_keys)
-        return send, keys
-
-    def _checked(
-        self, send: list[Any], keys: list[_Keys]
-    ) -> tuple[list[Any], list[_Keys], tuple[RepairAction, ...]]:
-        """Apply the per-delta tool-call check (``check=``); repairs keep each item's keys."""
-        if self._check == "off" or self._clearly_valid(send, keys):
-            return send, keys, ()
-        ledger = self._ledger
-        checked, repairs = check_delta(
-            send,
-            pending_call_ids=tuple(ledger.pending_call_ids),
-            known_call_ids=ledger.calls if ledger.whole_chain else None,
-            answered_call_ids=ledger.answered_call_ids,
-            mode=self._check,
-            policy=self._repair_policy,
-        )
-        if not repairs:
-            return send, keys, ()
-        key_of: IdentityMap[_Keys] = IdentityMap()
-        for item, item_keys in zip(send, keys, strict=True):
-            key_of.set(item, item_keys)
-        return checked, [key_of.get(i) or keys_of(read_item(i)) for i in checked], repairs
-
-    def _clearly_valid(self, send: list[Any], keys: list[_Keys]) -> bool:
-        """True only when the delta surely passes the tool-call rules (the common turn).
-
-        Every call in the delta is answered after it, every pending call is answered, and
-        every output answers one of those. Anything else goes to the full check, which
-        decides (and words the error) exactly as the service would.
-        """
-        pending = self._ledger.pending_call_ids
-        open_calls: set[str] = set()
-        answered_pending = 0
-        for item, item_keys in zip(send, keys, strict=True):
-            for kind, value in item_keys:
-                if kind == "call" and not is_async_call(item):
-                    open_calls.add(value)
-                elif kind == "out":
-                    if value in open_calls:
-                        open_calls.discard(value)
-                    elif value in pending:
-                        answered_pending += 1
-                    else:
-                        return False
-        return not open_calls and answered_pending == len(pending)
 
     # ------------------------------------------------------------------ recording
 
@@ -774,7 +559,7 @@ class Tracker:
 
     # ------------------------------------------------------------------ internals
 
-    def _observation(self, items: list[Any]) -> list[tuple[Any, _Keys]]:
+    def _observation(self, items: list[Any]) -> list[tuple[Any, Keys]]:
         """Read every item and compute its keys before anything is recorded (all or nothing)."""
         observed = []
         for index, item in enumerate(items):
@@ -784,7 +569,7 @@ class Tracker:
             observed.append((item, keys))
         return observed
 
-    def _observe(self, observed: list[tuple[Any, _Keys]]) -> None:
+    def _observe(self, observed: list[tuple[Any, Keys]]) -> None:
         self._serial += 1
         for item, keys in observed:
             if item not in self._held:  # an object already held was counted when recorded
@@ -792,25 +577,25 @@ class Tracker:
             if field(item, "type") == COMPACTION:  # a boundary: calls before it are summarised
                 self._ledger.compact(read_item(item).id)
 
-    def _recorded_since(self, item: Any, item_keys: _Keys, serial: int) -> bool:
+    def _recorded_since(self, item: Any, item_keys: Keys, serial: int) -> bool:
         """Whether ``item`` was recorded after the request was prepared (at ``serial``)."""
         entry = self._held.get(item)
         if entry is not None and entry.serial > serial:
             return True
         return self._ledger.knows(item_keys) is not None
 
-    def _record(self, item: Any, item_keys: _Keys) -> None:
+    def _record(self, item: Any, item_keys: Keys) -> None:
         self._ledger.add(item_keys, item)
-        if not _needs_identity(item_keys):
+        if not needs_identity(item_keys):
             return  # matched by its id or call_id from now on: its object is not kept
         entry = self._held.get(item)
         if entry is None:
-            self._held.set(item, _Held(item_keys, self._serial))
+            self._held.set(item, Held(item_keys, self._serial))
         else:
             entry.times += 1
             entry.serial = self._serial
 
-    def _unrecord(self, item: Any, item_keys: _Keys) -> None:
+    def _unrecord(self, item: Any, item_keys: Keys) -> None:
         self._ledger.remove(item_keys)
         entry = self._held.get(item)
         if entry is not None:
