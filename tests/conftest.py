@@ -16,11 +16,18 @@ import ssl
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from _examples import examples
 from _postgres_server import postgres_server, postgres_url  # noqa: F401 - real postgres
 from _redis_server import redis_server, redis_url  # noqa: F401 - real redis-server fixtures
+from hypothesis import settings
 from openai import AsyncOpenAI, OpenAI
 
 from tracker.emulator import Emulator
+
+# Property tests without a count of their own run the default 100 examples, scaled like the
+# others (tests/_examples.py).
+settings.register_profile("tracker", max_examples=examples(100))
+settings.load_profile("tracker")
 
 # --- isolation for parallel runs (pytest-xdist: one process per worker) --------------------
 

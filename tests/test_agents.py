@@ -12,6 +12,7 @@ import agents.run_internal.oai_conversation as sdk_module
 import agents.run_internal.run_loop as run_loop_module
 import agents.run_internal.session_persistence as session_module
 import pytest
+from _examples import examples
 from agents import Agent
 from agents.exceptions import UserError
 from agents.items import (
@@ -356,7 +357,7 @@ OPS = st.lists(
 )
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(ops=OPS, chained=st.sampled_from(["auto", "previous", "conversation"]))
 def test_random_runs_decide_like_the_sdk(ops: list[str], chained: str) -> None:
     """Random interleavings of the runner's calls give identical deltas and state in both."""
@@ -430,7 +431,7 @@ def test_fast_fingerprint_equals_the_sdk_fingerprint(item: Any) -> None:
     assert fingerprint_input_item(item) == sdk_fingerprint(item)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.dictionaries(
         st.text(max_size=8),

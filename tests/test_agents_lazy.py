@@ -6,6 +6,7 @@ import copy
 import pickle
 from typing import Any
 
+from _examples import examples
 from agents.run_internal.items import fingerprint_input_item
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -121,7 +122,7 @@ def test_copies_and_pickles_are_independent_equal_sets() -> None:
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.lists(
         st.dictionaries(

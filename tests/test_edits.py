@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai import OpenAI
@@ -262,7 +263,7 @@ def _held_tracker(history: list[Any], turns: int) -> Tracker:
     return t
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     n=st.integers(min_value=2, max_value=12),
     turns=st.integers(min_value=1, max_value=3),
@@ -288,7 +289,7 @@ def test_random_edits_behind_the_chain_are_always_detected(
     assert i == info.value.index
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     n=st.integers(min_value=1, max_value=12),
     turns=st.integers(min_value=1, max_value=3),

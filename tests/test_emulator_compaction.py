@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import openai
 import pytest
+from _examples import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openai import OpenAI
@@ -338,7 +339,7 @@ _VALUE = st.recursive(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     path=st.sampled_from(["/v1/responses", "/v1/responses/compact"]),
     fields=st.dictionaries(st.sampled_from(_KEYS), _VALUE, max_size=5),

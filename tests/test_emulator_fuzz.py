@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from _examples import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -54,7 +55,7 @@ def service() -> tuple[Service, dict[str, str]]:
     return svc, {"conv": conv, "resp": resp}
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     route=st.sampled_from(_ROUTES),
     fields=st.dictionaries(st.sampled_from(_KEYS), _VALUE, max_size=5),

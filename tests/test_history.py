@@ -10,6 +10,7 @@ from _builders import call, said, tool, user
 from _builders import chat_calls as asks
 from _builders import output as out
 from _builders import reasoning as rs
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.types.chat import ChatCompletionMessage
@@ -535,7 +536,7 @@ def _conversation(items: list[Any]) -> list[tuple[str, Any]]:
     return kept
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     data=st.data(),
     api=st.sampled_from(["responses", "chat"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from _examples import examples
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -78,7 +79,7 @@ OPTIONS = st.builds(
 @example([RS, FC, OUT_A, _item("compaction", "cmp_1", "", False), FC2], [], RuleOptions())
 @example([OUT_A, FC, OUT_B], [], RuleOptions(strict_order=False))  # an output before its call
 @example([FC, OUT_A, OUT_A], [1], RuleOptions(reject_duplicate_outputs=True))  # P3
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.lists(ITEMS, max_size=14), st.lists(st.integers(0, 14), max_size=3), OPTIONS)
 def test_appended_items_are_checked_as_the_whole_context_is(
     items: list[dict[str, Any]], cuts: list[int], options: RuleOptions

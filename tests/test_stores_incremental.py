@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _examples import examples
 from _store_kinds import KINDS, open_store
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -241,7 +242,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.dictionaries(st.text(max_size=2), _JSON, max_size=4),
     st.dictionaries(st.text(max_size=2), _JSON, max_size=4),
@@ -393,7 +394,7 @@ def _step(tracker: Tracker, kind: str, n: int) -> None:
 _KINDS = ["round", "call", "answer", "rewind", "in-flight", "compaction", "reasoning", "strip"]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.sampled_from(_KINDS), max_size=10), st.booleans())
 def test_the_journal_change_gives_the_tracker_record(steps: list[str], stored: bool) -> None:
     """Ops from the tracker's journal, applied to the record saved at the mark, give exactly

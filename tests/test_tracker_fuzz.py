@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from _examples import examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,7 @@ from tracker import (
 )
 
 FUZZ = settings(  # TRACKER_FUZZ_EXAMPLES=5000 for a longer hunt
-    max_examples=int(os.environ.get("TRACKER_FUZZ_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("TRACKER_FUZZ_EXAMPLES", examples(60))),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -13,6 +13,7 @@ import weakref
 from typing import Any
 
 import pytest
+from _examples import examples
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage
@@ -114,7 +115,7 @@ class Model:
         self.__dict__.update(fields)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(fields=FIELDS, as_model=st.booleans())
 @example(fields={"type": "", "id": "fc_1"}, as_model=False)  # unreadable, with a known id
 @example(fields={"type": 7, "id": "fc_1"}, as_model=True)

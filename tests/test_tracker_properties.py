@@ -18,6 +18,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -100,7 +101,7 @@ turn_plans = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(plans=turn_plans)
 def test_random_runs_send_everything_exactly_once(plans: list[dict[str, Any]]) -> None:
     """Random turns with rewinds, restores, rebuilds and GC: each item reaches the server once."""
@@ -153,7 +154,7 @@ def _output_lineages(history: list[Any], lineage_of: list[int]) -> set[int]:
     }
 
 
-@settings(max_examples=75, deadline=None)
+@settings(max_examples=examples(75), deadline=None)
 @given(plans=turn_plans, extra=st.sampled_from(WORDS))
 def test_restored_tracker_decides_like_the_original(
     plans: list[dict[str, Any]], extra: str
