@@ -187,6 +187,8 @@ CORE_MODULES = {
     "_rules.py",
     "_snapshot.py",
     "_tracker.py",
+    "_tracker_observe.py",
+    "_tracker_state.py",
     "_transcript.py",
 }
 

@@ -100,9 +100,11 @@ from ._prepared import (
     keys_of,
 )
 from ._repair_actions import PLACEHOLDER, RepairPolicy
-from ._responses import COMPACTED_OBJECT, not_a_response, window_of
+from ._responses import COMPACTED_OBJECT, window_of
 from ._rules import RuleOptions
-from ._snapshot import Journal, Ledger, check_id, dump_state, load_state
+from ._snapshot import Ledger, check_id, load_state
+from ._tracker_observe import check_continuation, check_origin, response_id_of, strip_window
+from ._tracker_state import snapshot, state_changes, state_mark
 from ._transcript import Transcript, chain_transcript
 
 __all__ = ["Prepared", "Tracker"]
@@ -376,7 +378,7 @@ class Tracker:
         Raises ``UsageError`` (tracker unchanged) if ``prepared`` came from another tracker,
         was already marked, or one of its items was meanwhile marked by another request.
         """
-        self._check_origin(prepared, "mark_sent")
+        check_origin(prepared, self._origin, "mark_sent")
         if self._marked.get(id(prepared)) is prepared:
             raise UsageError(
                 "This request was already marked sent; rewind(prepared) first if it failed, "
@@ -403,7 +405,7 @@ class Tracker:
         Raises ``UsageError`` (tracker unchanged) if ``prepared`` was not marked sent, or a
         response was observed since (its items are then held by the server).
         """
-        self._check_origin(prepared, "rewind")
+        check_origin(prepared, self._origin, "rewind")
         if self._marked.get(id(prepared)) is not prepared:
             raise UsageError(
                 "Cannot rewind a request that is not marked sent (or that a response already "
@@ -430,32 +432,13 @@ class Tracker:
         cannot be continued), and ``ItemError`` for an unreadable output item; the tracker is
         then unchanged.
         """
-        problem = not_a_response(response)
-        if problem is not None:
-            raise UsageError(
-                f"observe_response() takes a Responses API response (an openai Response or its "
-                f"dict form with 'id' and 'output'); got {type(response).__name__}: {problem}."
-            )
-        response_id = field(response, "id")
-        check_id(response_id, "response id")
+        response_id = response_id_of(response)
         if field(response, "object") == COMPACTED_OBJECT:
             self._observe_compacted(response)
             return
         observed = self._observation(list(field(response, "output")))
         ledger = self._ledger
-        conv = field(response, "conversation")
-        conv_id = field(conv, "id") if conv is not None and not isinstance(conv, str) else conv
-        if ledger.conversation_id is not None and conv_id not in (None, ledger.conversation_id):
-            raise ContinuationError(
-                f"Response {response_id} belongs to conversation {shown(conv_id)}, not to this "
-                f"tracker's {ledger.conversation_id!r}: use one tracker per conversation."
-            )
-        stateless = self._transcript is not None
-        if field(response, "store") is False and ledger.conversation_id is None and not stateless:
-            raise ContinuationError(
-                f"Response {response_id} was created with store=False and cannot be continued "
-                "with previous_response_id: create it with store=True (the default)."
-            )
+        check_continuation(response, response_id, ledger, stateless=self._transcript is not None)
         self._observe(observed)
         if self._transcript is not None:
             self._transcript.observe([item for item, _ in observed])
@@ -541,18 +524,7 @@ class Tracker:
         dropped: list[str] = []
         if self._transcript is not None:
             dropped.extend(self._transcript.strip_encrypted(wanted))
-        window = self._ledger.window
-        if window:
-            kept = []
-            for item in window:
-                stale = item.get("type") in ("reasoning", COMPACTION) and bool(
-                    item.get("encrypted_content")
-                )
-                if stale and (wanted is None or item.get("id") in wanted):
-                    dropped.append(str(item.get("id")))
-                else:
-                    kept.append(item)
-            self._ledger.window = kept or None
+        dropped.extend(strip_window(self._ledger, wanted))
         if dropped:
             self._serial += 1
         return tuple(dropped)
@@ -603,18 +575,6 @@ class Tracker:
             if entry.times < 1:
                 self._held.pop(item)
 
-    def _check_origin(self, prepared: Prepared, method: str) -> None:
-        if not isinstance(prepared, Prepared):
-            raise UsageError(
-                f"{method}() takes the Prepared returned by prepare(); got "
-                f"{type(prepared).__name__}."
-            )
-        if prepared._origin is not self._origin:
-            raise UsageError(
-                f"{method}(): this Prepared was made by another tracker (or before a restore); "
-                "call prepare() on this tracker."
-            )
-
     # ------------------------------------------------------------------ state
 
     def to_state(self) -> dict[str, Any]:
@@ -626,28 +586,13 @@ class Tracker:
         snapshot stays consistent with its ``previous_response_id``, and a tracker restored
         from it sends those items again (never a dropped output, never a 400).
         """
-        settled = self._ledger
-        if self._marked:
-            settled = self._ledger.copy()
-            for prepared in self._marked.values():
-                for item_keys in prepared._keys:
-                    settled.remove(item_keys)
-        state = dump_state(attrs.evolve(settled, history=self._history.fingerprints()))
-        if self._transcript is not None:
-            state["transcript"] = self._transcript.dump()
-        return state
+        return snapshot(self._ledger, self._marked.values(), self._history, self._transcript)
 
     def _mark_state(self) -> object:
         """For ``tracker.stores``: a mark of the state as ``to_state()`` gives it now
         (``None`` while requests are in flight: ``to_state()`` then leaves out what the
         ledger already holds)."""
-        if self._marked:
-            self._ledger.journal = None
-            return None
-        journal = self._ledger.mark()
-        if self._transcript is not None:
-            self._transcript.note_saved(journal)
-        return journal
+        return state_mark(self._ledger, bool(self._marked), self._transcript)
 
     def _state_changes(self, mark: object) -> dict[str, Any] | None:
         """For ``tracker.stores``: what changed in ``to_state()`` since ``mark``, in the time
@@ -655,14 +600,9 @@ class Tracker:
         ``Transcript.saved_changes``: the items appended, or the whole transcript after a
         trim), or ``None`` when not known (another mark since, a rewind, or requests in
         flight, which ``to_state()`` leaves out)."""
-        if self._marked or not isinstance(mark, Journal):
+        if self._marked:
             return None
-        changes = self._ledger.changes(mark)
-        if changes is not None:  # the history list, diffed by the store (an extended prefix)
-            changes["scalars"]["history"] = self._history.fingerprints()
-        if changes is not None and self._transcript is not None:
-            changes["transcript"] = self._transcript.saved_changes(mark)
-        return changes
+        return state_changes(self._ledger, self._history, self._transcript, mark)
 
     @classmethod
     def from_state(
