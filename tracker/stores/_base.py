@@ -266,6 +266,18 @@ def check_expected(session_id: str, expected_version: object) -> int:
     return expected_version
 
 
+def checked_write(
+    session_id: str, state: Mapping[str, Any], expected_version: object
+) -> tuple[int, str]:
+    """Check a write's arguments before any I/O: the expected version and the encoded record.
+
+    The checks every store's ``save`` and ``append`` make first: a valid session id, an
+    ``expected_version`` normalised by ``check_expected``, ``state`` encoded by ``encode_state``.
+    """
+    check_session_id(session_id)
+    return check_expected(session_id, expected_version), encode_state(session_id, state)
+
+
 def encode_state(session_id: str, state: Mapping[str, Any]) -> str:
     """Serialise a snapshot as compact JSON; raise ``StoreError`` if it is not JSON-safe.
 

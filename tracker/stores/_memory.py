@@ -11,11 +11,10 @@ import attrs
 from ._base import (
     AsyncStoreAdapter,
     Loaded,
-    check_expected,
     check_session_id,
+    checked_write,
     conflict,
     corrupt,
-    encode_state,
     keep_epoch,
     recreated,
 )
@@ -65,9 +64,7 @@ class MemoryStore:
         epoch: str | None = None,
     ) -> int:
         """See ``IncrementalStore.save``: writes a new base and drops the change log."""
-        check_session_id(session_id)
-        expected = check_expected(session_id, expected_version)
-        text = encode_state(session_id, state)
+        expected, text = checked_write(session_id, state, expected_version)
         with self._lock:
             record = self._records.get(session_id)
             # Never overwrite what we cannot read (see SQLiteStore.save).
@@ -88,9 +85,7 @@ class MemoryStore:
         epoch: str | None = None,
     ) -> int:
         """See ``IncrementalStore.append``."""
-        check_session_id(session_id)
-        expected = check_expected(session_id, expected_version)
-        text = encode_state(session_id, change)
+        expected, text = checked_write(session_id, change, expected_version)
         with self._lock:
             record = self._records.get(session_id)
             if record is None:

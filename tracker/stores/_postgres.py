@@ -33,10 +33,9 @@ from tracker._errors import StoreError
 from ._base import (
     AsyncStoreAdapter,
     Loaded,
-    check_expected,
     check_session_id,
+    checked_write,
     conflict,
-    encode_state,
     keep_epoch,
     recreated,
 )
@@ -178,9 +177,7 @@ class PostgresStore:
         epoch: str | None = None,
     ) -> int:
         """See ``IncrementalStore.save``: a new base, the change log dropped, in one transaction."""
-        check_session_id(session_id)
-        expected = check_expected(session_id, expected_version)
-        text = encode_state(session_id, state)
+        expected, text = checked_write(session_id, state, expected_version)
         with self._guard(session_id, "save"), self._lock, self._conn.transaction():
             # Never overwrite what we cannot read, even for a writer that guessed its version.
             loaded = self._read(session_id, lock=True)
@@ -225,9 +222,7 @@ class PostgresStore:
         epoch: str | None = None,
     ) -> int:
         """See ``IncrementalStore.append``: one small transaction, whatever the session's size."""
-        check_session_id(session_id)
-        expected = check_expected(session_id, expected_version)
-        text = encode_state(session_id, change)
+        expected, text = checked_write(session_id, change, expected_version)
         with self._guard(session_id, "save"), self._lock, self._conn.transaction():
             row = self._conn.execute(
                 "UPDATE tracker_sessions SET version = version + 1, updated_at = %s "

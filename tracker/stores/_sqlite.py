@@ -34,11 +34,10 @@ from tracker._errors import CorruptStateError, StoreError, UsageError
 from ._base import (
     AsyncStoreAdapter,
     Loaded,
-    check_expected,
     check_session_id,
+    checked_write,
     conflict,
     corrupt,
-    encode_state,
     keep_epoch,
     recreated,
 )
@@ -214,9 +213,7 @@ class SQLiteStore:
 
         Raises ``StoreError`` if the write lock is not had in time.
         """
-        check_session_id(session_id)
-        expected = check_expected(session_id, expected_version)
-        text = encode_state(session_id, state)
+        expected, text = checked_write(session_id, state, expected_version)
         with self._guard(session_id, "save"), self._lock, self._transaction():
             # Never overwrite what we cannot read, even for a writer that guessed its version:
             # that is how silent data loss starts.
@@ -245,9 +242,7 @@ class SQLiteStore:
         epoch: str | None = None,
     ) -> int:
         """See ``IncrementalStore.append``: one small transaction, whatever the session's size."""
-        check_session_id(session_id)
-        expected = check_expected(session_id, expected_version)
-        text = encode_state(session_id, change)
+        expected, text = checked_write(session_id, change, expected_version)
         with self._guard(session_id, "save"), self._lock, self._transaction():
             row = self._conn.execute(
                 "SELECT version, epoch FROM tracker_sessions WHERE session_id = ?", (session_id,)
