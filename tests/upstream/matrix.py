@@ -16,6 +16,7 @@ has a test that passes with the SDK's class and not with ours (or could not be s
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import subprocess
@@ -49,6 +50,24 @@ def venv_python(version: str) -> Path:
     return CACHE / f"venv-{version}" / "bin" / "python"
 
 
+def _create_venv(folder: Path, attempts: int = 3) -> None:
+    """Create a virtualenv whose python is a symlink, never a copy being written.
+
+    Builds run in threads: a copied interpreter is a file open for writing while another thread
+    forks pip, and the fork holds that descriptor until it execs, so running the new python
+    fails with ETXTBSY ("Text file busy"; CI saw it on 0.14.8). A symlink writes no executable.
+    The retry covers the same window for the scripts ensurepip writes.
+    """
+    for attempt in range(attempts):
+        try:
+            venv.EnvBuilder(with_pip=True, clear=True, symlinks=True).create(folder)
+            return
+        except OSError as exc:
+            if exc.errno != errno.ETXTBSY or attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
 def ensure_venv(version: str) -> Path:
     """Build (once) the virtualenv for ``version``; return its python. Raises on pip failure."""
     python = venv_python(version)
@@ -57,7 +76,7 @@ def ensure_venv(version: str) -> Path:
     if stamp.exists() and stamp.read_text() == want:
         return python
     started = time.monotonic()
-    venv.EnvBuilder(with_pip=True, clear=True).create(python.parents[1])
+    _create_venv(python.parents[1])
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run([*pip, f"openai-agents=={version}", *TEST_REQUIREMENTS], check=True)
     pin = subprocess.run(
