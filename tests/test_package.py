@@ -63,12 +63,12 @@ def test_every_error_is_a_tracker_error_and_a_builtin() -> None:
 
 
 def test_import_tracker_pulls_in_no_integration() -> None:
-    """`import tracker` imports neither openai-agents, redis, a web server, openai, nor
-    matplotlib (the benchmarks' charts only)."""
+    """`import tracker` imports neither openai-agents, redis, postgres (psycopg), a web server,
+    openai, agent-framework, nor matplotlib (the benchmarks' charts only)."""
     code = (
         "import sys, tracker\n"
-        "bad = [m for m in ('agents', 'redis', 'http.server', 'socketserver', 'openai', "
-        "'sqlite3', 'asyncio', 'matplotlib') if m in sys.modules]\n"
+        "bad = [m for m in ('agents', 'redis', 'psycopg', 'http.server', 'socketserver', "
+        "'openai', 'agent_framework', 'sqlite3', 'asyncio', 'matplotlib') if m in sys.modules]\n"
         "print(','.join(bad))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
