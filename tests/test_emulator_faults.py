@@ -196,10 +196,11 @@ def test_script_error_is_a_500_envelope() -> None:
 
 
 @pytest.mark.slow
-def test_cli_serves_with_faults() -> None:
-    """`tracker emulator --port 0 --fault 500` prints its URL and serves the fault, then works."""
+def test_cli_serves_with_faults_and_as_zdr() -> None:
+    """`tracker emulator --port 0 --fault 500 --zdr` prints its URL, serves the fault, then works
+    as a zero-data-retention organisation (nothing stored, the ZDR 404 text)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tracker", "emulator", "--port", "0", "--fault", "500"],
+        [sys.executable, "-m", "tracker", "emulator", "--port", "0", "--fault", "500", "--zdr"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -211,7 +212,14 @@ def test_cli_serves_with_faults() -> None:
         with OpenAI(base_url=url, api_key="k", max_retries=0) as c:
             with pytest.raises(openai.InternalServerError):
                 c.responses.create(model="emu-1", input="hi")
-            assert "You said: hi" == c.responses.create(model="emu-1", input="hi").output_text
+            answer = c.responses.create(model="emu-1", input="hi")
+            assert ("You said: hi", False) == (answer.output_text, answer.store)
+            ref = {"type": "item_reference", "id": answer.output[0].id}
+            with pytest.raises(openai.NotFoundError) as info:
+                c.responses.create(model="emu-1", input=[ref])
+            assert info.value.body["message"].endswith(  # type: ignore[index]
+                "Items are not persisted for Zero Data Retention organizations."
+            )
     finally:
         proc.terminate()
         assert 0 == proc.wait(timeout=10)
