@@ -208,7 +208,8 @@ def test_tampered_reasoning_is_the_real_400(zdr_client: OpenAI) -> None:
 def test_run_turn_store_false_replays_whole_history(
     zdr_client: OpenAI, zdr: Emulator, stream: bool
 ) -> None:
-    """Two stateless turns with parallel tool rounds: every request replays, outputs once."""
+    """Two stateless turns with parallel tool rounds: every request replays, outputs once; the
+    caller's include and prompt_cache_key are kept (the loop only adds to them)."""
     t = Tracker(store=False)
     first = run_turn(
         zdr_client,
@@ -227,11 +228,13 @@ def test_run_turn_store_false_replays_whole_history(
         stream=stream,
         store=False,
         include=["message.output_text.logprobs"],
+        prompt_cache_key="callers-key",
     )
     assert (ANSWER, "You said: thanks") == (first.text, second.text)
     bodies = request_bodies(zdr)
     assert {False} == {b["store"] for b in bodies}
-    assert {t.prompt_cache_key} == {b["prompt_cache_key"] for b in bodies}
+    keys = [b["prompt_cache_key"] for b in bodies]
+    assert [t.prompt_cache_key] * (len(bodies) - 1) + ["callers-key"] == keys
     assert ["message.output_text.logprobs", "reasoning.encrypted_content"] == bodies[-1]["include"]
     assert all("previous_response_id" not in b for b in bodies)
     assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
