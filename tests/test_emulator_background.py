@@ -9,6 +9,7 @@ import openai
 import pytest
 from openai import OpenAI
 
+from tracker import UsageError
 from tracker.emulator import Emulator, Fault, RuleOptions
 from tracker.emulator._background import CANCEL_NOT_BACKGROUND, NOT_RESUMABLE, TOO_OLD_TO_STREAM
 
@@ -185,3 +186,9 @@ def test_fail_fault_ends_a_background_response_failed(api: OpenAI, emu: Emulator
     with pytest.raises(openai.BadRequestError) as info:
         api.responses.create(model="emu-1", input="x", previous_response_id=r.id)
     assert "previous_response_not_found" == info.value.code
+
+
+def test_background_polls_below_one_is_a_usage_error_naming_the_fix() -> None:
+    """Emulator(background_polls=0) is refused before anything starts, naming the option."""
+    with pytest.raises(UsageError, match=r"background_polls=0\).*pass background_polls=1 or more"):
+        Emulator(background_polls=0)

@@ -45,6 +45,7 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._errors import UsageError
 from .._rules import STREAM_RESUME_SECONDS, RuleOptions
 from ._context import Context, ContextIndex
 from ._reply import Reply, error_reply
@@ -81,7 +82,10 @@ class Background:
         clock: Callable[[], float],
     ) -> None:
         if polls < 1:
-            raise ValueError(f"background_polls must be at least 1, got {polls!r}")
+            raise UsageError(
+                f"Emulator(background_polls={polls!r}): a background response needs at least one "
+                "retrieve to complete; pass background_polls=1 or more."
+            )
         self._state = state
         self.options = options
         self.polls = polls

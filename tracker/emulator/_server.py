@@ -333,7 +333,8 @@ class Emulator:
     only.
 
     ``background_polls``: how many retrieves a ``background: true`` response takes to
-    complete (it is ``queued`` when created, ``in_progress`` until then); ``clock``: the
+    complete (it is ``queued`` when created, ``in_progress`` until then; at least 1, else
+    ``UsageError``); ``clock``: the
     seconds source for the 5-minute stream-resume limit (tests pass a fake one). See
     ``tracker.emulator._background``.
 
