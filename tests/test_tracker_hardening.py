@@ -95,6 +95,20 @@ def test_observe_response_refuses_and_closes_an_unawaited_coroutine() -> None:
     assert before == t.to_state()
 
 
+@pytest.mark.parametrize("status", ["queued", "in_progress"])
+def test_observe_response_refuses_a_background_response_not_yet_finished(status: str) -> None:
+    """A background response still queued / in progress is refused naming its id and how to
+    poll it; the tracker is unchanged and observes the completed response afterwards."""
+    t, _ = in_flight()
+    before = t.to_state()
+    running = {"id": "resp_2", "status": status, "output": []}
+    with pytest.raises(UsageError, match=f"resp_2 is still {status}.*retrieve\\('resp_2'\\)"):
+        t.observe_response(running)
+    assert before == t.to_state()
+    t.observe_response({**running, "status": "completed", "output": [reply(2)]})
+    assert "resp_2" == t.previous_response_id
+
+
 # ---------------------------------------------------------------- 5. one object, many turns
 
 

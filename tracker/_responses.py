@@ -1,16 +1,16 @@
 """What ``Tracker.observe_response`` is given: checking that it is a response, and reading one.
 
 A caller may hand over almost anything by mistake (an un-awaited coroutine, a stream, an
-exception, a list); ``not_a_response`` says what it got and what to pass instead. A standalone
-compaction's result (``responses.compact``) is read by ``window_of`` as the input items of the
-next chain.
+exception, a list, a background response still ``queued``); ``not_a_response`` says what it
+got and what to pass instead. A standalone compaction's result (``responses.compact``) is read
+by ``window_of`` as the input items of the next chain.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from ._errors import UsageError
 from ._items import COMPACTION, field, to_plain
@@ -59,11 +59,30 @@ def window_of(response: Any) -> list[dict[str, Any]]:
     return window
 
 
+#: The statuses of a background response that has not finished: nothing to observe yet.
+RUNNING: Final = frozenset({"queued", "in_progress"})
+
+
+def _still_running(response: Any) -> str | None:
+    """Why a ``queued`` / ``in_progress`` (background) response cannot be observed yet."""
+    status = field(response, "status")
+    if status not in RUNNING:
+        return None
+    rid = field(response, "id")
+    return (
+        f"response {rid} is still {status} (background=True): its output is not known yet, so "
+        "nothing can be chained from it. Poll "
+        f"client.responses.retrieve({rid!r}) until its status is completed (or incomplete), "
+        "then observe that"
+    )
+
+
 def not_a_response(response: Any) -> str | None:
-    """Why ``response`` cannot be a Responses API response, or ``None`` if it can."""
+    """Why ``response`` cannot be a Responses API response (or cannot be observed yet: a
+    background response still ``queued`` / ``in_progress``), or ``None`` if it can."""
     if type(response) is dict and type(response.get("output")) is list:
         rid = response.get("id")
-        if rid is None or type(rid) is str:
+        if (rid is None or type(rid) is str) and response.get("status") not in RUNNING:
             return None  # the common case, decided without the checks below
     if inspect.isawaitable(response):
         if inspect.iscoroutine(response):
@@ -93,4 +112,4 @@ def not_a_response(response: Any) -> str | None:
         return f"its 'output' is a {type(field(response, 'output')).__name__}, not a list"
     if not isinstance(field(response, "id"), str | None):
         return f"its 'id' is a {type(field(response, 'id')).__name__}, not a string"
-    return None
+    return _still_running(response)
