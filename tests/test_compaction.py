@@ -274,6 +274,16 @@ def test_strip_encrypted_drops_the_named_items_and_reports_them() -> None:
     assert [("drop_encrypted", 1, "cmp_old")] == [(a.kind, a.index, a.item_id) for a in actions]
 
 
+@pytest.mark.parametrize("item_ids", ["cmp_old", 7, [None]])
+def test_strip_encrypted_refuses_ids_that_are_not_a_list_of_strings(item_ids: Any) -> None:
+    """A single id as a string (read as its characters, it would drop nothing) or a non-list is
+    a UsageError naming the fix, not a silent no-op."""
+    from tracker import strip_encrypted
+
+    with pytest.raises(UsageError, match="strip_encrypted\\(item_ids="):
+        strip_encrypted([user(), cmp("cmp_old"), said()], item_ids)
+
+
 def test_strip_encrypted_drops_a_waiting_window_compaction_item() -> None:
     """After a standalone compaction, strip_encrypted leaves the stale cmp_ out of the window;
     a chain holding nothing inline drops nothing."""

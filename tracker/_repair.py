@@ -55,6 +55,7 @@ __all__ = [
     "Api",
     "RepairAction",
     "RepairPolicy",
+    "encrypted_ids",
     "placeholder_text",
     "repair_history",
     "repair_responses",
@@ -146,6 +147,25 @@ def window_start(items: Sequence[Any]) -> int:
     return 0
 
 
+def encrypted_ids(item_ids: Iterable[str] | None, caller: str) -> set[str] | None:
+    """The ``item_ids`` given to ``caller`` as a set (``None`` stays ``None``: every item).
+
+    A single id passed as a string would be read as its characters and drop nothing:
+    ``UsageError`` naming the fix, as for any other non-list.
+    """
+    if item_ids is None:
+        return None
+    if isinstance(item_ids, str | bytes) or not isinstance(item_ids, Iterable):
+        raise UsageError(
+            f"{caller}(item_ids={item_ids!r}): pass a list of item ids (e.g. "
+            f"item_ids=['rs_...', 'cmp_...']), or None to drop every item with encrypted_content."
+        )
+    wanted = set(item_ids)
+    if not all(isinstance(i, str) for i in wanted):
+        raise UsageError(f"{caller}(item_ids=...): every id must be a string, got {wanted!r}.")
+    return wanted
+
+
 def strip_encrypted(
     items: Iterable[Any], item_ids: Iterable[str] | None = None
 ) -> tuple[list[Any], tuple[RepairAction, ...]]:
@@ -156,9 +176,10 @@ def strip_encrypted(
     ``encrypted_content`` (after a key rotation). Returns ``(items, actions)``, one
     ``drop_encrypted`` action per item dropped; ``items`` is not modified. The summarised
     context the item stood for is lost to the model: this is the fix for a thread the service
-    refuses, not a free one.
+    refuses, not a free one. ``UsageError`` for ``item_ids`` that is not a list of ids (a
+    single id as a string included).
     """
-    wanted = None if item_ids is None else set(item_ids)
+    wanted = encrypted_ids(item_ids, "strip_encrypted")
     kept: list[Any] = []
     actions: list[RepairAction] = []
     for index, item in enumerate(items):
