@@ -64,16 +64,18 @@ def _sqlite(_: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     def put(sid: str, version: Any, text: str) -> None:
         with sqlite3.connect(path) as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO tracker_sessions VALUES (?, ?, ?, 0, NULL)",
-                (sid, version, text),
+                "INSERT OR REPLACE INTO tracker_sessions VALUES (?, ?, 0, NULL)", (sid, version)
             )
+            conn.execute("INSERT OR REPLACE INTO tracker_bases VALUES (?, ?)", (sid, text))
         conn.close()
 
     def raw(sid: str) -> Any:
         conn = sqlite3.connect(path)
         try:
             return conn.execute(
-                "SELECT version, state FROM tracker_sessions WHERE session_id = ?", (sid,)
+                "SELECT version, state FROM tracker_sessions JOIN tracker_bases USING "
+                "(session_id) WHERE session_id = ?",
+                (sid,),
             ).fetchone()
         finally:
             conn.close()
@@ -217,9 +219,8 @@ def _put_bytes(request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> Sto
     if kind == "sqlite":
         store: Store = SQLiteStore(tmp_path / "bin.db")
         with sqlite3.connect(tmp_path / "bin.db") as conn:
-            conn.execute(
-                "INSERT INTO tracker_sessions VALUES ('bin', 1, CAST(? AS TEXT), 0, NULL)", (text,)
-            )
+            conn.execute("INSERT INTO tracker_sessions VALUES ('bin', 1, 0, NULL)")
+            conn.execute("INSERT INTO tracker_bases VALUES ('bin', CAST(? AS TEXT))", (text,))
         conn.close()
         return store
     import redis

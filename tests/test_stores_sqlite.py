@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tracker import ConflictError, StoreError, UsageError
-from tracker.stores import Loaded, SQLiteStore
+from tracker.stores import Loaded, SQLiteStore, claim_session, release_session
 from tracker.stores._sqlite import SCHEMA_VERSION
 
 
@@ -100,3 +103,87 @@ def test_stress_many_connections_opening_a_new_file_at_once(tmp_path: Path) -> N
     for t in threads:
         t.join()
     assert [] == errors
+
+
+_LAYOUT_3 = Path(__file__).parent / "data" / "sqlite_layout3.sql"
+
+
+def _layout_3_file(path: Path) -> None:
+    """The file the release before layout 4 wrote (its ``.dump`` is tests/data): session 'chat'
+    at version 4 (epoch '267c01984ba14392'), a base and 3 changes, the last two a claim and a
+    release of its lease."""
+    conn = sqlite3.connect(path)
+    conn.executescript(_LAYOUT_3.read_text())
+    conn.close()
+
+
+def _chat(loaded: Loaded | None) -> tuple[object, ...]:
+    assert loaded is not None
+    tracker = loaded.state["tracker"]
+    return (loaded.version, loaded.epoch, loaded.state["lease"], tracker["previous_response_id"])
+
+
+def test_a_layout_3_file_opens_upgraded_and_keeps_working(tmp_path: Path) -> None:
+    """A previous release's file: its record loads as it was, then claims, appends and a
+    compaction work on layout 4, the base in a table of its own."""
+    path = tmp_path / "l3.db"
+    _layout_3_file(path)
+    with SQLiteStore(path) as store:
+        assert (4, "267c01984ba14392", None, "resp_2b") == _chat(store.load("chat"))
+        session = claim_session(store, "chat", ttl=60)
+        session.tracker.mark_sent(session.tracker.prepare("hi", content_match=False))
+        session.tracker.observe_response({"id": "resp_3", "output": []})
+        release_session(store, session)
+        assert (6, "267c01984ba14392", None, "resp_3") == _chat(store.load("chat"))
+        loaded = store.load("chat")
+        assert loaded is not None
+        assert 7 == store.save("chat", loaded.state, 6, epoch="267c01984ba14392")
+        compacted = store.load("chat")
+        assert compacted is not None
+        assert (7, 0, loaded.state) == (compacted.version, compacted.log_count, compacted.state)
+    assert [(SCHEMA_VERSION,)] == _query(path, "SELECT version FROM tracker_schema")
+    heads = _query(path, "SELECT session_id, version, epoch FROM tracker_sessions")
+    assert [("chat", 7, "267c01984ba14392")] == heads
+    assert [(0,)] == _query(path, "SELECT count(*) FROM tracker_changes")
+
+
+def test_a_crash_mid_upgrade_leaves_the_old_layout_loadable(tmp_path: Path) -> None:
+    """SIGKILL inside the upgrade's transaction: the file is still layout 3, and the next
+    open upgrades it with its record whole."""
+    path = tmp_path / "l3.db"
+    _layout_3_file(path)
+    script = (
+        "import os, signal, sys\n"
+        "from tracker.stores import SQLiteStore\n"
+        "SQLiteStore._upgrading = lambda self, layout: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "SQLiteStore(sys.argv[1])\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(path)], check=False)
+    assert -signal.SIGKILL == killed.returncode
+    assert [(3,)] == _query(path, "SELECT version FROM tracker_schema")
+    with SQLiteStore(path) as store:
+        assert (4, "267c01984ba14392", None, "resp_2b") == _chat(store.load("chat"))
+    assert [(SCHEMA_VERSION,)] == _query(path, "SELECT version FROM tracker_schema")
+
+
+def test_an_append_never_writes_the_base_row(tmp_path: Path) -> None:
+    """Appends touch only the head and the change log; only a full save rewrites the base."""
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.save("s", {"items": []}, None)
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE base_writes (session_id TEXT)")
+        conn.execute(
+            "CREATE TRIGGER count_base_writes AFTER UPDATE ON tracker_bases "
+            "BEGIN INSERT INTO base_writes VALUES (new.session_id); END"
+        )
+    conn.close()
+    change = {"change": 1, "ops": [["extend", ["items"], [1]]]}
+    with SQLiteStore(path) as store:
+        store.append("s", change, 1)
+        store.append("s", change, 2)
+        assert [] == _query(path, "SELECT * FROM base_writes")
+        store.save("s", {"items": [1, 1, 2]}, 3)
+        assert Loaded({"items": [1, 1, 2]}, 4) == store.load("s")
+    assert [("s",)] == _query(path, "SELECT * FROM base_writes")

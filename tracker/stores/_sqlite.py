@@ -6,15 +6,21 @@ compare-and-set, and a process killed mid-save leaves the previous committed ver
 rolls the unfinished transaction back on the next open). ``synchronous=FULL`` by default makes
 a committed save survive a power loss too.
 
-Tables: ``tracker_schema(version)`` holds the layout version of this file (3);
-``tracker_sessions(session_id, version, state, updated_at, epoch)`` one row per session: its
-current version, its base record and its epoch (``Loaded.epoch``);
-``tracker_changes(session_id, version, change)`` the changes appended since the base (see
-``tracker/stores/_changes.py``), one row per version after the base's. An append is one
-transaction (check the version and epoch, insert the change, bump the version); a full save
-(compaction) rewrites the base and deletes the session's changes in one. A file of layout
-version 1 (no change table) or 2 (no epoch column) is upgraded in place when opened; its
-records load as they are.
+Tables (file layout 4): ``tracker_schema(version)`` holds the layout version of this file;
+``tracker_sessions(session_id, version, updated_at, epoch)`` one small *head* row per session:
+its current version and its epoch (``Loaded.epoch``); ``tracker_bases(session_id, state)`` its
+base record, written whole; ``tracker_changes(session_id, version, change)`` the changes
+appended since the base (see ``tracker/stores/_changes.py``), one row per version after the
+base's. An append is one transaction that touches only the head and the change log (check the
+version and epoch, insert the change, bump the version): the base, megabytes for a long
+stateless session, is never rewritten by it. A full save (compaction) writes the new base,
+bumps the head and deletes the session's changes in one transaction.
+
+Earlier layouts kept the base in the head row (1: no change table; 2: no epoch; 3: an epoch
+column), so SQLite rewrote the whole base on every version bump. A file of layout 1, 2 or 3 is
+upgraded in place when a store opens it, in one transaction (a crash midway leaves the old
+layout, upgraded on the next open); its records load as they are. Every process sharing a file
+must run a release that reads its layout.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ from ._changes import decode_record
 
 __all__ = ["SCHEMA_VERSION", "AsyncSQLiteStore", "SQLiteStore"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Layout version of the database file this release reads and writes."""
 
 _SCHEMA = """
@@ -53,9 +59,12 @@ CREATE TABLE IF NOT EXISTS tracker_schema (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tracker_sessions (
     session_id TEXT PRIMARY KEY NOT NULL,
     version INTEGER NOT NULL,
-    state TEXT NOT NULL,
     updated_at REAL NOT NULL,
     epoch TEXT
+);
+CREATE TABLE IF NOT EXISTS tracker_bases (
+    session_id TEXT PRIMARY KEY NOT NULL,
+    state TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tracker_changes (
     session_id TEXT NOT NULL,
@@ -63,6 +72,22 @@ CREATE TABLE IF NOT EXISTS tracker_changes (
     change TEXT NOT NULL,
     PRIMARY KEY (session_id, version)
 ) WITHOUT ROWID;
+"""
+
+# Layouts 1-3 -> 4: the base moves out of the head row into tracker_bases, and the head table
+# is rebuilt without it (the portable form of DROP COLUMN). {epoch}: the epoch column, or NULL.
+_UPGRADE = """
+INSERT INTO tracker_bases (session_id, state) SELECT session_id, state FROM tracker_sessions;
+CREATE TABLE tracker_heads (
+    session_id TEXT PRIMARY KEY NOT NULL,
+    version INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    epoch TEXT
+);
+INSERT INTO tracker_heads (session_id, version, updated_at, epoch)
+    SELECT session_id, version, updated_at, {epoch} FROM tracker_sessions;
+DROP TABLE tracker_sessions;
+ALTER TABLE tracker_heads RENAME TO tracker_sessions;
 """
 
 
@@ -139,14 +164,25 @@ class SQLiteStore:
                 self._conn.execute(
                     "INSERT INTO tracker_schema (version) VALUES (?)", (SCHEMA_VERSION,)
                 )
-            elif rows in ([(1,)], [(2,)]):  # 1 had no change table, 2 no epoch: rows are valid
-                self._conn.execute("ALTER TABLE tracker_sessions ADD COLUMN epoch TEXT")
-                self._conn.execute("UPDATE tracker_schema SET version = ?", (SCHEMA_VERSION,))
+            elif rows in ([(1,)], [(2,)], [(3,)]):  # the base in the head row: move it
+                self._upgrade(rows[0][0])
             elif rows != [(SCHEMA_VERSION,)]:
                 raise StoreError(
                     f"SQLite store {self.path!r} has schema version {rows[0][0]!r}; this release "
                     f"reads version {SCHEMA_VERSION}: upgrade tracker, or use another file"
                 )
+
+    def _upgrade(self, layout: int) -> None:
+        """Rewrite a layout-1/2/3 file as layout 4, inside ``_init_schema``'s transaction."""
+        epoch = "epoch" if layout == 3 else "NULL"  # 1 and 2 had no epoch column
+        for statement in _UPGRADE.format(epoch=epoch).split(";"):
+            if statement.strip():
+                self._conn.execute(statement)
+        self._conn.execute("UPDATE tracker_schema SET version = ?", (SCHEMA_VERSION,))
+        self._upgrading(layout)
+
+    def _upgrading(self, layout: int) -> None:
+        """Test seam: runs inside the upgrade's transaction, after the rewrite, before commit."""
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._conn)
@@ -177,7 +213,8 @@ class SQLiteStore:
     def _read(self, session_id: str) -> Loaded | None:
         """The session's record (base and changes), inside the caller's transaction."""
         row = self._conn.execute(
-            "SELECT version, CAST(state AS BLOB), epoch FROM tracker_sessions WHERE session_id = ?",
+            "SELECT h.version, CAST(b.state AS BLOB), h.epoch FROM tracker_sessions AS h "
+            "LEFT JOIN tracker_bases AS b USING (session_id) WHERE h.session_id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
@@ -223,11 +260,16 @@ class SQLiteStore:
                 raise conflict(session_id, expected, actual)
             kept = keep_epoch(session_id, actual, None if loaded is None else loaded.epoch, epoch)
             self._conn.execute(
-                "INSERT INTO tracker_sessions (session_id, version, state, updated_at, epoch) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
-                "version = excluded.version, state = excluded.state, "
-                "updated_at = excluded.updated_at, epoch = excluded.epoch",
-                (session_id, actual + 1, text, time.time(), kept),
+                "INSERT INTO tracker_bases (session_id, state) VALUES (?, ?) "
+                "ON CONFLICT (session_id) DO UPDATE SET state = excluded.state",
+                (session_id, text),
+            )
+            self._conn.execute(
+                "INSERT INTO tracker_sessions (session_id, version, updated_at, epoch) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET "
+                "version = excluded.version, updated_at = excluded.updated_at, "
+                "epoch = excluded.epoch",
+                (session_id, actual + 1, time.time(), kept),
             )
             self._conn.execute("DELETE FROM tracker_changes WHERE session_id = ?", (session_id,))
             self._before_commit(session_id)
@@ -241,7 +283,8 @@ class SQLiteStore:
         *,
         epoch: str | None = None,
     ) -> int:
-        """See ``IncrementalStore.append``: one small transaction, whatever the session's size."""
+        """See ``IncrementalStore.append``: one small transaction, whatever the session's size
+        (the head row and one change row; the base is not touched)."""
         expected, text = checked_write(session_id, change, expected_version)
         with self._guard(session_id, "save"), self._lock, self._transaction():
             row = self._conn.execute(
@@ -272,6 +315,7 @@ class SQLiteStore:
         check_session_id(session_id)
         with self._guard(session_id, "delete"), self._lock, self._transaction():
             self._conn.execute("DELETE FROM tracker_changes WHERE session_id = ?", (session_id,))
+            self._conn.execute("DELETE FROM tracker_bases WHERE session_id = ?", (session_id,))
             cursor = self._conn.execute(
                 "DELETE FROM tracker_sessions WHERE session_id = ?", (session_id,)
             )
