@@ -187,7 +187,10 @@ CORE_MODULES = {
     "_rules.py",
     "_snapshot.py",
     "_tracker.py",
+    "_tracker_chain.py",
+    "_tracker_compaction.py",
     "_tracker_observe.py",
+    "_tracker_restart.py",
     "_tracker_state.py",
     "_transcript.py",
 }

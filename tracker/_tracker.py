@@ -34,33 +34,13 @@ correctly while a *new* message with the same text as an old one is still sent. 
 are never matched by content: they are keyed by their call_id, so a fresh output can never be
 mistaken for an old one.
 
-Only those id-less objects (and ``compaction_trigger``s) are held: an item with a provider id
-or a call_id is matched by that string, as a restored tracker matches it, so its object is
-released as soon as the caller drops it, and a fresh object born at its address is a stranger
-(never a bare ``id()``). A long-lived tracker thus keeps alive what it needs and no more:
-within 2x of a tracker restored from its snapshot (``benchmarks/bench_memory.py``). In
-stateless mode the transcript keeps its own wire-form copies, never the caller's objects.
-
 Every lookup is a dict or set operation: a turn costs O(len(items)), and O(len(delta)) when the
 caller passes only the new items. A whole history is walked once, each item looked up by
 identity or by the id / call_id read straight off it (``known_dict``, ``known_object``).
 
-Compaction
-----------
-A ``compaction`` item (``cmp_...``) is kept like any server item, by id, and is a boundary:
-the server summarised everything before it. When one is observed, every call still pending is
-*compacted*: never pending again, and an output for it is never sent (it would be ``No tool
-call found``): ``check="raise"`` raises ``CompactedCallError`` naming the calls,
-``check="repair"`` drops them and reports each in ``Prepared.repairs``. A compaction is refused
-(``CompactionError``, naming the calls) while calls are pending: ``prepare(..., compact=True)``
-(a ``compaction_trigger``, which must be the final input item) and ``prepare_compact`` (a
-standalone ``responses.compact``). A standalone compaction's response cannot be continued, so
-observing it starts a new chain: the next request carries its window (the user messages and
-the compaction item) with no ``previous_response_id``. A conversation takes no standalone
-compaction (the endpoint has no ``conversation`` parameter): use server-side compaction there.
-In stateless mode the transcript keeps only what follows the latest compaction item, and a
-standalone compaction's window replaces it (``_transcript``; ``RuleOptions.
-replay_before_compaction`` keeps the whole history instead).
+Compaction (``_tracker_compaction``) is a boundary: calls pending when it is observed are
+never answered, and a standalone compaction's window starts a new chain. An edit behind the
+chain in a whole history restarts the chain or raises (``_tracker_restart``, ``_edits``).
 """
 
 from __future__ import annotations
@@ -68,58 +48,32 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import attrs
-
 from ._delta_check import DeltaCheck
-from ._delta_select import (
-    TRIGGER_KEYS,
-    Held,
-    Keys,
-    checked_delta,
-    drop_compacted_outputs,
-    needs_identity,
-    refuse_pending,
-    select,
-    skip_held,
-    split_triggers,
-)
-from ._edits import ON_EDIT, HeldHistory, OnEdit, edited_error, regroup
-from ._errors import (
-    ContinuationError,
-    UsageError,
-    shown,
-)
-from ._fingerprint import content_key
-from ._identity import IdentityMap
-from ._items import COMPACTION, COMPACTION_TRIGGER, field, read_item
-from ._prepared import (
-    Prepared,
-    SkipReason,
-    anon_key,
-    describe,
-    keys_of,
-)
+from ._delta_select import Keys
+from ._edits import HeldHistory, OnEdit
+from ._errors import UsageError
+from ._items import field
+from ._prepared import Prepared
 from ._repair_actions import PLACEHOLDER, RepairPolicy
-from ._responses import COMPACTED_OBJECT, window_of
+from ._responses import COMPACTED_OBJECT
 from ._rules import RuleOptions
-from ._snapshot import Ledger, check_id, load_state
-from ._tracker_observe import check_continuation, check_origin, response_id_of, strip_window
+from ._snapshot import load_state
+from ._tracker_chain import Chain
+from ._tracker_compaction import check_compactable, check_something_to_compact, observe_compacted
+from ._tracker_observe import (
+    check_continuation,
+    check_origin,
+    check_settings,
+    item_list,
+    response_id_of,
+    strip_encrypted,
+    turn_items,
+)
+from ._tracker_restart import Restarts
 from ._tracker_state import snapshot, state_changes, state_mark
-from ._transcript import Transcript, chain_transcript
+from ._transcript import Transcript
 
 __all__ = ["Prepared", "Tracker"]
-
-
-def _item_list(items: Any, method: str) -> list[Any]:
-    """``items`` as a list; ``UsageError`` if it is not an iterable of items."""
-    if type(items) is list:
-        return list(items)
-    if isinstance(items, str | bytes | bytearray | Mapping) or not isinstance(items, Iterable):
-        raise UsageError(
-            f"{method}() takes a list of items; got {type(items).__name__} (wrap a single item "
-            "in a list; pass a response to observe_response())."
-        )
-    return list(items)
 
 
 class Tracker:
@@ -144,56 +98,27 @@ class Tracker:
         rules: RuleOptions | None = None,
         on_edit: OnEdit = "restart",
     ) -> None:
-        if on_edit not in ON_EDIT:
-            raise UsageError(f"on_edit must be 'restart' or 'raise', not {shown(on_edit)}.")
-        if not store and (previous_response_id is not None or conversation_id is not None):
-            raise ContinuationError(
-                "store=False keeps nothing on the server: it cannot continue "
-                f"{shown(previous_response_id or conversation_id)}. Create the tracker with "
-                "store=True and call go_stateless(history=...) to switch."
-            )
-        if check not in ("raise", "repair", "off"):
-            raise UsageError(f"check must be 'raise', 'repair' or 'off', not {shown(check)}.")
-        if previous_response_id is not None and conversation_id is not None:
-            raise ContinuationError(
-                f"previous_response_id {shown(previous_response_id)} and conversation_id "
-                f"{shown(conversation_id)} are mutually exclusive (the API rejects both): pass one."
-            )
-        check_id(previous_response_id, "previous_response_id")
-        check_id(conversation_id, "conversation_id")
+        check_settings(previous_response_id, conversation_id, check, store, on_edit)
         self._check: DeltaCheck = check
         self._repair_policy: RepairPolicy = repair_policy
-        # Everything a snapshot keeps; the rest below is process-local.
-        self._ledger = Ledger(
-            previous_response_id=previous_response_id,
-            conversation_id=conversation_id,
-            whole_chain=previous_response_id is None and conversation_id is None,
-        )
-        # Every id-less object sent or observed (the only ones matched by identity), with its
-        # count: held, so its address is never reused. Keyed items are matched by the ledger.
-        self._held: IdentityMap[Held] = IdentityMap()
+        self._chain = Chain.start(previous_response_id, conversation_id, store=store, rules=rules)
         self._marked: dict[int, Prepared] = {}  # requests marked sent, not yet answered
         self._serial = 0  # bumped by every change, so mark_sent sees what changed since prepare
         self._origin = object()
         self._rules = rules
-        # Stateless mode (store=False): the items every request replays.
-        self._transcript = None if store else Transcript(options=rules)
-        # The caller's last whole history (edits behind the chain), and restarts in flight.
-        self._on_edit: OnEdit = on_edit
-        self._history = HeldHistory()
-        self._restarts: dict[int, tuple[Ledger, IdentityMap[Held], Transcript | None]] = {}
+        self._restarts = Restarts(on_edit)  # the last whole history, restarts in flight
 
     # ------------------------------------------------------------------ read-only views
 
     @property
     def previous_response_id(self) -> str | None:
         """The response the next request continues from (``None`` in conversation mode)."""
-        return self._ledger.previous_response_id
+        return self._chain.ledger.previous_response_id
 
     @property
     def conversation_id(self) -> str | None:
         """The conversation the requests run in, or ``None`` when chaining responses."""
-        return self._ledger.conversation_id
+        return self._chain.ledger.conversation_id
 
     @property
     def pending_call_ids(self) -> tuple[str, ...]:
@@ -201,25 +126,25 @@ class Tracker:
 
         Calls to async tools (``async: true``) are not pending: the service lets them wait.
         """
-        return tuple(self._ledger.pending_call_ids)
+        return tuple(self._chain.ledger.pending_call_ids)
 
     @property
     def last_compaction_id(self) -> str | None:
         """The id of the latest compaction item observed (the boundary), if any."""
-        return self._ledger.last_compaction_id
+        return self._chain.ledger.last_compaction_id
 
     @property
     def responses_observed(self) -> int:
         """How many responses this tracker (and the ones it was restored from) observed."""
-        return self._ledger.responses_observed
+        return self._chain.ledger.responses_observed
 
     def item_id_for_call(self, call_id: str) -> str | None:
         """The provider item id (``fc_...``) of the call with ``call_id``, if known."""
-        return self._ledger.calls.get(call_id)
+        return self._chain.ledger.calls.get(call_id)
 
     def holds(self, item: Any) -> bool:
         """Whether the server is known to hold ``item`` (by id, call id or held reference)."""
-        return item in self._held or self._ledger.knows(keys_of(read_item(item))) is not None
+        return self._chain.holds(item)
 
     # ------------------------------------------------------------------ deciding
 
@@ -247,11 +172,7 @@ class Tracker:
         ``CompactionError`` naming the calls when a compaction is asked for while any is
         pending.
         """
-        seq: list[Any] = (
-            [{"role": "user", "content": items}]
-            if isinstance(items, str)
-            else _item_list(items, "prepare")
-        )
+        seq = turn_items(items, "prepare")
         return self._decide(seq, content_match=content_match, compact=compact, standalone=False)
 
     def prepare_compact(
@@ -267,107 +188,33 @@ class Tracker:
         conversation (the endpoint takes no ``conversation``: use ``context_management``
         there) or when there is nothing to compact.
         """
-        if self._ledger.conversation_id is not None:
-            raise UsageError(
-                f"Cannot compact conversation {self._ledger.conversation_id} with "
-                "responses.compact (it takes no conversation): pass context_management="
-                "[{'type': 'compaction', 'compact_threshold': N}] to responses.create, or "
-                "prepare(items, compact=True) to send a compaction_trigger."
-            )
-        seq = (
-            [{"role": "user", "content": items}]
-            if isinstance(items, str)
-            else (_item_list(items, "prepare_compact"))
-        )
+        check_compactable(self._chain.ledger)
+        seq = turn_items(items, "prepare_compact")
         prepared = self._decide(seq, content_match=content_match, compact=True, standalone=True)
-        if not prepared.input and prepared.previous_response_id is None:
-            raise UsageError(
-                "Nothing to compact: no response observed yet and no new items; run a turn first."
-            )
+        check_something_to_compact(prepared)
         return prepared
 
     def _decide(
         self, items: list[Any], *, content_match: bool, compact: bool, standalone: bool
     ) -> Prepared:
-        """``_build``, after checking a whole history for edits behind the chain (``_edits``)."""
-        if not content_match:
-            return self._build(items, content_match=False, compact=compact, standalone=standalone)
-        verdict = self._history.check(items)
-        if verdict.edit is None:
-            prepared = self._build(
-                items, content_match=True, compact=compact, standalone=standalone
+        """The delta of ``items``; a whole history is checked for edits behind the chain."""
+
+        def build(chain: Chain, items: list[Any]) -> Prepared:
+            return chain.prepare(
+                items,
+                check=self._check,
+                repair_policy=self._repair_policy,
+                origin=self._origin,
+                serial=self._serial,
+                content_match=content_match,
+                compact=compact,
+                standalone=standalone,
             )
-            return attrs.evolve(prepared, plan=(items, verdict)) if verdict.whole else prepared
-        if self._on_edit == "raise" or self._ledger.conversation_id is not None:
-            raise edited_error(verdict.edit, conversation_id=self._ledger.conversation_id)
-        sent, dropped = regroup(items, self._history.following(), self._check)
-        prepared = self._fresh()._build(
-            sent, content_match=True, compact=compact, standalone=standalone
-        )
-        repairs = (*dropped, *prepared.repairs)
-        return attrs.evolve(
-            prepared, plan=(items, verdict), restarted=verdict.edit, repairs=repairs
-        )
 
-    def _fresh(self) -> Tracker:
-        """A tracker with no chain, this one's settings, origin and serial: a restart's build."""
-        fresh = Tracker(check=self._check, repair_policy=self._repair_policy, rules=self._rules)
-        if self._transcript is not None:
-            key = self._transcript.prompt_cache_key
-            fresh._transcript = Transcript(options=self._rules, prompt_cache_key=key)
-        fresh._ledger.responses_observed = self._ledger.responses_observed
-        fresh._origin, fresh._serial = self._origin, self._serial
-        return fresh
-
-    def _build(
-        self, items: list[Any], *, content_match: bool, compact: bool, standalone: bool
-    ) -> Prepared:
-        """The delta of ``items``; ``compact``: refuse pending calls and (unless
-        ``standalone``) end with a ``compaction_trigger``."""
-        seq, trigger = split_triggers(items)
-        used: dict[str, int] = {}  # fingerprint -> occurrences in seq counted as already sent
-        reasons: dict[SkipReason, int] = {}
-        old_triggers = len(items) - len(seq) - (trigger is not None)
-        if old_triggers:
-            reasons["old_trigger"] = old_triggers
-        unknown = skip_held(self._held, self._ledger, seq, used, reasons)
-        send, keys = select(self._ledger, unknown, used, reasons, content_match=content_match)
-        send, keys, dropped = drop_compacted_outputs(self._ledger, self._check, send, keys)
-        if trigger is not None and (
-            trigger in self._held or self._ledger.knows(keys_of(read_item(trigger)))
-        ):
-            reasons["held_object"] = reasons.get("held_object", 0) + 1
-            trigger = None
-        if compact or trigger is not None:  # refused before the pairing check words it
-            what = "a standalone compaction" if standalone else "a compaction_trigger"
-            refuse_pending(self._ledger, send, keys, what)
-        send, keys, repairs = checked_delta(
-            self._ledger, self._check, self._repair_policy, send, keys
-        )
-        skipped = len(items) - len(send) - (trigger is not None)
-        if (compact or trigger is not None) and not standalone:
-            send.append({"type": COMPACTION_TRIGGER} if trigger is None else trigger)
-            keys.append(TRIGGER_KEYS)
-        ledger = self._ledger
-        window = ledger.window if ledger.conversation_id is None else None
-        if window:
-            send = [*window, *send]
-            keys = [(("window", str(i)),) for i in range(len(window))] + keys
-        chained = ledger.conversation_id is None and not window
-        full = tuple(send) if self._transcript is None else self._transcript.replay(send)
-        return Prepared(
-            input=full,
-            replayed=len(full) - len(send),
-            previous_response_id=ledger.previous_response_id if chained else None,
-            conversation_id=ledger.conversation_id,
-            skipped=max(0, skipped),
-            skip_reasons=reasons,
-            repairs=(*dropped, *repairs),
-            keys=tuple(keys),
-            origin=self._origin,
-            serial=self._serial,
-            compact=standalone,
-            carries_window=bool(window),
+        if not content_match:
+            return build(self._chain, items)
+        return self._restarts.decide(
+            self._chain, items, build, check=self._check, rules=self._rules
         )
 
     # ------------------------------------------------------------------ recording
@@ -385,18 +232,14 @@ class Tracker:
                 "or prepare() the next turn."
             )
         if prepared.restarted is not None:
-            self._restart(prepared)
-        for item, item_keys in zip(prepared.delta, prepared._keys, strict=True):
-            if self._recorded_since(item, item_keys, prepared._serial):
-                raise UsageError(
-                    f"Item {describe(item)} was marked sent by another request after this one "
-                    "was prepared: call prepare() again to get a fresh delta."
-                )
+            unchanged = not self._marked and prepared._serial == self._serial
+            self._chain = self._restarts.restart(
+                prepared, self._chain, unchanged=unchanged, rules=self._rules
+            )
+        chain = self._chain
+        chain.check_unrecorded(prepared)
         self._serial += 1
-        for item, item_keys in zip(prepared.delta, prepared._keys, strict=True):
-            self._record(item, item_keys)
-        if self._transcript is not None:
-            self._transcript.mark(id(prepared), prepared.delta)
+        chain.record_sent(prepared, self._serial)
         self._marked[id(prepared)] = prepared  # held, so its id() is not reused meanwhile
 
     def rewind(self, prepared: Prepared) -> None:
@@ -413,13 +256,10 @@ class Tracker:
             )
         del self._marked[id(prepared)]
         self._serial += 1
-        for item, item_keys in zip(prepared.delta, prepared._keys, strict=True):
-            self._unrecord(item, item_keys)
-        if self._transcript is not None:
-            self._transcript.unmark(id(prepared))
-        undo = self._restarts.pop(id(prepared), None)
+        self._chain.unrecord_sent(prepared)
+        undo = self._restarts.rewound(prepared)
         if undo is not None:  # the restarted chain never started: back to the old one
-            self._ledger, self._held, self._transcript = undo
+            self._chain = undo
 
     def observe_response(self, response: Any) -> None:
         """Record a response: its output items are held by the server, its id continues.
@@ -433,66 +273,24 @@ class Tracker:
         then unchanged.
         """
         response_id = response_id_of(response)
+        chain = self._chain
         if field(response, "object") == COMPACTED_OBJECT:
-            self._observe_compacted(response)
+            observe_compacted(chain, response, self._rules)  # changes nothing if it raises
+            self._serial += 1
+            self._settle()
             return
-        observed = self._observation(list(field(response, "output")))
-        ledger = self._ledger
-        check_continuation(response, response_id, ledger, stateless=self._transcript is not None)
+        observed = chain.observation(list(field(response, "output")))
+        stateless = chain.transcript is not None
+        check_continuation(response, response_id, chain.ledger, stateless=stateless)
         self._observe(observed)
-        if self._transcript is not None:
-            self._transcript.observe([item for item, _ in observed])
-        elif ledger.conversation_id is None and response_id:
-            ledger.previous_response_id = response_id
-        ledger.responses_observed += 1
-        if any(p.carries_window for p in self._marked.values()):
-            ledger.window = None  # the new chain now holds it
+        window_sent = any(p.carries_window for p in self._marked.values())
+        chain.advance(response_id, observed, window_sent=window_sent)
         self._settle()
-
-    def _observe_compacted(self, response: Any) -> None:
-        """A ``responses.compact`` result: its window starts the next chain."""
-        ledger = self._ledger
-        if ledger.conversation_id is not None:
-            raise UsageError(
-                f"Compacted response {field(response, 'id')} cannot continue conversation "
-                f"{ledger.conversation_id}: responses.compact takes no conversation; use "
-                "server-side compaction (context_management) in a conversation."
-            )
-        window = window_of(response)
-        observed = self._observation(window)
-        self._serial += 1
-        for item, keys in observed:
-            if keys[0][0] != "anon":  # an id-less user message is the window's, not held
-                self._ledger.add(keys, item)
-        ledger.compact(field(window[-1], "id"))
-        ledger.window = window
-        transcript = self._transcript
-        if transcript is not None and not (self._rules or RuleOptions()).replay_before_compaction:
-            transcript.replace(window)  # the window stands for the whole transcript
-            ledger.window = None
-        ledger.previous_response_id = None  # a compacted response id cannot be continued
-        self._settle()
-
-    def _restart(self, prepared: Prepared) -> None:
-        """Start the new chain ``prepared`` restarts (edited history); ``rewind`` undoes it."""
-        if self._marked or prepared._serial != self._serial:
-            raise UsageError(
-                f"This request restarts the chain (history edited at {prepared.restarted}), but "
-                "the tracker changed since it was prepared or another request is in flight: "
-                "observe or rewind that request, then prepare() again."
-            )
-        self._restarts[id(prepared)] = (self._ledger, self._held, self._transcript)
-        fresh = self._fresh()
-        self._ledger, self._held, self._transcript = fresh._ledger, fresh._held, fresh._transcript
 
     def _settle(self) -> None:
-        """A response answered every request in flight: adopt the last whole history sent."""
-        plans = [p._plan for p in self._marked.values() if p._plan is not None]
-        if plans:
-            items, verdict = plans[-1]
-            self._history = self._history.adopted(items, verdict)
+        """A response answered every request in flight: it can no longer be rewound."""
+        self._restarts.settle(self._marked.values())
         self._marked.clear()
-        self._restarts.clear()
 
     def observe_items(self, items: Iterable[Any]) -> None:
         """Record items the server is known to hold (for example a conversation's items).
@@ -500,7 +298,7 @@ class Tracker:
         Does not change the continuation. Raises ``ItemError`` (tracker unchanged) for an
         unreadable item, ``UsageError`` when ``items`` is not a list of items.
         """
-        self._observe(self._observation(_item_list(items, "observe_items")))
+        self._observe(self._chain.observation(item_list(items, "observe_items")))
 
     def strip_encrypted(self, item_ids: Iterable[str] | None = None) -> tuple[str, ...]:
         """Stop sending reasoning/compaction items whose encrypted content the service refuses.
@@ -520,60 +318,14 @@ class Tracker:
                 "strip_encrypted() with a request in flight: rewind(prepared) the failed "
                 "request (or observe its response) first."
             )
-        wanted = None if item_ids is None else set(item_ids)
-        dropped: list[str] = []
-        if self._transcript is not None:
-            dropped.extend(self._transcript.strip_encrypted(wanted))
-        dropped.extend(strip_window(self._ledger, wanted))
+        dropped = strip_encrypted(self._chain, None if item_ids is None else set(item_ids))
         if dropped:
             self._serial += 1
-        return tuple(dropped)
-
-    # ------------------------------------------------------------------ internals
-
-    def _observation(self, items: list[Any]) -> list[tuple[Any, Keys]]:
-        """Read every item and compute its keys before anything is recorded (all or nothing)."""
-        observed = []
-        for index, item in enumerate(items):
-            keys = keys_of(read_item(item, index))
-            if not keys and item not in self._held:
-                keys = anon_key(content_key(item, index))
-            observed.append((item, keys))
-        return observed
+        return dropped
 
     def _observe(self, observed: list[tuple[Any, Keys]]) -> None:
         self._serial += 1
-        for item, keys in observed:
-            if item not in self._held:  # an object already held was counted when recorded
-                self._record(item, keys)
-            if field(item, "type") == COMPACTION:  # a boundary: calls before it are summarised
-                self._ledger.compact(read_item(item).id)
-
-    def _recorded_since(self, item: Any, item_keys: Keys, serial: int) -> bool:
-        """Whether ``item`` was recorded after the request was prepared (at ``serial``)."""
-        entry = self._held.get(item)
-        if entry is not None and entry.serial > serial:
-            return True
-        return self._ledger.knows(item_keys) is not None
-
-    def _record(self, item: Any, item_keys: Keys) -> None:
-        self._ledger.add(item_keys, item)
-        if not needs_identity(item_keys):
-            return  # matched by its id or call_id from now on: its object is not kept
-        entry = self._held.get(item)
-        if entry is None:
-            self._held.set(item, Held(item_keys, self._serial))
-        else:
-            entry.times += 1
-            entry.serial = self._serial
-
-    def _unrecord(self, item: Any, item_keys: Keys) -> None:
-        self._ledger.remove(item_keys)
-        entry = self._held.get(item)
-        if entry is not None:
-            entry.times -= 1
-            if entry.times < 1:
-                self._held.pop(item)
+        self._chain.observe(observed, self._serial)
 
     # ------------------------------------------------------------------ state
 
@@ -586,13 +338,13 @@ class Tracker:
         snapshot stays consistent with its ``previous_response_id``, and a tracker restored
         from it sends those items again (never a dropped output, never a 400).
         """
-        return snapshot(self._ledger, self._marked.values(), self._history, self._transcript)
+        return snapshot(self._chain, self._marked.values(), self._restarts.history)
 
     def _mark_state(self) -> object:
         """For ``tracker.stores``: a mark of the state as ``to_state()`` gives it now
         (``None`` while requests are in flight: ``to_state()`` then leaves out what the
         ledger already holds)."""
-        return state_mark(self._ledger, bool(self._marked), self._transcript)
+        return state_mark(self._chain, in_flight=bool(self._marked))
 
     def _state_changes(self, mark: object) -> dict[str, Any] | None:
         """For ``tracker.stores``: what changed in ``to_state()`` since ``mark``, in the time
@@ -602,7 +354,7 @@ class Tracker:
         flight, which ``to_state()`` leaves out)."""
         if self._marked:
             return None
-        return state_changes(self._ledger, self._history, self._transcript, mark)
+        return state_changes(self._chain, self._restarts.history, mark)
 
     @classmethod
     def from_state(
@@ -625,11 +377,11 @@ class Tracker:
         transcript = plain.pop("transcript", None) if isinstance(plain, dict) else None
         ledger = load_state(plain)
         tracker = cls(check=check, repair_policy=repair_policy, rules=rules, on_edit=on_edit)
-        tracker._history = HeldHistory(fps=ledger.history)
-        ledger.history = []  # kept by tracker._history from now on
-        tracker._ledger = ledger
+        tracker._restarts.history = HeldHistory(fps=ledger.history)
+        ledger.history = []  # kept by tracker._restarts from now on
+        tracker._chain.ledger = ledger
         if transcript is not None:
-            tracker._transcript = Transcript.load(transcript, rules)
+            tracker._chain.transcript = Transcript.load(transcript, rules)
         return tracker
 
     # ------------------------------------------------------------------ stateless mode
@@ -637,17 +389,17 @@ class Tracker:
     @property
     def store(self) -> bool:
         """``False`` in stateless mode: every request replays the transcript, store=False."""
-        return self._transcript is None
+        return self._chain.transcript is None
 
     @property
     def transcript(self) -> tuple[dict[str, Any], ...]:
         """Stateless mode: the items replayed before the next delta (empty in chain mode)."""
-        return () if self._transcript is None else self._transcript.items
+        return () if self._chain.transcript is None else self._chain.transcript.items
 
     @property
     def prompt_cache_key(self) -> str | None:
         """Stateless mode: a stable per-session ``prompt_cache_key`` (kept by snapshots)."""
-        return None if self._transcript is None else self._transcript.prompt_cache_key
+        return None if self._chain.transcript is None else self._chain.transcript.prompt_cache_key
 
     def go_stateless(self, history: Iterable[Any] | None = None) -> None:
         """Continue this chain statelessly (store=False), e.g. after a ZDR migration.
@@ -659,14 +411,12 @@ class Tracker:
         holds, or holds an item the stateless service would look up; ``UsageError`` in
         conversation mode or with requests in flight.
         """
-        if self._transcript is not None:
+        if self._chain.transcript is not None:
             return
-        if self._ledger.conversation_id is not None or self._marked:
+        if self._chain.ledger.conversation_id is not None or self._marked:
             raise UsageError(
                 "go_stateless() needs a response chain with no request in flight: observe the "
                 "pending response first (a conversation cannot be continued statelessly)."
             )
-        transcript = chain_transcript(self._ledger, history, self._rules)
+        self._chain.go_stateless(history, self._rules)  # changes nothing if it raises
         self._serial += 1
-        self._transcript = transcript
-        self._ledger.previous_response_id = None

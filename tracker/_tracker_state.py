@@ -12,19 +12,15 @@ import attrs
 
 from ._edits import HeldHistory
 from ._prepared import Prepared
-from ._snapshot import Journal, Ledger, dump_state
-from ._transcript import Transcript
+from ._snapshot import Journal, dump_state
+from ._tracker_chain import Chain
 
 __all__ = ["snapshot", "state_changes", "state_mark"]
 
 
-def snapshot(
-    ledger: Ledger,
-    marked: Iterable[Prepared],
-    history: HeldHistory,
-    transcript: Transcript | None,
-) -> dict[str, Any]:
+def snapshot(chain: Chain, marked: Iterable[Prepared], history: HeldHistory) -> dict[str, Any]:
     """``Tracker.to_state``: the ledger without the ``marked`` requests' items (in flight)."""
+    ledger, transcript = chain.ledger, chain.transcript
     marked = list(marked)
     settled = ledger
     if marked:
@@ -38,8 +34,9 @@ def snapshot(
     return state
 
 
-def state_mark(ledger: Ledger, in_flight: bool, transcript: Transcript | None) -> object:
+def state_mark(chain: Chain, *, in_flight: bool) -> object:
     """``Tracker._mark_state``: a mark of the state now (``None`` with requests ``in_flight``)."""
+    ledger, transcript = chain.ledger, chain.transcript
     if in_flight:
         ledger.journal = None
         return None
@@ -49,10 +46,9 @@ def state_mark(ledger: Ledger, in_flight: bool, transcript: Transcript | None) -
     return journal
 
 
-def state_changes(
-    ledger: Ledger, history: HeldHistory, transcript: Transcript | None, mark: object
-) -> dict[str, Any] | None:
+def state_changes(chain: Chain, history: HeldHistory, mark: object) -> dict[str, Any] | None:
     """``Tracker._state_changes`` with no request in flight: what changed since ``mark``."""
+    ledger, transcript = chain.ledger, chain.transcript
     if not isinstance(mark, Journal):
         return None
     changes = ledger.changes(mark)
