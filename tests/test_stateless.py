@@ -12,8 +12,8 @@ import openai
 import pytest
 from _fresh import FreshProcess
 from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
-from openai import OpenAI, Stream
-from openai.types.responses import Response, ResponseStreamEvent
+from _stateless_turns import block_turns
+from openai import OpenAI
 
 from tracker import ContinuationError, HistoryError, Tracker, TranscriptError
 from tracker.emulator import Emulator
@@ -288,70 +288,29 @@ def test_run_turn_store_false_session_continues_in_another_process(
     assert 1 == len({b["prompt_cache_key"] for b in bodies})
 
 
-def _create(client: OpenAI, body: dict[str, Any], stream: bool) -> Any:
-    """POST /responses with the real client, without its per-field param transform (slow on
-    long inputs); a stream is read to its final response."""
-    if not stream:
-        return client.post("/responses", body=body, cast_to=Response)
-    events = client.post(
-        "/responses",
-        body={**body, "stream": True},
-        cast_to=Response,
-        stream=True,
-        stream_cls=Stream[ResponseStreamEvent],
-    )
-    with events:
-        for event in events:
-            if event.type == "response.completed":
-                return event.response
-    raise AssertionError("no response.completed")
-
-
-def _turn(client: OpenAI, t: Tracker, text: str, stream: bool) -> list[str]:
-    """One user turn by hand: replay, run the (echo) tools in parallel rounds, to the answer."""
-    history: list[Any] = [_user(text)]
-    calls: list[str] = []
-    while True:
-        p = t.prepare(history, content_match=False)
-        t.mark_sent(p)
-        body = {
-            "model": REASONING_MODEL,
-            "tools": [
-                {"type": "function", "name": n, "parameters": {}} for n in ("weather", "add")
-            ],
-            "include": ["reasoning.encrypted_content"],
-            "store": False,
-            "prompt_cache_key": t.prompt_cache_key,
-            **p.request_kwargs(),
-        }
-        response = _create(client, body, stream)
-        t.observe_response(response)
-        new = [o for o in response.output if o.type == "function_call"]
-        if not new:
-            return calls
-        calls += [c.call_id for c in new]
-        history = [
-            {"type": "function_call_output", "call_id": c.call_id, "output": "ok"} for c in new
-        ]
-
-
 @pytest.mark.slow
-def test_fifty_stateless_turns_resumed_from_sqlite_every_ten(
+def test_fifty_stateless_turns_resumed_from_sqlite_every_ten_in_a_new_process(
     zdr_client: OpenAI, zdr: Emulator, tmp_path: Path
 ) -> None:
     """50 stateless turns (reasoning, parallel tool rounds, plain and streamed) on a ZDR
-    emulator, the tracker reloaded from SQLite every 10 turns: no error, outputs once."""
-    store = SQLiteStore(str(tmp_path / "s.db"))
-    t, version = Tracker(store=False), 0
-    for turn in range(50):
-        if turn % 10 == 0 and turn:
-            version = save_tracker(store, "s", t, version)
-            t, version = load_tracker(store, "s")
-        _turn(zdr_client, t, PROMPT if turn % 3 == 0 else f"turn {turn}", stream=turn % 2 == 1)
+    emulator: the first 10 here, then every 10 in a new process that resumes the session from
+    SQLite and saves it back: no error, every output once in what the emulator received."""
+    db = str(tmp_path / "s.db")
+    store = SQLiteStore(db)
+    t = Tracker(store=False)
+    block_turns(zdr_client, t, 0, 10)
+    save_tracker(store, "s", t, 0)
+    for first in range(10, 50, 10):
+        worker = FreshProcess("_stateless_turns", "turns_from_sqlite", db, zdr.base_url, first, 10)
+        _, err = worker.communicate(timeout=300)
+        assert 0 == worker.returncode, err
+    t, _ = load_tracker(store, "s")
     bodies = request_bodies(zdr)
+    assert 50 + 2 * len(range(0, 50, 3)) == len(bodies)  # a request a turn, 2 per tool round
     assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
     assert bodies[-1]["input"] == list(t.transcript[: len(bodies[-1]["input"])])
     assert {False} == {b["store"] for b in bodies}
+    assert 1 == len({b["prompt_cache_key"] for b in bodies})
 
 
 def test_chain_migrated_to_stateless_continues_over_http(
