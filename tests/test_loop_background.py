@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -204,6 +206,81 @@ def test_cancel_stops_a_background_turn_on_the_server(api: OpenAI, emu: Emulator
     follow = run_turn(api, model="emu-1", input="go on", tools=TOOLS, tracker=err.result.tracker)
     assert first == follow.requests[0].previous_response_id
     _once(emu, follow.last_response_id)
+
+
+#: A poll_interval no test may sleep out: only a cancel ends the wait in time.
+LONG_POLL = 3600.0
+#: Not a timing assertion: it bounds a hang (the whole poll_interval without the fix).
+WATCHDOG = 60.0
+
+
+def _cancel_when_polled(emu: Emulator, cancel: Callable[[], Any]) -> Callable[[], float]:
+    """A turn clock that calls ``cancel`` once the response exists on the emulator: the loop
+    reads it after its cancel check, right before the poll_interval wait."""
+    posts = len(emu.requests_to("/v1/responses"))
+
+    def clock() -> float:
+        if len(emu.requests_to("/v1/responses")) > posts:
+            cancel()
+        return 0.0
+
+    return clock
+
+
+def test_cancel_during_a_long_poll_interval_ends_the_wait(api: OpenAI, emu: Emulator) -> None:
+    """cancel() after the last check, as the loop starts an hour's poll_interval wait: the
+    wait ends at once, the turn raises TurnCancelledError, the response is cancelled."""
+    emu.inject(Fault(stall=True))
+    token = CancelToken()
+    raised: list[BaseException] = []
+
+    def turn() -> None:
+        try:
+            run_turn(
+                api,
+                model="emu-1",
+                input="hello",
+                background=True,
+                poll_interval=LONG_POLL,
+                cancel=token,
+                clock=_cancel_when_polled(emu, token.cancel),
+            )
+        except BaseException as exc:
+            raised.append(exc)
+
+    runner = threading.Thread(target=turn, daemon=True)
+    runner.start()
+    runner.join(WATCHDOG)
+    assert [TurnCancelledError] == [type(exc) for exc in raised]
+    err = raised[0]
+    assert isinstance(err, TurnCancelledError) and err.response_id is not None
+    assert "cancelled" == api.responses.retrieve(err.response_id).status
+
+
+async def test_async_cancel_during_a_long_poll_interval_ends_the_wait(emu: Emulator) -> None:
+    """arun_turn: cancel() from a task while the loop awaits an hour's poll_interval wakes
+    the wait; TurnCancelledError, and the response is cancelled on the server."""
+    emu.inject(Fault(stall=True))
+    token = CancelToken()
+
+    def cancel_soon() -> None:  # runs once the driver awaits its wait
+        asyncio.get_running_loop().call_soon(token.cancel)
+
+    async with AsyncOpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as c:
+        turn = arun_turn(
+            c,
+            model="emu-1",
+            input="hello",
+            background=True,
+            poll_interval=LONG_POLL,
+            cancel=token,
+            clock=_cancel_when_polled(emu, cancel_soon),
+        )
+        with pytest.raises(TurnCancelledError) as info:
+            await asyncio.wait_for(turn, WATCHDOG)
+        response_id = info.value.response_id
+        assert response_id is not None
+        assert "cancelled" == (await c.responses.retrieve(response_id)).status
 
 
 def test_cancel_during_a_background_stream_keeps_what_the_server_finished(

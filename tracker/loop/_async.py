@@ -226,8 +226,11 @@ async def _background(
 ) -> Any:
     if isinstance(op, CancelResponse):
         return await api.responses.cancel(op.response_id)
-    if op.wait > 0:
-        await asyncio.sleep(op.wait)
+    if op.wait > 0:  # a poll_interval, or a backoff before resuming: cancel() ends it at once
+        if op.cancel is None:
+            await asyncio.sleep(op.wait)
+        else:
+            await op.cancel._asleep(op.wait)
     if isinstance(op, Retrieve):
         return await api.responses.retrieve(op.response_id)
     reader = StreamReader(op.index, last_sequence=op.starting_after, response_id=op.response_id)

@@ -39,13 +39,16 @@ is raised (``.cancelled`` says whether the server confirmed the cancel; if not, 
 to cancel or retrieve it by id). ``None`` polls without a bound.
 
 ``CancelToken.cancel()`` (from any thread or task) stops the turn: before each model call,
-between polls, and between the events of a background stream (the response is cancelled on the
+between polls (a ``poll_interval`` wait, like the wait before a resume, waits on the token and
+ends at once), and between the events of a background stream (the response is cancelled on the
 server with ``responses.cancel``). A foreground request in flight cannot be cancelled on the
 server (the service cancels only background responses), so the turn stops once it returns.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Generator
 from typing import Any
@@ -81,34 +84,67 @@ DEFAULT_POLL_TIMEOUT = 600.0
 class CancelToken:
     """Asks a running turn to stop: ``run_turn(..., cancel=token)``, then ``token.cancel()``.
 
-    Thread-safe; one token may serve several turns (each stops once it is cancelled).
+    Thread-safe; one token may serve several turns (each stops once it is cancelled). A turn
+    waiting between polls (``poll_interval``) or before resuming a stream waits on the token,
+    so ``cancel()`` ends the wait at once.
     """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
+        # Async waits in progress: each is woken in its own loop (cancel() may run elsewhere).
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     def cancel(self) -> None:
         """Ask the turn to stop (its background response is cancelled on the server)."""
-        self._event.set()
+        with self._lock:
+            self._event.set()
+            waiters = list(self._waiters)
+        for loop, woken in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nothing waits there
+                loop.call_soon_threadsafe(woken.set)
 
     @property
     def cancelled(self) -> bool:
         """Whether ``cancel()`` was called."""
         return self._event.is_set()
 
+    def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less if ``cancel()`` is called; return whether it was."""
+        return self._event.wait(seconds)
+
+    async def _asleep(self, seconds: float) -> bool:
+        """``_sleep`` for a task: wait without blocking its event loop."""
+        woken = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), woken)
+        with self._lock:
+            if self._event.is_set():
+                return True
+            self._waiters.append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), seconds)
+        finally:
+            with self._lock:
+                self._waiters.remove(waiter)
+        return self._event.is_set()
+
 
 @attrs.frozen
 class Retrieve:
-    """Wait ``wait`` seconds, then ``responses.retrieve(response_id)``; send back the Response."""
+    """Wait ``wait`` seconds (less if ``cancel`` is cancelled meanwhile), then
+    ``responses.retrieve(response_id)``; send back the Response."""
 
     response_id: str
     wait: float
+    cancel: CancelToken | None = None
 
 
 @attrs.frozen
 class Resume:
-    """Wait ``wait`` seconds, then stream ``responses.retrieve(response_id, stream=True,
-    starting_after=starting_after)`` as ``Create`` streams; send back the final Response."""
+    """Wait ``wait`` seconds (less if ``cancel`` is cancelled meanwhile), then stream
+    ``responses.retrieve(response_id, stream=True, starting_after=starting_after)`` as
+    ``Create`` streams; send back the final Response."""
 
     response_id: str
     starting_after: int
@@ -264,7 +300,7 @@ def settle(
         if poll_timeout is not None and waited >= poll_timeout:
             return (yield from _give_up(response_id, waited))
         try:
-            response = yield Retrieve(response_id, wait)
+            response = yield Retrieve(response_id, wait, cancel)
         except Exception as exc:
             failures += 1
             delay = retry.delay(exc, failures)

@@ -133,7 +133,8 @@ def run_turn(
     (default ``time.monotonic``; tests inject one), or one the service will not resume, is
     retried as before. ``cancel``: a ``CancelToken``; ``token.cancel()`` from another thread
     stops the turn with ``TurnCancelledError`` (its ``.result`` and ``.tracker``), cancelling
-    a background response on the server (``tracker/loop/_background.py``).
+    a background response on the server (``tracker/loop/_background.py``); a ``poll_interval``
+    wait in progress ends at once.
 
     ``compact=True`` compacts before the turn: a stored chain with ``responses.compact`` (the
     turn's first request then starts a new chain carrying the window), a conversation or a
@@ -272,8 +273,11 @@ def _background(
 ) -> Any:
     if isinstance(op, CancelResponse):
         return api.responses.cancel(op.response_id)
-    if op.wait > 0:
-        time.sleep(op.wait)
+    if op.wait > 0:  # a poll_interval, or a backoff before resuming: cancel() ends it at once
+        if op.cancel is None:
+            time.sleep(op.wait)
+        else:
+            op.cancel._sleep(op.wait)
     if isinstance(op, Retrieve):
         return api.responses.retrieve(op.response_id)
     reader = StreamReader(op.index, last_sequence=op.starting_after, response_id=op.response_id)
