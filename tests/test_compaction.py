@@ -277,11 +277,16 @@ def test_strip_encrypted_drops_the_named_items_and_reports_them() -> None:
 @pytest.mark.parametrize("item_ids", ["cmp_old", 7, [None]])
 def test_strip_encrypted_refuses_ids_that_are_not_a_list_of_strings(item_ids: Any) -> None:
     """A single id as a string (read as its characters, it would drop nothing) or a non-list is
-    a UsageError naming the fix, not a silent no-op."""
+    a UsageError naming the fix, not a silent no-op: the function and Tracker.strip_encrypted."""
     from tracker import strip_encrypted
 
     with pytest.raises(UsageError, match="strip_encrypted\\(item_ids="):
         strip_encrypted([user(), cmp("cmp_old"), said()], item_ids)
+    t = Tracker(store=False)
+    before = t.to_state()
+    with pytest.raises(UsageError, match="strip_encrypted\\(item_ids="):
+        t.strip_encrypted(item_ids)  # the method alike, tracker unchanged
+    assert before == t.to_state()
 
 
 def test_strip_encrypted_drops_a_waiting_window_compaction_item() -> None:

@@ -54,6 +54,7 @@ from ._edits import HeldHistory, OnEdit
 from ._errors import UsageError
 from ._items import field
 from ._prepared import Prepared
+from ._repair import encrypted_ids
 from ._repair_actions import PLACEHOLDER, RepairPolicy
 from ._responses import COMPACTED_OBJECT
 from ._rules import RuleOptions
@@ -311,14 +312,15 @@ class Tracker:
         ``None`` drops every such item carrying ``encrypted_content``. Returns the ids dropped:
         empty when none is carried inline, since what a chain or conversation holds on the
         server cannot be taken back by the client. What a dropped item summarised is lost to
-        the model. Raises ``UsageError`` (tracker unchanged) with a request in flight.
+        the model. Raises ``UsageError`` (tracker unchanged) with a request in flight, or for
+        ``item_ids`` that is not a list of ids (a single id as a string included).
         """
         if self._marked:
             raise UsageError(
                 "strip_encrypted() with a request in flight: rewind(prepared) the failed "
                 "request (or observe its response) first."
             )
-        dropped = strip_encrypted(self._chain, None if item_ids is None else set(item_ids))
+        dropped = strip_encrypted(self._chain, encrypted_ids(item_ids, "strip_encrypted"))
         if dropped:
             self._serial += 1
         return dropped
