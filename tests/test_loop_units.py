@@ -11,7 +11,7 @@ import httpx2
 import openai
 import pytest
 
-from tracker import UsageError
+from tracker import Tracker, UsageError
 from tracker.loop import (
     FunctionTool,
     IncompleteStreamError,
@@ -21,6 +21,7 @@ from tracker.loop import (
     is_transient,
     schema_for,
 )
+from tracker.loop._background import settle
 from tracker.loop._core import final_text, make_spec
 from tracker.loop._recovery import stored_response_start
 from tracker.loop._tools import Invocation, plan_call, run_plans
@@ -193,6 +194,22 @@ def test_backoff_grows_caps_and_follows_retry_after() -> None:
     assert 0.25 == policy.delay(_status_error(429, {"retry-after": "0.25"}), 1)
     assert 3 == policy.delay(_status_error(429, {"retry-after": "60"}), 1)
     assert None is policy.delay(_status_error(400), 1)
+
+
+def test_polling_ends_at_incomplete_and_the_tracker_chains_from_it() -> None:
+    """A background response polled to `incomplete` is terminal (stored and chainable, SDK
+    ResponseStatus): returned without another poll or an error, and then observed."""
+    queued = {"id": "resp_1", "status": "queued", "output": []}
+    polls = settle(queued, retry=RetryPolicy(), poll_interval=0.0, cancel=None, errors=[])
+    assert "resp_1" == next(polls).response_id
+    incomplete = {**queued, "status": "incomplete", "incomplete_details": {"reason": "x"}}
+    with pytest.raises(StopIteration) as done:
+        polls.send(incomplete)
+    assert incomplete is done.value.value
+    tracker = Tracker()
+    tracker.mark_sent(tracker.prepare("hi"))
+    tracker.observe_response(incomplete)
+    assert "resp_1" == tracker.prepare("more").previous_response_id
 
 
 def test_spec_rejects_reserved_options_and_bad_limits() -> None:

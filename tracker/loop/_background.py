@@ -56,6 +56,7 @@ from typing import Any
 import attrs
 
 from tracker._items import field
+from tracker._responses import RUNNING
 from tracker._rules import STREAM_RESUME_SECONDS
 
 from ._results import IncompleteStreamError, PollTimeoutError, TextDelta, TurnCancelledError
@@ -74,8 +75,9 @@ __all__ = [
     "settle",
 ]
 
-#: Statuses of a response the service is still working on (polled until they change).
-ACTIVE = frozenset({"queued", "in_progress"})
+#: Statuses of a response the service is still working on (polled until they change; the
+#: tracker refuses to observe one).
+ACTIVE = RUNNING
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
 #: Default ``poll_timeout``: seconds a background response may stay queued or in progress.
 DEFAULT_POLL_TIMEOUT = 600.0
