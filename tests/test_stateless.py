@@ -16,6 +16,7 @@ from _stateless_turns import block_turns
 from openai import OpenAI
 
 from tracker import ContinuationError, HistoryError, Tracker, TranscriptError
+from tracker._rules import RuleOptions, check_input_references
 from tracker.emulator import Emulator
 from tracker.loop import run_turn
 from tracker.stores import SQLiteStore, load_tracker, save_tracker
@@ -137,6 +138,21 @@ def test_stateless_checks_the_service_rules_before_sending() -> None:
     orphan = {"type": "function_call_output", "call_id": "call_x", "output": "1"}
     with pytest.raises(HistoryError, match="call_x"):
         t.prepare([orphan])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (issue 16): a stateless replay sends a client call inline with its fc_ id "
+    "beside its output, the shape RuleOptions.reject_referenced_client_calls refuses",
+)
+def test_stateless_replay_never_sends_a_client_call_by_its_id_beside_its_output() -> None:
+    """With reject_referenced_client_calls, the replayed call and its output pass P4."""
+    t = Tracker(store=False, rules=RuleOptions(reject_referenced_client_calls=True))
+    t.mark_sent(t.prepare("hi"))
+    call = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f"}
+    t.observe_response(_response("resp_1", {**call, "arguments": "{}"}))
+    p = t.prepare([{"type": "function_call_output", "call_id": "call_1", "output": "ok"}])
+    assert [] == check_input_references(p.request_input())
 
 
 def test_go_stateless_without_history_names_the_fix() -> None:

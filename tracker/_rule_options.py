@@ -103,9 +103,11 @@ class RuleOptions:
       by ``call_id`` gives ``P4`` (the ``P2`` text). Source: vercel/ai PR #15795 (2026-06-03)
       and PR #11114, one project reporting it twice, "most visibly with parallel tool calls
       across several steps" [3P]; no public error body shows the exact condition. Off by
-      default because the record is thin and a tracker never sends that shape anyway (it
-      sends only the output of a call the server holds); turn on to test that a client does
-      not rely on it.
+      default because the record is thin. Over a chain or a conversation a tracker never
+      sends that shape (only the output of a call the server holds), but a whole-history
+      request does: a stateless replay (``store=False``) and the restart after an edited
+      history send each client call inline with its ``fc_`` id (the id rules A2/A3 want after
+      a reasoning item), which this switch refuses [open: the peers' fix drops the id].
     """
 
     strict_order: bool = True
