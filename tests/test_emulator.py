@@ -9,6 +9,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
+from tracker import UsageError
 from tracker.emulator import Emulator
 
 TOOLS: list[Any] = [
@@ -257,3 +258,9 @@ def test_many_clients_at_once(emulator: Emulator) -> None:
     issued = emulator.issued_calls()
     assert 48 == len(set(issued)) == len(issued)
     assert dict.fromkeys(issued, 1) == emulator.received_outputs()
+
+
+def test_context_items_without_a_chain_or_conversation_is_a_usage_error() -> None:
+    """Emulator.context_items() with neither id names both ways to ask (a UsageError)."""
+    with pytest.raises(UsageError, match="pass response_id=... or conversation_id="):
+        Emulator().context_items()

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl
 
 import attrs
 
+from .._errors import UsageError
 from .._items import OUTPUT_TO_CALL
 from .._rules import RuleOptions, Violation, window_start
 from ._compaction import count_tokens
@@ -497,7 +498,7 @@ class Emulator:
     ) -> list[dict[str, Any]]:
         """A copy of the stored context of a response chain or a conversation.
 
-        Raises ``KeyError`` for an unknown conversation, ``ValueError`` when neither is given.
+        Raises ``KeyError`` for an unknown conversation, ``UsageError`` when neither is given.
         """
         with self.state.lock:
             if conversation_id is not None:
@@ -505,7 +506,10 @@ class Emulator:
             elif response_id is not None:
                 items = self.state.chain(response_id)
             else:
-                raise ValueError("Pass response_id=... or conversation_id=....")
+                raise UsageError(
+                    "context_items() needs a chain or a conversation: pass response_id=... "
+                    "or conversation_id=...."
+                )
             return copy.deepcopy(items)
 
     def context_outputs(
