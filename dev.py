@@ -9,9 +9,10 @@
 ``test`` runs pytest with one worker per core (pytest-xdist, ``-n auto``) and measures branch
 coverage of ``tracker/``, printing the files below 100%. With no ARGS it is the whole suite and
 fails if coverage falls under ``fail_under`` in pyproject.toml; ARGS (paths, ``-k``, ``-x``,
-``-n 0`` ...) go to pytest as given, and the floor is not applied to a partial run. The one
-test marked ``upstream`` (it runs the SDK's test files twice, in two processes of its own) is
-left to ``upstream`` unless ARGS give a ``-m``; ``.ci/run`` runs both commands.
+``-n 0`` ...) go to pytest as given, and the floor is not applied to a partial run. The two
+tests marked ``upstream`` (the SDK's test files run twice, in two processes of their own; the
+0.17.6 churn runs in that release's virtualenv) are left to ``upstream`` unless ARGS give a
+``-m``; ``.ci/run`` runs both commands.
 
 Needs only Python >= 3.11. On first use it creates ``.venv`` beside this file and installs the
 package with its test extras; it reinstalls when ``pyproject.toml`` changes. Its commands run
