@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -192,3 +193,66 @@ def test_background_polls_below_one_is_a_usage_error_naming_the_fix() -> None:
     """Emulator(background_polls=0) is refused before anything starts, naming the option."""
     with pytest.raises(UsageError, match=r"background_polls=0\).*pass background_polls=1 or more"):
         Emulator(background_polls=0)
+
+
+def _gone(c: OpenAI, response_id: str) -> tuple[str, str | None]:
+    """The 404 text of retrieving ``response_id`` and the code of chaining from it."""
+    with pytest.raises(openai.NotFoundError) as found:
+        c.responses.retrieve(response_id)
+    with pytest.raises(openai.BadRequestError) as chained:
+        c.responses.create(model="emu-1", input="x", previous_response_id=response_id)
+    return found.value.body["message"], chained.value.code  # type: ignore[index]
+
+
+def test_unstored_background_response_is_deleted_after_ten_minutes_when_switched_on(
+    tmp_path: Path,
+) -> None:
+    """expire_unstored_background: 10 minutes after creation a background response without an
+    explicit store=true is gone (404, not chainable, journaled); an explicit one stays."""
+    clock, path = FakeClock(), tmp_path / "state.jsonl"
+    options = RuleOptions(expire_unstored_background=True)
+    with (
+        Emulator(options=options, clock=clock, background_polls=1, state_path=path) as emu,
+        OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as c,
+    ):
+        kept = c.responses.create(model="emu-1", input="hi", background=True, store=True)
+        lost = c.responses.create(model="emu-1", input="hi", background=True)
+        never_polled = c.responses.create(model="emu-1", input="hi", background=True)
+        assert ["completed"] * 2 == [c.responses.retrieve(r.id).status for r in (kept, lost)]
+        clock.now += 599
+        assert "completed" == c.responses.retrieve(lost.id).status  # still within its time
+        clock.now += 61  # 11 minutes after creation
+        assert (f"Response with id '{lost.id}' not found.", "previous_response_not_found") == (
+            _gone(c, lost.id)
+        )
+        with pytest.raises(openai.NotFoundError):
+            c.responses.retrieve(never_polled.id)
+        assert "completed" == c.responses.retrieve(kept.id).status
+        assert "completed" == (
+            c.responses.create(model="emu-1", input="x", previous_response_id=kept.id).status
+        )
+    with Emulator(state_path=path) as again, OpenAI(base_url=again.base_url, api_key="k") as c:
+        with pytest.raises(openai.NotFoundError):  # the deletion was journaled
+            c.responses.retrieve(lost.id)
+        assert "completed" == c.responses.retrieve(kept.id).status
+
+
+def test_zdr_background_response_is_retrievable_for_ten_minutes_only(
+    api: OpenAI, clock: FakeClock
+) -> None:
+    """Emulator(zdr=True): a background response, even with store=true, polls for 10 minutes
+    then is gone; with the switch off (the default) it stays retrievable."""
+    zdr_clock = FakeClock()
+    with (
+        Emulator(zdr=True, clock=zdr_clock, background_polls=1) as emu,
+        OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as c,
+    ):
+        r = c.responses.create(model="emu-1", input="hi", background=True, store=True)
+        assert "completed" == c.responses.retrieve(r.id).status
+        zdr_clock.now += 660
+        with pytest.raises(openai.NotFoundError) as info:
+            c.responses.retrieve(r.id)
+    assert f"Response with id '{r.id}' not found." == info.value.body["message"]  # type: ignore[index]
+    plain = api.responses.create(model="emu-1", input="hi", background=True)
+    clock.now += 660
+    assert "in_progress" == api.responses.retrieve(plain.id).status

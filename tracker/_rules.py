@@ -61,10 +61,17 @@ from ._rule_checks import (
     _check_reasoning,
     check_input_references,
 )
-from ._rule_options import STREAM_RESUME_SECONDS, Provenance, RuleOptions, Violation
+from ._rule_options import (
+    STREAM_RESUME_SECONDS,
+    UNSTORED_BACKGROUND_SECONDS,
+    Provenance,
+    RuleOptions,
+    Violation,
+)
 
 __all__ = [
     "STREAM_RESUME_SECONDS",
+    "UNSTORED_BACKGROUND_SECONDS",
     "CheckedPrefix",
     "Provenance",
     "RuleOptions",

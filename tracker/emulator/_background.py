@@ -32,6 +32,14 @@ the ``background`` parameter set to ``true`` can be cancelled"; the exact text i
 A cancelled response cannot be continued (``previous_response_not_found``) unless
 ``RuleOptions.chain_from_cancelled_response``, which stores its input with an empty output.
 
+With ``RuleOptions.expire_unstored_background`` (on with ``Emulator(zdr=True)``) a background
+response created without an explicit ``store: true`` (or any, under ``zdr``, which stores
+nothing) is deleted ``UNSTORED_BACKGROUND_SECONDS`` after it was created, by the same clock:
+retrieve, cancel and ``input_items`` are then the 404 ``Response with id 'resp_X' not found.``
+and a ``previous_response_id`` naming it is ``previous_response_not_found`` (background guide,
+localised editions [DOC]; see the switch). ``expire`` runs before every request; it finishes a
+run still queued or in progress first (the service would have), and keeps a stalled one.
+
 Runs are state like any other: with a state file (``state_path``) each change of one (its
 creation, a poll that moves it, its end, a cancel) is journaled, a retrieve that changed one
 included, so a restarted emulator goes on polling it where it was. A run loaded from the file
@@ -42,11 +50,12 @@ finishes; its conversation is not held busy across the restart.
 from __future__ import annotations
 
 import copy
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from .._errors import UsageError
-from .._rules import STREAM_RESUME_SECONDS, RuleOptions
+from .._rules import STREAM_RESUME_SECONDS, UNSTORED_BACKGROUND_SECONDS, RuleOptions
 from ._context import Context, ContextIndex
 from ._reply import Reply, error_reply
 from ._responses import Turn, finish, response_object
@@ -91,6 +100,10 @@ class Background:
         self.polls = polls
         self.clock = clock
         self._dirty = False
+        #: Background runs that expire (``expire_unstored_background``), oldest first, and the
+        #: state they were read from (a state loaded from a file is read again).
+        self._expiring: deque[tuple[float, str]] = deque()
+        self._expiring_in: State | None = None
 
     def take_dirty(self) -> bool:
         """Whether a run changed since the last call (a retrieve that moved one is saved)."""
@@ -144,6 +157,8 @@ class Background:
                 polls_left=self.polls,
             )
             state.runs[run.id] = run
+            if self._expires(run):
+                self._expiring.append((run.started, run.id))
             if not turn.body.get("stream"):
                 return Reply(body=self._current(run))
             self._finish(state, run)
@@ -166,6 +181,49 @@ class Background:
                 status="completed",
                 response=dict(response),
             )
+
+    # expiring ---------------------------------------------------------------------------------
+
+    def _expires(self, run: Run) -> bool:
+        """Whether ``run`` is deleted after ``UNSTORED_BACKGROUND_SECONDS``: a background
+        response not stored for good (no explicit ``store: true``, or ``zdr``)."""
+        if not (self.options.expire_unstored_background and run.background):
+            return False
+        request = run.request or {}
+        body = run.turn.body if run.turn is not None else request.get("body") or {}
+        stored = run.turn.store if run.turn is not None else bool(request.get("store"))
+        return not (body.get("store") is True and stored)
+
+    def expire(self) -> None:
+        """Delete the background responses whose time is up (``expire_unstored_background``);
+        takes the lock. Constant time when none is due."""
+        if not self.options.expire_unstored_background:
+            return
+        state = self._state()
+        with state.lock:
+            if self._expiring_in is not state:  # a fresh or loaded state: read its runs
+                self._expiring_in = state
+                runs = sorted(state.runs.values(), key=lambda run: run.started)
+                self._expiring = deque((r.started, r.id) for r in runs if self._expires(r))
+            deadline = self.clock() - UNSTORED_BACKGROUND_SECONDS
+            kept: list[tuple[float, str]] = []
+            while self._expiring and self._expiring[0][0] < deadline:
+                entry = self._expiring.popleft()
+                run = state.runs.get(entry[1])
+                if run is not None and run.stalled and run.status in _ACTIVE:
+                    kept.append(entry)  # Fault(stall=True): queued until cancelled
+                elif run is not None:
+                    self._forget(state, run)
+            self._expiring.extendleft(reversed(kept))
+
+    def _forget(self, state: State, run: Run) -> None:
+        """Delete ``run`` and its stored response, as ``DELETE /v1/responses/{id}`` does."""
+        if run.status in _ACTIVE:
+            self._finish(state, run)
+        self._touch(state, run)
+        del state.runs[run.id]
+        if state.responses.pop(run.id, None) is not None:
+            state.indexes.clear()  # a chain through it now ends there: rebuild them
 
     # reading ----------------------------------------------------------------------------------
 

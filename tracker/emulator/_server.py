@@ -249,8 +249,10 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.server.emulator
         try:
             reply = emu.service.handle(method, path, query, body)
-            changed = method != "GET" or emu.service.background.take_dirty()
-            if reply.status < 400 and changed:  # a retrieve that moved a run changed it too
+            # A retrieve that moved a run changed it too; an expiry (``_background``) changed
+            # the state whatever the answer.
+            moved = emu.service.background.take_dirty()
+            if moved or (reply.status < 400 and method != "GET"):
                 emu._save()
         except Exception as exc:  # a script bug must still answer with the envelope
             reply = Reply(
@@ -336,12 +338,15 @@ class Emulator:
     ``background_polls``: how many retrieves a ``background: true`` response takes to
     complete (it is ``queued`` when created, ``in_progress`` until then; at least 1, else
     ``UsageError``); ``clock``: the
-    seconds source for the 5-minute stream-resume limit (tests pass a fake one). See
+    seconds source for the 5-minute stream-resume limit and the 10-minute life of an unstored
+    background response (tests pass a fake one). See
     ``tracker.emulator._background``.
 
     ``zdr=True`` acts as a zero-data-retention organisation (``RuleOptions.zdr``): every
     response is ``store: false`` whatever the request asks, nothing is stored, and a lookup
-    of an unstored item is the 404 with the ZDR text.
+    of an unstored item is the 404 with the ZDR text; a background response can be retrieved
+    for ``UNSTORED_BACKGROUND_SECONDS`` (10 minutes) by ``clock``, then is gone
+    (``RuleOptions.expire_unstored_background``, turned on too).
     """
 
     def __init__(
@@ -362,7 +367,9 @@ class Emulator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if zdr:  # a zero-data-retention organisation: nothing is ever stored
-            options = attrs.evolve(options or RuleOptions(), zdr=True)
+            options = attrs.evolve(
+                options or RuleOptions(), zdr=True, expire_unstored_background=True
+            )
         self.host = host
         self.port = port
         self.api_key = api_key

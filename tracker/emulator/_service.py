@@ -74,6 +74,7 @@ class Service:
 
     def handle(self, method: str, path: str, query: Mapping[str, str], body: Any) -> Reply:
         """Answer one request; ``body`` is the parsed JSON (or ``None``)."""
+        self.background.expire()  # background responses past their time are gone first
         for route_method, pattern, handler in self._routes:
             match = pattern.fullmatch(path)
             if match is not None and route_method == method:
