@@ -12,7 +12,7 @@ from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS
 from openai import AsyncOpenAI, OpenAI
 
 from tracker import Tracker, UsageError
-from tracker.emulator import Emulator, Fault
+from tracker.emulator import Emulator, Fault, RuleOptions
 from tracker.loop import (
     CancelToken,
     PollTimeoutError,
@@ -452,3 +452,25 @@ async def test_async_poll_timeout_raises_with_the_tracker_unchanged(emu: Emulato
     tracker = info.value.tracker
     assert tracker is not None
     assert (None, 0) == (tracker.previous_response_id, tracker.responses_observed)
+
+
+def test_background_chain_outlives_the_ten_minute_deletion_of_unstored_responses() -> None:
+    """A chained background request says store=true (the background guide keeps only those
+    past ~10 minutes): 11 minutes later the next turn still chains; a stateless or
+    conversation turn and a caller's own store are sent as they were."""
+    clock = FakeClock()
+    options = RuleOptions(expire_unstored_background=True)
+    with (
+        Emulator(options=options, clock=clock, background_polls=1) as emu,
+        OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as c,
+    ):
+        common: dict[str, Any] = {"model": "emu-1", "background": True, "poll_interval": 0}
+        first = run_turn(c, input="hi", **common)
+        clock.now += 660
+        second = run_turn(c, input="again", tracker=first.tracker, **common)
+        run_turn(c, input="hi", store=False, **common)
+        run_turn(c, input="hi", conversation=c.conversations.create().id, **common)
+    posts = [r.body for r in emu.requests if r.method == "POST" and r.path == "/v1/responses"]
+    assert [True, True, False, None] == [body.get("store") for body in posts]
+    assert first.responses[-1].id == second.requests[0].previous_response_id
+    assert "completed" == second.responses[-1].status

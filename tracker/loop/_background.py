@@ -38,6 +38,18 @@ finished after all, it is used as if the last poll had found it; otherwise ``Pol
 is raised (``.cancelled`` says whether the server confirmed the cancel; if not, the error says
 to cancel or retrieve it by id). ``None`` polls without a bound.
 
+A background request in a chain (not stateless, not in a conversation) that does not say
+``store`` is sent with an explicit ``store: true`` (``store_chained_background``): the next
+request names it as ``previous_response_id``, and in a modified-abuse-monitoring project a
+background response is kept after the polling period *only* when ``store=true`` was given
+explicitly; omitted, it is deleted after about 10 minutes and the chain breaks with
+``previous_response_not_found`` (OpenAI background guide, localised editions [DOC];
+``RuleOptions.expire_unstored_background``). Sending it costs nothing elsewhere: ``true`` is
+the default. A caller's own ``store=True``/``store=False`` is sent as given; ``store=False``
+with ``background=True`` runs a stateless turn (the transcript is replayed, nothing chains
+from the response, so its deletion breaks nothing; the emulator accepts the pair, as the
+guide's "omitted or false" does).
+
 ``CancelToken.cancel()`` (from any thread or task) stops the turn: before each model call,
 between polls (a ``poll_interval`` wait, like the wait before a resume, waits on the token and
 ends at once), and between the events of a background stream (the response is cancelled on the
@@ -73,6 +85,7 @@ __all__ = [
     "StreamReader",
     "resume",
     "settle",
+    "store_chained_background",
 ]
 
 #: Statuses of a response the service is still working on (polled until they change; the
@@ -81,6 +94,14 @@ ACTIVE = RUNNING
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete"})
 #: Default ``poll_timeout``: seconds a background response may stay queued or in progress.
 DEFAULT_POLL_TIMEOUT = 600.0
+
+
+def store_chained_background(kwargs: dict[str, Any], *, chained: bool) -> dict[str, Any]:
+    """Add ``store: true`` to a ``background`` request that a chain will continue from
+    (``chained``: the tracker chains by ``previous_response_id``) unless ``store`` is set."""
+    if chained and kwargs.get("background") is True and "store" not in kwargs:
+        kwargs["store"] = True
+    return kwargs
 
 
 class CancelToken:

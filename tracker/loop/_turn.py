@@ -15,7 +15,7 @@ from tracker._prepared import Prepared
 from tracker._tracker import Tracker
 
 from ._approvals import AskApproval, approval_responses
-from ._background import StreamCut, resume, settle
+from ._background import StreamCut, resume, settle, store_chained_background
 from ._compaction import is_stale_encrypted, named_item, strip_sent
 from ._ops import Checkpoint, Compact, Create, Emit, ListNewItems, Op, RunTools, Sleep
 from ._recovery import stored_response_start
@@ -144,7 +144,8 @@ class _Turn:
         if self.spec.tool_specs:
             kwargs["tools"] = [dict(t) for t in self.spec.tool_specs]
         kwargs.update(prepared.request_kwargs())
-        return stateless_kwargs(kwargs, self.tracker)
+        chained = self.tracker.store and self.tracker.conversation_id is None
+        return store_chained_background(stateless_kwargs(kwargs, self.tracker), chained=chained)
 
     def record(self, p: Prepared, index: int, tries: int, response: Any, recovered: bool) -> None:
         output = _output_items(response)
