@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from openai import OpenAI
 
 from tracker import EditedHistoryError, HistoryError, Tracker, UsageError
+from tracker._rules import RuleOptions, check_input_references
 from tracker.emulator import Emulator
 
 
@@ -353,3 +355,52 @@ def test_edited_history_over_http_restarts_or_raises(emu: Emulator) -> None:
             trackers["raise"].prepare(histories["raise"][2:])
         after = len(emu.requests_to("/v1/responses"))
         assert (before, sent + 1) == (trackers["raise"].to_state(), after)
+
+
+_SPEC = [{"type": "function", "name": n, "parameters": {}} for n in ("weather", "add")]
+_PROMPT = 'weather({"city": "Paris"}) weather({"city": "Rome"}) then add({"a": 2, "b": 3})'
+
+
+def _tool_turn(client: OpenAI, t: Tracker, history: list[Any]) -> None:
+    """Whole-history requests to the answer, each round of parallel calls answered "ok"."""
+    while True:
+        p = t.prepare(history)
+        t.mark_sent(p)
+        r = client.responses.create(model="emu-reason-1", tools=_SPEC, **p.request_kwargs())
+        t.observe_response(r)
+        output = [o.model_dump(exclude_none=True) for o in r.output]
+        history += output
+        calls = [o["call_id"] for o in output if o["type"] == "function_call"]
+        if not calls:
+            return
+        history += [{"type": "function_call_output", "call_id": c, "output": "ok"} for c in calls]
+
+
+def test_edit_restart_under_the_switch_sends_client_calls_without_ids() -> None:
+    """reject_referenced_client_calls on both sides: a chain with parallel client calls over
+    several steps, its first message edited: the restart is accepted, outputs once."""
+    rules = RuleOptions(reject_referenced_client_calls=True)
+    t = Tracker(rules=rules)
+    with (
+        Emulator(seed=6, options=rules) as e,
+        OpenAI(base_url=e.base_url, api_key="k", max_retries=0) as client,
+    ):
+        history: list[Any] = [_user(_PROMPT)]
+        _tool_turn(client, t, history)
+        history[0] = _user(_PROMPT + " please")
+        history.append(_user("thanks"))
+        p = t.prepare(history)
+        t.mark_sent(p)
+        r = client.responses.create(model="emu-reason-1", tools=_SPEC, **p.request_kwargs())
+        t.observe_response(r)
+        body = e.requests_to("/v1/responses")[-1]
+        issued = list(e.issued_calls())
+    outputs = [i["call_id"] for i in body["input"] if i.get("type") == "function_call_output"]
+    assert (0, None, "You said: thanks") == (
+        p.restarted.index,
+        p.previous_response_id,
+        r.output_text,
+    )
+    assert (3, dict.fromkeys(issued, 1)) == (len(issued), dict(Counter(outputs)))
+    assert [] == check_input_references(body["input"])
+    assert r.id == t.previous_response_id

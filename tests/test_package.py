@@ -175,6 +175,7 @@ CORE_MODULES = {
     "py.typed",
     "_agui.py",
     "_chat_rules.py",
+    "_client_calls.py",
     "_delta_check.py",
     "_delta_select.py",
     "_edits.py",

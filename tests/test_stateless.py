@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from collections import Counter
@@ -13,12 +14,12 @@ import pytest
 from _fresh import FreshProcess
 from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
 from _stateless_turns import block_turns
-from openai import OpenAI
+from openai import AsyncOpenAI, OpenAI
 
-from tracker import ContinuationError, HistoryError, Tracker, TranscriptError
+from tracker import ContinuationError, HistoryError, Tracker, TranscriptError, validate_history
 from tracker._rules import RuleOptions, check_input_references
 from tracker.emulator import Emulator
-from tracker.loop import run_turn
+from tracker.loop import arun_turn, run_turn
 from tracker.stores import SQLiteStore, load_tracker, save_tracker
 
 REASONING_MODEL = "emu-reason-1"
@@ -140,11 +141,6 @@ def test_stateless_checks_the_service_rules_before_sending() -> None:
         t.prepare([orphan])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue 16): a stateless replay sends a client call inline with its fc_ id "
-    "beside its output, the shape RuleOptions.reject_referenced_client_calls refuses",
-)
 def test_stateless_replay_never_sends_a_client_call_by_its_id_beside_its_output() -> None:
     """With reject_referenced_client_calls, the replayed call and its output pass P4."""
     t = Tracker(store=False, rules=RuleOptions(reject_referenced_client_calls=True))
@@ -153,6 +149,43 @@ def test_stateless_replay_never_sends_a_client_call_by_its_id_beside_its_output(
     t.observe_response(_response("resp_1", {**call, "arguments": "{}"}))
     p = t.prepare([{"type": "function_call_output", "call_id": "call_1", "output": "ok"}])
     assert [] == check_input_references(p.request_input())
+
+
+def _fc(item_id: str, call_id: str) -> dict[str, Any]:
+    return {"type": "function_call", "id": item_id, "call_id": call_id, "name": "f"}
+
+
+def _out(call_id: str) -> dict[str, Any]:
+    return {"type": "function_call_output", "call_id": call_id, "output": "ok"}
+
+
+def test_stateless_replay_under_the_switch_leaves_out_the_reasoning_of_answered_calls() -> None:
+    """Switch on: parallel calls go without ids, their reasoning is left out and the message
+    emitted with it loses its id; the transcript keeps what the server returned."""
+    rules = RuleOptions(reject_referenced_client_calls=True)
+    t = Tracker(store=False, rules=rules)
+    t.mark_sent(t.prepare("hi"))
+    first = (_reasoning("rs_1"), _msg("msg_1", "let me see"), _fc("fc_1", "c1"), _fc("fc_2", "c2"))
+    t.observe_response(_response("resp_1", *first))
+    p = t.prepare([_out("c1"), _out("c2")])
+    t.mark_sent(p)
+    t.observe_response(_response("resp_2", _reasoning("rs_2"), _msg("msg_2", "done")))
+    bare = [{k: v for k, v in i.items() if k != "id"} for i in first[1:]]
+    expected = [_user("hi"), *bare, _out("c1"), _out("c2"), _reasoning("rs_2")]
+    expected.append(_msg("msg_2", "done"))
+    sent = t.prepare("more").request_input()
+    assert [*expected, _user("more")] == sent
+    assert [] == validate_history(sent, reject_referenced_client_calls=True)
+    assert (_user("hi"), *first, _out("c1"), _out("c2")) == t.transcript[:7]
+
+
+def test_stateless_replay_with_the_switch_off_keeps_ids_and_reasoning() -> None:
+    """Switch off (the default): the replay sends the calls as returned, reasoning kept."""
+    t = Tracker(store=False)
+    t.mark_sent(t.prepare("hi"))
+    t.observe_response(_response("resp_1", _reasoning("rs_1"), _fc("fc_1", "c1")))
+    sent = t.prepare([_out("c1")]).request_input()
+    assert [_user("hi"), _reasoning("rs_1"), _fc("fc_1", "c1"), _out("c1")] == sent
 
 
 def test_go_stateless_without_history_names_the_fix() -> None:
@@ -256,6 +289,34 @@ def test_run_turn_store_false_replays_whole_history(
     assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
     for before, after in itertools.pairwise(bodies):
         assert before["input"] == after["input"][: len(before["input"])]  # byte-stable replay
+
+
+def test_stateless_turns_on_an_emulator_refusing_referenced_client_calls() -> None:
+    """Switch on in emulator and tracker: stateless turns with parallel client calls over
+    several steps on a reasoning model, plain, streamed and async: no 400, every output once,
+    no client call sent by its id beside its output, each request a prefix of the next."""
+    rules = RuleOptions(reject_referenced_client_calls=True)
+    t = Tracker(store=False, rules=rules)
+    with Emulator(seed=5, options=rules) as emu:
+        with OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as client:
+            kwargs: dict[str, Any] = {"model": REASONING_MODEL, "tools": TOOLS, "store": False}
+            texts = [run_turn(client, input=PROMPT, tracker=t, **kwargs).text]
+            texts.append(run_turn(client, input=PROMPT, tracker=t, stream=True, **kwargs).text)
+
+        async def last_turn() -> str:
+            async with AsyncOpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as aio:
+                return (await arun_turn(aio, input=PROMPT, tracker=t, **kwargs)).text
+
+        texts.append(asyncio.run(last_turn()))
+        bodies = request_bodies(emu)
+        issued = list(emu.issued_calls())
+    assert [ANSWER] * 3 == texts
+    assert (9, 9) == (len(bodies), len(issued))  # 3 requests and 3 calls a turn
+    assert _outputs_once(bodies[-1], issued)
+    assert [] == [v for b in bodies for v in check_input_references(b["input"])]
+    assert 2 == sum(i.get("type") == "reasoning" for i in bodies[-1]["input"])  # 2 answers
+    for before, after in itertools.pairwise(bodies):
+        assert before["input"] == after["input"][: len(before["input"])]
 
 
 def test_run_turn_store_false_refuses_a_stored_chain_without_its_history(client: OpenAI) -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
+from ._client_calls import without_client_call_ids
 from ._items import (
     CALL_TO_OUTPUT,
     OUTPUT_TO_CALL,
@@ -89,6 +90,9 @@ class Prepared:
     #: Stateless mode: how many leading items of ``input`` replay the transcript.
     replayed: int = attrs.field(default=0, kw_only=True)
     restarted: HistoryEdit | None = attrs.field(default=None, kw_only=True)
+    #: ``RuleOptions.reject_referenced_client_calls``: ``request_input()`` sends a client call
+    #: beside its output without its item id (``_client_calls.without_client_call_ids``).
+    client_calls_without_ids: bool = attrs.field(default=False, kw_only=True)
     #: The whole history passed (and how it compared), adopted when the request is answered.
     _plan: Any = attrs.field(default=None, kw_only=True, repr=False, alias="plan")
 
@@ -98,8 +102,15 @@ class Prepared:
         return self.input[self.replayed :] if self.replayed else self.input
 
     def request_input(self) -> list[dict[str, Any]]:
-        """The delta as plain wire-form dicts (SDK models dumped without ``None`` members)."""
-        return [to_plain(item, i) for i, item in enumerate(self.input)]
+        """The delta as plain wire-form dicts (SDK models dumped without ``None`` members).
+
+        With ``client_calls_without_ids`` (``RuleOptions.reject_referenced_client_calls``) a
+        client call whose output is in the same input is sent without its item id, and the
+        reasoning item it was emitted with is left out (the other items emitted with it lose
+        their ids): copies, ``input`` and what the tracker records are unchanged.
+        """
+        plain = [to_plain(item, i) for i, item in enumerate(self.input)]
+        return without_client_call_ids(plain) if self.client_calls_without_ids else plain
 
     def request_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``client.responses.create``: ``input`` plus the continuation.

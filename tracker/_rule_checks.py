@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._items import OUTPUT_TO_CALL, ItemInfo, field, read_item
+from ._client_calls import is_client_call
+from ._items import CALL_TO_OUTPUT, OUTPUT_TO_CALL, ItemInfo, field, read_item
 from ._rule_options import Provenance, RuleOptions, Violation
 
 if TYPE_CHECKING:  # _rules builds on this module; the prefix type is only named here
@@ -241,10 +242,11 @@ def check_input_references(
 
     ``items`` is a request's ``input`` as sent (before ``item_reference`` resolution);
     ``stored`` maps item ids to the items the server holds, to read what a reference names.
-    A call counts when it is an ``item_reference`` to a ``function_call`` or an inline
-    ``function_call`` that carries its ``fc_`` id; its output by ``call_id`` later in the same
-    input is then refused with the ``P2`` text (``RuleOptions.reject_referenced_client_calls``,
-    [3P]). Provider-executed calls are not concerned.
+    A call counts when it is an ``item_reference`` to a client-executed call or an inline one
+    that carries its item id (``fc_...``); its output by ``call_id`` later in the same input is
+    then refused with the ``P2`` text (``RuleOptions.reject_referenced_client_calls``, [3P] for
+    ``function_call``, [INF] for the other client call types: ``_client_calls.is_client_call``).
+    Provider-executed calls and MCP approval requests are not concerned.
     """
     by_ref: set[str] = set()
     found: list[Violation] = []
@@ -257,7 +259,7 @@ def check_input_references(
             ref = True
         else:
             ref = isinstance(field(item, "id"), str)
-        if item_type == "function_call" and ref:
+        if ref and item_type in CALL_TO_OUTPUT and is_client_call(call):
             call_id = field(call, "call_id")
             if isinstance(call_id, str):
                 by_ref.add(call_id)

@@ -110,16 +110,22 @@ class RuleOptions:
       ``previous_response_id`` (its input kept, no output). No public record says either way
       [INF]; off, it is ``previous_response_not_found``. A tracker never chains from one
       (``tracker.loop`` re-sends that request's input instead), so both settings agree with it.
-    - ``reject_referenced_client_calls`` (off): a client-executed ``function_call`` sent in the
-      input as an ``item_reference`` (or inline with its ``fc_`` id) together with its output
-      by ``call_id`` gives ``P4`` (the ``P2`` text). Source: vercel/ai PR #15795 (2026-06-03)
-      and PR #11114, one project reporting it twice, "most visibly with parallel tool calls
-      across several steps" [3P]; no public error body shows the exact condition. Off by
-      default because the record is thin. Over a chain or a conversation a tracker never
-      sends that shape (only the output of a call the server holds), but a whole-history
-      request does: a stateless replay (``store=False``) and the restart after an edited
-      history send each client call inline with its ``fc_`` id (the id rules A2/A3 want after
-      a reasoning item), which this switch refuses [open: the peers' fix drops the id].
+    - ``reject_referenced_client_calls`` (off): a client-executed call sent in the input as an
+      ``item_reference`` (or inline with its item id, ``fc_...``) together with its output by
+      ``call_id`` gives ``P4`` (the ``P2`` text). Source: vercel/ai PR #15795 (2026-06-03) and
+      PR #11114, one project reporting it twice, "most visibly with parallel tool calls across
+      several steps" [3P], for ``function_call``; the other client call types carry an id and
+      a ``call_id`` the same way and are treated alike [INF]. No public error body shows the
+      exact condition, so the switch is off by default. Over a chain or a conversation a
+      tracker never sends that shape (only the output of a call the server holds). A tracker
+      given this switch (``Tracker(rules=...)``) never sends it on a whole-history request
+      either (a stateless replay, the restart after an edited history): each such call goes
+      without its id, and since rules A1-A3 want a reasoning item directly followed by its
+      item by id, the reasoning item it was emitted with is left out and the other items
+      emitted with it lose their ids (``Prepared.request_input``; the transcript and snapshot
+      keep what the server returned). The trade-off: under the switch a reasoning model loses
+      the reasoning behind each answered tool round on every stateless request; off, it is
+      kept, and the thin-record rule is risked instead.
     - ``expire_unstored_background`` (off; on with ``Emulator(zdr=True)``): a background
       response created without an explicit ``store: true`` is deleted
       ``UNSTORED_BACKGROUND_SECONDS`` after it was created: retrieving it is the 404

@@ -210,6 +210,7 @@ class Tracker:
                 content_match=content_match,
                 compact=compact,
                 standalone=standalone,
+                rules=self._rules,
             )
 
         if not content_match:

@@ -191,9 +191,11 @@ class Chain:
         content_match: bool,
         compact: bool,
         standalone: bool,
+        rules: RuleOptions | None = None,
     ) -> Prepared:
         """The delta of ``items``; ``compact``: refuse pending calls and (unless
-        ``standalone``) end with a ``compaction_trigger``."""
+        ``standalone``) end with a ``compaction_trigger``. ``rules``: the tracker's switches
+        (``reject_referenced_client_calls`` shapes what is sent, see ``_client_calls``)."""
         seq, trigger = split_triggers(items)
         used: dict[str, int] = {}  # fingerprint -> occurrences in seq counted as already sent
         reasons: dict[SkipReason, int] = {}
@@ -218,6 +220,7 @@ class Chain:
         send, keys, window = with_window(ledger, send, keys)
         chained = ledger.conversation_id is None and not window
         full = tuple(send) if self.transcript is None else self.transcript.replay(send)
+        bare = rules is not None and rules.reject_referenced_client_calls
         return Prepared(
             input=full,
             replayed=len(full) - len(send),
@@ -231,4 +234,5 @@ class Chain:
             serial=serial,
             compact=standalone,
             carries_window=bool(window),
+            client_calls_without_ids=bare,
         )

@@ -22,6 +22,9 @@ What the stateless service would refuse is kept out:
   the answer is not);
 - with ``RuleOptions.lookup_complete_items_store_false`` every id except a reasoning item's is
   stripped, since the service would look it up.
+- with ``RuleOptions.reject_referenced_client_calls`` a client call beside its output is sent
+  without its id and its reasoning is left out (``_client_calls``); only what is sent changes
+  (``Prepared.request_input``), and ``replay`` checks that.
 
 Compaction: a ``compaction`` item stands for everything before it, so the transcript keeps
 only the window from the latest one on (the guide: "you can drop items that came before the
@@ -46,10 +49,11 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._client_calls import leave_out, without_client_call_ids
 from ._errors import HistoryError, StateError, TranscriptError, shown
 from ._items import COMPACTION, COMPACTION_TRIGGER, field, read_item, to_plain
 from ._prepared import keys_of
-from ._rules import Provenance, RuleOptions, check_context
+from ._rules import Provenance, RuleOptions, check_context, check_input_references
 
 if TYPE_CHECKING:
     from ._snapshot import Ledger
@@ -125,12 +129,21 @@ class Transcript:
     def replay(self, delta: Sequence[Any]) -> tuple[Any, ...]:
         """The whole input: the transcript, then ``delta``; checked against the service rules.
 
+        Under ``RuleOptions.reject_referenced_client_calls`` what is checked is what is sent
+        (``Prepared.request_input``): client calls without their ids beside their outputs,
+        and their reasoning left out (``_client_calls``); the returned input is unchanged.
+
         Raises ``TranscriptError`` for a new item the service would look up, ``HistoryError``
         (with ``.violations``) for a context the stateless service would reject.
         """
         check_new_items(delta)
         full = (*self._items, *delta)
-        violations = check_context(full, options=self._options, provenance=self._provenance())
+        sent: Sequence[Any] = full
+        if self._options.reject_referenced_client_calls:
+            sent = without_client_call_ids([to_plain(item, i) for i, item in enumerate(full)])
+        violations = check_context(sent, options=self._options, provenance=self._provenance())
+        if self._options.reject_referenced_client_calls:
+            violations += check_input_references(sent)
         if violations:
             first = violations[0]
             raise HistoryError(
@@ -234,19 +247,15 @@ class Transcript:
         reasoning (A2/A3). Returns the dropped ids. Only between requests (none in flight).
         """
         wanted = None if item_ids is None else set(item_ids)
-        kept: list[dict[str, Any]] = []
-        dropped: list[str] = []
-        orphaned = False  # the items after a dropped reasoning item, up to the next input
-        for item in self._items:
-            kind = item.get("type")
-            stale = kind in ("reasoning", COMPACTION) and bool(item.get("encrypted_content"))
-            if stale and (wanted is None or item.get("id") in wanted):
-                dropped.append(str(item.get("id")))
-                orphaned = kind == "reasoning"
-                continue
-            if kind == "reasoning" or read_item(item).is_output or item.get("role") == "user":
-                orphaned = False
-            kept.append({k: v for k, v in item.items() if k != "id"} if orphaned else item)
+
+        def stale(item: dict[str, Any]) -> bool:
+            return (
+                item.get("type") in ("reasoning", COMPACTION)
+                and bool(item.get("encrypted_content"))
+                and (wanted is None or item.get("id") in wanted)
+            )
+
+        kept, dropped = leave_out(self._items, stale)
         self._items = kept
         self._settled = len(kept)
         self._saved = None  # settled items may be gone or changed: the next save is whole
