@@ -248,6 +248,34 @@ def test_an_answer_edited_in_its_place_keeps_its_reasoning() -> None:
     assert (tuple(history), ()) == (p.input, p.repairs)
 
 
+_CALL = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "f", "arguments": ""}
+_OUT = {"type": "function_call_output", "call_id": "call_1", "output": "ok"}
+
+
+@pytest.mark.parametrize("by_reference", [False, True], ids=["inline", "item_reference"])
+def test_restart_under_the_switch_never_sends_a_client_call_by_its_id(by_reference: bool) -> None:
+    """reject_referenced_client_calls: an inline call goes without its fc_ id; one passed as an
+    item_reference (which the tracker cannot inline) is refused before sending (a fresh chain
+    holds no such call: P2), tracker unchanged."""
+    t = Tracker(rules=RuleOptions(reject_referenced_client_calls=True))
+    history: list[Any] = [_user("hi")]
+    _run(t, history, "resp_1", _msg("msg_1", "yo"))
+    history += [_msg("msg_1", "yo"), _user("go")]
+    _run(t, history, "resp_2", _CALL)
+    history += [_CALL, _OUT]
+    _run(t, history, "resp_3", _msg("msg_3", "ok"))
+    call = {"type": "item_reference", "id": "fc_1"} if by_reference else _CALL
+    edited = [_user("hi"), _msg("msg_1", "EDITED"), _user("go"), call, _OUT, _msg("msg_3", "ok")]
+    before = t.to_state()
+    if by_reference:
+        with pytest.raises(HistoryError, match="call_1"):
+            t.prepare(edited)
+        assert before == t.to_state()
+        return
+    bare = {k: v for k, v in _CALL.items() if k != "id"}
+    assert [*edited[:3], bare, *edited[4:]] == t.prepare(edited).request_input()
+
+
 # ---------------------------------------------------------------- properties
 
 
