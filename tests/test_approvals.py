@@ -170,6 +170,33 @@ def test_referenced_client_call_with_its_output_is_p4_when_switched_on() -> None
     ]
 
 
+@pytest.mark.parametrize(
+    ("call", "out", "p4"),
+    [
+        (
+            {"type": "custom_tool_call", "id": "ctc_1", "call_id": "c1", "name": "f", "input": ""},
+            {"type": "custom_tool_call_output", "call_id": "c1", "output": "ok"},
+            True,
+        ),
+        (
+            {"type": "mcp_approval_request", "id": "mcpr_1", "name": "f", "arguments": "{}"},
+            {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True},
+            False,
+        ),
+    ],
+    ids=["custom_tool_call", "mcp_approval_request"],
+)
+def test_switch_treats_every_client_call_by_id_alike(call: Any, out: Any, p4: bool) -> None:
+    """P4 and the sent form cover every client call type paired by call_id [INF], never an
+    approval request (paired by its own id, which it keeps)."""
+    found = validate_history([USER, call, out], reject_referenced_client_calls=True)
+    t = Tracker(store=False, rules=RuleOptions(reject_referenced_client_calls=True))
+    t.mark_sent(t.prepare("hi"))
+    t.observe_response({"id": "resp_1", "store": False, "output": [call]})
+    sent = t.prepare([out]).request_input()
+    assert (p4, p4) == (bool(found), "id" not in sent[1])
+
+
 # End to end: the real openai client against the emulator ------------------------------------
 
 
