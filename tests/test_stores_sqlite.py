@@ -144,6 +144,7 @@ def test_a_layout_3_file_opens_upgraded_and_keeps_working(tmp_path: Path) -> Non
     assert [(SCHEMA_VERSION,)] == _query(path, "SELECT version FROM tracker_schema")
     heads = _query(path, "SELECT session_id, version, epoch FROM tracker_sessions")
     assert [("chat", 7, "267c01984ba14392")] == heads
+    assert [("chat",)] == _query(path, "SELECT session_id FROM tracker_bases")
     assert [(0,)] == _query(path, "SELECT count(*) FROM tracker_changes")
 
 
