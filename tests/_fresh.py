@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import runpy
 import sys
 import threading
 from multiprocessing.connection import Connection
@@ -36,6 +37,13 @@ def run_code(code: str, *argv: str) -> None:
     """As ``python -c code *argv``: ``sys.argv`` set, ``code`` run as ``__main__``."""
     sys.argv = ["-c", *argv]
     exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
+
+
+def run_module(environ: dict[str, str], name: str, *argv: str) -> None:
+    """As ``python -m name *argv`` with ``environ`` added to the environment."""
+    os.environ.update(environ)
+    sys.argv = [name, *argv]
+    runpy.run_module(name, run_name="__main__", alter_sys=True)
 
 
 def _run(
@@ -58,7 +66,8 @@ def _run(
 class FreshProcess:
     """``module.function(*args)`` in a new process forked from the preloaded fork server.
 
-    ``FreshProcess("_fresh", "run_code", CODE, *argv)`` is ``python -c CODE *argv``.
+    ``FreshProcess("_fresh", "run_code", CODE, *argv)`` is ``python -c CODE *argv``;
+    ``FreshProcess("_fresh", "run_module", ENV, NAME, *argv)`` is ``python -m NAME *argv``.
     """
 
     def __init__(self, module: str, function: str, *args: Any, cwd: Path | None = None) -> None:

@@ -1,16 +1,14 @@
-"""``tracker demo``: as a subprocess (twice on one session) and in-process."""
+"""``tracker demo``: in a new process (twice on one session) and in-process."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _fresh import FreshProcess
 
 from tracker import Tracker
 from tracker.cli import main
@@ -28,17 +26,11 @@ SUMMARY = (
 
 
 def _demo(*args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "tracker", "demo", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-    assert 0 == done.returncode, done.stdout + done.stderr
-    return done.stdout
+    """``python -m tracker demo ARGS`` in a new process (forked from the preloaded server)."""
+    done = FreshProcess("_fresh", "run_module", env or {}, "tracker", "demo", *args, cwd=ROOT)
+    out, err = done.communicate(timeout=120)
+    assert 0 == done.returncode, out + err
+    return out
 
 
 def _version(db: Path, session: str) -> tuple[int, Tracker]:
