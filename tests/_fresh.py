@@ -39,9 +39,17 @@ def run_code(code: str, *argv: str) -> None:
     exec(compile(code, "<string>", "exec"), {"__name__": "__main__"})
 
 
-def run_module(environ: dict[str, str], name: str, *argv: str) -> None:
-    """As ``python -m name *argv`` with ``environ`` added to the environment."""
+def run_module(environ: dict[str, str], stdin: str | None, name: str, *argv: str) -> None:
+    """As ``python -m name *argv`` with ``environ`` added to the environment and, unless None,
+    ``stdin`` (a few KB: it is written to a pipe before the module runs) as standard input."""
     os.environ.update(environ)
+    if stdin is not None:
+        read, write = os.pipe()
+        os.write(write, stdin.encode())
+        os.close(write)
+        os.dup2(read, 0)
+        os.close(read)
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's
     sys.argv = [name, *argv]
     runpy.run_module(name, run_name="__main__", alter_sys=True)
 
@@ -67,7 +75,7 @@ class FreshProcess:
     """``module.function(*args)`` in a new process forked from the preloaded fork server.
 
     ``FreshProcess("_fresh", "run_code", CODE, *argv)`` is ``python -c CODE *argv``;
-    ``FreshProcess("_fresh", "run_module", ENV, NAME, *argv)`` is ``python -m NAME *argv``.
+    ``FreshProcess("_fresh", "run_module", ENV, STDIN, NAME, *argv)`` is ``python -m NAME *argv``.
     """
 
     def __init__(self, module: str, function: str, *args: Any, cwd: Path | None = None) -> None:

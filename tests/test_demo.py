@@ -27,7 +27,7 @@ SUMMARY = (
 
 def _demo(*args: str, env: dict[str, str] | None = None) -> str:
     """``python -m tracker demo ARGS`` in a new process (forked from the preloaded server)."""
-    done = FreshProcess("_fresh", "run_module", env or {}, "tracker", "demo", *args, cwd=ROOT)
+    done = FreshProcess("_fresh", "run_module", env or {}, None, "tracker", "demo", *args, cwd=ROOT)
     out, err = done.communicate(timeout=120)
     assert 0 == done.returncode, out + err
     return out

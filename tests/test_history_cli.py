@@ -1,14 +1,14 @@
-"""Tests for `tracker check` and `tracker repair`, run as `python -m tracker` subprocesses."""
+"""Tests for `tracker check` and `tracker repair`, run as `python -m tracker` in new processes."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _fresh import FreshProcess
 
 from tracker._repair_actions import placeholder_text
 
@@ -29,15 +29,11 @@ ORPHAN = "Invalid parameter: messages with role 'tool' must be a response to a p
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracker", *args],
-        cwd=ROOT,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """``python -m tracker ARGS`` in a new process (forked from the preloaded server)."""
+    proc = FreshProcess("_fresh", "run_module", {}, stdin, "tracker", *args, cwd=ROOT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(["tracker", *args], proc.returncode, out, err)
 
 
 def write(path: Path, items: Any, *, jsonl: bool = False) -> str:
