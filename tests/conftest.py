@@ -11,18 +11,24 @@ worker restoring state from a store, a worker to SIGKILL), fork it with
 `tests/_fresh.py`'s `FreshProcess` (milliseconds: openai, tracker, redis, psycopg preloaded).
 """
 
+from __future__ import annotations
+
 import os
 import ssl
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from _examples import examples
 from _postgres_server import postgres_server, postgres_url  # noqa: F401 - real postgres
 from _redis_server import redis_server, redis_url  # noqa: F401 - real redis-server fixtures
 from hypothesis import settings
-from openai import AsyncOpenAI, OpenAI
 
 from tracker.emulator import Emulator
+
+if TYPE_CHECKING:  # imported by the fixtures: the xdist controller, which also loads this
+    # file, never needs openai (an xdist worker has it already, from tests/_preload.py)
+    from openai import AsyncOpenAI, OpenAI
 
 # Property tests without a count of their own run the default 100 examples, scaled like the
 # others (tests/_examples.py).
@@ -72,6 +78,8 @@ def shared_emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[OpenAI]:
     """A real ``openai.OpenAI`` client talking to ``emulator``; no retries."""
+    from openai import OpenAI
+
     with OpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0) as c:
         yield c
 
@@ -79,5 +87,7 @@ def client(emulator: Emulator) -> Iterator[OpenAI]:
 @pytest.fixture
 async def async_client(emulator: Emulator) -> AsyncIterator[AsyncOpenAI]:
     """A real ``openai.AsyncOpenAI`` client talking to ``emulator``; no retries."""
+    from openai import AsyncOpenAI
+
     async with AsyncOpenAI(base_url=emulator.base_url, api_key="test-key", max_retries=0) as c:
         yield c
