@@ -99,7 +99,8 @@ async def arun_turn(
     (async tools awaited together, plain ones in worker threads); their outputs keep the calls'
     order. ``on_event`` may be a plain or an async callable. ``session_store`` may be an
     ``AsyncStore`` or a sync ``Store`` (its calls then run in a worker thread).
-    ``cancel`` is the same ``CancelToken`` (``cancel()`` from a task or a thread).
+    ``cancel`` is the same ``CancelToken`` (``cancel()`` from a task or a thread); it wakes
+    the awaited waits (poll, backoff, lease) at once, as in ``run_turn``.
     """
     spec = make_spec(
         model,
@@ -206,7 +207,7 @@ async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler 
         answers = [op.decide(request) for request in op.requests]
         return [await a if inspect.isawaitable(a) else a for a in answers]
     if isinstance(op, Sleep):
-        await asyncio.sleep(op.seconds)
+        await _wait(op.seconds, op.cancel)
         return None
     if isinstance(op, ListNewItems):
         newest_first = []
@@ -227,10 +228,7 @@ async def _background(
     if isinstance(op, CancelResponse):
         return await api.responses.cancel(op.response_id)
     if op.wait > 0:  # a poll_interval, or a backoff before resuming: cancel() ends it at once
-        if op.cancel is None:
-            await asyncio.sleep(op.wait)
-        else:
-            await op.cancel._asleep(op.wait)
+        await _wait(op.wait, op.cancel)
     if isinstance(op, Retrieve):
         return await api.responses.retrieve(op.response_id)
     reader = StreamReader(op.index, last_sequence=op.starting_after, response_id=op.response_id)
@@ -238,6 +236,14 @@ async def _background(
         op.response_id, stream=True, starting_after=op.starting_after
     )
     return await _read(events, reader, op, on_event)
+
+
+async def _wait(seconds: float, cancel: CancelToken | None) -> None:
+    """Sleep ``seconds``; with a token, wait on it instead, so ``cancel()`` ends the wait."""
+    if cancel is None:
+        await asyncio.sleep(seconds)
+    else:
+        await cancel._asleep(seconds)
 
 
 async def _read(

@@ -51,10 +51,12 @@ from the response, so its deletion breaks nothing; the emulator accepts the pair
 guide's "omitted or false" does).
 
 ``CancelToken.cancel()`` (from any thread or task) stops the turn: before each model call,
-between polls (a ``poll_interval`` wait, like the wait before a resume, waits on the token and
-ends at once), and between the events of a background stream (the response is cancelled on the
-server with ``responses.cancel``). A foreground request in flight cannot be cancelled on the
-server (the service cancels only background responses), so the turn stops once it returns.
+between polls, and between the events of a background stream (the response is cancelled on the
+server with ``responses.cancel``). Every wait of the loop waits on the token and ends at once:
+a ``poll_interval``, the backoff before a resume (``Retrieve``/``Resume`` carry the token) or
+before retrying a failed request, and the wait for a busy session's lease (``Sleep`` carries
+it). A foreground request in flight cannot be cancelled on the server (the service cancels only
+background responses), so the turn stops once it returns.
 """
 
 from __future__ import annotations
@@ -108,8 +110,9 @@ class CancelToken:
     """Asks a running turn to stop: ``run_turn(..., cancel=token)``, then ``token.cancel()``.
 
     Thread-safe; one token may serve several turns (each stops once it is cancelled). A turn
-    waiting between polls (``poll_interval``) or before resuming a stream waits on the token,
-    so ``cancel()`` ends the wait at once.
+    waiting between polls (``poll_interval``), before resuming a stream, before retrying a
+    failed request or for a busy session's lease waits on the token, so ``cancel()`` ends the
+    wait at once.
     """
 
     def __init__(self) -> None:

@@ -15,7 +15,7 @@ Around each call::
 
     p = tracker.prepare(items); tracker.mark_sent(p)
     try: response = create(**p.request_kwargs()); tracker.observe_response(response)
-    except transient: tracker.rewind(p); wait; try again (prepare sends the same delta)
+    except transient: tracker.rewind(p); wait (cancel ends it); try again (same delta)
     except anything else: tracker.rewind(p); raise
 
 A retried request cannot duplicate anything in a ``previous_response_id`` chain: a response

@@ -64,9 +64,11 @@ class RunTools:
 
 @attrs.frozen
 class Sleep:
-    """Wait ``seconds`` before the next try."""
+    """Wait ``seconds`` before the next try (less if ``cancel`` is cancelled meanwhile: the
+    wait waits on the token, as ``Retrieve``'s does); send back ``None``."""
 
     seconds: float
+    cancel: CancelToken | None = None
 
 
 @attrs.frozen

@@ -52,14 +52,25 @@ class TurnCancelledError(TrackerError, RuntimeError):
     ``response_id`` names the cancelled response (``None`` if none was in flight). ``result``
     is the partial ``TurnResult`` and ``tracker`` the tracker to continue with: it holds
     exactly what the server holds (a cancelled response is never observed, so the request's
-    input is sent again by the next turn; pending calls get a placeholder output there).
+    input is sent again by the next turn). ``outputs`` are the tool outputs (and approval
+    answers) computed for calls the tracker still has pending: pass ``input=exc.outputs`` (plus
+    any new input) with ``tracker=exc.tracker`` to deliver them; calls left without one get a
+    placeholder output. A session store keeps them by itself (its next turn delivers them).
+    A turn cancelled while it waited for a busy session's lease has no ``result`` (``None``):
+    it held nothing and the session is unchanged in its store.
     """
 
     def __init__(
-        self, message: str, *, response_id: str | None, result: TurnResult | None = None
+        self,
+        message: str,
+        *,
+        response_id: str | None,
+        result: TurnResult | None = None,
+        outputs: tuple[Any, ...] = (),
     ) -> None:
         super().__init__(message)
         self.response_id = response_id
+        self.outputs = outputs
         self.result = result
         self.tracker: Tracker | None = result.tracker if result is not None else None
 

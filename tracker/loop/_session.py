@@ -6,8 +6,8 @@ items twice. So a turn claims the session's lease *before* its first model call
 (``tracker.stores.claim_session``: compare-and-set, one winner). While it holds the lease it
 saves progress after each model call and after each batch of tools (renewing the lease), and
 frees the lease with its final save. A busy session is waited for, with backoff, up to
-``lease_wait`` seconds, then ``SessionBusyError``; a conflict never re-runs a tool or re-sends
-a delta.
+``lease_wait`` seconds, then ``SessionBusyError`` (the turn's ``CancelToken`` ends that wait at
+once with ``TurnCancelledError``); a conflict never re-runs a tool or re-sends a delta.
 
 A worker that crashes mid-turn leaves the last progress saved: the tracker (a restored tracker
 re-sends deltas that were in flight) and the turn's record ``{"input": <input_key>,
@@ -32,9 +32,10 @@ from tracker._errors import ConflictError, SessionBusyError, StoreError, UsageEr
 from tracker._tracker import Tracker
 from tracker.stores import AsyncStore, LeasedSession, Store
 
+from ._background import CancelToken
 from ._core import Checkpoint, Sleep, TurnSpec, drive, input_key
 from ._ops import Op
-from ._results import TurnResult
+from ._results import TurnCancelledError, TurnResult
 
 __all__ = [
     "DEFAULT_LEASE_WAIT",
@@ -150,7 +151,7 @@ def serve_session(
     A failed turn releases the session with its last progress before the error is re-raised,
     so the session holds what the server holds.
     """
-    session: LeasedSession = yield from _claim(lease_wait)
+    session: LeasedSession = yield from _claim(session_id, lease_wait, spec.cancel)
     key = input_key(user_input)
     lost: list[ConflictError] = []
     try:
@@ -193,8 +194,14 @@ def serve_session(
     return attrs.evolve(result, session_version=saved)
 
 
-def _claim(lease_wait: float) -> Generator[SessionOp | Op, Any, LeasedSession]:
-    """Claim the lease, waiting with backoff while the session is busy (up to ``lease_wait``)."""
+def _claim(
+    session_id: str, lease_wait: float, cancel: CancelToken | None
+) -> Generator[SessionOp | Op, Any, LeasedSession]:
+    """Claim the lease, waiting with backoff while the session is busy (up to ``lease_wait``).
+
+    The waits wait on ``cancel``: its ``cancel()`` ends them at once with ``TurnCancelledError``
+    (nothing was claimed, so the session is left as its store holds it).
+    """
     waited = 0.0
     tries = 0
     while True:
@@ -211,8 +218,15 @@ def _claim(lease_wait: float) -> Generator[SessionOp | Op, Any, LeasedSession]:
                 delay = min(delay, max(exc.expires_in, 0.0) + 0.001)
             # Jitter, so workers waiting on one session do not all retry at the same instant.
             delay *= 1.0 - 0.5 * random.random()
-            yield Sleep(delay)
+            yield Sleep(delay, cancel)
             waited += delay
+            if cancel is not None and cancel.cancelled:
+                raise TurnCancelledError(
+                    f"The turn was cancelled while waiting for session {session_id!r}, busy "
+                    f"with another worker ({exc}). Nothing was claimed or sent: the session is "
+                    "unchanged in its store; run the turn again to serve it.",
+                    response_id=None,
+                ) from exc
 
 
 def _relay(

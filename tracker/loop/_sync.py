@@ -133,8 +133,10 @@ def run_turn(
     (default ``time.monotonic``; tests inject one), or one the service will not resume, is
     retried as before. ``cancel``: a ``CancelToken``; ``token.cancel()`` from another thread
     stops the turn with ``TurnCancelledError`` (its ``.result`` and ``.tracker``), cancelling
-    a background response on the server (``tracker/loop/_background.py``); a ``poll_interval``
-    wait in progress ends at once.
+    a background response on the server (``tracker/loop/_background.py``); a wait in progress
+    (a ``poll_interval``, a retry's backoff, a busy session's ``lease_wait``) ends at once, with
+    the tracker rewound and a lease taken released (``.outputs``: the tool outputs not yet
+    delivered).
 
     ``compact=True`` compacts before the turn: a stored chain with ``responses.compact`` (the
     turn's first request then starts a new chain carrying the window), a conversation or a
@@ -256,7 +258,7 @@ def _perform(api: openai.OpenAI, op: Op, on_event: EventHandler | None) -> Any:
     if isinstance(op, AskApproval):
         return [op.decide(request) for request in op.requests]
     if isinstance(op, Sleep):
-        time.sleep(op.seconds)
+        _wait(op.seconds, op.cancel)
         return None
     if isinstance(op, ListNewItems):
         newest_first = []
@@ -274,10 +276,7 @@ def _background(
     if isinstance(op, CancelResponse):
         return api.responses.cancel(op.response_id)
     if op.wait > 0:  # a poll_interval, or a backoff before resuming: cancel() ends it at once
-        if op.cancel is None:
-            time.sleep(op.wait)
-        else:
-            op.cancel._sleep(op.wait)
+        _wait(op.wait, op.cancel)
     if isinstance(op, Retrieve):
         return api.responses.retrieve(op.response_id)
     reader = StreamReader(op.index, last_sequence=op.starting_after, response_id=op.response_id)
@@ -286,6 +285,14 @@ def _background(
         return api.responses.retrieve(op.response_id, stream=True, starting_after=op.starting_after)
 
     return _read(open_stream, reader, op, on_event)
+
+
+def _wait(seconds: float, cancel: CancelToken | None) -> None:
+    """Sleep ``seconds``; with a token, wait on it instead, so ``cancel()`` ends the wait."""
+    if cancel is None:
+        time.sleep(seconds)
+    else:
+        cancel._sleep(seconds)
 
 
 def _read(

@@ -277,20 +277,25 @@ class _Turn:
             f"The turn was cancelled after {len(self.responses)} model call(s)"
             + (f"; response {response_id} was cancelled" if response_id else "")
             + ". The tracker holds what the server holds (a cancelled response is not chained "
-            "from): pass exc.tracker to the next turn; calls left pending get a placeholder "
-            "output there.",
+            "from): pass exc.tracker to the next turn, with input=exc.outputs (the tool outputs "
+            "not delivered yet) plus any new input; calls left without one get a placeholder.",
             response_id=response_id,
+            outputs=self.undelivered(),
             result=self.result(final_text(last)),
         )
 
-    def timed_out(self, exc: PollTimeoutError) -> PollTimeoutError:
-        """``exc`` with the partial result and the outputs the unanswered request carried."""
+    def undelivered(self) -> tuple[Any, ...]:
+        """The turn's outputs for calls the tracker still has pending (no response holds them)."""
         pending = set(self.tracker.pending_call_ids)
-        outputs = tuple(
+        return tuple(
             item
             for item in self.items
             if (info := read_item(item)).is_output and info.call_id in pending
         )
+
+    def timed_out(self, exc: PollTimeoutError) -> PollTimeoutError:
+        """``exc`` with the partial result and the outputs the unanswered request carried."""
+        outputs = self.undelivered()
         last = _output_items(self.responses[-1]) if self.responses else []
         error = PollTimeoutError(
             str(exc),
@@ -306,9 +311,18 @@ class _Turn:
     def backoff(
         self, index: int, failures: int, delay: float, exc: BaseException
     ) -> Generator[Op, Any, None]:
+        """Wait ``delay`` before retrying after ``exc``; ``TurnCancelledError`` if the turn's
+        token is cancelled (the wait waits on it, so it ends at once; the tracker was rewound)."""
         self.errors.append(exc)
         yield Emit(Retrying(index=index, attempt=failures, delay=delay, error=exc))
-        yield Sleep(delay)
+        cancel = self.spec.cancel
+        yield Sleep(delay, cancel)
+        if cancel is not None and cancel.cancelled:
+            raise TurnCancelledError(
+                f"The turn was cancelled while waiting {delay:g} s to retry request {index} "
+                f"after {type(exc).__name__}.",
+                response_id=None,
+            ) from exc
 
     def run_tools(self, calls: list[Any], approvals: list[Any]) -> Generator[Op, Any, None]:
         """Answer the approval requests (``_approvals``) and run the calls; the answers and
