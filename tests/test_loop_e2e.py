@@ -461,3 +461,37 @@ def test_the_same_input_object_reused_next_turn_is_sent(client: OpenAI) -> None:
     first = run_turn(client, model="emu-1", input=[cont])
     second = run_turn(client, model="emu-1", input=[cont], tracker=first.tracker)
     assert [1] == [r.sent for r in second.requests]
+
+
+def _suspended_client_generators() -> list[str]:
+    """The openai/httpx async generators started and neither finished nor closed."""
+    import gc
+    import inspect
+
+    gc.collect()
+    return [
+        f"{g.ag_code.co_filename.rsplit('/', 2)[-2]}:{g.ag_code.co_qualname}"
+        for g in gc.get_objects()
+        if inspect.isasyncgen(g)
+        and g.ag_frame is not None
+        and g.ag_frame.f_lasti >= 0
+        and ("/openai/" in g.ag_code.co_filename or "/httpx/" in g.ag_code.co_filename)
+    ]
+
+
+async def test_async_turn_leaves_no_client_stream_suspended(
+    async_client: AsyncOpenAI, emulator: Emulator
+) -> None:
+    """A streamed async turn (and its conversation listing) reads every client stream to its end."""
+    before = _suspended_client_generators()
+    conv = await async_client.conversations.create()
+    result = await arun_turn(
+        async_client,
+        model="emu-1",
+        input=PROMPT,
+        tools=TOOLS,
+        conversation=conv.id,
+        stream=True,
+    )
+    assert result.text.startswith("Done. ")
+    assert before == _suspended_client_generators()

@@ -210,14 +210,26 @@ async def _perform(api: openai.AsyncOpenAI, op: Op, on_event: AsyncEventHandler 
         await _wait(op.seconds, op.cancel)
         return None
     if isinstance(op, ListNewItems):
-        newest_first = []
-        pages = api.conversations.items.list(op.conversation_id, order="desc", limit=100)
-        async for item in pages:
-            if op.known(item):
-                break
-            newest_first.append(item)
-        return newest_first[::-1]
+        return await _new_items(api, op)
     raise AssertionError(f"unknown operation {op!r}")  # pragma: no cover
+
+
+async def _new_items(api: openai.AsyncOpenAI, op: ListNewItems) -> list[Any]:
+    """The conversation's items newer than the newest one the tracker knows, oldest first.
+
+    Page by page, not ``async for`` over the paginator: stopping at a known item would leave
+    its async generators suspended (see ``_read``).
+    """
+    newest_first: list[Any] = []
+    page = await api.conversations.items.list(op.conversation_id, order="desc", limit=100)
+    while True:
+        for item in page.data:
+            if op.known(item):
+                return newest_first[::-1]
+            newest_first.append(item)
+        if not page.has_next_page():
+            return newest_first[::-1]
+        page = await page.get_next_page()
 
 
 async def _background(
@@ -249,17 +261,28 @@ async def _wait(seconds: float, cancel: CancelToken | None) -> None:
 async def _read(
     events: Any, reader: StreamReader, op: Create | Resume, on_event: AsyncEventHandler | None
 ) -> Any:
-    """Read a stream to its terminal event; ``StreamCut`` if it stops (or is cancelled) first."""
+    """Read a stream to its terminal event; ``StreamCut`` if it stops (or is cancelled) first.
+
+    After the terminal event the stream is still read to its end (the service closes it there):
+    leaving early would leave the client's chain of async generators (openai's and httpx's)
+    suspended, to be finalized whenever and wherever the garbage collector meets them, possibly
+    in another thread or after this event loop closed ("Exception ignored in ...
+    BoundAsyncStream.__aiter__": ``async generator already executing``).
+    """
+    final: Any = None
     async with events:
         try:
             async for event in events:
+                if final is not None:
+                    continue
                 delta, final = reader.feed(event)
                 if delta is not None:
                     await _emit(on_event, delta)
-                if final is not None:
-                    return final
-                if reader.should_stop(op.cancel):
+                if final is None and reader.should_stop(op.cancel):
                     raise reader.cut(cancelled=True)
         except openai.APIConnectionError as exc:
-            raise reader.cut() from exc
+            if final is None:
+                raise reader.cut() from exc
+    if final is not None:
+        return final
     raise reader.cut()
