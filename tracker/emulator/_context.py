@@ -188,7 +188,35 @@ class Context:
         return _HeldView(self.index.items, start, self.length)
 
 
-class _HeldView(Sequence[dict[str, Any]]):
+class _IndexedView(Sequence[dict[str, Any]]):
+    """A read-only sequence of items: slicing and negative indices on top of ``_at``."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError  # pragma: no cover - every view defines it
+
+    def _at(self, i: int) -> dict[str, Any]:
+        """The item at ``0 <= i < len(self)``."""
+        raise NotImplementedError  # pragma: no cover - every view defines it
+
+    @overload
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(i, slice):
+            return [self._at(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("context index out of range")
+        return self._at(i)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i in range(len(self)):
+            yield self._at(i)
+
+
+class _HeldView(_IndexedView):
     """``items[start:stop]``, each item deep-copied when read (the script may change it)."""
 
     def __init__(self, items: list[dict[str, Any]], start: int, stop: int) -> None:
@@ -197,25 +225,11 @@ class _HeldView(Sequence[dict[str, Any]]):
     def __len__(self) -> int:
         return self._stop - self._start
 
-    @overload
-    def __getitem__(self, i: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
-    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError("context index out of range")
+    def _at(self, i: int) -> dict[str, Any]:
         return copy.deepcopy(self._items[self._start + i])
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for i in range(len(self)):
-            yield self[i]
 
-
-class ScriptContext(Sequence[dict[str, Any]]):
+class ScriptContext(_IndexedView):
     """What the script reads: ``head`` (copies), then a held view, then ``tail`` (copies).
 
     A ``Sequence``, as the ``Script`` protocol says: indexing and slicing return plain dicts,
@@ -234,26 +248,12 @@ class ScriptContext(Sequence[dict[str, Any]]):
     def __len__(self) -> int:
         return self._len
 
-    @overload
-    def __getitem__(self, i: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[dict[str, Any]]: ...
-    def __getitem__(self, i: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(self._len))]
-        if i < 0:
-            i += self._len
-        if not 0 <= i < self._len:
-            raise IndexError("context index out of range")
+    def _at(self, i: int) -> dict[str, Any]:
         for part in self._parts:
             if i < len(part):
                 return part[i]
             i -= len(part)
         raise IndexError("context index out of range")  # pragma: no cover - bounds checked
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for i in range(self._len):
-            yield self[i]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Sequence) and list(self) == list(other)
