@@ -1,6 +1,7 @@
 """Plain-dict items and messages for tests: one definition each, shared by the test modules.
 
-Responses items: ``user``, ``said``, ``call``, ``output``, ``reasoning``; numbered variants
+Responses items: ``user``, ``said`` (``said_as`` with an item id), ``call``, ``output``,
+``reasoning``; numbered variants
 ``numbered_call`` / ``numbered_output`` (``call_<n>`` with item id ``fc_<n>``). Chat
 Completions messages: ``chat_calls`` (an assistant message with ``tool_calls``) and ``tool``.
 Extra keyword arguments become extra fields (``call("a", id="fc_a")``).
@@ -20,6 +21,16 @@ def said(text: str = "done") -> dict[str, Any]:
     """An assistant output message (Responses ``message`` item with ``output_text``)."""
     return {
         "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text}],
+    }
+
+
+def said_as(item_id: str, text: str) -> dict[str, Any]:
+    """``said(text)`` carrying the server's item id ``item_id`` (``msg_...``)."""
+    return {
+        "type": "message",
+        "id": item_id,
         "role": "assistant",
         "content": [{"type": "output_text", "text": text}],
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tracker.loop import RetryPolicy
@@ -22,6 +23,17 @@ def add(a: int, b: int) -> int:
 
 
 TOOLS: list[Any] = [weather, add]
+
+
+def counting_weather(ran: list[str]) -> Callable[[str], str]:
+    """A ``weather`` tool that appends each city it is asked about to ``ran``."""
+
+    def weather(city: str) -> str:
+        """Weather, counting its runs."""
+        ran.append(city)
+        return f"sunny in {city}"
+
+    return weather
 
 
 def request_bodies(emulator: Any) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from _builders import said_as, user
 from _examples import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,19 +17,6 @@ from openai import OpenAI
 from tracker import EditedHistoryError, HistoryError, Tracker, UsageError
 from tracker._rules import RuleOptions, check_input_references
 from tracker.emulator import Emulator
-
-
-def _user(text: str) -> dict[str, Any]:
-    return {"role": "user", "content": text}
-
-
-def _msg(item_id: str, text: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": item_id,
-        "role": "assistant",
-        "content": [{"type": "output_text", "text": text}],
-    }
 
 
 def _run(t: Tracker, history: list[Any], rid: str, *output: dict[str, Any]) -> Any:
@@ -41,34 +29,34 @@ def _run(t: Tracker, history: list[Any], rid: str, *output: dict[str, Any]) -> A
 
 def _two_turns(t: Tracker) -> list[Any]:
     """Run two turns; return the history the chain then holds (inputs and outputs)."""
-    history: list[Any] = [_user("hi")]
-    _run(t, history, "resp_1", _msg("msg_1", "yo"))
-    history += [_msg("msg_1", "yo"), _user("again")]
-    _run(t, history, "resp_2", _msg("msg_2", "ok"))
-    return [*history, _msg("msg_2", "ok")]
+    history: list[Any] = [user("hi")]
+    _run(t, history, "resp_1", said_as("msg_1", "yo"))
+    history += [said_as("msg_1", "yo"), user("again")]
+    _run(t, history, "resp_2", said_as("msg_2", "ok"))
+    return [*history, said_as("msg_2", "ok")]
 
 
 def test_unedited_whole_history_sends_only_the_new_items() -> None:
     """No edit: the delta is the new message, the chain continues, nothing is restarted."""
     t = Tracker()
-    history = [*_two_turns(t), _user("three")]
+    history = [*_two_turns(t), user("three")]
     p = t.prepare(history)
-    assert ((_user("three"),), "resp_2", None) == (p.input, p.previous_response_id, p.restarted)
+    assert ((user("three"),), "resp_2", None) == (p.input, p.previous_response_id, p.restarted)
 
 
 def test_edited_item_restarts_the_chain_with_the_whole_history() -> None:
     """An edited message: the request is the whole edited history, with no previous response."""
     t = Tracker()
     history = _two_turns(t)
-    history[1] = _msg("msg_1", "EDITED")
-    history.append(_user("three"))
+    history[1] = said_as("msg_1", "EDITED")
+    history.append(user("three"))
     p = t.prepare(history)
     assert (tuple(history), None) == (p.input, p.previous_response_id)
     assert (1, "msg_1") == (p.restarted.index, p.restarted.item_id)
     t.mark_sent(p)
-    t.observe_response({"id": "resp_3", "output": [_msg("msg_3", "fine")]})
-    nxt = t.prepare([*history, _msg("msg_3", "fine"), _user("four")])
-    assert ((_user("four"),), "resp_3", None) == (
+    t.observe_response({"id": "resp_3", "output": [said_as("msg_3", "fine")]})
+    nxt = t.prepare([*history, said_as("msg_3", "fine"), user("four")])
+    assert ((user("four"),), "resp_3", None) == (
         nxt.input,
         nxt.previous_response_id,
         nxt.restarted,
@@ -80,7 +68,7 @@ def test_on_edit_raise_names_the_item_and_leaves_the_tracker_unchanged() -> None
     t = Tracker(on_edit="raise")
     history = _two_turns(t)
     before = t.to_state()
-    history[1] = _msg("msg_1", "EDITED")
+    history[1] = said_as("msg_1", "EDITED")
     with pytest.raises(EditedHistoryError) as info:
         t.prepare(history)
     assert (1, "msg_1") == (info.value.index, info.value.item_id)
@@ -94,7 +82,7 @@ def test_on_edit_raise_names_the_item_and_leaves_the_tracker_unchanged() -> None
     [
         (lambda h: h[1:], 0),  # a trimming step drops the oldest item
         (lambda h: h[:2] + h[3:], 2),  # an item removed in the middle
-        (lambda h: [_user("system says"), *h], 0),  # an item inserted at the front
+        (lambda h: [user("system says"), *h], 0),  # an item inserted at the front
         (lambda h: h[:2], 2),  # the last item passed removed
         (lambda h: [{**h[0], "content": "HI"}, *h[1:]], 0),  # the first item changed
     ],
@@ -113,24 +101,24 @@ def test_rebuilt_copies_of_the_history_are_not_an_edit() -> None:
     """A history rebuilt from storage (equal copies, not the same objects) is unedited."""
     t = Tracker(on_edit="raise")
     history = copy.deepcopy(_two_turns(t))
-    p = t.prepare([*history, _user("three")])
-    assert ((_user("three"),), None) == (p.input, p.restarted)
+    p = t.prepare([*history, user("three")])
+    assert ((user("three"),), None) == (p.input, p.restarted)
 
 
 def test_new_items_alone_are_never_taken_for_an_edit() -> None:
     """A caller passing only new items (the default content_match) is never restarted."""
     t = Tracker(on_edit="raise")
-    _run(t, [_user("one")], "resp_1", _msg("msg_1", "a"))
-    _run(t, [_msg("msg_1", "a"), _user("two")], "resp_2", _msg("msg_2", "b"))
-    p = t.prepare([_user("three")])
-    assert ((_user("three"),), "resp_2", None) == (p.input, p.previous_response_id, p.restarted)
+    _run(t, [user("one")], "resp_1", said_as("msg_1", "a"))
+    _run(t, [said_as("msg_1", "a"), user("two")], "resp_2", said_as("msg_2", "b"))
+    p = t.prepare([user("three")])
+    assert ((user("three"),), "resp_2", None) == (p.input, p.previous_response_id, p.restarted)
 
 
 def test_conversation_edit_raises_even_under_restart() -> None:
     """A conversation cannot be restarted by the tracker: the edit raises, naming the fix."""
     t = Tracker(conversation_id="conv_1")
     history = _two_turns(t)
-    history[0] = _user("HI")
+    history[0] = user("HI")
     with pytest.raises(EditedHistoryError, match="start a new conversation"):
         t.prepare(history)
 
@@ -140,12 +128,12 @@ def test_stateless_edit_replaces_the_transcript_and_keeps_the_cache_key() -> Non
     t = Tracker(store=False)
     key = t.prompt_cache_key
     history = _two_turns(t)
-    history[2] = _user("AGAIN")
+    history[2] = user("AGAIN")
     p = t.prepare(history)
     assert (tuple(history), 0, 2) == (p.input, p.replayed, p.restarted.index)
     t.mark_sent(p)
-    t.observe_response({"id": "resp_3", "store": False, "output": [_msg("msg_3", "c")]})
-    assert ([*history, _msg("msg_3", "c")], key) == (list(t.transcript), t.prompt_cache_key)
+    t.observe_response({"id": "resp_3", "store": False, "output": [said_as("msg_3", "c")]})
+    assert ([*history, said_as("msg_3", "c")], key) == (list(t.transcript), t.prompt_cache_key)
 
 
 def test_rewound_restart_returns_to_the_old_chain() -> None:
@@ -153,7 +141,7 @@ def test_rewound_restart_returns_to_the_old_chain() -> None:
     t = Tracker()
     history = _two_turns(t)
     before = t.to_state()
-    edited = [_user("HI"), *history[1:]]
+    edited = [user("HI"), *history[1:]]
     p = t.prepare(edited)
     t.mark_sent(p)
     t.rewind(p)
@@ -165,8 +153,8 @@ def test_restart_refused_while_another_request_is_in_flight() -> None:
     """Marking a restart while another request awaits its response is a UsageError."""
     t = Tracker()
     history = _two_turns(t)
-    restart = t.prepare([_user("HI"), *history[1:]])
-    t.mark_sent(t.prepare([*history, _user("other")]))
+    restart = t.prepare([user("HI"), *history[1:]])
+    t.mark_sent(t.prepare([*history, user("other")]))
     with pytest.raises(UsageError, match="another request is in flight"):
         t.mark_sent(restart)
 
@@ -178,9 +166,9 @@ def test_edit_check_survives_the_snapshot() -> None:
     state = json.loads(json.dumps(t.to_state()))
     assert 3 == len(state["history"])  # the items passed (msg_2 never was)
     restored = Tracker.from_state(state, on_edit="raise")
-    assert (_user("x"),) == restored.prepare([*history, _user("x")]).input
+    assert (user("x"),) == restored.prepare([*history, user("x")]).input
     with pytest.raises(EditedHistoryError):
-        restored.prepare([history[0], _msg("msg_1", "EDITED"), *history[2:]])
+        restored.prepare([history[0], said_as("msg_1", "EDITED"), *history[2:]])
 
 
 def test_version_2_snapshot_without_history_still_loads() -> None:
@@ -191,7 +179,7 @@ def test_version_2_snapshot_without_history_still_loads() -> None:
     del state["history"]
     state["version"] = 2
     restored = Tracker.from_state(state)
-    assert (_user("x"),) == restored.prepare([*history, _user("x")]).input
+    assert (user("x"),) == restored.prepare([*history, user("x")]).input
 
 
 def test_on_edit_must_be_restart_or_raise() -> None:
@@ -206,11 +194,11 @@ def _reasoning(item_id: str) -> dict[str, Any]:
 
 def _reasoned_chain(t: Tracker) -> list[Any]:
     """Two turns whose answers each follow a reasoning item; the history the caller holds."""
-    history: list[Any] = [_user("hi")]
-    _run(t, history, "resp_1", _reasoning("rs_1"), _msg("msg_1", "yo"))
-    history += [_reasoning("rs_1"), _msg("msg_1", "yo"), _user("again")]
-    _run(t, history, "resp_2", _reasoning("rs_2"), _msg("msg_2", "ok"))
-    return [*history, _reasoning("rs_2"), _msg("msg_2", "ok"), _user("three")]
+    history: list[Any] = [user("hi")]
+    _run(t, history, "resp_1", _reasoning("rs_1"), said_as("msg_1", "yo"))
+    history += [_reasoning("rs_1"), said_as("msg_1", "yo"), user("again")]
+    _run(t, history, "resp_2", _reasoning("rs_2"), said_as("msg_2", "ok"))
+    return [*history, _reasoning("rs_2"), said_as("msg_2", "ok"), user("three")]
 
 
 @pytest.mark.parametrize(
@@ -243,7 +231,7 @@ def test_an_answer_edited_in_its_place_keeps_its_reasoning() -> None:
     """An item edited under its own id stays with its reasoning: nothing is dropped."""
     t = Tracker(check="repair")
     history = _reasoned_chain(t)
-    history[2] = _msg("msg_1", "EDITED")
+    history[2] = said_as("msg_1", "EDITED")
     p = t.prepare(history)
     assert (tuple(history), ()) == (p.input, p.repairs)
 
@@ -258,14 +246,21 @@ def test_restart_under_the_switch_never_sends_a_client_call_by_its_id(by_referen
     item_reference (which the tracker cannot inline) is refused before sending (a fresh chain
     holds no such call: P2), tracker unchanged."""
     t = Tracker(rules=RuleOptions(reject_referenced_client_calls=True))
-    history: list[Any] = [_user("hi")]
-    _run(t, history, "resp_1", _msg("msg_1", "yo"))
-    history += [_msg("msg_1", "yo"), _user("go")]
+    history: list[Any] = [user("hi")]
+    _run(t, history, "resp_1", said_as("msg_1", "yo"))
+    history += [said_as("msg_1", "yo"), user("go")]
     _run(t, history, "resp_2", _CALL)
     history += [_CALL, _OUT]
-    _run(t, history, "resp_3", _msg("msg_3", "ok"))
+    _run(t, history, "resp_3", said_as("msg_3", "ok"))
     call = {"type": "item_reference", "id": "fc_1"} if by_reference else _CALL
-    edited = [_user("hi"), _msg("msg_1", "EDITED"), _user("go"), call, _OUT, _msg("msg_3", "ok")]
+    edited = [
+        user("hi"),
+        said_as("msg_1", "EDITED"),
+        user("go"),
+        call,
+        _OUT,
+        said_as("msg_3", "ok"),
+    ]
     before = t.to_state()
     if by_reference:
         with pytest.raises(HistoryError, match="call_1"):
@@ -281,7 +276,7 @@ def test_restart_under_the_switch_never_sends_a_client_call_by_its_id(by_referen
 
 def _history(n: int) -> list[dict[str, Any]]:
     """``n`` items, user and assistant by turns, every content distinct."""
-    return [_user(f"u{i}") if i % 2 == 0 else _msg(f"msg_{i}", f"a{i}") for i in range(n)]
+    return [user(f"u{i}") if i % 2 == 0 else said_as(f"msg_{i}", f"a{i}") for i in range(n)]
 
 
 def _held_tracker(history: list[Any], turns: int) -> Tracker:
@@ -313,9 +308,9 @@ def test_random_edits_behind_the_chain_are_always_detected(
     elif kind == "remove":
         del edited[i]
     else:
-        edited.insert(i, _user("inserted"))
+        edited.insert(i, user("inserted"))
     with pytest.raises(EditedHistoryError) as info:
-        t.prepare([*edited, _user("next")])
+        t.prepare([*edited, user("next")])
     assert i == info.value.index
 
 
@@ -335,8 +330,8 @@ def test_unedited_histories_never_trigger(
     if restored:
         t = Tracker.from_state(t.to_state(), on_edit="raise")
     again = copy.deepcopy(history) if rebuilt else history
-    p = t.prepare([*again, _user("next")])
-    assert ((_user("next"),), None) == (p.input, p.restarted)
+    p = t.prepare([*again, user("next")])
+    assert ((user("next"),), None) == (p.input, p.restarted)
 
 
 # ---------------------------------------------------------------- end to end
@@ -357,13 +352,13 @@ def test_edited_history_over_http_restarts_or_raises(emu: Emulator) -> None:
         trackers = {"restart": Tracker(check="repair"), "raise": Tracker(on_edit="raise")}
         histories: dict[str, list[Any]] = {}
         for policy, t in trackers.items():
-            history: list[Any] = [_user(f"hello {policy}")]
+            history: list[Any] = [user(f"hello {policy}")]
             for text in ("two", "three"):
                 p = t.prepare(history)
                 t.mark_sent(p)
                 r = client.responses.create(model="emu-reason-1", **p.request_kwargs())
                 t.observe_response(r)
-                history += [*(o.model_dump(exclude_none=True) for o in r.output), _user(text)]
+                history += [*(o.model_dump(exclude_none=True) for o in r.output), user(text)]
             histories[policy] = history
         sent = len(emu.requests_to("/v1/responses"))
         # a trimming step drops the first message and reasoning item: the answer is orphaned
@@ -413,10 +408,10 @@ def test_edit_restart_under_the_switch_sends_client_calls_without_ids() -> None:
         Emulator(seed=6, options=rules) as e,
         OpenAI(base_url=e.base_url, api_key="k", max_retries=0) as client,
     ):
-        history: list[Any] = [_user(_PROMPT)]
+        history: list[Any] = [user(_PROMPT)]
         _tool_turn(client, t, history)
-        history[0] = _user(_PROMPT + " please")
-        history.append(_user("thanks"))
+        history[0] = user(_PROMPT + " please")
+        history.append(user("thanks"))
         p = t.prepare(history)
         t.mark_sent(p)
         r = client.responses.create(model="emu-reason-1", tools=_SPEC, **p.request_kwargs())

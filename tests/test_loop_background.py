@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS
+from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS, counting_weather
 from openai import AsyncOpenAI, OpenAI
 
 from tracker import Tracker, UsageError
@@ -370,11 +370,7 @@ def test_cancelled_session_turn_keeps_its_tool_outputs(api: OpenAI, emu: Emulato
     store = MemoryStore()
     token = CancelToken()
     ran: list[str] = []
-
-    def weather(city: str) -> str:
-        """Weather, counting its runs."""
-        ran.append(city)
-        return f"sunny in {city}"
+    weather = counting_weather(ran)
 
     def on_event(event: Any) -> None:
         if isinstance(event, RequestSent) and event.index == 1:
@@ -397,11 +393,7 @@ def test_response_stuck_queued_times_out_cancelled_and_outputs_are_retried_once(
     with pytest.raises(UsageError, match="poll_timeout"):
         run_turn(api, model="emu-1", input="hi", background=True, poll_timeout=0)
     ran: list[str] = []
-
-    def weather(city: str) -> str:
-        """Weather, counting its runs."""
-        ran.append(city)
-        return f"sunny in {city}"
+    weather = counting_weather(ran)
 
     def on_event(event: Any) -> None:
         if isinstance(event, RequestSent) and event.index == 1:

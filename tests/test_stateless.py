@@ -11,6 +11,7 @@ from typing import Any
 
 import openai
 import pytest
+from _builders import said_as, user
 from _fresh import FreshProcess
 from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
 from _stateless_turns import block_turns
@@ -23,19 +24,6 @@ from tracker.loop import arun_turn, run_turn
 from tracker.stores import SQLiteStore, load_tracker, save_tracker
 
 REASONING_MODEL = "emu-reason-1"
-
-
-def _user(text: str) -> dict[str, Any]:
-    return {"role": "user", "content": text}
-
-
-def _msg(item_id: str, text: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": item_id,
-        "role": "assistant",
-        "content": [{"type": "output_text", "text": text}],
-    }
 
 
 def _response(rid: str, *output: dict[str, Any]) -> dict[str, Any]:
@@ -77,10 +65,10 @@ def test_stateless_prepare_replays_transcript_then_new_items() -> None:
     t = Tracker(store=False)
     first = t.prepare("hi")
     t.mark_sent(first)
-    t.observe_response(_response("resp_1", _reasoning("rs_1"), _msg("msg_1", "yo")))
-    history = [_user("hi"), _msg("msg_1", "yo"), _user("again")]
+    t.observe_response(_response("resp_1", _reasoning("rs_1"), said_as("msg_1", "yo")))
+    history = [user("hi"), said_as("msg_1", "yo"), user("again")]
     second = t.prepare(history)
-    expected = [_user("hi"), _reasoning("rs_1"), _msg("msg_1", "yo"), _user("again")]
+    expected = [user("hi"), _reasoning("rs_1"), said_as("msg_1", "yo"), user("again")]
     assert expected == second.request_input()
     assert {"input": expected} == second.request_kwargs()
     assert 3 == second.replayed
@@ -93,7 +81,7 @@ def test_stateless_rewind_drops_the_failed_request_from_the_transcript() -> None
     t.mark_sent(p)
     t.rewind(p)
     assert () == t.transcript
-    assert [_user("hi")] == t.prepare("hi").request_input()
+    assert [user("hi")] == t.prepare("hi").request_input()
 
 
 def test_stateless_snapshot_carries_transcript_and_cache_key() -> None:
@@ -101,11 +89,11 @@ def test_stateless_snapshot_carries_transcript_and_cache_key() -> None:
     t = Tracker(store=False)
     p = t.prepare("hi")
     t.mark_sent(p)
-    t.observe_response(_response("resp_1", _msg("msg_1", "yo")))
+    t.observe_response(_response("resp_1", said_as("msg_1", "yo")))
     state = json.loads(json.dumps(t.to_state()))
     restored = Tracker.from_state(state)
     assert (t.transcript, t.prompt_cache_key) == (restored.transcript, restored.prompt_cache_key)
-    assert restored.prepare([_user("more")]).request_input() == [*t.transcript, _user("more")]
+    assert restored.prepare([user("more")]).request_input() == [*t.transcript, user("more")]
 
 
 def test_stateless_snapshot_leaves_out_unanswered_request() -> None:
@@ -113,7 +101,7 @@ def test_stateless_snapshot_leaves_out_unanswered_request() -> None:
     t = Tracker(store=False)
     t.mark_sent(t.prepare("hi"))
     restored = Tracker.from_state(t.to_state())
-    assert [_user("hi")] == restored.prepare("hi").request_input()
+    assert [user("hi")] == restored.prepare("hi").request_input()
 
 
 def test_stateless_refuses_item_reference() -> None:
@@ -127,10 +115,10 @@ def test_stateless_reasoning_without_encrypted_content_is_left_out_with_its_ids(
     """Unreplayable reasoning is dropped and its message loses its id (no R0, no A3)."""
     t = Tracker(store=False)
     t.mark_sent(t.prepare("hi"))
-    t.observe_response(_response("resp_1", _reasoning("rs_1", None), _msg("msg_1", "yo")))
-    plain = _msg("msg_1", "yo")
+    t.observe_response(_response("resp_1", _reasoning("rs_1", None), said_as("msg_1", "yo")))
+    plain = said_as("msg_1", "yo")
     del plain["id"]
-    assert (_user("hi"), plain) == t.transcript
+    assert (user("hi"), plain) == t.transcript
 
 
 def test_stateless_checks_the_service_rules_before_sending() -> None:
@@ -165,18 +153,23 @@ def test_stateless_replay_under_the_switch_leaves_out_the_reasoning_of_answered_
     rules = RuleOptions(reject_referenced_client_calls=True)
     t = Tracker(store=False, rules=rules)
     t.mark_sent(t.prepare("hi"))
-    first = (_reasoning("rs_1"), _msg("msg_1", "let me see"), _fc("fc_1", "c1"), _fc("fc_2", "c2"))
+    first = (
+        _reasoning("rs_1"),
+        said_as("msg_1", "let me see"),
+        _fc("fc_1", "c1"),
+        _fc("fc_2", "c2"),
+    )
     t.observe_response(_response("resp_1", *first))
     p = t.prepare([_out("c1"), _out("c2")])
     t.mark_sent(p)
-    t.observe_response(_response("resp_2", _reasoning("rs_2"), _msg("msg_2", "done")))
+    t.observe_response(_response("resp_2", _reasoning("rs_2"), said_as("msg_2", "done")))
     bare = [{k: v for k, v in i.items() if k != "id"} for i in first[1:]]
-    expected = [_user("hi"), *bare, _out("c1"), _out("c2"), _reasoning("rs_2")]
-    expected.append(_msg("msg_2", "done"))
+    expected = [user("hi"), *bare, _out("c1"), _out("c2"), _reasoning("rs_2")]
+    expected.append(said_as("msg_2", "done"))
     sent = t.prepare("more").request_input()
-    assert [*expected, _user("more")] == sent
+    assert [*expected, user("more")] == sent
     assert [] == validate_history(sent, reject_referenced_client_calls=True)
-    assert (_user("hi"), *first, _out("c1"), _out("c2")) == t.transcript[:7]
+    assert (user("hi"), *first, _out("c1"), _out("c2")) == t.transcript[:7]
 
 
 def test_stateless_replay_with_the_switch_off_keeps_ids_and_reasoning() -> None:
@@ -185,18 +178,18 @@ def test_stateless_replay_with_the_switch_off_keeps_ids_and_reasoning() -> None:
     t.mark_sent(t.prepare("hi"))
     t.observe_response(_response("resp_1", _reasoning("rs_1"), _fc("fc_1", "c1")))
     sent = t.prepare([_out("c1")]).request_input()
-    assert [_user("hi"), _reasoning("rs_1"), _fc("fc_1", "c1"), _out("c1")] == sent
+    assert [user("hi"), _reasoning("rs_1"), _fc("fc_1", "c1"), _out("c1")] == sent
 
 
 def test_go_stateless_without_history_names_the_fix() -> None:
     """A chain whose items the tracker does not keep cannot switch without its history."""
     t = Tracker()
     t.mark_sent(t.prepare("hi"))
-    t.observe_response({"id": "resp_1", "output": [_msg("msg_1", "yo")]})
+    t.observe_response({"id": "resp_1", "output": [said_as("msg_1", "yo")]})
     with pytest.raises(TranscriptError, match="go_stateless\\(history=...\\)"):
         t.go_stateless()
     with pytest.raises(TranscriptError, match="msg_1"):
-        t.go_stateless([_user("hi")])
+        t.go_stateless([user("hi")])
     assert ("resp_1", True) == (t.previous_response_id, t.store)
 
 
@@ -204,10 +197,10 @@ def test_go_stateless_with_history_replays_it() -> None:
     """With the chain's history the tracker continues statelessly from it."""
     t = Tracker()
     t.mark_sent(t.prepare("hi"))
-    t.observe_response({"id": "resp_1", "output": [_msg("msg_1", "yo")]})
-    t.go_stateless([_user("hi"), _msg("msg_1", "yo")])
-    p = t.prepare([_user("hi"), _msg("msg_1", "yo"), _user("next")])
-    assert (None, [_user("hi"), _msg("msg_1", "yo"), _user("next")]) == (
+    t.observe_response({"id": "resp_1", "output": [said_as("msg_1", "yo")]})
+    t.go_stateless([user("hi"), said_as("msg_1", "yo")])
+    p = t.prepare([user("hi"), said_as("msg_1", "yo"), user("next")])
+    assert (None, [user("hi"), said_as("msg_1", "yo"), user("next")]) == (
         p.previous_response_id,
         p.request_input(),
     )
@@ -246,7 +239,7 @@ def test_tampered_reasoning_is_the_real_400(zdr_client: OpenAI) -> None:
     rs = first.output[0].model_dump(exclude_none=True)
     rs["encrypted_content"] = rs["encrypted_content"][:-3] + "xyz"
     with pytest.raises(openai.BadRequestError) as info:
-        zdr_client.responses.create(model=REASONING_MODEL, input=[rs, _user("x")], store=False)
+        zdr_client.responses.create(model=REASONING_MODEL, input=[rs, user("x")], store=False)
     assert "invalid_encrypted_content" == info.value.code
 
 
