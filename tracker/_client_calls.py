@@ -52,17 +52,17 @@ def _opens_turn(item: dict[str, Any]) -> bool:
 
 
 def leave_out(
-    items: Sequence[dict[str, Any]], dropped: Callable[[dict[str, Any]], bool]
+    items: Sequence[dict[str, Any]], dropped: Callable[[int, dict[str, Any]], bool]
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """``items`` without those ``dropped`` selects; the items that followed a dropped reasoning
-    item (up to the next reasoning item, tool output or user message) lose their ids, so the
-    service finds no item missing its reasoning (A2/A3). Returns the kept items and the ids of
-    the dropped ones."""
+    """``items`` without those ``dropped(index, item)`` selects; the items that followed a
+    dropped reasoning item (up to the next reasoning item, tool output or user message) lose
+    their ids, so the service finds no item missing its reasoning (A2/A3). Returns the kept
+    items and the ids of the dropped ones."""
     kept: list[dict[str, Any]] = []
     ids: list[str] = []
     orphaned = False
-    for item in items:
-        if dropped(item):
+    for index, item in enumerate(items):
+        if dropped(index, item):
             ids.append(str(item.get("id")))
             orphaned = item.get("type") == "reasoning"
             continue
@@ -89,21 +89,22 @@ def without_client_call_ids(items: Sequence[dict[str, Any]]) -> list[dict[str, A
         for info in (read_item(item, i) for i, item in enumerate(items))
         if info.is_output
     }
-    by_id: set[int] = set()  # id() of the calls to strip (items is alive: no address reuse)
-    reasoning: set[int] = set()  # id() of the reasoning items to leave out
-    current: dict[str, Any] | None = None  # the reasoning item the next items were emitted with
-    for item in items:
+    strip: set[int] = set()  # positions of the calls sent without their id
+    reasoning: set[int] = set()  # positions of the reasoning items left out
+    current: int | None = None  # position of the reasoning the next items were emitted with
+    for index, item in enumerate(items):
         if _opens_turn(item):
-            current = item if item.get("type") == "reasoning" else None
+            current = index if item.get("type") == "reasoning" else None
         elif (
             isinstance(item.get("id"), str)
             and is_client_call(item)
             and field(item, "call_id") in answered
         ):
-            by_id.add(id(item))
+            strip.add(index)
             if current is not None:
-                reasoning.add(id(current))
-    if not by_id:
+                reasoning.add(current)
+    if not strip:
         return list(items)
-    kept, _ = leave_out(items, lambda item: id(item) in reasoning)
-    return [_without_id(item) if id(item) in by_id else item for item in kept]
+    stripped = [_without_id(item) if i in strip else item for i, item in enumerate(items)]
+    kept, _ = leave_out(stripped, lambda index, _item: index in reasoning)
+    return kept

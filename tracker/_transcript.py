@@ -248,7 +248,7 @@ class Transcript:
         """
         wanted = None if item_ids is None else set(item_ids)
 
-        def stale(item: dict[str, Any]) -> bool:
+        def stale(_index: int, item: dict[str, Any]) -> bool:
             return (
                 item.get("type") in ("reasoning", COMPACTION)
                 and bool(item.get("encrypted_content"))
