@@ -110,6 +110,39 @@ def test_failed_background_response_is_sent_again_once(api: OpenAI, emu: Emulato
     _once(emu, result.last_response_id)
 
 
+def test_failed_background_response_keeps_the_outputs_it_carried(
+    api: OpenAI, emu: Emulator
+) -> None:
+    """A response that ends failed for good (invalid_prompt) is raised with the tool outputs
+    it carried and the rewound tracker: passed back, each output is delivered once."""
+    ran: list[str] = []
+    tools: list[Any] = [counting_weather(ran), TOOLS[1]]
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, RequestSent) and (event.index, event.attempt) == (1, 0):
+            emu.inject(Fault(fail="invalid_prompt"))
+
+    with pytest.raises(ResponseFailedError) as info:
+        run_turn(
+            api,
+            model="emu-1",
+            input=PROMPT,
+            tools=tools,
+            background=True,
+            poll_interval=0,
+            on_event=on_event,
+        )
+    err = info.value
+    assert err.result is not None and err.tracker is err.result.tracker
+    assert ("invalid_prompt", str(err.response_id)) == (err.code, str(err.response_id))
+    assert str(err.response_id) in str(err) and "input=exc.outputs" in str(err)
+    assert err.result.responses[0].id == err.tracker.previous_response_id
+    assert ["sunny in Paris", "sunny in Rome"] == [o["output"] for o in err.outputs]
+    result = run_turn(api, model="emu-1", input=list(err.outputs), tools=tools, tracker=err.tracker)
+    assert (ANSWER, 0, ["Paris", "Rome"]) == (result.text, result.abandoned_calls, ran)
+    _once(emu, result.last_response_id)
+
+
 def test_cut_stream_is_resumed_not_sent_again(api: OpenAI, emu: Emulator) -> None:
     """The answer's stream is cut after 2 deltas: resumed from its last event, one response,
     every delta once, no Retrying."""

@@ -36,7 +36,8 @@ from there; the rest are exported by ``tracker``::
     ├── MaxTurnsError(RuntimeError)            [tracker.loop] still calling tools after
     │                                          ``max_turns`` model calls; ``.result``
     ├── ResponseFailedError(RuntimeError)      [tracker.loop] the service reported the
-    │                                          response ``failed``; ``.code``
+    │                                          response ``failed``; ``.code``,
+    │                                          ``.outputs``, ``.result``
     ├── IncompleteStreamError(ConnectionError) [tracker.loop] a stream ended before
     │   │                                      ``response.completed`` (retried)
     │   └── StreamCut [tracker.loop]           ... with where to resume it: ``.response_id``,

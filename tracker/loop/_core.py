@@ -41,6 +41,7 @@ from ._ops import Checkpoint, Compact, Create, Emit, ListNewItems, Op, RunTools,
 from ._results import (
     MaxTurnsError,
     PollTimeoutError,
+    ResponseFailedError,
     ResponseReceived,
     TurnCancelledError,
     TurnResult,
@@ -110,6 +111,8 @@ def drive(
             raise turn.cancelled(exc.response_id) from None
         except PollTimeoutError as exc:
             raise turn.timed_out(exc) from None
+        except ResponseFailedError as exc:
+            raise turn.failed(exc) from None
         yield Emit(ResponseReceived(record=turn.records[-1], response=response))
         output = _output_items(response)
         calls, approvals = _client_work(output, spec)

@@ -113,13 +113,29 @@ class IncompleteStreamError(TrackerError, ConnectionError):
 class ResponseFailedError(TrackerError, RuntimeError):
     """The service reported the response as ``failed``. ``code``/``response_id`` come from it.
 
-    Retried when ``code`` is ``server_error`` or ``rate_limit_exceeded``; raised otherwise.
+    Retried when ``code`` is ``server_error`` or ``rate_limit_exceeded``; raised otherwise (or
+    once the retries are spent). The response is never observed: ``tracker`` (also
+    ``result.tracker``, the partial ``TurnResult``) holds exactly what the server holds, and
+    ``outputs`` are the tool outputs (and approval answers) the failed request carried, which
+    no stored response holds: pass ``input=exc.outputs`` (plus any new input) with
+    ``tracker=exc.tracker`` to deliver them, once. A session store keeps them by itself.
     """
 
-    def __init__(self, message: str, *, code: str | None, response_id: str | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None,
+        response_id: str | None,
+        outputs: tuple[Any, ...] = (),
+        result: TurnResult | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.response_id = response_id
+        self.outputs = outputs
+        self.result = result
+        self.tracker: Tracker | None = result.tracker if result is not None else None
 
 
 @attrs.frozen

@@ -24,6 +24,7 @@ from ._results import (
     PollTimeoutError,
     RequestRecord,
     RequestSent,
+    ResponseFailedError,
     Retrying,
     ToolCalled,
     ToolFinished,
@@ -272,7 +273,6 @@ class _Turn:
 
     def cancelled(self, response_id: str | None) -> TurnCancelledError:
         """The error that ends a cancelled turn, with the partial result."""
-        last = _output_items(self.responses[-1]) if self.responses else []
         return TurnCancelledError(
             f"The turn was cancelled after {len(self.responses)} model call(s)"
             + (f"; response {response_id} was cancelled" if response_id else "")
@@ -281,7 +281,7 @@ class _Turn:
             "not delivered yet) plus any new input; calls left without one get a placeholder.",
             response_id=response_id,
             outputs=self.undelivered(),
-            result=self.result(final_text(last)),
+            result=self.result(final_text(self._last_output())),
         )
 
     def undelivered(self) -> tuple[Any, ...]:
@@ -296,17 +296,30 @@ class _Turn:
     def timed_out(self, exc: PollTimeoutError) -> PollTimeoutError:
         """``exc`` with the partial result and the outputs the unanswered request carried."""
         outputs = self.undelivered()
-        last = _output_items(self.responses[-1]) if self.responses else []
         error = PollTimeoutError(
             str(exc),
             response_id=exc.response_id,
             waited=exc.waited,
             cancelled=exc.cancelled,
             outputs=outputs,
-            result=self.result(final_text(last)),
+            result=self.result(final_text(self._last_output())),
         )
         error.__cause__ = exc.__cause__
         return error
+
+    def failed(self, exc: ResponseFailedError) -> ResponseFailedError:
+        """``exc`` with the partial result and the outputs the failed request carried."""
+        return ResponseFailedError(
+            f"{exc} Retry the turn with tracker=exc.tracker and input=exc.outputs (the tool "
+            "outputs it carried, delivered once).",
+            code=exc.code,
+            response_id=exc.response_id,
+            outputs=self.undelivered(),
+            result=self.result(final_text(self._last_output())),
+        )
+
+    def _last_output(self) -> list[Any]:
+        return _output_items(self.responses[-1]) if self.responses else []
 
     def backoff(
         self, index: int, failures: int, delay: float, exc: BaseException

@@ -39,8 +39,11 @@ def _raise_if_failed(response: Any) -> None:
     code = field(error, "code") if error is not None else None
     message = field(error, "message") if error is not None else None
     response_id = field(response, "id")
+    said = str(message or "no message").rstrip(". ")
     raise ResponseFailedError(
-        f"Response {response_id} failed ({code}): {message or 'no message'}.",
+        f"Response {response_id} failed ({code}): {said}. The tracker never observed it, so "
+        "nothing chains from it and the request's input is sent again by a retry or the next "
+        "turn.",
         code=code,
         response_id=response_id,
     )
