@@ -109,6 +109,32 @@ def test_stale_items_of_a_stateless_transcript_are_dropped_once(
     assert [] == [i for i in last if i.get("type") in ("compaction", "compaction_trigger")]
 
 
+def test_a_stale_item_in_a_compaction_request_is_dropped_once(
+    client: OpenAI, emulator: Emulator
+) -> None:
+    """store=False, compact=True after a key rotation: the compaction_trigger request carries
+    the transcript's stale rs_ item, is refused once, resent without it and compacts; the
+    turn then runs."""
+    tracker = Tracker()
+    events: list[LoopEvent] = []
+    first = run_turn(client, model="emu-reason-1", input="hi", tracker=tracker, store=False)
+    stale = first.responses[0].output[0].id
+    emulator.rotate_keys()
+    second = run_turn(
+        client,
+        model="emu-reason-1",
+        input="again",
+        tracker=tracker,
+        store=False,
+        compact=True,
+        on_event=events.append,
+    )
+    dropped = [(e.index, e.item_ids) for e in events if isinstance(e, EncryptedDropped)]
+    assert ([(-1, (stale,))], (stale,)) == (dropped, second.dropped_encrypted)
+    assert "compaction" == second.compacted.output[0].type
+    assert "You said: again" in second.text
+
+
 def test_compact_true_with_calls_pending_waits_for_their_outputs(
     client: OpenAI, emulator: Emulator
 ) -> None:

@@ -310,7 +310,8 @@ class EncryptedDropped:
 
     ``item_ids`` are the reasoning/compaction items with ``encrypted_content`` that the failed
     request carried inline (all of them: after a key rotation none verifies); ``named`` is the
-    one the service's message names, if any. Happens at most once per turn.
+    one the service's message names, if any. ``index`` is the request's in the turn, -1 for
+    the turn's compaction request. Happens at most once per turn.
     """
 
     index: int

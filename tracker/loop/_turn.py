@@ -55,25 +55,33 @@ class _Turn:
 
     def compact(self) -> Generator[Op, Any, None]:
         """Compact now (see ``_compaction``): a standalone compaction in a stored chain, else a
-        ``compaction_trigger`` request. Raises ``CompactionError`` while calls are pending."""
+        ``compaction_trigger`` request. Raises ``CompactionError`` while calls are pending.
+
+        A 400 ``invalid_encrypted_content`` on it (a stateless transcript's stale item, a
+        waiting window's) is recovered as a turn's request is (``drop_stale``, index -1)."""
         tracker = self.tracker
         standalone = tracker.conversation_id is None and tracker.store
-        if standalone:
-            prepared = tracker.prepare_compact()
-        else:
-            prepared = tracker.prepare([], content_match=False, compact=True)
-        tracker.mark_sent(prepared)
-        try:
+        while True:
             if standalone:
-                compacted = yield Compact({"model": self.spec.model, **prepared.request_kwargs()})
+                prepared = tracker.prepare_compact()
             else:
-                compacted = yield from self.deliver(prepared, -1)
-                _raise_if_failed(compacted)
-            tracker.observe_response(compacted)
-        except BaseException:
-            tracker.rewind(prepared)
-            raise
-        self.compacted = compacted
+                prepared = tracker.prepare([], content_match=False, compact=True)
+            tracker.mark_sent(prepared)
+            try:
+                if standalone:
+                    kwargs = {"model": self.spec.model, **prepared.request_kwargs()}
+                    compacted = yield Compact(kwargs)
+                else:
+                    compacted = yield from self.deliver(prepared, -1)
+                    _raise_if_failed(compacted)
+                tracker.observe_response(compacted)
+            except BaseException as exc:
+                tracker.rewind(prepared)
+                if (yield from self.drop_stale(-1, 1, exc, prepared)):
+                    continue  # a 400 stored nothing: compact again without the stale items
+                raise
+            self.compacted = compacted
+            return
 
     def compact_after(self) -> Generator[Op, Any, None]:
         """Compact after the final answer; a transient failure skips it (noted in errors)."""
