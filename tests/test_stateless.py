@@ -193,6 +193,15 @@ def test_go_stateless_without_history_names_the_fix() -> None:
     assert ("resp_1", True) == (t.previous_response_id, t.store)
 
 
+def test_go_stateless_refuses_an_empty_history_for_a_chain_it_joined() -> None:
+    """A tracker that joined a chain by previous_response_id never saw its items: switching
+    with an empty history would drop them silently, so it is a TranscriptError naming it."""
+    t = Tracker(previous_response_id="resp_old")
+    with pytest.raises(TranscriptError, match="history is empty but chain 'resp_old'"):
+        t.go_stateless([])
+    assert ("resp_old", True) == (t.previous_response_id, t.store)
+
+
 def test_go_stateless_with_history_replays_it() -> None:
     """With the chain's history the tracker continues statelessly from it."""
     t = Tracker()
@@ -311,12 +320,20 @@ def test_stateless_turns_on_an_emulator_refusing_referenced_client_calls() -> No
         assert before["input"] == after["input"][: len(before["input"])]
 
 
-def test_run_turn_store_false_refuses_a_stored_chain_without_its_history(client: OpenAI) -> None:
-    """store=False on a tracker that continued a stored chain names go_stateless(history=...)."""
+def test_run_turn_store_false_refuses_a_stored_chain_without_its_history(
+    client: OpenAI, emulator: Emulator
+) -> None:
+    """store=False on a tracker that continued or joined a stored chain names
+    go_stateless(history=...); nothing is sent."""
     t = Tracker()
-    run_turn(client, model="emu-1", input="hi", tracker=t)
+    first = run_turn(client, model="emu-1", input="hi", tracker=t)
+    sent = len(request_bodies(emulator))
     with pytest.raises(TranscriptError, match="go_stateless"):
         run_turn(client, model="emu-1", input="again", tracker=t, store=False)
+    joined = Tracker(previous_response_id=first.last_response_id)  # never saw the chain's items
+    with pytest.raises(TranscriptError, match="go_stateless"):
+        run_turn(client, model="emu-1", input="again", tracker=joined, store=False)
+    assert (True, sent) == (joined.store, len(request_bodies(emulator)))
 
 
 _WORKER = """

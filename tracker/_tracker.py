@@ -411,8 +411,11 @@ class Tracker:
         whole-history list, or for each response of the chain
         ``client.responses.input_items.list(id)`` followed by its output). Raises
         ``TranscriptError`` (tracker unchanged) when it is missing, lacks an item the chain
-        holds, or holds an item the stateless service would look up; ``UsageError`` in
-        conversation mode or with requests in flight.
+        holds (or is empty while the tracker joined an existing chain with
+        ``previous_response_id=``: it never saw that chain's items, so cannot check a
+        non-empty history against them), or holds an item the stateless service would look
+        up; ``HistoryError`` when the history itself breaks the service's rules;
+        ``UsageError`` in conversation mode or with requests in flight.
         """
         if self._chain.transcript is not None:
             return

@@ -338,6 +338,8 @@ def chain_transcript(
     """The transcript of a stored chain switched to stateless mode (``Tracker.go_stateless``).
 
     ``history`` must hold every item the chain holds; raises ``TranscriptError`` otherwise.
+    What a chain held before this tracker joined it (``Tracker(previous_response_id=...)``)
+    the tracker never saw: an empty history is refused, a non-empty one is taken as given.
     """
     chain = ledger.previous_response_id
     how = (
@@ -350,6 +352,11 @@ def chain_transcript(
             f"go_stateless(): the tracker does not keep the items of chain {shown(chain)}: {how}."
         )
     items = list(history)
+    if not items and chain is not None:  # a chain this tracker joined: it never saw its items
+        raise TranscriptError(
+            f"go_stateless(): the history is empty but chain {shown(chain)} holds items "
+            f"(it began before this tracker, which cannot list them): {how}."
+        )
     missing = _missing(ledger, items)
     if missing:
         raise TranscriptError(
