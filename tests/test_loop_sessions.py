@@ -159,13 +159,21 @@ async def test_store_false_runs_stateless_turns(
     client: OpenAI, async_client: AsyncOpenAI, emulator: Emulator
 ) -> None:
     """store=False runs the turn statelessly (sync and async): the second request replays
-    the first turn's items, with no previous_response_id."""
+    the first turn's items, with no previous_response_id. store=True on a stateless tracker or
+    session is a UsageError, nothing sent (never a silent store=False); the session goes on."""
     tracker = Tracker()
     run_turn(client, model="emu-1", input="x", store=False, tracker=tracker)
     await arun_turn(async_client, model="emu-1", input="y", store=False, tracker=tracker)
+    with pytest.raises(UsageError, match="store=True on a stateless tracker"):
+        run_turn(client, model="emu-1", input="z", store=True, tracker=tracker)
+    store = MemoryStore()
+    run_turn(client, model="emu-1", input="a", store=False, session_store=store, session_id="s")
+    with pytest.raises(UsageError, match="store=True on a stateless tracker"):
+        run_turn(client, model="emu-1", input="b", store=True, session_store=store, session_id="s")
+    run_turn(client, model="emu-1", input="c", session_store=store, session_id="s")
     bodies = request_bodies(emulator)
-    assert [1, 3] == [len(b["input"]) for b in bodies]
-    assert [False, False] == [b["store"] for b in bodies]
+    assert [1, 3, 1, 3] == [len(b["input"]) for b in bodies]
+    assert [False] * 4 == [b["store"] for b in bodies]
     assert all("previous_response_id" not in b for b in bodies)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tracker._errors import UsageError
 from tracker._tracker import Tracker
 from tracker._transcript import INCLUDE_REASONING
 
@@ -24,9 +25,19 @@ def enter_stateless(tracker: Tracker, options: Mapping[str, Any]) -> None:
 
     A fresh tracker switches as is; one that continued a stored chain raises
     ``TranscriptError`` saying how to hand over the chain's items (``go_stateless``).
+    ``store=True`` on a stateless tracker is a ``UsageError``: the turn would otherwise be
+    sent with ``store=False`` against the caller's word (switching back is not supported).
     """
-    if options.get("store") is False and tracker.store:
+    store = options.get("store")
+    if store is False and tracker.store:
         tracker.go_stateless(() if tracker.responses_observed == 0 else None)
+    elif store is True and not tracker.store:
+        raise UsageError(
+            f"store=True on a stateless tracker (store=False, prompt_cache_key "
+            f"{tracker.prompt_cache_key!r}): its turns replay a transcript and are sent with "
+            "store=False. Drop store=True to continue it, or start a stored chain with a new "
+            "Tracker() given the whole history (tracker.transcript) as input."
+        )
 
 
 def stateless_kwargs(kwargs: dict[str, Any], tracker: Tracker) -> dict[str, Any]:
