@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -172,6 +173,51 @@ def test_cut_stream_is_resumed_not_sent_again(api: OpenAI, emu: Emulator) -> Non
     assert [StreamCut] == [type(e) for e in result.errors]
     assert 1 == len(_gets(emu, [result.responses[2].id]))  # the resume; no polls needed
     _once(emu, result.last_response_id)
+
+
+@pytest.mark.parametrize("mode", ["conversation", "stateless"])
+def test_cut_stream_is_resumed_in_a_conversation_and_statelessly(
+    api: OpenAI, emu: Emulator, mode: str
+) -> None:
+    """Outside a chain too, a background stream cut mid-way is resumed, not sent again: one
+    POST per response, every delta once, each output once in what the server holds (the
+    conversation) or in the last replay (stateless)."""
+    deltas: list[str] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, TextDelta):
+            deltas.append(event.text)
+        if isinstance(event, RequestSent) and (event.index, event.attempt) == (2, 0):
+            emu.inject(Fault(cut_after=7))
+
+    where: dict[str, Any] = {"store": False}
+    if mode == "conversation":
+        where = {"conversation": api.conversations.create().id}
+    posts = len(emu.requests_to("/v1/responses"))
+    result = run_turn(
+        api,
+        model="emu-1",
+        input=PROMPT,
+        tools=TOOLS,
+        stream=True,
+        background=True,
+        poll_interval=0,
+        on_event=on_event,
+        retry=NO_WAIT,
+        **where,
+    )
+    assert (ANSWER, ANSWER) == (result.text, "".join(deltas))
+    assert [StreamCut] == [type(e) for e in result.errors]
+    bodies = emu.requests_to("/v1/responses")[posts:]
+    assert 3 == len(bodies)
+    if mode == "conversation":
+        items = emu.context_items(conversation_id=where["conversation"])
+        outputs = emu.context_outputs(conversation_id=where["conversation"])
+    else:
+        items = bodies[-1]["input"]
+        outputs = Counter(i["call_id"] for i in items if i.get("type") == "function_call_output")
+    calls = [i["call_id"] for i in items if i.get("type") == "function_call"]
+    assert (3, dict.fromkeys(calls, 1)) == (len(calls), outputs)
 
 
 @pytest.mark.parametrize("late", ["loop", "service"])
