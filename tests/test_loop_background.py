@@ -220,6 +220,35 @@ def test_cut_stream_is_resumed_in_a_conversation_and_statelessly(
     assert (3, dict.fromkeys(calls, 1)) == (len(calls), outputs)
 
 
+def test_cut_foreground_stream_is_sent_again_not_resumed(api: OpenAI, emu: Emulator) -> None:
+    """Without background the service resumes no stream: a cut is retried at once (no
+    retrieve), and the Retrying event marks the deltas to discard."""
+    events: list[Any] = []
+
+    def on_event(event: Any) -> None:
+        events.append(event)
+        if isinstance(event, RequestSent) and event.attempt == 0:
+            emu.inject(Fault(cut_after=7))
+
+    result = run_turn(
+        api,
+        model="emu-1",
+        input="tell me about the sea please",
+        stream=True,
+        on_event=on_event,
+        retry=NO_WAIT,
+    )
+    (retried,) = [i for i, e in enumerate(events) if isinstance(e, Retrying)]
+    after = "".join(e.text for e in events[retried:] if isinstance(e, TextDelta))
+    cut = result.errors[0]
+    assert isinstance(cut, StreamCut) and cut.response_id is not None
+    assert (result.text, 2, []) == (
+        after,
+        result.requests[0].attempts,
+        _gets(emu, [cut.response_id]),
+    )
+
+
 @pytest.mark.parametrize("late", ["loop", "service"])
 def test_old_stream_is_sent_again_instead(
     api: OpenAI, emu: Emulator, emu_clock: FakeClock, late: str

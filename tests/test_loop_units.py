@@ -21,7 +21,7 @@ from tracker.loop import (
     is_transient,
     schema_for,
 )
-from tracker.loop._background import settle
+from tracker.loop._background import StreamReader, settle
 from tracker.loop._core import final_text, make_spec
 from tracker.loop._recovery import stored_response_start
 from tracker.loop._tools import Invocation, plan_call, run_plans
@@ -210,6 +210,22 @@ def test_polling_ends_at_incomplete_and_the_tracker_chains_from_it() -> None:
     tracker.mark_sent(tracker.prepare("hi"))
     tracker.observe_response(incomplete)
     assert "resp_1" == tracker.prepare("more").previous_response_id
+
+
+def test_a_resumed_stream_hands_on_each_delta_once() -> None:
+    """Events a resumed stream repeats (sequence_number not above the last one delivered) are
+    skipped: each delta once, then the final response."""
+
+    def delta(n: int) -> dict[str, Any]:
+        return {"type": "response.output_text.delta", "sequence_number": n, "delta": str(n)}
+
+    done = {"type": "response.completed", "sequence_number": 5, "response": {"id": "r"}}
+    first = StreamReader(0)
+    fed = [first.feed(delta(n)) for n in range(3)]
+    again = StreamReader(0, last_sequence=first.last_sequence, response_id="r")
+    fed += [again.feed(event) for event in [delta(1), delta(2), delta(3), delta(4), done]]
+    texts = [d.text for d, _ in fed if d is not None]
+    assert (["0", "1", "2", "3", "4"], {"id": "r"}) == (texts, fed[-1][1])
 
 
 def test_spec_rejects_reserved_options_and_bad_limits() -> None:
