@@ -314,12 +314,22 @@ def test_item_reference_resolves_stored_item(client: OpenAI, emulator: Emulator)
 
 
 def test_r1_tampered_encrypted_content(client: OpenAI) -> None:
-    """Encrypted content the emulator did not issue cannot be verified."""
+    """Encrypted content the emulator did not issue cannot be verified: the 2026 text names the
+    rs_ item, or shows the content's ends for an item without an id."""
     item = {"type": "reasoning", "id": "rs_x", "summary": [], "encrypted_content": "gAAAAforged"}
+    reason = " could not be verified. Reason: Encrypted content could not be decrypted or parsed."
     expect(
         openai.BadRequestError,
         lambda: create(client, [item]),
-        "The encrypted content gAAA...ed could not be verified.",
+        "The encrypted content for item rs_x" + reason,
+        None,
+        "invalid_encrypted_content",
+    )
+    del item["id"]
+    expect(
+        openai.BadRequestError,
+        lambda: create(client, [item]),
+        "The encrypted content gAAA...ed" + reason,
         None,
         "invalid_encrypted_content",
     )

@@ -42,7 +42,7 @@ token count: 4 characters of JSON a token      (emulator's approximation)     [I
 compact at turn start; pending async defers    (no compaction that turn)      [INF]
 ``compaction_trigger`` not the final item      400 ``invalid_value``          [DOC]; text [INF]
 ``compaction_trigger`` final: compact now      output: the compaction item    [DOC]; [INF]
-stale or foreign ``cmp_`` content              400 ``invalid_encrypted_...``  [OBS] codex#35334
+stale or foreign ``cmp_``/``rs_`` content      400 ``invalid_encrypted_...``  [OBS] (1)
 ``created_by`` on an input compaction item     400 ``unknown_parameter``      [INF], switch
 ``compact_threshold`` below 1000               400 ``integer_below_min_...``  [3P], switch
 ``context_management`` type not compaction     400 ``invalid_value``          [DOC]; text [INF]
@@ -52,6 +52,11 @@ stale or foreign ``cmp_`` content              400 ``invalid_encrypted_...``  [O
 output whose call lies before the boundary     400 P2                         [DOC]+[INF], switch
 ``response.compaction.compacting`` first       (stream event order)           [DOC]; order [INF]
 ============================================== ============================== ================
+
+(1) codex#35334 (``cmp_``), unify-chat-provider#178 (``rs_``): ``The encrypted content for
+item <id> could not be verified. Reason: Encrypted content could not be decrypted or parsed.``
+(``unverified_message``); 2025 reports (codex#8119) showed ``The encrypted content gAAA...xx
+could not be verified.``
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ __all__ = [
     "new_compaction",
     "plan_compaction",
     "script_view",
+    "unverified_message",
     "verify_compaction",
 ]
 
@@ -184,12 +190,22 @@ def verify_compaction(state: State, item: Mapping[str, Any]) -> Violation | None
     return Violation(
         "R1",
         400,
-        f"The encrypted content for item {shown} could not be verified. Reason: Encrypted "
-        "content could not be decrypted or parsed.",
+        unverified_message(shown, item.get("encrypted_content")),
         None,
         "invalid_encrypted_content",
         None,
         item_id=item_id if isinstance(item_id, str) else None,
+    )
+
+
+def unverified_message(item_id: str | None, sealed: Any) -> str:
+    """The 400 ``invalid_encrypted_content`` text for a ``cmp_``/``rs_`` item: the 2026 form
+    names the item (``for item rs_...`` [OBS unify-chat-provider#178; codex#35334 for
+    ``cmp_``]); an item without an id is shown by its content's ends [OBS EchoBird#255]."""
+    shown = f"for item {item_id}" if item_id else f"{str(sealed)[:4]}...{str(sealed)[-2:]}"
+    return (
+        f"The encrypted content {shown} could not be verified. Reason: Encrypted content "
+        "could not be decrypted or parsed."
     )
 
 

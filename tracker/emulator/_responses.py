@@ -21,7 +21,12 @@ from .._rules import (
     Violation,
     check_input_references,
 )
-from ._compaction import check_compaction_request, plan_compaction, verify_compaction
+from ._compaction import (
+    check_compaction_request,
+    plan_compaction,
+    unverified_message,
+    verify_compaction,
+)
 from ._context import Context, ContextIndex
 from ._reply import Reply, error_reply
 from ._schema import bad_request, check_request, not_found
@@ -90,10 +95,9 @@ def _resolve(
         if item_type == "reasoning" and isinstance(sealed, str):
             rs_id = sealed[6:].split(".", 1)[0]
             if not sealed.startswith("gAAAAA") or not state.ids.verify(rs_id, sealed):
+                shown = item_id if isinstance(item_id, str) else None
                 return bad_request(
-                    f"The encrypted content {sealed[:4]}...{sealed[-2:]} could not be verified.",
-                    None,
-                    "invalid_encrypted_content",
+                    unverified_message(shown, sealed), None, "invalid_encrypted_content"
                 )
         must_exist = item_type == "item_reference" or (
             item_type == "reasoning" and sealed is None and not item.get("content")
