@@ -13,14 +13,14 @@ import openai
 import pytest
 from _builders import said_as, user
 from _fresh import FreshProcess
-from _loop_helpers import ANSWER, PROMPT, TOOLS, request_bodies
+from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS, request_bodies
 from _stateless_turns import block_turns
 from openai import AsyncOpenAI, OpenAI
 
 from tracker import ContinuationError, HistoryError, Tracker, TranscriptError, validate_history
 from tracker._rules import RuleOptions, check_input_references
-from tracker.emulator import Emulator
-from tracker.loop import arun_turn, run_turn
+from tracker.emulator import Emulator, Fault
+from tracker.loop import ResponseReceived, arun_turn, run_turn
 from tracker.stores import SQLiteStore, load_tracker, save_tracker
 
 REASONING_MODEL = "emu-reason-1"
@@ -260,8 +260,16 @@ def test_run_turn_store_false_replays_whole_history(
     zdr_client: OpenAI, zdr: Emulator, stream: bool
 ) -> None:
     """Two stateless turns with parallel tool rounds: every request replays, outputs once; the
-    caller's include and prompt_cache_key are kept (the loop only adds to them)."""
+    caller's include and prompt_cache_key are kept (the loop only adds to them). The request
+    carrying the first tool outputs fails twice (dropped after the service ran it, then a
+    500): each retry sends the same bytes, nothing twice, nothing lost."""
     t = Tracker(store=False)
+
+    def fail_the_outputs_request(event: object) -> None:
+        if isinstance(event, ResponseReceived) and not request_bodies(zdr)[1:]:
+            zdr.inject(Fault(drop="after"))
+            zdr.inject(Fault(status=500, should_retry=True))
+
     first = run_turn(
         zdr_client,
         model=REASONING_MODEL,
@@ -270,6 +278,8 @@ def test_run_turn_store_false_replays_whole_history(
         tracker=t,
         stream=stream,
         store=False,
+        retry=NO_WAIT,
+        on_event=fail_the_outputs_request,
     )
     second = run_turn(
         zdr_client,
@@ -282,15 +292,20 @@ def test_run_turn_store_false_replays_whole_history(
         prompt_cache_key="callers-key",
     )
     assert (ANSWER, "You said: thanks") == (first.text, second.text)
+    assert [1, 3, 1] == [r.attempts for r in first.requests]
     bodies = request_bodies(zdr)
     assert {False} == {b["store"] for b in bodies}
     keys = [b["prompt_cache_key"] for b in bodies]
     assert [t.prompt_cache_key] * (len(bodies) - 1) + ["callers-key"] == keys
     assert ["message.output_text.logprobs", "reasoning.encrypted_content"] == bodies[-1]["include"]
     assert all("previous_response_id" not in b for b in bodies)
-    assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
-    for before, after in itertools.pairwise(bodies):
-        assert before["input"] == after["input"][: len(before["input"])]  # byte-stable replay
+    seen = [o.call_id for r in first.responses for o in r.output if o.type == "function_call"]
+    assert _outputs_once(bodies[-1], seen)  # the dropped response's call was never seen
+    for body in bodies:  # no item twice in any request (a retry replays the rewound transcript)
+        assert len(body["input"]) == len({json.dumps(i) for i in body["input"]})
+    sent = [json.dumps(b["input"])[:-1] for b in bodies]  # without the closing bracket
+    for before, after in itertools.pairwise(sent):  # byte-stable replay, key order included
+        assert before == after[: len(before)]
 
 
 def test_stateless_turns_on_an_emulator_refusing_referenced_client_calls() -> None:
