@@ -20,6 +20,7 @@ from openai import AsyncOpenAI, OpenAI
 from tracker import ContinuationError, HistoryError, Tracker, TranscriptError, validate_history
 from tracker._rules import RuleOptions, check_input_references
 from tracker.emulator import Emulator, Fault
+from tracker.emulator._state import IdGen
 from tracker.loop import ResponseReceived, arun_turn, run_turn
 from tracker.stores import SQLiteStore, load_tracker, save_tracker
 
@@ -219,9 +220,12 @@ def test_go_stateless_with_history_replays_it() -> None:
 
 
 def test_zdr_emulator_item_reference_is_the_zdr_404(zdr_client: OpenAI) -> None:
-    """Under ZDR an item_reference is 404 with the ZDR text."""
-    first = zdr_client.responses.create(model="emu-1", input="hi")
+    """Under ZDR nothing is stored, even asked with store=True: the response cannot be
+    retrieved, and an item_reference to its output is 404 with the ZDR text."""
+    first = zdr_client.responses.create(model="emu-1", input="hi", store=True)
     assert first.store is False
+    with pytest.raises(openai.NotFoundError):
+        zdr_client.responses.retrieve(first.id)
     ref = {"type": "item_reference", "id": first.output[0].id}
     with pytest.raises(openai.NotFoundError) as info:
         zdr_client.responses.create(model="emu-1", input=[ref])
@@ -243,13 +247,17 @@ def test_chain_tracker_refuses_a_zdr_response(zdr_client: OpenAI) -> None:
 
 
 def test_tampered_reasoning_is_the_real_400(zdr_client: OpenAI) -> None:
-    """Replayed reasoning with a tampered encrypted_content is 400 invalid_encrypted_content."""
+    """Replayed reasoning with a tampered encrypted_content, or one another organisation (an
+    emulator with another key) sealed for the same id, is 400 invalid_encrypted_content."""
     first = zdr_client.responses.create(model=REASONING_MODEL, input="hi", store=False)
     rs = first.output[0].model_dump(exclude_none=True)
-    rs["encrypted_content"] = rs["encrypted_content"][:-3] + "xyz"
-    with pytest.raises(openai.BadRequestError) as info:
-        zdr_client.responses.create(model=REASONING_MODEL, input=[rs, user("x")], store=False)
-    assert "invalid_encrypted_content" == info.value.code
+    tampered = rs["encrypted_content"][:-3] + "xyz"
+    foreign = IdGen(seed=99).seal(rs["id"])
+    for sealed in (tampered, foreign):
+        with pytest.raises(openai.BadRequestError) as info:
+            replay = [{**rs, "encrypted_content": sealed}, user("x")]
+            zdr_client.responses.create(model=REASONING_MODEL, input=replay, store=False)
+        assert "invalid_encrypted_content" == info.value.code
 
 
 # ---------------------------------------------------------------- the loop, end to end
