@@ -203,6 +203,18 @@ def test_go_stateless_refuses_an_empty_history_for_a_chain_it_joined() -> None:
     assert ("resp_old", True) == (t.previous_response_id, t.store)
 
 
+def test_go_stateless_with_a_history_the_service_would_reject_names_the_fix() -> None:
+    """A history with an output whose call it lacks is a HistoryError worded for go_stateless
+    (not for new items of a request); the tracker stays a chain."""
+    t = Tracker()
+    t.mark_sent(t.prepare("hi"))
+    t.observe_response({"id": "resp_1", "output": [said_as("msg_1", "yo")]})
+    history = [user("hi"), said_as("msg_1", "yo"), _out("call_9")]
+    with pytest.raises(HistoryError, match=r"go_stateless\(\): the history of chain 'resp_1'"):
+        t.go_stateless(history)
+    assert ("resp_1", True) == (t.previous_response_id, t.store)
+
+
 def test_go_stateless_with_history_replays_it() -> None:
     """With the chain's history the tracker continues statelessly from it."""
     t = Tracker()

@@ -365,5 +365,15 @@ def chain_transcript(
         )
     check_new_items(items)
     transcript = Transcript(items, options=options)
-    transcript.replay(())
+    try:
+        transcript.replay(())
+    except HistoryError as exc:
+        first = exc.violations[0]
+        raise HistoryError(
+            f"go_stateless(): the history of chain {shown(chain)} would be rejected as a "
+            f"stateless request ({first.rule}, status {first.status}): {first.message} Pass the "
+            "chain's items as the service holds them, in order (each call before its output, "
+            "each reasoning item before the item it was emitted with).",
+            violations=exc.violations,
+        ) from None
     return transcript
