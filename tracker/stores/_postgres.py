@@ -11,8 +11,9 @@ An append is one transaction: ``UPDATE ... SET version = version + 1 WHERE versi
 expected`` (the row lock serialises writers; a stale one updates nothing: ``ConflictError``),
 then the change row. A full save (compaction) locks the row (``FOR UPDATE``), reads and checks
 the stored record, then writes the new base and deletes the change rows. A load is one
-statement, so base and changes come from one snapshot. A worker killed mid-transaction leaves
-the previous committed version: the server rolls the transaction back.
+statement, so base and changes come from one snapshot, and it reads the base once. A worker
+killed mid-transaction leaves the previous committed version: the server rolls the transaction
+back.
 
 psycopg 3 (``pip install 'tracker[postgres]'``) is imported when a store is created.
 """
@@ -150,17 +151,22 @@ class PostgresStore:
             ).fetchall()
             loaded = decode_record(session_id, row[0], row[1], changes)
             return attrs.evolve(loaded, epoch=row[2])
-        rows = self._conn.execute(
-            "SELECT s.version, s.state, c.version, c.change, s.epoch FROM tracker_sessions s "
-            "LEFT JOIN tracker_changes c ON c.session_id = s.session_id "
-            "WHERE s.session_id = %s ORDER BY c.version",
+        # One statement (one snapshot) that fetches the base once: a join would repeat the
+        # base, megabytes, in the row of every change.
+        row = self._conn.execute(
+            "SELECT s.version, s.state, s.epoch, "
+            "ARRAY(SELECT c.version FROM tracker_changes c "
+            "WHERE c.session_id = s.session_id ORDER BY c.version), "
+            "ARRAY(SELECT c.change FROM tracker_changes c "
+            "WHERE c.session_id = s.session_id ORDER BY c.version) "
+            "FROM tracker_sessions s WHERE s.session_id = %s",
             (session_id,),
-        ).fetchall()
-        if not rows:
+        ).fetchone()
+        if row is None:
             return None
-        changes = [(r[2], r[3]) for r in rows if r[2] is not None]
-        loaded = decode_record(session_id, rows[0][0], rows[0][1], changes)
-        return attrs.evolve(loaded, epoch=rows[0][4])
+        changes = list(zip(row[3], row[4], strict=True))
+        loaded = decode_record(session_id, row[0], row[1], changes)
+        return attrs.evolve(loaded, epoch=row[2])
 
     def load(self, session_id: str) -> Loaded | None:
         """See ``Store.load``."""
