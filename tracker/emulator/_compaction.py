@@ -198,11 +198,12 @@ def verify_compaction(state: State, item: Mapping[str, Any]) -> Violation | None
     )
 
 
-def unverified_message(item_id: str | None, sealed: Any) -> str:
+def unverified_message(item_id: object, sealed: Any) -> str:
     """The 400 ``invalid_encrypted_content`` text for a ``cmp_``/``rs_`` item: the 2026 form
     names the item (``for item rs_...`` [OBS unify-chat-provider#178; codex#35334 for
     ``cmp_``]); an item without an id is shown by its content's ends [OBS EchoBird#255]."""
-    shown = f"for item {item_id}" if item_id else f"{str(sealed)[:4]}...{str(sealed)[-2:]}"
+    named = isinstance(item_id, str) and item_id
+    shown = f"for item {item_id}" if named else f"{str(sealed)[:4]}...{str(sealed)[-2:]}"
     return (
         f"The encrypted content {shown} could not be verified. Reason: Encrypted content "
         "could not be decrypted or parsed."

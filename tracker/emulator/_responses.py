@@ -95,9 +95,8 @@ def _resolve(
         if item_type == "reasoning" and isinstance(sealed, str):
             rs_id = sealed[6:].split(".", 1)[0]
             if not sealed.startswith("gAAAAA") or not state.ids.verify(rs_id, sealed):
-                shown = item_id if isinstance(item_id, str) else None
                 return bad_request(
-                    unverified_message(shown, sealed), None, "invalid_encrypted_content"
+                    unverified_message(item_id, sealed), None, "invalid_encrypted_content"
                 )
         must_exist = item_type == "item_reference" or (
             item_type == "reasoning" and sealed is None and not item.get("content")
