@@ -13,7 +13,7 @@ import openai
 import pytest
 from _builders import said_as, user
 from _fresh import FreshProcess
-from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS, request_bodies
+from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS, add, counting_weather, request_bodies
 from _stateless_turns import block_turns
 from openai import AsyncOpenAI, OpenAI
 
@@ -21,8 +21,8 @@ from tracker import ContinuationError, HistoryError, Tracker, TranscriptError, v
 from tracker._rules import RuleOptions, check_input_references
 from tracker.emulator import Emulator, Fault
 from tracker.emulator._state import IdGen
-from tracker.loop import ResponseReceived, arun_turn, run_turn
-from tracker.stores import SQLiteStore, load_tracker, save_tracker
+from tracker.loop import RequestSent, ResponseReceived, arun_turn, run_turn
+from tracker.stores import MemoryStore, SQLiteStore, load_tracker, save_tracker
 
 REASONING_MODEL = "emu-reason-1"
 
@@ -353,6 +353,45 @@ def test_stateless_turns_on_an_emulator_refusing_referenced_client_calls() -> No
     assert 1 == sum(i.get("type") == "reasoning" for i in bodies[-1]["input"])  # the answer's
     for before, after in itertools.pairwise(bodies):
         assert before["input"] == after["input"][: len(before["input"])]
+
+
+class _Killed(BaseException):
+    """Stops a worker where a SIGKILL would."""
+
+
+def test_stateless_session_of_a_killed_worker_is_taken_over(
+    zdr_client: OpenAI, zdr: Emulator
+) -> None:
+    """A worker killed as it sends its tool outputs leaves its last save (lease held): the
+    worker taking the session over replays the transcript, runs no tool again and sends the
+    turn's input and every output once."""
+    ran: list[str] = []
+    store, left = MemoryStore(), MemoryStore()
+
+    def killed_while_sending_outputs(event: object) -> None:
+        if isinstance(event, RequestSent) and event.index == 1:
+            loaded = store.load("s")
+            assert loaded is not None
+            state = {**loaded.state, "lease": {**loaded.state["lease"], "expires_at": 0.0}}
+            left.save("s", state, None)  # what the killed worker left, its lease now expired
+            raise _Killed
+
+    kwargs: dict[str, Any] = {"model": REASONING_MODEL, "input": PROMPT, "store": False}
+    with pytest.raises(_Killed):
+        run_turn(
+            zdr_client,
+            tools=TOOLS,
+            session_store=store,
+            session_id="s",
+            on_event=killed_while_sending_outputs,
+            **kwargs,
+        )
+    tools = [counting_weather(ran), add]
+    result = run_turn(zdr_client, tools=tools, session_store=left, session_id="s", **kwargs)
+    bodies = request_bodies(zdr)
+    assert (ANSWER, [], 3) == (result.text, ran, len(bodies))  # no weather call run again
+    assert 1 == sum(i.get("role") == "user" for i in bodies[-1]["input"])
+    assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
 
 
 def test_run_turn_store_false_refuses_a_stored_chain_without_its_history(
