@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests._builders import call, output, said, user
+from tests._builders import call, output, said, said_as, user
 from tracker import CompactedCallError, CompactionError, Tracker, UsageError
 from tracker._rules import RuleOptions
 
@@ -272,6 +272,30 @@ def test_strip_encrypted_drops_the_named_items_and_reports_them() -> None:
     kept, actions = strip_encrypted([user(), stale, said()], ["cmp_old"])
     assert [user(), said()] == kept
     assert [("drop_encrypted", 1, "cmp_old")] == [(a.kind, a.index, a.item_id) for a in actions]
+
+
+def test_strip_encrypted_strips_the_ids_a_dropped_reasoning_item_was_emitted_with() -> None:
+    """The calls and message emitted right after a dropped rs_ item lose their ids (else the
+    service answers A2: "provided without its required 'reasoning' item"), one strip_id each;
+    the round ends at the next output or user message."""
+    from tracker import strip_encrypted
+
+    stale = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "x"}
+    items = [
+        user(),
+        stale,
+        call("call_a", id="fc_a"),
+        call("call_b", id="fc_b"),
+        output("call_a"),
+        output("call_b"),
+        said_as("msg_1", "done"),
+    ]
+    kept, actions = strip_encrypted(items)
+    assert [user(), call("call_a"), call("call_b"), *items[4:]] == kept
+    assert [("drop_encrypted", 1, "rs_1"), ("strip_id", 2, "fc_a"), ("strip_id", 3, "fc_b")] == [
+        (a.kind, a.index, a.item_id) for a in actions
+    ]
+    assert "fc_a" == items[2]["id"]  # the caller's items are not modified
 
 
 @pytest.mark.parametrize("item_ids", ["cmp_old", 7, [None]])

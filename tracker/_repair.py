@@ -35,7 +35,15 @@ import attrs
 from ._agui import is_run_input, repair_agui
 from ._errors import UsageError
 from ._formats import refuse_unreadable_output, resolve_api
-from ._items import CALL_TO_OUTPUT, COMPACTION, ItemInfo, field, read_item, to_plain
+from ._items import (
+    CALL_TO_OUTPUT,
+    COMPACTION,
+    OUTPUT_TO_CALL,
+    ItemInfo,
+    field,
+    read_item,
+    to_plain,
+)
 from ._repair_actions import (
     DROP,
     PLACEHOLDER,
@@ -173,15 +181,19 @@ def strip_encrypted(
 
     ``item_ids`` names them (for example the ``rs_``/``cmp_`` id in a 400
     ``invalid_encrypted_content``); ``None`` drops every such item that carries
-    ``encrypted_content`` (after a key rotation). Returns ``(items, actions)``, one
-    ``drop_encrypted`` action per item dropped; ``items`` is not modified. The summarised
-    context the item stood for is lost to the model: this is the fix for a thread the service
-    refuses, not a free one. ``UsageError`` for ``item_ids`` that is not a list of ids (a
-    single id as a string included).
+    ``encrypted_content`` (after a key rotation). The items emitted right after a dropped
+    reasoning item (up to the next reasoning item, tool output or user message) are kept
+    without their ids, as plain dicts: with an id, the service would refuse each as
+    "provided without its required 'reasoning' item" (A2/A3). Returns ``(items, actions)``,
+    one ``drop_encrypted`` action per item dropped and one ``strip_id`` per id removed;
+    ``items`` is not modified. The summarised context the item stood for is lost to the
+    model: this is the fix for a thread the service refuses, not a free one. ``UsageError``
+    for ``item_ids`` that is not a list of ids (a single id as a string included).
     """
     wanted = encrypted_ids(item_ids, "strip_encrypted")
     kept: list[Any] = []
     actions: list[RepairAction] = []
+    lost: int | None = None  # the dropped reasoning item the items now follow, if any
     for index, item in enumerate(items):
         kind, item_id = field(item, "type"), field(item, "id")
         encrypted = kind in ("reasoning", COMPACTION) and (
@@ -196,8 +208,22 @@ def strip_encrypted(
                     detail="its encrypted content cannot be verified by the service",
                 )
             )
-        else:
+            lost = index if kind == "reasoning" else lost
+            continue
+        if kind == "reasoning" or kind in OUTPUT_TO_CALL or field(item, "role") == "user":
+            lost = None  # a new round: its items have their own reasoning, or need none
+        if lost is None or item_id is None:
             kept.append(item)
+        else:
+            kept.append({k: v for k, v in to_plain(item, index).items() if k != "id"})
+            actions.append(
+                RepairAction(
+                    kind="strip_id",
+                    index=index,
+                    item_id=item_id,
+                    detail=f"its reasoning [{lost}] was dropped",
+                )
+            )
     return kept, tuple(actions)
 
 
