@@ -21,7 +21,7 @@ from tracker import ContinuationError, HistoryError, Tracker, TranscriptError, v
 from tracker._rules import RuleOptions, check_input_references
 from tracker.emulator import Emulator, Fault
 from tracker.emulator._state import IdGen
-from tracker.loop import RequestSent, ResponseReceived, arun_turn, run_turn
+from tracker.loop import RequestSent, ResponseReceived, TurnResult, arun_turn, run_turn
 from tracker.stores import MemoryStore, SQLiteStore, load_tracker, save_tracker
 
 REASONING_MODEL = "emu-reason-1"
@@ -331,22 +331,24 @@ def test_run_turn_store_false_replays_whole_history(
 def test_stateless_turns_on_an_emulator_refusing_referenced_client_calls() -> None:
     """Switch on in emulator and tracker: stateless turns with parallel client calls over
     several steps on a reasoning model, sync plain then async streamed: no 400, outputs once,
-    no client call sent by its id beside its output, each request a prefix of the next."""
+    no client call sent by its id beside its output, each request a prefix of the next, and
+    each RequestRecord.sent counts the items its body carried (not the reasoning left out)."""
     rules = RuleOptions(reject_referenced_client_calls=True)
     t = Tracker(store=False, rules=rules)
     with Emulator(seed=5, options=rules) as emu:
         with OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as client:
             kwargs: dict[str, Any] = {"model": REASONING_MODEL, "tools": TOOLS, "store": False}
-            texts = [run_turn(client, input=PROMPT, tracker=t, **kwargs).text]
+            results = [run_turn(client, input=PROMPT, tracker=t, **kwargs)]
 
-        async def streamed_turn() -> str:
+        async def streamed_turn() -> TurnResult:
             async with AsyncOpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as aio:
-                return (await arun_turn(aio, input=PROMPT, tracker=t, stream=True, **kwargs)).text
+                return await arun_turn(aio, input=PROMPT, tracker=t, stream=True, **kwargs)
 
-        texts.append(asyncio.run(streamed_turn()))
+        results.append(asyncio.run(streamed_turn()))
         bodies = request_bodies(emu)
         issued = list(emu.issued_calls())
-    assert [ANSWER] * 2 == texts
+    assert [ANSWER] * 2 == [r.text for r in results]
+    assert [len(b["input"]) for b in bodies] == [q.sent for r in results for q in r.requests]
     assert (6, 6) == (len(bodies), len(issued))  # 3 requests and 3 calls a turn
     assert _outputs_once(bodies[-1], issued)
     assert [] == [v for b in bodies for v in check_input_references(b["input"])]

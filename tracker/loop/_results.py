@@ -142,9 +142,11 @@ class ResponseFailedError(TrackerError, RuntimeError):
 class RequestRecord:
     """One model call of a turn, as finally delivered.
 
-    ``sent`` items went out in the delta; ``skipped`` of the items handed to the tracker were
-    already on the server, so not sent again (the loop hands it every item of the turn so far,
-    so an item counts again at each later request); ``attempts`` counts tries (1 = no retry).
+    ``sent`` items went over the wire (the request's ``input``, as ``Prepared.request_input``
+    sends it: a stateless replay included, the reasoning a projection leaves out not counted);
+    ``skipped`` of the items handed to the tracker were already on the server, so not sent
+    again (the loop hands it every item of the turn so far, so an item counts again at each
+    later request); ``attempts`` counts tries (1 = no retry).
     ``recovered`` is true when a retry found the response already stored in the conversation
     and used it instead of sending again (``response_id`` is then ``None``).
     """
@@ -246,7 +248,8 @@ class TurnResult:
 
 @attrs.frozen
 class RequestSent:
-    """A request is about to go out (``attempt`` 0 first, then 1, 2 ... on retries)."""
+    """A request is about to go out (``attempt`` 0 first, then 1, 2 ... on retries) with
+    ``sent`` items in its ``input`` (as ``RequestRecord.sent``)."""
 
     index: int
     attempt: int

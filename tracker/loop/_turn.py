@@ -72,7 +72,7 @@ class _Turn:
                     kwargs = {"model": self.spec.model, **prepared.request_kwargs()}
                     compacted = yield Compact(kwargs)
                 else:
-                    compacted = yield from self.deliver(prepared, -1)
+                    compacted = yield from self.deliver(self.kwargs(prepared), -1)
                     _raise_if_failed(compacted)
                 tracker.observe_response(compacted)
             except BaseException as exc:
@@ -156,13 +156,16 @@ class _Turn:
         chained = self.tracker.store and self.tracker.conversation_id is None
         return store_chained_background(stateless_kwargs(kwargs, self.tracker), chained=chained)
 
-    def record(self, p: Prepared, index: int, tries: int, response: Any, recovered: bool) -> None:
+    def record(
+        self, p: Prepared, sent: int, tries: int, response: Any, *, index: int, recovered: bool
+    ) -> None:
+        """Record request ``index`` (``p``, ``sent`` items on the wire) and its response."""
         output = _output_items(response)
         rec = RequestRecord(
             index=index,
             previous_response_id=p.previous_response_id,
             conversation_id=p.conversation_id,
-            sent=len(p.input),
+            sent=sent,
             skipped=p.skipped,
             attempts=tries,
             response_id=None if recovered else field(response, "id"),
@@ -213,22 +216,25 @@ class _Turn:
                     continue
                 stored = self.recover(failed, new_items)
                 if stored is not None:
-                    self.record(failed, index, failures + 1, stored, recovered=True)
+                    sent = len(failed.request_input())  # as the request it recovers went
+                    self.record(failed, sent, failures + 1, stored, index=index, recovered=True)
                     return stored
             p = self.tracker.prepare(self.items, content_match=False)
             self.tracker.mark_sent(p)
             try:
+                kwargs = self.kwargs(p)
+                sent = len(kwargs["input"])  # what goes over the wire (``request_input``)
                 yield Emit(
                     RequestSent(
                         index=index,
                         attempt=failures,
-                        sent=len(p.input),
+                        sent=sent,
                         skipped=p.skipped,
                         previous_response_id=p.previous_response_id,
                         conversation_id=p.conversation_id,
                     )
                 )
-                response = yield from self.deliver(p, index)
+                response = yield from self.deliver(kwargs, index)
                 _raise_if_failed(response)
                 self.tracker.observe_response(response)
             except BaseException as exc:
@@ -243,18 +249,19 @@ class _Turn:
                 failed = p
                 yield from self.backoff(index, failures, delay, exc)
                 continue
-            self.record(p, index, failures + 1, response, recovered=False)
+            self.record(p, sent, failures + 1, response, index=index, recovered=False)
             return response
 
-    def deliver(self, p: Prepared, index: int) -> Generator[Op, Any, Any]:
-        """Send one request; resume its stream if cut, poll it while queued (``_background``).
+    def deliver(self, kwargs: dict[str, Any], index: int) -> Generator[Op, Any, Any]:
+        """Send one request (``kwargs``: ``kwargs(prepared)``); resume its stream if cut, poll
+        it while queued (``_background``).
 
         Returns the response once terminal; raises ``TurnCancelledError`` if it was cancelled.
         """
         spec = self.spec
         started = spec.clock()
         try:
-            response = yield Create(self.kwargs(p), spec.stream, index, spec.cancel)
+            response = yield Create(kwargs, spec.stream, index, spec.cancel)
         except StreamCut as cut:
             response = yield from resume(
                 cut,
