@@ -11,11 +11,14 @@ that proves the scenario can catch the bug.
 from __future__ import annotations
 
 import gc
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from tracker import Tracker
+from tracker._tracker_chain import Chain
+from tracker._tracker_restart import Restarts
 
 
 class NaiveIdTracker:
@@ -146,3 +149,28 @@ def test_fresh_output_at_a_released_outputs_address_is_delivered() -> None:
         fresh = _output("call_2")
     assert address == id(fresh)  # the released output's address was reused
     assert (fresh,) == tracker.prepare([fresh]).input
+
+
+def test_requests_in_flight_are_held_where_they_are_keyed() -> None:
+    """The transcript and the restarts hold each request in flight: none born later gets its id."""
+    tracker = Tracker(store=False)
+    chain = Chain.start(None, None, store=False, rules=None)
+    restarts = Restarts("restart")
+    transcript = chain.transcript
+    assert transcript is not None
+    sent = tracker.prepare([{"role": "user", "content": "hi"}])
+    chain.record_sent(sent, 1)
+    restarts.restart(sent, chain, unchanged=True, rules=None)
+    held, address = weakref.ref(sent), id(sent)
+    del sent
+    gc.collect()
+    strangers = [tracker.prepare([{"role": "user", "content": "hi"}]) for _ in range(50)]
+    assert address not in {id(p) for p in strangers}  # it would be, were the request dead
+    assert (None, False) == (restarts.rewound(strangers[0]), transcript.unmark(strangers[0]))
+    prepared = held()
+    assert prepared is not None
+    assert (chain, True, 0) == (
+        restarts.rewound(prepared),
+        transcript.unmark(prepared),
+        len(transcript),
+    )

@@ -112,14 +112,14 @@ class Chain:
         for item, item_keys in zip(prepared.delta, prepared._keys, strict=True):
             self.record(item, item_keys, serial)
         if self.transcript is not None:
-            self.transcript.mark(id(prepared), prepared.delta)
+            self.transcript.mark(prepared, prepared.delta)
 
     def unrecord_sent(self, prepared: Prepared) -> None:
         """Forget the items of ``prepared`` again (its request failed)."""
         for item, item_keys in zip(prepared.delta, prepared._keys, strict=True):
             self.unrecord(item, item_keys)
         if self.transcript is not None:
-            self.transcript.unmark(id(prepared))
+            self.transcript.unmark(prepared)
 
     def advance(
         self, response_id: Any, observed: list[tuple[Any, Keys]], *, window_sent: bool

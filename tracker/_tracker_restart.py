@@ -35,7 +35,9 @@ class Restarts:
     def __init__(self, on_edit: OnEdit, history: HeldHistory | None = None) -> None:
         self.on_edit: OnEdit = on_edit
         self.history = HeldHistory() if history is None else history
-        self._undo: dict[int, Chain] = {}  # id(prepared) -> the chain it replaced
+        # id(prepared) -> (prepared, the chain it replaced): the request is held, so its id()
+        # is not reused while it is in flight, and a lookup checks it is that very object.
+        self._undo: dict[int, tuple[Prepared, Chain]] = {}
 
     def decide(
         self,
@@ -79,12 +81,16 @@ class Restarts:
                 "the tracker changed since it was prepared or another request is in flight: "
                 "observe or rewind that request, then prepare() again."
             )
-        self._undo[id(prepared)] = chain
+        self._undo[id(prepared)] = (prepared, chain)
         return chain.fresh(rules)
 
     def rewound(self, prepared: Prepared) -> Chain | None:
         """The chain to go back to when ``prepared`` restarted it and was rewound."""
-        return self._undo.pop(id(prepared), None)
+        entry = self._undo.get(id(prepared))
+        if entry is None or entry[0] is not prepared:
+            return None
+        del self._undo[id(prepared)]
+        return entry[1]
 
     def settle(self, marked: Iterable[Prepared]) -> None:
         """A response answered the ``marked`` requests: adopt the last whole history sent."""

@@ -104,7 +104,9 @@ class Transcript:
         self._items: list[dict[str, Any]] = [self._stored(i) for i in items]
         self._trim(0)
         self._settled = len(self._items)
-        self._pending: dict[int, tuple[int, int]] = {}  # id(prepared) -> (start, count)
+        # id(request) -> (request, start, count): the request is held, so its id() is not
+        # reused while it is in flight, and a lookup checks it is that very object.
+        self._pending: dict[int, tuple[object, int, int]] = {}
         self.prompt_cache_key = prompt_cache_key or f"tracker-{uuid.uuid4().hex}"
         #: ``(token, settled count, last settled item)`` when ``dump()`` was last saved
         #: (``note_saved``); ``None``: not known.
@@ -169,18 +171,24 @@ class Transcript:
 
     # ---------------------------------------------------------------- recording
 
-    def mark(self, token: int, delta: Sequence[Any]) -> None:
-        """Append a request's new items (in flight until ``settle``)."""
-        self._pending[token] = (len(self._items), len(delta))
+    def mark(self, request: object, delta: Sequence[Any]) -> None:
+        """Append ``request``'s new items (in flight until ``observe``; ``request`` is held)."""
+        self._pending[id(request)] = (request, len(self._items), len(delta))
         self._items.extend(self._stored(item, i) for i, item in enumerate(delta))
 
-    def unmark(self, token: int) -> None:
-        """Remove a failed request's items (``Tracker.rewind``)."""
-        start, count = self._pending.pop(token)
+    def unmark(self, request: object) -> bool:
+        """Remove a failed request's items (``Tracker.rewind``); return whether ``request``
+        (that very object) was in flight."""
+        entry = self._pending.get(id(request))
+        if entry is None or entry[0] is not request:
+            return False
+        del self._pending[id(request)]
+        _, start, count = entry
         del self._items[start : start + count]
-        for other, (s, c) in list(self._pending.items()):
+        for key, (other, s, c) in list(self._pending.items()):
             if s > start:
-                self._pending[other] = (s - count, c)
+                self._pending[key] = (other, s - count, c)
+        return True
 
     def observe(self, output: Sequence[Any]) -> None:
         """Append a response's output (plain copies) and settle every request in flight.
