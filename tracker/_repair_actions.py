@@ -48,7 +48,8 @@ class RepairAction:
     ``kind`` is one of ``move_output``, ``drop_orphan_output``, ``drop_duplicate_output``,
     ``drop_duplicate_call``, ``add_placeholder``, ``drop_call``, ``drop_reasoning``,
     ``strip_id`` (a call, or with ``strip_encrypted`` any item, whose round lost its
-    reasoning item, sent on without its provider id), ``drop_message`` (a Chat assistant message left with no content and no calls),
+    reasoning item, sent on without its provider id), ``drop_message`` (a Chat assistant
+    message left with no content and no calls),
     ``drop_empty_tool_calls`` (a Chat ``tool_calls: []`` removed) and
     ``unanswered_held_call`` (a call the server holds that cannot be answered by a
     placeholder). ``index`` is the position in the input list of the item acted on (for a
