@@ -396,6 +396,29 @@ def test_stateless_session_of_a_killed_worker_is_taken_over(
     assert _outputs_once(bodies[-1], list(zdr.issued_calls()))
 
 
+def test_stateless_turns_where_complete_items_ids_are_looked_up() -> None:
+    """lookup_complete_items_store_false in emulator and tracker: a replayed item's id is the
+    404; the tracker strips every id (reasoning's too: kept, its stripped follower would be
+    A1), so a stateless turn with a reasoning model and parallel tool rounds has no 4xx."""
+    rules = RuleOptions(lookup_complete_items_store_false=True)
+    with (
+        Emulator(seed=5, options=rules) as emu,
+        OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as client,
+    ):
+        first = client.responses.create(model="emu-1", input="hi", store=False)
+        with pytest.raises(openai.NotFoundError, match=first.output[0].id):
+            replay = [user("hi"), first.output[0].model_dump(exclude_none=True), user("x")]
+            client.responses.create(model="emu-1", input=replay, store=False)
+        t = Tracker(store=False, rules=rules)
+        kwargs: dict[str, Any] = {"model": REASONING_MODEL, "tools": TOOLS, "store": False}
+        result = run_turn(client, input=PROMPT, tracker=t, **kwargs)
+        bodies = request_bodies(emu)[2:]
+    assert (ANSWER, 3) == (result.text, len(bodies))
+    assert [] == [i["id"] for b in bodies for i in b["input"] if "id" in i]
+    assert 2 == sum(i.get("type") == "reasoning" for i in bodies[-1]["input"])
+    assert _outputs_once(bodies[-1], list(emu.issued_calls()))
+
+
 def test_run_turn_store_false_refuses_a_stored_chain_without_its_history(
     client: OpenAI, emulator: Emulator
 ) -> None:

@@ -79,7 +79,13 @@ class RuleOptions:
       whatever it asks, and a lookup fails with the ZDR text (``Items are not persisted for
       Zero Data Retention organizations.``; runvendo/vendo PR #1071, langfuse PR #16810 [OBS]).
     - ``lookup_complete_items_store_false`` (off): under ``store: false`` the ids of complete
-      items are looked up in storage too.
+      items are looked up in storage too. Reports disagree: not looked up (inspect_ai PR
+      #1545, tingly-box doc [OBS/3P]) against a Codex-backend client test and
+      open-webui-developer-toolkit #715 (``Item with id 'fc_...' not found`` [OBS]); most such
+      reports involve an ``item_reference`` or reasoning without ``encrypted_content``. Not
+      sure either way, so off (rules reference section 2). On, a stateless ``Tracker``
+      replays every item without its id (a reasoning item keeps it under
+      ``require_reasoning_id``, which contradicts this switch for a reasoning model's replay).
     - ``compaction_boundary`` (on): the latest ``compaction`` item starts the window that the
       reasoning and pairing rules check [DOC compaction guide + INF].
     - ``reject_compaction_created_by`` (on): a ``compaction`` input item carrying

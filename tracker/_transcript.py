@@ -20,8 +20,11 @@ What the stateless service would refuse is kept out:
   ``include=["reasoning.encrypted_content"]``): it is left out of the transcript and the items
   it was emitted with lose their ids, so neither R0 nor A2/A3 can fire (the reasoning is lost,
   the answer is not);
-- with ``RuleOptions.lookup_complete_items_store_false`` every id except a reasoning item's is
-  stripped, since the service would look it up.
+- with ``RuleOptions.lookup_complete_items_store_false`` every id is stripped, since the
+  service would look it up; a reasoning item's too (its ``encrypted_content`` is what the
+  service reads), or its stripped follower would break A1-A3. With
+  ``RuleOptions.require_reasoning_id`` as well a reasoning item keeps its id: the two switches
+  contradict each other for a reasoning model's replay (the emulator then answers A1).
 - with ``RuleOptions.reject_referenced_client_calls`` a client call beside its output is sent
   without its id and its reasoning is left out (``_client_calls``); only what is sent changes
   (``Prepared.request_input``), and ``replay`` checks that.
@@ -122,7 +125,10 @@ class Transcript:
 
     def _stored(self, item: Any, index: int | None = None) -> dict[str, Any]:
         plain = copy.deepcopy(to_plain(item, index))
-        if self._options.lookup_complete_items_store_false and plain.get("type") != "reasoning":
+        opts = self._options
+        if opts.lookup_complete_items_store_false and not (
+            opts.require_reasoning_id and plain.get("type") == "reasoning"
+        ):
             plain.pop("id", None)
         return plain
 
