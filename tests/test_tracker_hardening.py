@@ -109,6 +109,20 @@ def test_observe_response_refuses_a_background_response_not_yet_finished(status:
     assert "resp_2" == t.previous_response_id
 
 
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_observe_response_refuses_a_response_that_ended_without_a_result(status: str) -> None:
+    """A failed or cancelled (background) response is never chained from: refused naming its
+    id and the fix (rewind, send again); unchanged, the request is then sent again, once."""
+    t, p = in_flight()
+    before = t.to_state()
+    ended = {"id": "resp_2", "status": status, "output": []}
+    with pytest.raises(UsageError, match=f"resp_2 ended {status}.*rewind\\(prepared\\)"):
+        t.observe_response(ended)
+    assert before == t.to_state()
+    t.rewind(p)
+    assert p.input == t.prepare([output(1), user("next")]).input
+
+
 # ---------------------------------------------------------------- 5. one object, many turns
 
 

@@ -1,9 +1,10 @@
 """What ``Tracker.observe_response`` is given: checking that it is a response, and reading one.
 
 A caller may hand over almost anything by mistake (an un-awaited coroutine, a stream, an
-exception, a list, a background response still ``queued``); ``not_a_response`` says what it
-got and what to pass instead. A standalone compaction's result (``responses.compact``) is read
-by ``window_of`` as the input items of the next chain.
+exception, a list, a background response still ``queued``, one that ended ``failed`` or
+``cancelled``); ``not_a_response`` says what it got and what to pass instead. A standalone
+compaction's result (``responses.compact``) is read by ``window_of`` as the input items of the
+next chain.
 """
 
 from __future__ import annotations
@@ -61,14 +62,28 @@ def window_of(response: Any) -> list[dict[str, Any]]:
 
 #: The statuses of a background response that has not finished: nothing to observe yet.
 RUNNING: Final = frozenset({"queued", "in_progress"})
+#: The statuses of a response that ended without a result to continue from.
+ENDED_WITHOUT_RESULT: Final = frozenset({"failed", "cancelled"})
+#: Statuses ``observe_response`` refuses.
+_UNOBSERVABLE: Final = RUNNING | ENDED_WITHOUT_RESULT
 
 
 def _still_running(response: Any) -> str | None:
-    """Why a ``queued`` / ``in_progress`` (background) response cannot be observed yet."""
+    """Why a ``queued`` / ``in_progress`` (background) response cannot be observed yet, or a
+    ``failed`` / ``cancelled`` one at all."""
     status = field(response, "status")
-    if status not in RUNNING:
+    if status not in _UNOBSERVABLE:
         return None
     rid = field(response, "id")
+    if status in ENDED_WITHOUT_RESULT:
+        # Whether the service would continue from one is not in the public record (the
+        # emulator refuses both; RuleOptions.chain_from_cancelled_response): sending the
+        # request again from the response before is right either way.
+        return (
+            f"response {rid} ended {status}, so nothing is chained from it (its output is not "
+            "a result to continue from). rewind(prepared) the request it answered and send it "
+            "again: its input, tool outputs included, goes once more"
+        )
     return (
         f"response {rid} is still {status} (background=True): its output is not known yet, so "
         "nothing can be chained from it. Poll "
@@ -78,11 +93,12 @@ def _still_running(response: Any) -> str | None:
 
 
 def not_a_response(response: Any) -> str | None:
-    """Why ``response`` cannot be a Responses API response (or cannot be observed yet: a
-    background response still ``queued`` / ``in_progress``), or ``None`` if it can."""
+    """Why ``response`` cannot be a Responses API response (or cannot be observed: a
+    background response still ``queued`` / ``in_progress``, or one that ended ``failed`` /
+    ``cancelled``), or ``None`` if it can."""
     if type(response) is dict and type(response.get("output")) is list:
         rid = response.get("id")
-        if (rid is None or type(rid) is str) and response.get("status") not in RUNNING:
+        if (rid is None or type(rid) is str) and response.get("status") not in _UNOBSERVABLE:
             return None  # the common case, decided without the checks below
     if inspect.isawaitable(response):
         if inspect.iscoroutine(response):

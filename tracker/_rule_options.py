@@ -115,7 +115,8 @@ class RuleOptions:
     - ``chain_from_cancelled_response`` (off): a cancelled background response can be a
       ``previous_response_id`` (its input kept, no output). No public record says either way
       [INF]; off, it is ``previous_response_not_found``. A tracker never chains from one
-      (``tracker.loop`` re-sends that request's input instead), so both settings agree with it.
+      (``observe_response`` refuses it; ``tracker.loop`` re-sends that request's input
+      instead), so both settings agree with it.
     - ``reject_referenced_client_calls`` (off): a client-executed call sent in the input as an
       ``item_reference`` (or inline with its item id, ``fc_...``) together with its output by
       ``call_id`` gives ``P4`` (the ``P2`` text). Source: vercel/ai PR #15795 (2026-06-03) and

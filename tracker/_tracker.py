@@ -269,7 +269,8 @@ class Tracker:
         Accepts an SDK ``Response`` or its dict form (with ``id`` and an ``output`` list).
         Every request marked sent before it is settled (can no longer be rewound). Raises
         ``UsageError`` for anything else (an un-awaited coroutine, a stream, an exception, a
-        list: the message says what to pass), ``ContinuationError`` for a malformed response
+        list, a background response still running, a ``failed`` or ``cancelled`` response:
+        the message says what to do), ``ContinuationError`` for a malformed response
         id, a response from another conversation, or one created with ``store=False`` (it
         cannot be continued), and ``ItemError`` for an unreadable output item; the tracker is
         then unchanged.
