@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import openai
 import pytest
 from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS, counting_weather
 from openai import AsyncOpenAI, OpenAI
@@ -531,6 +532,33 @@ def test_response_stuck_queued_times_out_cancelled_and_outputs_are_retried_once(
     result = run_turn(api, model="emu-1", input=list(err.outputs), tools=tools, tracker=err.tracker)
     assert (ANSWER, 0, ["Paris", "Rome"]) == (result.text, result.abandoned_calls, ran)
     _once(emu, result.last_response_id)
+
+
+def test_poll_timeout_whose_cancel_failed_says_so_and_keeps_why(api: OpenAI, emu: Emulator) -> None:
+    """The cancel after poll_timeout fails (a 500): PollTimeoutError says to cancel it by id,
+    and its __cause__ is the cancel's error."""
+    emu.inject(Fault(stall=True))
+    posts = len(emu.requests_to("/v1/responses"))
+    turn_clock, armed = FakeClock(step=1.0), []
+
+    def clock() -> float:  # once the response exists, fail the next request: the cancel
+        if not armed and len(emu.requests_to("/v1/responses")) > posts:
+            armed.append(emu.inject(Fault(status=500), path=None))
+        return turn_clock()
+
+    with pytest.raises(PollTimeoutError, match="could not cancel it") as info:
+        run_turn(
+            api,
+            model="emu-1",
+            input="hi",
+            background=True,
+            poll_interval=0,
+            poll_timeout=0.5,
+            clock=clock,
+        )
+    err = info.value
+    assert (False, openai.InternalServerError) == (err.cancelled, type(err.__cause__))
+    assert "cancelled" == api.responses.cancel(err.response_id).status
 
 
 async def test_async_poll_timeout_raises_with_the_tracker_unchanged(emu: Emulator) -> None:

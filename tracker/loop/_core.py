@@ -110,7 +110,7 @@ def drive(
         except TurnCancelledError as exc:
             raise turn.cancelled(exc.response_id) from None
         except PollTimeoutError as exc:
-            raise turn.timed_out(exc) from None
+            raise turn.timed_out(exc) from exc.__cause__  # why a cancel failed, if it did
         except ResponseFailedError as exc:
             raise turn.failed(exc) from None
         yield Emit(ResponseReceived(record=turn.records[-1], response=response))

@@ -310,17 +310,14 @@ class _Turn:
 
     def timed_out(self, exc: PollTimeoutError) -> PollTimeoutError:
         """``exc`` with the partial result and the outputs the unanswered request carried."""
-        outputs = self.undelivered()
-        error = PollTimeoutError(
+        return PollTimeoutError(
             str(exc),
             response_id=exc.response_id,
             waited=exc.waited,
             cancelled=exc.cancelled,
-            outputs=outputs,
+            outputs=self.undelivered(),
             result=self.result(final_text(self._last_output())),
         )
-        error.__cause__ = exc.__cause__
-        return error
 
     def failed(self, exc: ResponseFailedError) -> ResponseFailedError:
         """``exc`` with the partial result and the outputs the failed request carried."""
