@@ -254,6 +254,7 @@ def test_repair_history_drops_an_output_whose_call_lies_before_the_compaction() 
     repaired, actions = repair_history(items, api="responses")
     assert [user(), call("call_a"), cmp(), user("next")] == repaired
     assert [("drop_orphan_output", 3, "call_a")] == [(a.kind, a.index, a.call_id) for a in actions]
+    assert "its call lies before the compaction item [2], which summarised it" == actions[0].detail
 
 
 def test_repair_history_leaves_calls_before_the_compaction_unanswered() -> None:

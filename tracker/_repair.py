@@ -138,10 +138,27 @@ def repair_history(
     placed, actions = repair_responses(seq[start:], policy)
     if not start:
         return [item for _, item in placed], actions
+    summarised = _summarised_calls(seq[:start]) if actions else frozenset()
     shifted = tuple(
-        attrs.evolve(a, index=None if a.index is None else a.index + start) for a in actions
+        attrs.evolve(
+            a,
+            index=None if a.index is None else a.index + start,
+            detail=f"its call lies before the compaction item [{start}], which summarised it"
+            if a.kind == "drop_orphan_output" and a.call_id in summarised
+            else a.detail,
+        )
+        for a in actions
     )
     return [*seq[:start], *(item for _, item in placed)], shifted
+
+
+def _summarised_calls(items: Sequence[Any]) -> frozenset[str]:
+    """The call ids of the calls in ``items`` (those a compaction item after them summarised)."""
+    return frozenset(
+        str(field(item, "call_id"))
+        for item in items  # read loosely: items before the boundary are kept as they are
+        if field(item, "type") in CALL_TO_OUTPUT and field(item, "call_id")
+    )
 
 
 def window_start(items: Sequence[Any]) -> int:
