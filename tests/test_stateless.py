@@ -17,7 +17,14 @@ from _loop_helpers import ANSWER, NO_WAIT, PROMPT, TOOLS, add, counting_weather,
 from _stateless_turns import block_turns
 from openai import AsyncOpenAI, OpenAI
 
-from tracker import ContinuationError, HistoryError, Tracker, TranscriptError, validate_history
+from tracker import (
+    ContinuationError,
+    HistoryError,
+    Tracker,
+    TranscriptError,
+    UsageError,
+    validate_history,
+)
 from tracker._rules import RuleOptions, check_input_references
 from tracker.emulator import Emulator, Fault
 from tracker.emulator._state import IdGen
@@ -213,6 +220,19 @@ def test_go_stateless_with_a_history_the_service_would_reject_names_the_fix() ->
     with pytest.raises(HistoryError, match=r"go_stateless\(\): the history of chain 'resp_1'"):
         t.go_stateless(history)
     assert ("resp_1", True) == (t.previous_response_id, t.store)
+
+
+def test_go_stateless_in_a_conversation_or_in_flight_names_the_fix() -> None:
+    """A conversation cannot switch (the message names it and what to do instead); nor can a
+    tracker with a request in flight. The tracker is unchanged either way."""
+    t = Tracker(conversation_id="conv_1")
+    with pytest.raises(UsageError, match="conversation 'conv_1'.*Drop store=False"):
+        t.go_stateless([])
+    chain = Tracker()
+    chain.mark_sent(chain.prepare("hi"))
+    with pytest.raises(UsageError, match="1 request\\(s\\) in flight"):
+        chain.go_stateless([user("hi")])
+    assert (True, True, "conv_1") == (t.store, chain.store, t.conversation_id)
 
 
 def test_go_stateless_with_history_replays_it() -> None:

@@ -72,7 +72,7 @@ from ._tracker_observe import (
 )
 from ._tracker_restart import Restarts
 from ._tracker_state import snapshot, state_changes, state_mark
-from ._transcript import Transcript
+from ._transcript import Transcript, check_switchable
 
 __all__ = ["Prepared", "Tracker"]
 
@@ -420,10 +420,6 @@ class Tracker:
         """
         if self._chain.transcript is not None:
             return
-        if self._chain.ledger.conversation_id is not None or self._marked:
-            raise UsageError(
-                "go_stateless() needs a response chain with no request in flight: observe the "
-                "pending response first (a conversation cannot be continued statelessly)."
-            )
+        check_switchable(self._chain.ledger.conversation_id, in_flight=len(self._marked))
         self._chain.go_stateless(history, self._rules)  # changes nothing if it raises
         self._serial += 1

@@ -53,7 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._client_calls import leave_out, without_client_call_ids
-from ._errors import HistoryError, StateError, TranscriptError, shown
+from ._errors import HistoryError, StateError, TranscriptError, UsageError, shown
 from ._items import COMPACTION, COMPACTION_TRIGGER, field, read_item, to_plain
 from ._prepared import keys_of
 from ._rules import Provenance, RuleOptions, check_context, check_input_references
@@ -61,7 +61,7 @@ from ._rules import Provenance, RuleOptions, check_context, check_input_referenc
 if TYPE_CHECKING:
     from ._snapshot import Ledger
 
-__all__ = ["Transcript", "chain_transcript", "check_new_items"]
+__all__ = ["Transcript", "chain_transcript", "check_new_items", "check_switchable"]
 
 #: The ``include`` value a stateless request needs so reasoning can be replayed.
 INCLUDE_REASONING = "reasoning.encrypted_content"
@@ -327,6 +327,24 @@ class Transcript:
         for index, item in enumerate(items):
             read_item(item, index)
         return cls(items, prompt_cache_key=key, options=options)
+
+
+def check_switchable(conversation_id: str | None, *, in_flight: int) -> None:
+    """``UsageError`` unless a tracker can switch to stateless mode (``Tracker.go_stateless``):
+    not in a conversation, no request in flight."""
+    if conversation_id is not None:
+        raise UsageError(
+            f"go_stateless() / store=False: this tracker continues conversation "
+            f"{shown(conversation_id)}, which only the service holds, so it cannot be continued "
+            "statelessly. Drop store=False to continue the conversation, or start a "
+            "Tracker(store=False) whose first input is the conversation's items "
+            "(client.conversations.items.list(id, order='asc'))."
+        )
+    if in_flight:
+        raise UsageError(
+            f"go_stateless() with {in_flight} request(s) in flight: observe_response() their "
+            "response (or rewind() a failed one) first."
+        )
 
 
 def _missing(ledger: Ledger, history: Sequence[Any]) -> list[str]:
