@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import attrs
 import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from tracker import UsageError
 from tracker.emulator import Emulator
+from tracker.emulator._incomplete import cut_to_budget
+from tracker.emulator._persist import read_response, response_record
+from tracker.emulator._state import StoredResponse
 
 TOOLS: list[Any] = [
     {"type": "function", "name": "weather", "parameters": {"type": "object", "properties": {}}},
@@ -264,3 +268,37 @@ def test_context_items_without_a_chain_or_conversation_is_a_usage_error() -> Non
     """Emulator.context_items() with neither id names both ways to ask (a UsageError)."""
     with pytest.raises(UsageError, match="pass response_id=... or conversation_id="):
         Emulator().context_items()
+
+
+def test_max_output_tokens_cuts_the_output_where_the_budget_ends() -> None:
+    """A reasoning item costs 16 tokens, text and arguments 4 chars a token: the item the budget
+    ends in is cut (status incomplete; reasoning kept whole), the rest left out."""
+    reasoning = {"type": "reasoning", "id": "rs_1", "summary": []}
+    part = {"type": "output_text", "text": "x" * 40, "annotations": []}
+    msg = {"type": "message", "role": "assistant", "status": "completed", "content": [part]}
+    call = {"type": "function_call", "call_id": "c", "name": "f", "arguments": "y" * 40}
+    cut = {"reason": "max_output_tokens"}
+    assert ([reasoning, msg], None) == cut_to_budget([reasoning, msg], 26)
+    assert ([reasoning, msg], None) == cut_to_budget([reasoning, msg], None)
+    out, details = cut_to_budget([reasoning, msg, call], 20)
+    assert (cut, 2, "x" * 16, "incomplete") == (
+        details,
+        len(out),
+        out[1]["content"][0]["text"],
+        out[1]["status"],
+    )
+    assert "x" * 40 == part["text"]  # the script's item is not changed
+    assert ([reasoning], cut) == cut_to_budget([reasoning, msg], 10)  # spent on reasoning
+    assert ([{**call, "arguments": "y" * 8, "status": "incomplete"}], cut) == cut_to_budget(
+        [call], 2
+    )
+    assert ([], cut) == cut_to_budget([msg], 0)
+
+
+def test_an_incomplete_response_is_saved_as_incomplete() -> None:
+    """A stored response's incomplete_details survives the state file's record (none: no key)."""
+    stored = StoredResponse("resp_1", {}, [], [], None, None, True, {"reason": "content_filter"})
+    assert stored == read_response(response_record(stored), "responses[0].")
+    assert "incomplete_details" not in response_record(
+        attrs.evolve(stored, incomplete_details=None)
+    )

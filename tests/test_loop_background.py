@@ -602,3 +602,25 @@ def test_background_chain_outlives_the_ten_minute_deletion_of_unstored_responses
     assert [True, True, False, None] == [body.get("store") for body in posts]
     assert first.responses[-1].id == second.requests[0].previous_response_id
     assert "completed" == second.responses[-1].status
+
+
+def test_incomplete_response_ends_the_turn_with_its_partial_answer(
+    api: OpenAI, emu: Emulator
+) -> None:
+    """max_output_tokens cuts the answer, plain, streamed and in the background: each turn ends
+    with the incomplete response's partial text, stored as incomplete, and chains from it."""
+    text = "abcdefghij" * 10
+    t = Tracker()
+    turns: list[dict[str, Any]] = [{}, {"stream": True}, {"background": True, "poll_interval": 0}]
+    results = [
+        run_turn(api, model="emu-1", input=text, tracker=t, max_output_tokens=16, **kwargs)
+        for kwargs in turns
+    ]
+    ends = [r.responses[-1] for r in results]
+    assert [("You said: " + text)[:64]] * 3 == [r.text for r in results]  # 16 tokens of 4 chars
+    assert [("incomplete", "max_output_tokens", "incomplete")] * 3 == [
+        (r.status, r.incomplete_details.reason, r.output[0].status) for r in ends
+    ]
+    assert "incomplete" == api.responses.retrieve(ends[0].id).status
+    bodies = emu.requests_to("/v1/responses")[-3:]
+    assert [None, ends[0].id, ends[1].id] == [b.get("previous_response_id") for b in bodies]

@@ -59,6 +59,10 @@ Background responses (``tracker.emulator._background``): ``background: true`` an
 until it is 5 minutes old by ``Emulator(clock=...)``; ``responses.cancel(id)`` cancels a
 queued or in-progress one.
 
+``max_output_tokens`` (``tracker.emulator._incomplete``): a response whose scripted output
+costs more tokens ends ``incomplete`` (``incomplete_details.reason`` ``max_output_tokens``), its
+output cut where the budget ends; a stream of it ends with ``response.incomplete``.
+
 Faults (for retry tests): ``emu.inject(Fault(status=500), times=2)``, ``Fault(status=429,
 should_retry=True)``, ``Fault(delay=0.5)``, ``Fault(drop="after")`` (stored, then the connection
 is closed without an answer), ``Fault(cut_after=N)`` (stored, then the stream is cut after ``N``

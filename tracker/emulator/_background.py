@@ -178,7 +178,7 @@ class Background:
                 created_at=int(response["created_at"]),
                 background=False,
                 polls_left=0,
-                status="completed",
+                status=str(response["status"]),
                 response=dict(response),
             )
 
@@ -317,7 +317,7 @@ class Background:
         run.response = finish(
             state, turn, run.output, self.options, run.created_at, response_id=run.id
         )
-        run.status = "completed"
+        run.status = run.response["status"]  # completed, or incomplete (``_incomplete``)
 
     def _cancel(self, state: State, run: Run) -> None:
         self._touch(state, run)

@@ -40,8 +40,8 @@ READS = (1, 2)
 
 
 def response_record(r: StoredResponse) -> dict[str, Any]:
-    """The JSON form of one stored response."""
-    return {
+    """The JSON form of one stored response (``incomplete_details`` only when it ended so)."""
+    record = {
         "id": r.id,
         "body": r.body,
         "input_items": r.input_items,
@@ -50,6 +50,9 @@ def response_record(r: StoredResponse) -> dict[str, Any]:
         "conversation_id": r.conversation_id,
         "store": r.store,
     }
+    if r.incomplete_details is not None:
+        record["incomplete_details"] = r.incomplete_details
+    return record
 
 
 def conversation_record(c: StoredConversation) -> dict[str, Any]:
@@ -142,6 +145,9 @@ def read_response(r: Any, at: str) -> StoredResponse:
         previous_response_id=_get(r, "previous_response_id", (str, type(None)), at),
         conversation_id=_get(r, "conversation_id", (str, type(None)), at),
         store=_get(r, "store", bool, at),
+        incomplete_details=(
+            _get(r, "incomplete_details", dict, at) if "incomplete_details" in r else None
+        ),
     )
 
 

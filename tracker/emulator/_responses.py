@@ -28,6 +28,7 @@ from ._compaction import (
     verify_compaction,
 )
 from ._context import Context, ContextIndex
+from ._incomplete import cut_to_budget
 from ._reply import Reply, error_reply
 from ._schema import bad_request, check_request, not_found
 from ._script import Script
@@ -173,8 +174,14 @@ def response_object(
     *,
     status: str = "completed",
     created_at: int,
+    incomplete_details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Response object: request fields echoed (not ``include``), output, usage."""
+    """The Response object: request fields echoed (not ``include``), output, usage.
+
+    ``incomplete_details`` (``_incomplete``) makes a finished response ``incomplete``.
+    """
+    if incomplete_details is not None and status == "completed":
+        status = "incomplete"
     conversation = body.get("conversation")
     conv_id = conversation.get("id") if isinstance(conversation, Mapping) else conversation
     return {
@@ -184,7 +191,7 @@ def response_object(
         "status": status,
         "background": bool(body.get("background", False)),
         "error": None,
-        "incomplete_details": None,
+        "incomplete_details": dict(incomplete_details) if incomplete_details else None,
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
         "max_tool_calls": body.get("max_tool_calls"),
@@ -286,6 +293,8 @@ def finish(
     ``response_id``: the id a background response was given when it was queued.
     """
     response_id = response_id or state.ids.response_id()
+    limit = turn.body.get("max_output_tokens")
+    output, incomplete = cut_to_budget(output, limit)
     stored_input = [_with_id(state, item) for item in turn.resolved]
     state.remember_output(output)
     for item in turn.resolved:
@@ -303,6 +312,7 @@ def finish(
             previous_response_id=turn.previous,
             conversation_id=conv.id if conv is not None else None,
             store=True,
+            incomplete_details=incomplete,
         )
         state.index_items(stored_input + output)
         if conv is None:
@@ -322,8 +332,18 @@ def finish(
                     conv.id, conv.id, context.index, held, output, passed=stored_input
                 )
     usage = _usage(context, output)  # the rendered window
+    if incomplete is not None:  # the whole budget was spent
+        usage["output_tokens"] = limit
+        usage["total_tokens"] = usage["input_tokens"] + limit
     body = {**turn.body, "store": False} if not turn.store else turn.body
-    response = response_object(response_id, body, copy.deepcopy(output), usage, created_at=created)
+    response = response_object(
+        response_id,
+        body,
+        copy.deepcopy(output),
+        usage,
+        created_at=created,
+        incomplete_details=incomplete,
+    )
     # The latest user message matters only when it is in the input: read the input alone.
     withheld = withheld_reasoning(turn.body, turn.context.new, len(turn.context.new))
     if withheld:

@@ -122,6 +122,7 @@ class Service:
                     copy.deepcopy(stored.output),
                     None,
                     created_at=int(time.time()),
+                    incomplete_details=stored.incomplete_details,
                 )
             )
 

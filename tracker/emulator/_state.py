@@ -133,6 +133,8 @@ class StoredResponse:
     previous_response_id: str | None
     conversation_id: str | None
     store: bool
+    #: ``{"reason": ...}`` when the response ended ``incomplete`` (``_incomplete``).
+    incomplete_details: dict[str, Any] | None = None
 
 
 @attrs.define

@@ -3,7 +3,8 @@
 Responses: ``response.created`` (in_progress, empty output) -> ``response.in_progress`` ->
 per output item ``output_item.added`` ... ``output_item.done`` (reasoning summary parts,
 message content parts and text deltas, function-call argument deltas; a compaction item is
-announced by ``response.compaction.compacting`` first) -> ``response.completed``.
+announced by ``response.compaction.compacting`` first) -> ``response.completed`` (or
+``response.incomplete`` / ``response.failed`` for a response with that status).
 Each event carries ``sequence_number`` from 0. No ``[DONE]`` sentinel (Chat Completions has one).
 """
 
