@@ -66,6 +66,27 @@ def test_failed_save_leaves_no_transaction_open(tmp_path: Path) -> None:
         assert 2 == b.save("s", {"n": 2}, 1)
 
 
+def test_a_write_lock_held_too_long_names_the_file_and_session(tmp_path: Path) -> None:
+    """A save that cannot get the write lock in time is StoreError naming the file and the
+    session and saying to retry; nothing is written and the store works once the lock is free."""
+    path = tmp_path / "s.db"
+    with SQLiteStore(path, timeout=0.05) as store:
+        store.save("chat-7", {"n": 1}, None)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError) as caught:
+            store.append("chat-7", {"change": 1, "ops": []}, 1)
+        other.execute("ROLLBACK")
+        other.close()
+        assert ("chat-7", True, True) == (
+            caught.value.session_id,
+            str(path) in str(caught.value) and "'chat-7'" in str(caught.value),
+            "retry" in str(caught.value),
+        )
+        assert Loaded({"n": 1}, 1) == store.load("chat-7")
+        assert 2 == store.save("chat-7", {"n": 2}, 1)
+
+
 def test_memory_database_works(tmp_path: Path) -> None:
     """':memory:' gives a private in-memory SQLite store."""
     with SQLiteStore(":memory:") as store:

@@ -124,6 +124,12 @@ class SQLiteStore:
             self._enable_wal(timeout)
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._init_schema()
+        except sqlite3.OperationalError as exc:  # locked by another process, I/O, read-only
+            self._conn.close()
+            raise StoreError(
+                f"SQLite store {self.path!r} could not be opened: {exc}; if another process "
+                "holds its write lock, retry later; else check the file's permissions and disk"
+            ) from exc
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(f"{self.path!r} is not a usable SQLite store: {exc}") from exc
@@ -348,11 +354,10 @@ class _Transaction:
         self._conn = conn
 
     def __enter__(self) -> None:
-        try:
-            # IMMEDIATE takes the write lock now, so the version we read cannot change under us.
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"SQLite store busy: {exc}; retry later") from exc
+        # IMMEDIATE takes the write lock now, so the version we read cannot change under us.
+        # A lock not had in time ("database is locked") is sqlite3.OperationalError, which the
+        # caller's guard reports naming the file and the session.
+        self._conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if exc_type is None:
