@@ -6,9 +6,10 @@ the model call and after the tools, then release it, with one more round of hist
 a user message, a function call, its output, two assistant messages) in between. "store time"
 is the wall time of those four calls (snapshot, diff, encoding and the store round trip),
 median over turns. ``load`` is a claim without ``reuse`` (a new process: reads the whole
-session). ``--full`` adds the same turn with every save rewriting the whole record and every
-claim loading the session, as before incremental records; ``--stateless`` adds the same turn of
-a ``store=False`` session (its snapshot holds the whole transcript: every item, in full).
+session), after the timed turns, so it reads a base and the change log they appended.
+``--full`` adds the same turn with every save rewriting the whole record and every claim
+loading the session, as before incremental records; ``--stateless`` adds the same turn of a
+``store=False`` session (its snapshot holds the whole transcript: every item, in full).
 
     python benchmarks/bench_stores.py [--stores sqlite,redis,postgres] [--sizes 100,1000,...]
 
@@ -114,17 +115,22 @@ def turn(store: Store, session: LeasedSession, n: int, mode: str) -> tuple[Lease
     return session, spent + time.perf_counter() - start
 
 
-def held_session(store: Store, sid: str, rounds: int, mode: str) -> tuple[LeasedSession, float]:
-    """A released session of ``rounds`` rounds; also the time a claim without reuse took."""
+def held_session(store: Store, sid: str, rounds: int, mode: str) -> LeasedSession:
+    """A released session of ``rounds`` rounds (written whole: a base, no change log)."""
     tracker = grown_tracker(rounds, mode)
     first = claim_session(store, sid, ttl=600)
     first.tracker = tracker
     release_session(store, first)
+    return first
+
+
+def load_time(store: Store, sid: str) -> float:
+    """The time a claim without reuse takes (a new process: reads base and change log)."""
     start = time.perf_counter()
     session = claim_session(store, sid, ttl=600)
     load = time.perf_counter() - start
     release_session(store, session)
-    return session, load
+    return load
 
 
 def per_turn(
@@ -136,7 +142,6 @@ def per_turn(
     load during the run weighs on every cell alike.
     """
     sessions: dict[tuple[str, str, int], LeasedSession] = {}
-    loads: dict[tuple[str, str, int], float] = {}
     times: dict[tuple[str, str, int], list[float]] = {}
     for name, store in stores.items():
         for mode in modes:
@@ -144,7 +149,7 @@ def per_turn(
                 with full_saves(mode):
                     key = (name, mode, items)
                     rounds = items // ITEMS_PER_ROUND
-                    sessions[key], loads[key] = held_session(store, f"{mode}-{items}", rounds, mode)
+                    sessions[key] = held_session(store, f"{mode}-{items}", rounds, mode)
                     times[key] = []
     for n in range(turns):
         for key, session in sessions.items():
@@ -154,6 +159,8 @@ def per_turn(
                     stores[name], session, items // ITEMS_PER_ROUND + n, mode
                 )
             times[key].append(spent)
+    # Loaded after the turns, so with the change log they appended (4 changes a turn).
+    loads = {key: load_time(stores[key[0]], f"{key[1]}-{key[2]}") for key in sessions}
     return {key: (statistics.median(times[key]), loads[key]) for key in sessions}
 
 
@@ -218,6 +225,35 @@ def _tag(name: str, mode: str, full: str = " full") -> str:
     return name + {"incr": "", "full": full, "stateless": " stateless"}[mode]
 
 
+_Cells = dict[str, dict[str, dict[int, tuple[float, float]]]]
+
+
+def _turn_table(cells: _Cells, sizes: list[int], turns: int) -> None:
+    """Print the one-more-turn table: per store and mode, the median and its ratio to the
+    first size; then the load times."""
+    names = list(cells)
+    modes = list(cells[names[0]]) if names else []
+    header = ["items"]
+    for name in names:
+        for mode in modes:
+            header += [f"{_tag(name, mode)} ms", "vs first"]
+    header += [f"{_tag(name, mode)} load ms" for name in names for mode in modes]
+    rows = []
+    for items in sizes:
+        row = [f"{items:,}"]
+        for name in names:
+            for mode in modes:
+                t, first = cells[name][mode][items][0], cells[name][mode][sizes[0]][0]
+                row += [f"{t * 1000:.2f}", f"{t / first:.1f}x"]
+        row += [f"{cells[name][mode][items][1] * 1000:.1f}" for name in names for mode in modes]
+        rows.append(row)
+    _table(
+        f"store time of one more run_turn turn (claim, 2 renewals, release), median of {turns}",
+        header,
+        rows,
+    )
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark; print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -237,31 +273,10 @@ def main(argv: list[str]) -> int:
         for store in stores.values():
             stack.callback(store.close)
         # cells[store][mode][items] = (turn s, load s)
-        cells: dict[str, dict[str, dict[int, tuple[float, float]]]] = {
-            name: {mode: {} for mode in modes} for name in stores
-        }
+        cells: _Cells = {name: {mode: {} for mode in modes} for name in stores}
         for (name, mode, items), cell in per_turn(stores, sizes, modes, args.turns).items():
             cells[name][mode][items] = cell
-        header = ["items"]
-        for name in stores:
-            for mode in modes:
-                header += [f"{_tag(name, mode)} ms", "vs first"]
-        header += [f"{name} load ms" for name in stores]
-        rows = []
-        for items in sizes:
-            row = [f"{items:,}"]
-            for name in stores:
-                for mode in modes:
-                    t, first = cells[name][mode][items][0], cells[name][mode][sizes[0]][0]
-                    row += [f"{t * 1000:.2f}", f"{t / first:.1f}x"]
-            row += [f"{cells[name]['incr'][items][1] * 1000:.1f}" for name in stores]
-            rows.append(row)
-        _table(
-            f"store time of one more run_turn turn (claim, 2 renewals, release), "
-            f"median of {args.turns}",
-            header,
-            rows,
-        )
+        _turn_table(cells, sizes, args.turns)
         chart(
             "stores",
             "Store time of one more run_turn turn (claim, 2 renewals, release)",
