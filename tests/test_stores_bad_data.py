@@ -290,3 +290,58 @@ def test_sqlite_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="notes.db"):
         SQLiteStore(path)
     assert b"these are my notes, not a database" * 100 == path.read_bytes()
+
+
+def _change_backend(request: pytest.FixtureRequest, kind: str) -> tuple[Store, Backend]:
+    """A Redis or Postgres store, and raw access to its change log (``put``: one change)."""
+    if kind == "redis":
+        import redis
+
+        url = request.getfixturevalue("redis_url")
+        client = redis.Redis.from_url(url)
+        request.addfinalizer(client.close)
+
+        def put(sid: str, version: Any, text: str) -> None:
+            client.hset(f"tracker:session:{sid}", f"c:{version}", text)
+
+        def raw(sid: str) -> Any:
+            return client.hgetall(f"tracker:session:{sid}")
+
+        return RedisStore(url), Backend(MemoryStore(), put, raw)
+    import psycopg
+
+    url = request.getfixturevalue("postgres_url")
+    conn = psycopg.connect(url, autocommit=True)
+    request.addfinalizer(conn.close)
+
+    def put_row(sid: str, version: Any, text: str) -> None:
+        conn.execute(
+            "UPDATE tracker_changes SET change = %s WHERE session_id = %s AND version = %s",
+            (text, sid, version),
+        )
+
+    def raw_rows(sid: str) -> Any:
+        return conn.execute(
+            "SELECT version, change FROM tracker_changes WHERE session_id = %s", (sid,)
+        ).fetchall()
+
+    return PostgresStore(url), Backend(MemoryStore(), put_row, raw_rows)
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_a_change_that_does_not_apply_is_corrupt_and_never_compacted_over(
+    request: pytest.FixtureRequest, kind: str
+) -> None:
+    """A stored change that cannot apply: load and a full save (a compaction) at its version
+    raise CorruptStateError naming the session and the change's version; it stays as stored."""
+    store, raw = _change_backend(request, kind)
+    store.save("chat", {"n": []}, None)
+    store.append("chat", {"change": 1, "ops": [["extend", ["n"], [1]]]}, 1)  # type: ignore[attr-defined]
+    raw.put("chat", 2, '{"change": 1, "ops": [["extend", ["n"], 1]]}')
+    before = raw.raw("chat")
+    for call in (lambda: store.load("chat"), lambda: store.save("chat", {"n": [1]}, 2)):
+        with pytest.raises(CorruptStateError, match="'chat'.*version 2.*no list") as info:
+            call()
+        assert "chat" == info.value.session_id
+    assert before == raw.raw("chat")
+    store.close()
