@@ -113,10 +113,14 @@ def test_stateless_snapshot_leaves_out_unanswered_request() -> None:
 
 
 def test_stateless_refuses_item_reference() -> None:
-    """An item_reference cannot be resolved under store=False: TranscriptError names it."""
+    """An item_reference, or a new reasoning item without encrypted_content, cannot be
+    resolved under store=False: TranscriptError names it and the fix."""
     t = Tracker(store=False)
-    with pytest.raises(TranscriptError, match="msg_9"):
+    with pytest.raises(TranscriptError, match="msg_9.*Pass the item itself"):
         t.prepare([{"type": "item_reference", "id": "msg_9"}])
+    with pytest.raises(TranscriptError, match="'rs_9' without encrypted_content.*include="):
+        t.prepare([_reasoning("rs_9", None), said_as("msg_9", "yo")])
+    assert [user("hi")] == t.prepare("hi").request_input()
 
 
 def test_stateless_reasoning_without_encrypted_content_is_left_out_with_its_ids() -> None:
