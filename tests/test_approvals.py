@@ -307,6 +307,32 @@ def test_run_turn_answers_mcp_approvals_with_on_approval_end_to_end() -> None:
         assert 2 == len(third.responses)
 
 
+def test_approval_asked_beside_a_tool_call_ends_the_turn_with_the_tool_output() -> None:
+    """Without on_approval, a response asking approval and calling a tool: the tool runs, the
+    turn ends (no request the service would refuse, M1) with its output in result.outputs;
+    the next turn sends it with the answer, each once."""
+    asked_and_called = [
+        {"type": "mcp_approval_request", "name": "roll", "arguments": "{}", "server_label": "d"},
+        {"type": "function_call", "name": "f", "arguments": "{}"},
+    ]
+
+    def script(context: Any, request: Any) -> list[Any]:
+        if not any(c.get("type") == "mcp_approval_request" for c in context):
+            return asked_and_called
+        return ["done"]
+
+    with Emulator(seed=9, script=script) as emu, _client(emu) as client:
+        first = run_turn(client, model="emu-1", input="go", tools=[f])
+        (asked, called) = first.responses[0].output
+        assert (called.call_id, "F") == (first.outputs[0]["call_id"], first.outputs[0]["output"])
+        assert {asked.id, called.call_id} == set(first.tracker.pending_call_ids)
+        answer = [*first.outputs, approval(asked.id)]
+        second = run_turn(client, model="emu-1", input=answer, tools=[f], tracker=first.tracker)
+        assert ("done", ()) == (second.text, second.tracker.pending_call_ids)
+        assert {asked.id: 1, called.call_id: 1} == dict(emu.received_outputs())
+        assert 2 == len(emu.requests_to("/v1/responses"))
+
+
 def test_on_approval_must_answer_with_a_bool() -> None:
     """Any other answer is a UsageError naming the request; the request stays pending."""
     with Emulator(seed=6, script=approval_script("roll")) as emu, _client(emu) as client:

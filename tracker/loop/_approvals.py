@@ -7,7 +7,9 @@ The next request must carry an ``mcp_approval_response`` for it (``approval_requ
 requests do not have an approval: mcpr_...`` (rule M1). With ``on_approval`` the loop asks the
 callable about each request (in output order), sends the answers with the next request, like
 tool outputs, and goes on; without it the turn ends with the requests pending (they are in
-``TurnResult.responses``): answer them in the next turn's ``input``.
+``TurnResult.responses``): answer them in the next turn's ``input``. Tool calls made beside
+them are run first and their outputs kept in ``TurnResult.outputs`` (a request carrying them
+without the answers would be refused, M1): pass them with the answers.
 """
 
 from __future__ import annotations

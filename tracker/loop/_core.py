@@ -38,14 +38,7 @@ from tracker._tracker import Tracker
 from ._approvals import approval_requests
 from ._compaction import crossed
 from ._ops import Checkpoint, Compact, Create, Emit, ListNewItems, Op, RunTools, Sleep
-from ._results import (
-    MaxTurnsError,
-    PollTimeoutError,
-    ResponseFailedError,
-    ResponseReceived,
-    TurnCancelledError,
-    TurnResult,
-)
+from ._results import MaxTurnsError, ResponseReceived, TurnResult
 from ._spec import DEFAULT_TOOL_WORKERS, TurnSpec, make_spec
 from ._stateless import enter_stateless
 from ._turn import _Turn
@@ -68,12 +61,16 @@ __all__ = [
 ]
 
 
-def _client_work(output: Sequence[Any], spec: TurnSpec) -> tuple[list[Any], list[Any]]:
-    """The response's tool calls to run, and its approval requests to answer (if asked to)."""
+def _client_work(output: Sequence[Any], spec: TurnSpec) -> tuple[list[Any], list[Any], bool]:
+    """The response's tool calls to run, its approval requests to answer (with
+    ``on_approval``), and whether it asks approvals only the caller can give (without)."""
     calls = [
         item for item in output if field(item, "type") in ("function_call", "custom_tool_call")
     ]
-    return calls, approval_requests(output) if spec.on_approval is not None else []
+    requests = approval_requests(output)
+    if spec.on_approval is not None:
+        return calls, requests, False
+    return calls, [], bool(requests)
 
 
 def drive(
@@ -105,17 +102,10 @@ def drive(
     for index in range(spec.max_turns):
         if cancel is not None and cancel.cancelled:
             raise turn.cancelled(None)
-        try:
-            response = yield from turn.request(index)
-        except TurnCancelledError as exc:
-            raise turn.cancelled(exc.response_id) from None
-        except PollTimeoutError as exc:
-            raise turn.timed_out(exc) from exc.__cause__  # why a cancel failed, if it did
-        except ResponseFailedError as exc:
-            raise turn.failed(exc) from None
+        response = yield from turn.model_call(index)
         yield Emit(ResponseReceived(record=turn.records[-1], response=response))
         output = _output_items(response)
-        calls, approvals = _client_work(output, spec)
+        calls, approvals, waiting = _client_work(output, spec)
         if not calls and cancel is not None and cancel.cancelled:
             raise turn.cancelled(None)  # finished as it was cancelled: the caller still asked
         if not calls and not approvals:
@@ -125,6 +115,8 @@ def drive(
         yield Checkpoint(())
         if index + 1 < spec.max_turns:
             yield from turn.run_tools(calls, approvals)
+            if waiting:  # a request without its approvals would be refused (M1): end here
+                return turn.result(final_text(output), outputs=turn.undelivered())
     names = ", ".join(sorted({str(field(c, "name")) for c in calls}))
     raise MaxTurnsError(
         f"The model still called tools ({names}) after max_turns={spec.max_turns} model calls; "

@@ -190,6 +190,11 @@ class TurnResult:
     #: Ids of the reasoning/compaction items left out after a 400
     #: ``invalid_encrypted_content`` (recovered once, see ``recover_encrypted``).
     dropped_encrypted: tuple[str, ...] = ()
+    #: Tool outputs computed but not delivered: the turn ended on MCP approval requests only
+    #: the caller can answer (no ``on_approval``) made beside tool calls, so the outputs wait
+    #: for the answers. Pass them with the answers as the next turn's ``input`` (calls left
+    #: without one get a placeholder output).
+    outputs: tuple[Any, ...] = ()
 
     @property
     def items_sent(self) -> int:

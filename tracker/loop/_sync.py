@@ -151,7 +151,8 @@ def run_turn(
     server asks before it runs an MCP tool): it returns ``True`` / ``False`` or ``(approve,
     reason)``, and the loop sends the ``mcp_approval_response``s with the next request, as it
     sends tool outputs (``arun_turn`` also awaits an async one). Without it, the turn ends with
-    the requests pending (in ``TurnResult.responses``): answer them in the next turn's input.
+    the requests pending (in ``TurnResult.responses``): answer them in the next turn's input,
+    with ``TurnResult.outputs`` (the outputs of tool calls made beside them, run but not sent).
 
     A 400 ``invalid_encrypted_content`` (a reasoning or compaction item the service cannot
     verify, e.g. after a key rotation) is recovered once per turn when ``recover_encrypted``

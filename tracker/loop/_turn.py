@@ -134,7 +134,7 @@ class _Turn:
         )
         return True
 
-    def result(self, text: str) -> TurnResult:
+    def result(self, text: str, outputs: tuple[Any, ...] = ()) -> TurnResult:
         return TurnResult(
             text=text,
             responses=tuple(self.responses),
@@ -146,6 +146,7 @@ class _Turn:
             errors=tuple(self.errors),
             compacted=self.compacted,
             dropped_encrypted=self.dropped_encrypted,
+            outputs=outputs,
         )
 
     def kwargs(self, prepared: Prepared) -> dict[str, Any]:
@@ -194,6 +195,18 @@ class _Turn:
         }
         self.tracker.observe_response(response)
         return response
+
+    def model_call(self, index: int) -> Generator[Op, Any, Any]:
+        """``request(index)``; an error that ends the turn (cancelled, polled too long, failed
+        for good) is raised carrying the partial result and the undelivered outputs."""
+        try:
+            return (yield from self.request(index))
+        except TurnCancelledError as exc:
+            raise self.cancelled(exc.response_id) from None
+        except PollTimeoutError as exc:
+            raise self.timed_out(exc) from exc.__cause__  # why a cancel failed, if it did
+        except ResponseFailedError as exc:
+            raise self.failed(exc) from None
 
     def request(self, index: int) -> Generator[Op, Any, Any]:
         """Deliver one model call, retrying transient errors; return its response."""
