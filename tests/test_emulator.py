@@ -12,7 +12,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from tracker import UsageError
 from tracker.emulator import Emulator
-from tracker.emulator._incomplete import cut_to_budget
+from tracker.emulator._incomplete import cut_to_budget, end_output
 from tracker.emulator._persist import read_response, response_record
 from tracker.emulator._state import StoredResponse
 
@@ -293,6 +293,35 @@ def test_max_output_tokens_cuts_the_output_where_the_budget_ends() -> None:
         [call], 2
     )
     assert ([], cut) == cut_to_budget([msg], 0)
+    stop = {"type": "incomplete", "reason": "content_filter"}
+    assert ([msg], {"reason": "content_filter"}) == end_output([msg, stop, call], None)
+    assert ([], cut) == end_output([msg, stop], 0)  # the budget ended it first
+
+
+def test_a_script_can_end_a_response_incomplete() -> None:
+    """A script's final incomplete item ends the response incomplete with its reason, plain
+    and streamed (response.incomplete); the items before it are the output."""
+
+    def script(context: Any, request: Any) -> list[Any]:
+        return ["Part of", {"type": "incomplete", "reason": "content_filter"}]
+
+    with (
+        Emulator(script=script) as emu,
+        OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as client,
+    ):
+        plain = client.responses.create(model="emu-1", input="hi")
+        with client.responses.create(model="emu-1", input="hi", stream=True) as events:
+            last = list(events)[-1]
+    assert ("incomplete", "content_filter", "Part of") == (
+        plain.status,
+        plain.incomplete_details and plain.incomplete_details.reason,
+        plain.output_text,
+    )
+    assert last.type == "response.incomplete"
+    assert ("content_filter", "Part of") == (
+        last.response.incomplete_details and last.response.incomplete_details.reason,
+        last.response.output_text,
+    )
 
 
 def test_an_incomplete_response_is_saved_as_incomplete() -> None:

@@ -18,6 +18,12 @@ arguments to what the rest of the budget buys, with ``status: "incomplete"`` (a 
 types allow on both [DOC]; that the service cuts a call this way is [INF]); a reasoning item is
 kept whole; a message or call with no budget left is left out, as is everything after it.
 ``usage.output_tokens`` is then ``max_output_tokens``: the whole budget was spent.
+
+A script can end a response incomplete itself (a scripted fault): a final
+``{"type": "incomplete", "reason": "content_filter"}`` item (``STOP``) is not emitted; the
+items before it are the output, and the response ends ``incomplete`` with that reason (the
+SDK's other reason is ``content_filter`` [DOC]; what output the service keeps then is not in
+the public record, so the script says [INF]). ``max_output_tokens`` still applies to them.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-__all__ = ["REASONING_TOKENS", "cut_to_budget", "token_cost"]
+__all__ = ["REASONING_TOKENS", "STOP", "cut_to_budget", "end_output", "token_cost"]
 
+#: The ``type`` of the item a script ends its output with to end the response incomplete.
+STOP: Final = "incomplete"
 #: Tokens a reasoning item costs (``usage.output_tokens_details.reasoning_tokens`` per item).
 REASONING_TOKENS: Final = 16
 _CHARS_PER_TOKEN: Final = 4
@@ -94,3 +102,15 @@ def cut_to_budget(
             kept.append(cut)
         return kept, {"reason": "max_output_tokens"}
     return kept, None
+
+
+def end_output(
+    output: Sequence[dict[str, Any]], max_output_tokens: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The output a response ends with and its ``incomplete_details`` (``None``: completed):
+    the items before a scripted ``STOP`` item (its ``reason``), cut to ``max_output_tokens``."""
+    stop = next((i for i, item in enumerate(output) if item.get("type") == STOP), None)
+    if stop is None:
+        return cut_to_budget(output, max_output_tokens)
+    kept, details = cut_to_budget(output[:stop], max_output_tokens)
+    return kept, details or {"reason": str(output[stop].get("reason") or "content_filter")}

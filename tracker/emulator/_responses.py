@@ -28,7 +28,7 @@ from ._compaction import (
     verify_compaction,
 )
 from ._context import Context, ContextIndex
-from ._incomplete import cut_to_budget
+from ._incomplete import STOP, end_output
 from ._reply import Reply, error_reply
 from ._schema import bad_request, check_request, not_found
 from ._script import Script
@@ -123,6 +123,8 @@ def _resolve(
 def _output_item(state: State, raw: Any) -> dict[str, Any]:
     item: dict[str, Any] = {"type": "message", "text": raw} if isinstance(raw, str) else dict(raw)
     item_type = item.setdefault("type", "message")
+    if item_type == STOP:  # not an item: the script ends the response incomplete (``finish``)
+        return item
     if item_type == "message":
         text = item.pop("text", "")
         item.setdefault("role", "assistant")
@@ -294,7 +296,7 @@ def finish(
     """
     response_id = response_id or state.ids.response_id()
     limit = turn.body.get("max_output_tokens")
-    output, incomplete = cut_to_budget(output, limit)
+    output, incomplete = end_output(output, limit)
     stored_input = [_with_id(state, item) for item in turn.resolved]
     state.remember_output(output)
     for item in turn.resolved:
@@ -332,7 +334,7 @@ def finish(
                     conv.id, conv.id, context.index, held, output, passed=stored_input
                 )
     usage = _usage(context, output)  # the rendered window
-    if incomplete is not None:  # the whole budget was spent
+    if incomplete == {"reason": "max_output_tokens"}:  # the whole budget was spent
         usage["output_tokens"] = limit
         usage["total_tokens"] = usage["input_tokens"] + limit
     body = {**turn.body, "store": False} if not turn.store else turn.body

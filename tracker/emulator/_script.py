@@ -8,7 +8,8 @@ list ``content``; after a compaction, the window with each compaction item repla
 summarises), ``request`` the request body. It returns output items *without* ids: the
 emulator assigns ``msg_``/``fc_``/``rs_`` ids, fills ``call_id`` on calls that lack one, and
 sets ``status``. Shorthands accepted in the returned list: a ``str`` is an assistant text
-message.
+message. A final ``{"type": "incomplete", "reason": "content_filter"}`` ends the response
+``incomplete`` with that reason, the items before it as its output (``_incomplete``).
 
 The default script reads the latest user message. Tool requests are written
 ``name({json args})`` or ``name()`` for declared function tools; rounds are separated by
