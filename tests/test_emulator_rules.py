@@ -3,7 +3,6 @@ and message, as the service answers them (docs/responses-api-rules.md)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -413,33 +412,22 @@ def test_s4_conversation_prefix(client: OpenAI) -> None:
     )
 
 
-def test_s5_conversation_locked() -> None:
-    """S5: a second turn on a conversation while one is running."""
-    with (
-        Emulator(model_delay=0.5) as emu,
-        OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as c,
-    ):
-        conv = c.conversations.create()
-        started = threading.Event()
-
-        def first_turn() -> None:
-            started.set()
-            create(c, "hello", conversation=conv.id)
-
-        worker = threading.Thread(target=first_turn)
-        worker.start()
-        started.wait()
-        while not emu.state.conversations[conv.id].busy:
-            threading.Event().wait(0.005)
-        expect(
-            openai.BadRequestError,
-            lambda: create(c, "again", conversation=conv.id),
-            "Another process is currently operating on this conversation. Please retry in a "
-            "few seconds.",
-            "conversation",
-            "conversation_locked",
-        )
-        worker.join()
+def test_s5_conversation_locked(client: OpenAI) -> None:
+    """S5: a second turn on a conversation while one is running (a background turn, held
+    running until polled: no timing), and the conversation free again once it completed."""
+    conv = client.conversations.create()
+    running = create(client, "hello", conversation=conv.id, background=True)
+    expect(
+        openai.BadRequestError,
+        lambda: create(client, "again", conversation=conv.id),
+        "Another process is currently operating on this conversation. Please retry in a "
+        "few seconds.",
+        "conversation",
+        "conversation_locked",
+    )
+    polled = [client.responses.retrieve(running.id).status for _ in range(2)]
+    assert ["in_progress", "completed"] == polled
+    assert "completed" == create(client, "again", conversation=conv.id).status
 
 
 def test_s7_previous_response_id_type(client: OpenAI) -> None:
