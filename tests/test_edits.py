@@ -218,6 +218,24 @@ def test_restart_drops_a_reasoning_group_the_edit_split(cut: int, gone: list[str
     assert [("drop_reasoning_group", gone[0])] == [(a.kind, a.item_id) for a in p.repairs]
 
 
+def test_restart_drops_every_parallel_call_of_a_trimmed_reasoning_item() -> None:
+    """Parallel calls emitted after one reasoning item all need it (A2): trimming it drops
+    each call of its group (their outputs then go as orphans), not only the first."""
+    t = Tracker(check="repair")
+    calls = [{**_CALL, "id": f"fc_{n}", "call_id": f"call_{n}"} for n in (1, 2)]
+    outs = [{**_OUT, "call_id": f"call_{n}"} for n in (1, 2)]
+    history: list[Any] = [user("hi")]
+    _run(t, history, "resp_1", _reasoning("rs_1"), *calls)
+    history += [_reasoning("rs_1"), *calls, *outs]
+    _run(t, history, "resp_2", said_as("msg_2", "ok"))
+    history += [said_as("msg_2", "ok"), user("more")]
+    del history[1]  # a trimming step drops the reasoning item
+    p = t.prepare(history)
+    assert (user("hi"), said_as("msg_2", "ok"), user("more")) == p.input
+    dropped = [a.item_id for a in p.repairs if a.kind == "drop_reasoning_group"]
+    assert ["fc_1", "fc_2"] == dropped
+
+
 def test_restart_with_a_split_reasoning_group_raises_under_check_raise() -> None:
     """check='raise' (the default): the split group is a HistoryError naming both items."""
     t = Tracker()
@@ -384,14 +402,19 @@ _SPEC = [{"type": "function", "name": n, "parameters": {}} for n in ("weather", 
 _PROMPT = 'weather({"city": "Paris"}) weather({"city": "Rome"}) then add({"a": 2, "b": 3})'
 
 
-def _tool_turn(client: OpenAI, t: Tracker, history: list[Any]) -> None:
-    """Whole-history requests to the answer, each round of parallel calls answered "ok"."""
+def _tool_turn(client: OpenAI, t: Tracker, history: list[Any], **kwargs: Any) -> None:
+    """Whole-history requests to the answer, each round of parallel calls answered "ok"
+    (``kwargs`` go to each request; ``store=False`` keeps reasoning out of ``history``)."""
     while True:
         p = t.prepare(history)
         t.mark_sent(p)
-        r = client.responses.create(model="emu-reason-1", tools=_SPEC, **p.request_kwargs())
+        r = client.responses.create(
+            model="emu-reason-1", tools=_SPEC, **p.request_kwargs(), **kwargs
+        )
         t.observe_response(r)
         output = [o.model_dump(exclude_none=True) for o in r.output]
+        if kwargs.get("store") is False:  # a caller whose history leaves reasoning out
+            output = [o for o in output if o["type"] != "reasoning"]
         history += output
         calls = [o["call_id"] for o in output if o["type"] == "function_call"]
         if not calls:
@@ -427,3 +450,25 @@ def test_edit_restart_under_the_switch_sends_client_calls_without_ids() -> None:
     assert (3, dict.fromkeys(issued, 1)) == (len(issued), dict(Counter(outputs)))
     assert [] == check_input_references(body["input"])
     assert r.id == t.previous_response_id
+
+
+def test_stateless_restart_keeps_reasoning_groups_the_callers_history_never_held(
+    emu: Emulator,
+) -> None:
+    """store=False, a caller whose history leaves reasoning out (the transcript keeps it):
+    an edit restarts with the groups known from the transcript, so the items whose reasoning
+    the history lacks are dropped (check='repair') and the service gets no A2/A3."""
+    t = Tracker(store=False, check="repair")
+    with OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as client:
+        history: list[Any] = [user(_PROMPT)]
+        _tool_turn(client, t, history, store=False)
+        history[0] = user(_PROMPT + " please")
+        history.append(user("thanks"))
+        p = t.prepare(history)
+        t.mark_sent(p)
+        r = client.responses.create(model="emu-reason-1", **p.request_kwargs(), store=False)
+        t.observe_response(r)
+    emitted = [i["id"] for i in history if "id" in i]  # 3 calls and the answer, each reasoned
+    dropped = [a.item_id for a in p.repairs if a.kind == "drop_reasoning_group"]
+    assert (0, "You said: thanks") == (p.restarted.index, r.output_text)
+    assert (4, emitted) == (len(emitted), dropped)

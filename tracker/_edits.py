@@ -30,11 +30,13 @@ was passed is the same object and is not seen: pass a changed copy (what history
 and trimming steps do), not a mutated original.
 
 A restart sends the edited history whole, validated as the tracker validates any delta
-(``check=``), and first keeps every reasoning item atomic with the item the service emitted
-right after it (rules A1-A3; known from ``P``): a group the edit split (its item removed or
-given another id, or the reasoning removed) is dropped whole under ``check="repair"`` and
+(``check=``), and first keeps every reasoning item atomic with the items the service emitted
+after it (rules A1-A3; ``reasoning_groups`` of ``P``, and of the transcript in stateless
+mode): a group the edit split (its first item removed or given another id, or the reasoning
+removed while any of its items stayed) is dropped whole under ``check="repair"`` and
 reported (``drop_reasoning_group``), and raises ``HistoryError`` under ``check="raise"``. An
-item edited in place of itself (same id) keeps its reasoning.
+item edited in place of itself (same id) keeps its reasoning. A chain whose ``P`` never held
+the reasoning items has no groups to keep.
 
 ``P`` is adopted when the request that carried ``H`` is answered (``observe_response``), so it
 is always a history the chain holds; a rewound request leaves it as it was. The first list a
@@ -46,9 +48,8 @@ per item: the caller holds them anyway). The snapshot keeps
 
 from __future__ import annotations
 
-import itertools
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final, Literal
 
 import attrs
@@ -58,6 +59,7 @@ from ._fingerprint import content_key
 from ._items import field, read_item
 from ._prepared import describe
 from ._repair_actions import RepairAction
+from ._rule_options import Provenance
 
 __all__ = [
     "ON_EDIT",
@@ -67,6 +69,7 @@ __all__ = [
     "Verdict",
     "broken_groups",
     "edited_error",
+    "reasoning_groups",
     "regroup",
 ]
 
@@ -159,19 +162,10 @@ class HeldHistory:
         obj = self._objs[j]
         return self._quick.get(j) if obj is _GONE else _quick_key(obj)
 
-    def following(self) -> dict[str, str]:
-        """Each reasoning item's id -> the id of the item right after it, as passed last.
-
-        The service ties the two together (rules A1-A3); empty after a restore (the objects
-        are gone, only fingerprints remain).
-        """
-        out: dict[str, str] = {}
-        objs = [o for o in self._objs if o is not _GONE]
-        infos = [read_item(o) for o in objs]
-        for info, nxt in itertools.pairwise(infos):
-            if info.type == "reasoning" and info.id is not None and nxt.id is not None:
-                out[info.id] = nxt.id
-        return out
+    def groups(self) -> Provenance:
+        """The reasoning groups of the history as passed last (``reasoning_groups``); empty
+        after a restore (the objects are gone, only fingerprints remain)."""
+        return reasoning_groups(o for o in self._objs if o is not _GONE)
 
     def fingerprints(self) -> list[str]:
         """Every position's fingerprint (the snapshot form); computes the missing ones."""
@@ -265,45 +259,79 @@ def _edit_at(items: Sequence[Any], i: int) -> HistoryEdit:
     return HistoryEdit(index=i, item=describe(items[i]), item_id=info.id or info.call_id)
 
 
-def broken_groups(items: Sequence[Any], following: Mapping[str, str]) -> dict[int, str]:
+def _ends_group(item_type: str | None, role: Any) -> bool:
+    """Whether an item of this kind is the caller's (an input), so no model output follows."""
+    return (
+        item_type is None
+        or item_type.endswith("_output")
+        or item_type == "mcp_approval_response"
+        or (item_type == "message" and role != "assistant")
+    )
+
+
+def reasoning_groups(items: Iterable[Any]) -> Provenance:
+    """The reasoning groups in ``items``, as the service emitted them (rules A1-A3).
+
+    A reasoning item's group is every model output item with an id after it, up to the next
+    reasoning item or the caller's next item (an input message, a tool output, an id-less
+    item): parallel calls emitted after one reasoning item all need it (A2/A3), and the first
+    must follow it directly (A1). ``following`` maps each reasoning id to that first item's id,
+    ``reasoning_for`` each member's id to its reasoning id.
+    """
+    following: dict[str, str] = {}
+    reasoning_for: dict[str, str] = {}
+    current: str | None = None
+    for item in items:
+        info = read_item(item)
+        if info.type == "reasoning":
+            current = info.id
+        elif info.id is None or _ends_group(info.type, field(item, "role")):
+            current = None
+        elif current is not None:
+            following.setdefault(current, info.id)
+            reasoning_for[info.id] = current
+    return Provenance(following=following, reasoning_for=reasoning_for)
+
+
+def broken_groups(items: Sequence[Any], groups: Provenance) -> dict[int, str]:
     """The positions of ``items`` whose reasoning group an edit broke, each with its reason.
 
-    A group is a reasoning item and the item the service emitted right after it
-    (``following``); it must stay whole and adjacent (rules A1-A3). When one was removed,
-    moved apart or given another id, both are listed (whichever is still present).
+    A group (``reasoning_groups``) must stay whole: its reasoning item present and followed
+    directly by its first item, every other member present after it. When the reasoning or
+    its first item was removed, moved apart or given another id, or a member moved before
+    the reasoning, every member still present is listed with the reasoning item.
     """
-    infos = [read_item(item, i) for i, item in enumerate(items)]
-    at = {info.id: i for i, info in enumerate(infos) if info.id is not None}
-    owner = {v: k for k, v in following.items()}
+    at = {}
+    for i, item in enumerate(items):
+        item_id = read_item(item, i).id
+        if item_id is not None:
+            at[item_id] = i
+    members: dict[str, list[int]] = {}
+    for item_id, rs_id in groups.reasoning_for.items():
+        if item_id in at:
+            members.setdefault(rs_id, []).append(at[item_id])
     broken: dict[int, str] = {}
-    for info in infos:
-        if info.id is None:
+    for rs_id, first_id in groups.following.items():
+        rs_at, present = at.get(rs_id), members.get(rs_id, [])
+        if rs_at is None and not present:
             continue
-        if info.id in following:
-            rs_id, item_id = info.id, following[info.id]
-        elif info.id in owner:
-            rs_id, item_id = owner[info.id], info.id
-        else:
+        if rs_at is not None and at.get(first_id) == rs_at + 1 and min(present) > rs_at:
             continue
-        rs_at, item_at = at.get(rs_id), at.get(item_id)
-        if rs_at is not None and item_at == rs_at + 1:
-            continue
-        why = f"reasoning {rs_id} and {item_id} belong together and the edit split them"
-        for j in (rs_at, item_at):
-            if j is not None:
-                broken[j] = why
+        why = f"reasoning {rs_id} and {first_id} belong together and the edit split them"
+        for j in (*present, *(() if rs_at is None else (rs_at,))):
+            broken[j] = why
     return broken
 
 
 def regroup(
-    items: list[Any], following: Mapping[str, str], check: str
+    items: list[Any], groups: Provenance, check: str
 ) -> tuple[list[Any], tuple[RepairAction, ...]]:
     """``items`` without the reasoning groups an edit broke (``check="repair"``).
 
     ``check="raise"`` raises ``HistoryError`` naming the first broken group (the service
     would answer 400); ``"off"`` leaves ``items`` as they are.
     """
-    broken = broken_groups(items, following) if check != "off" and following else {}
+    broken = broken_groups(items, groups) if check != "off" and groups.following else {}
     if not broken:
         return items, ()
     if check == "raise":

@@ -18,13 +18,28 @@ from typing import Any
 import attrs
 
 from ._delta_check import DeltaCheck
-from ._edits import HeldHistory, OnEdit, edited_error, regroup
+from ._edits import HeldHistory, OnEdit, edited_error, reasoning_groups, regroup
 from ._errors import UsageError
 from ._prepared import Prepared
+from ._rule_options import Provenance
 from ._rules import RuleOptions
 from ._tracker_chain import Chain
 
 __all__ = ["Restarts"]
+
+
+def _groups(history: HeldHistory, chain: Chain) -> Provenance:
+    """The reasoning groups an edit must keep whole: from the history passed last and, in
+    stateless mode, from the transcript (which holds every reasoning item, even after a
+    restore or when the caller's own history leaves reasoning out)."""
+    groups = history.groups()
+    if chain.transcript is None:
+        return groups
+    held = reasoning_groups(chain.transcript.items)
+    return Provenance(
+        following={**held.following, **groups.following},
+        reasoning_for={**held.reasoning_for, **groups.reasoning_for},
+    )
 
 
 class Restarts:
@@ -60,7 +75,7 @@ class Restarts:
         conversation_id = chain.ledger.conversation_id
         if self.on_edit == "raise" or conversation_id is not None:
             raise edited_error(verdict.edit, conversation_id=conversation_id)
-        sent, dropped = regroup(items, self.history.following(), check)
+        sent, dropped = regroup(items, _groups(self.history, chain), check)
         prepared = build(chain.fresh(rules), sent)
         repairs = (*dropped, *prepared.repairs)
         return attrs.evolve(
