@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 from typing import Any
 
 import agents.run
@@ -166,6 +167,31 @@ def test_install_on_an_unsupported_version_changes_nothing(
     monkeypatch.setattr(tracker.agents.metadata, "version", lambda _name: "0.3.0")
     with pytest.raises(UnsupportedVersionError):
         tracker.agents.install()
+    assert Sdk is agents.run.OpenAIServerConversationTracker
+
+
+def test_import_on_a_release_without_the_tracker_class_names_the_supported_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A release whose tracker class is missing (0.3.x) is refused at import with the range."""
+    import importlib.util
+    from importlib import metadata
+
+    real = metadata.version
+    monkeypatch.setattr(
+        metadata, "version", lambda name: "0.3.0" if name == "openai-agents" else real(name)
+    )
+    path = Path(tracker.agents.__file__)
+    spec = importlib.util.spec_from_file_location(
+        "tracker.agents", path, submodule_search_locations=[str(path.parent)]
+    )
+    assert spec is not None and spec.loader is not None
+    fresh = importlib.util.module_from_spec(spec)  # run beside the loaded one, not over it
+    with pytest.raises(UnsupportedVersionError) as info:
+        spec.loader.exec_module(fresh)
+    assert "0.3.0" == info.value.version
+    assert "agents.run._ServerConversationTracker" in str(info.value)
+    assert "pip install 'openai-agents>=0.4.0,<0.25'" in str(info.value)
     assert Sdk is agents.run.OpenAIServerConversationTracker
 
 

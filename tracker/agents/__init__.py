@@ -21,7 +21,6 @@ imports this module.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from ._releases import (
     SUPPORTED_VERSIONS,
     UnsupportedVersionError,
     detect,
+    tracker_class,
 )
 from ._releases import check_version as _check_version
 
@@ -61,10 +61,10 @@ __all__ = [
 ]
 
 _SURFACE = detect(metadata.version("openai-agents"))
-_sdk_module = importlib.import_module(_SURFACE.module)
+# Captured at import, before anything could have swapped it; a release without the class
+# (before 0.4.0, or one that moved it) is refused here, with the supported range.
+_sdk_module, _SDK_CLASS = tracker_class(_SURFACE, metadata.version("openai-agents"))
 _NAME = _SURFACE.name
-# Captured at import, before anything could have swapped it.
-_SDK_CLASS: type = getattr(_sdk_module, _NAME)
 _SDK_USERS = _SURFACE.users
 
 if _SURFACE.ours:

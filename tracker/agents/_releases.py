@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import types
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -34,6 +35,7 @@ __all__ = [
     "check_version",
     "detect",
     "parse_version",
+    "tracker_class",
 ]
 
 #: Lowest supported openai-agents version (inclusive) and the first unsupported one.
@@ -123,3 +125,22 @@ def detect(version: str) -> Surface:
         return Surface("agents.run", _OLD_CLASS, ("agents.run",), ours=False)
     modern = not parsed or parsed >= _OURS
     return Surface("agents.run_internal.oai_conversation", _CLASS, _USERS, ours=modern)
+
+
+def tracker_class(surface: Surface, version: str) -> tuple[types.ModuleType, type]:
+    """Return the module and tracker class ``surface`` names in openai-agents ``version``.
+
+    Raises ``UnsupportedVersionError`` (naming the version, what is missing and the fix) when
+    the release does not have that class: a release before 0.4.0, or a newer one that moved it.
+    """
+    try:
+        module = importlib.import_module(surface.module)
+        found = getattr(module, surface.name)
+    except (ImportError, AttributeError) as missing:
+        raise UnsupportedVersionError(
+            f"openai-agents {version} has no {surface.module}.{surface.name}, the tracker class "
+            f"tracker.agents replaces: it supports openai-agents {SUPPORTED} only; install one "
+            f"(pip install 'openai-agents{SUPPORTED}').",
+            version=version,
+        ) from missing
+    return module, found
