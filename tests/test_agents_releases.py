@@ -8,8 +8,10 @@ cached in ``.upstream/``); it takes minutes the first time, so it is marked ``up
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import tomllib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 
 from tracker.agents._legacy import adapt_tracker_class
 from tracker.agents._objects import PinnedId, TrackedObjects, pinned_id
+from tracker.agents._releases import SUPPORTED
 
 UPSTREAM = Path(__file__).parent / "upstream"
 
@@ -48,6 +51,16 @@ def test_import_without_the_extra_says_what_to_install() -> None:
     )
     assert done.stdout.startswith("ImportError tracker.agents needs openai-agents")
     assert "pip install 'tracker[agents]'" in done.stdout
+
+
+def test_core_needs_openai_and_attrs_only_and_the_extras_carry_openai_agents() -> None:
+    """pyproject: runtime deps are openai + attrs; `agents` and `test` pin SUPPORTED."""
+    project = tomllib.loads((UPSTREAM.parents[1] / "pyproject.toml").read_text())["project"]
+    names = [re.split(r"[<>=!~\[;\s]", dep, maxsplit=1)[0] for dep in project["dependencies"]]
+    extras = project["optional-dependencies"]
+    assert ["openai", "attrs"] == names
+    assert [f"openai-agents{SUPPORTED}"] == extras["agents"]
+    assert f"openai-agents{SUPPORTED}" in extras["test"]
 
 
 # ---- the pinned-id adapter, on a class with the 0.8 - 0.17.6 pattern --------------------
