@@ -224,6 +224,17 @@ def test_guard_leaves_the_client_and_its_other_methods_alone(plain: OpenAI) -> N
         guarded.with_options(timeout=5).chat.completions.create(model="emu-1", messages=ORPHAN)
 
 
+class FrameworkClient:
+    """A framework's own chat client (it holds an openai client; it is not one)."""
+
+
+def test_guarding_something_that_is_not_an_openai_client_is_a_usage_error() -> None:
+    """guard() of a framework's client names its type and says to guard the openai client."""
+    with pytest.raises(UsageError, match=r"not \S*test_guard\.FrameworkClient:") as info:
+        guard(FrameworkClient())  # type: ignore[type-var]
+    assert "async_client=guard(AsyncOpenAI(...))" in str(info.value)
+
+
 def test_unknown_policy_is_a_usage_error(plain: OpenAI) -> None:
     """A misspelt policy fails at guard() time, naming the choices."""
     with pytest.raises(UsageError, match="repair, raise, report"):

@@ -231,8 +231,16 @@ def guard(
     The copy shares ``client``'s connection pool; ``client`` itself is left as it was, and
     every other method of the copy is the client's own. ``copy()`` / ``with_options()`` of the
     copy are guarded too; guarding a guarded client replaces its guard (one check per
-    request). Raises ``tracker.UsageError`` for an unknown ``policy`` or ``repair``.
+    request). Raises ``tracker.UsageError`` for an unknown ``policy`` or ``repair``, or when
+    ``client`` is not an ``openai.OpenAI`` / ``openai.AsyncOpenAI`` client.
     """
+    if not isinstance(client, openai.OpenAI | openai.AsyncOpenAI):
+        raise UsageError(
+            f"guard() takes an openai.OpenAI or openai.AsyncOpenAI client, not "
+            f"{type(client).__module__}.{type(client).__qualname__}: guard the openai client "
+            "the framework sends through, and hand the framework the guarded copy (e.g. "
+            "agent-framework's OpenAIChatClient(async_client=guard(AsyncOpenAI(...))))."
+        )
     if policy not in _POLICIES:
         raise UsageError(f"policy must be one of {', '.join(_POLICIES)}, not {policy!r}.")
     if repair not in ("placeholder", "drop"):
