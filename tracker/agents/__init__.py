@@ -13,7 +13,8 @@ whenever CPython reuses a dead item's address; ``install()`` fixes that. On 0.17
 it makes the SDK's identity checks O(1); on 0.20 and later it installs this package's own
 class, whose every check is O(1) (see ``tracker.agents._releases`` for the table). On any
 other version ``install()`` raises ``UnsupportedVersionError``; set the environment variable
-``TRACKER_AGENTS_ALLOW_UNSUPPORTED=1`` to try it anyway.
+``TRACKER_AGENTS_ALLOW_UNSUPPORTED=1`` to try it anyway. A release without the tracker class
+this module replaces (before 0.4.0) raises it already at import.
 
 Needs the ``agents`` extra (``pip install 'tracker[agents]'``); ``import tracker`` never
 imports this module.
