@@ -1,8 +1,9 @@
 """End to end: agent-framework's AG-UI adapter and OpenAI clients, guarded, against the emulator.
 
 The replayed AG-UI histories have the shapes of agent-framework #2699 (several tool-call
-messages, then their results) and #6909 (a text message between a call and its result). The
-adapter (agent-framework-ag-ui 1.7.0) drops call_a's real result in both before the request is
+messages, then their results) and #6909 (a text message between a call and its result), and an
+approval result appended at the end (after the user's "yes"). The adapter
+(agent-framework-ag-ui 1.7.0) drops call_a's real result in all three before the request is
 built, so the framework sends a call without its result and the service answers 400. The guard
 on the ``openai`` client repairs that request: every result the adapter hands over is delivered,
 and call_a gets a placeholder that says no result was recorded (never a success). Repairing
@@ -56,7 +57,15 @@ TEXT_BETWEEN = [
     {"id": "m2", "role": "assistant", "content": "Looking it up"},
     {"id": "t1", "role": "tool", "toolCallId": "call_a", "content": "sunny"},
 ]
-SHAPES = {"2699": SEVERAL_CALL_MESSAGES, "6909": TEXT_BETWEEN}
+# Approval results appended at the end: the approved call's result after the user's "yes".
+APPROVAL_AT_END = [
+    {"id": "u1", "role": "user", "content": "Weather in Paris?"},
+    {"id": "m1", "role": "assistant", "content": "", "toolCalls": [agui_call("call_a")]},
+    {"id": "m2", "role": "assistant", "content": "Approve the weather lookup?"},
+    {"id": "u2", "role": "user", "content": "yes"},
+    {"id": "t1", "role": "tool", "toolCallId": "call_a", "content": "sunny"},
+]
+SHAPES = {"2699": SEVERAL_CALL_MESSAGES, "6909": TEXT_BETWEEN, "approval": APPROVAL_AT_END}
 CLIENTS = {"responses": OpenAIChatClient, "chat": OpenAIChatCompletionClient}
 
 
@@ -100,6 +109,15 @@ def test_installed_adapter_still_drops_call_a_result(shape: str) -> None:
     assert "call_a" not in results
 
 
+def test_installed_adapter_answers_a_missing_result_itself() -> None:
+    """Results missing (CopilotKit #3884 shape): the adapter answers the call itself, no 400."""
+    history = [SEVERAL_CALL_MESSAGES[0], SEVERAL_CALL_MESSAGES[1], TEXT_BETWEEN[0]]
+    messages, _ = normalize_agui_input_messages(history)
+    results = [c for m in messages for c in m.contents if c.type == "function_result"]
+    assert ["call_a"] == [c.call_id for c in results]
+    assert str(results[0].result).startswith("Tool execution skipped")
+
+
 @pytest.mark.parametrize("api", sorted(CLIENTS))
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 async def test_agui_history_is_400_without_the_guard_and_answered_with_it(
@@ -115,7 +133,7 @@ async def test_agui_history_is_400_without_the_guard_and_answered_with_it(
         results = sent_results(emu, api)
         if api == "responses":
             assert set(results) <= set(emu.received_outputs())
-    handed_over = {"2699": {"call_b": "rain", "call_c": "snow"}, "6909": {}}[shape]
+    handed_over = {"2699": {"call_b": "rain", "call_c": "snow"}}.get(shape, {})
     assert handed_over == {cid: text for cid, text in results.items() if cid != "call_a"}
     assert results["call_a"].startswith(PLACEHOLDER)
     assert [("repaired", "add_placeholder", "call_a")] == [
