@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tracker import ItemError
+from tracker import ItemError, UsageError
 from tracker._agui import placeholder_id
 from tracker._formats import detect_api
 from tracker._repair import repair_history
@@ -200,3 +200,13 @@ def test_agui_messages_given_as_chat_are_still_refused() -> None:
     """api='chat' on AG-UI messages: refused (not dropped), pointing at api='agui'."""
     with pytest.raises(ItemError, match="api='agui'"):
         repair_history([user(), asks("m1", "a"), result("a")], api="chat")
+
+
+@pytest.mark.parametrize("check", [validate_history, repair_history])
+def test_a_request_body_that_is_not_run_agent_input_is_refused_with_the_fix(check: Any) -> None:
+    """A Chat request body (no threadId/runId) is refused naming its keys, not read as keys."""
+    body = {"model": "m", "messages": [user(), asks("m1", "a"), result("a")]}
+    with pytest.raises(UsageError, match=r"keys 'model', 'messages': pass its 'messages' list"):
+        check(body)
+    with pytest.raises(UsageError, match="RunAgentInput"):
+        check({"threadId": "th", "runId": "r1", "messages": None})

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from ._errors import UsageError
 from ._items import field, to_plain
 from ._repair_actions import RepairAction, RepairPolicy
 from ._repair_chat import repair_chat
@@ -36,6 +37,7 @@ __all__ = [
     "check_agui",
     "is_run_input",
     "placeholder_id",
+    "refuse_other_mapping",
     "repair_agui",
 ]
 
@@ -72,6 +74,23 @@ def is_run_input(value: object) -> bool:
         isinstance(value, Mapping)
         and isinstance(value.get("messages"), list)
         and any(key in value for key in _RUN_INPUT_KEYS)
+    )
+
+
+def refuse_other_mapping(items: object, function: str) -> None:
+    """Raise ``UsageError`` if ``items`` is a mapping: only a ``RunAgentInput`` body is read.
+
+    Called once that body has been handled; any other mapping (a Chat or Responses request
+    body, a body whose ``messages`` is not a list) would otherwise be read as its keys.
+    """
+    if not isinstance(items, Mapping):
+        return
+    keys = ", ".join(repr(key) for key in list(items)[:8])
+    inner = next((key for key in ("messages", "input") if key in items), None)
+    fix = f"pass its {inner!r} list" if inner else "pass the list of items or messages"
+    raise UsageError(
+        f"{function}() takes a list of items or messages, or an AG-UI RunAgentInput body "
+        f"(threadId, runId and a 'messages' list); got a mapping with keys {keys}: {fix}."
     )
 
 

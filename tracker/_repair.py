@@ -32,7 +32,7 @@ from typing import Any, Final, cast, overload
 
 import attrs
 
-from ._agui import is_run_input, repair_agui
+from ._agui import is_run_input, refuse_other_mapping, repair_agui
 from ._errors import UsageError
 from ._formats import refuse_unreadable_output, resolve_api
 from ._items import (
@@ -120,14 +120,15 @@ def repair_history(
     input order; each ``index`` is a position in ``items`` (in the body's ``messages``). Pure:
     ``items`` is not modified. Raises ``ItemError`` for an item that cannot be read (also, with
     ``api="chat"``, for a message whose tool keys are AG-UI's, rather than drop its result as
-    an orphan) and ``UsageError`` for an unknown ``api`` or ``policy``, or a list whose format
-    cannot be told.
+    an orphan) and ``UsageError`` for an unknown ``api`` or ``policy``, a list whose format
+    cannot be told, or a mapping that is not a ``RunAgentInput`` body (pass its list).
     """
     check_policy(policy)
     if is_run_input(items) and api in (None, "agui"):
         body = cast("Mapping[str, Any]", items)
         messages, actions = repair_agui(body["messages"], policy)
         return ({**body, "messages": messages} if actions else body), actions
+    refuse_other_mapping(items, "repair_history")
     seq = list(items)
     found = resolve_api(seq, api)
     if found == "agui":

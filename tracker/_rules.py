@@ -245,14 +245,20 @@ def validate_history(
     default): the format is detected from the items (``tracker._formats.detect_api``; a list
     with nothing format-specific in it is read as Responses). ``options`` are ``RuleOptions``
     switches, e.g. ``strict_order=False``; ``provenance`` enables the reasoning-adjacency rules.
-    Raises ``ItemError`` for an item that cannot be read, ``UsageError`` for an unknown ``api``
-    or a list that mixes formats, ``TypeError`` for an unknown option.
+    Raises ``ItemError`` for an item that cannot be read, ``UsageError`` for an unknown ``api``,
+    a list that mixes formats or a mapping that is not a ``RunAgentInput`` body (such as a Chat
+    request body: pass its ``messages``), ``TypeError`` for an unknown option.
     """
-    from ._agui import check_agui, is_run_input  # _agui builds on this module's check_chat
+    from ._agui import (  # _agui builds on this module's check_chat
+        check_agui,
+        is_run_input,
+        refuse_other_mapping,
+    )
 
     opts = RuleOptions(**options)
     if is_run_input(items) and api in (None, "agui"):
         return check_agui(cast("Mapping[str, Any]", items)["messages"])
+    refuse_other_mapping(items, "validate_history")
     seq = list(items)
     fmt = resolve_api(seq, api)
     if fmt == "agui":
