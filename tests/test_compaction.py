@@ -128,6 +128,22 @@ def test_trigger_given_as_the_final_item_is_sent() -> None:
     assert [user(), {"type": "compaction_trigger"}] == sent
 
 
+def test_trigger_with_an_id_is_kept_by_it_and_not_resent_after_a_restore() -> None:
+    """A compaction_trigger carrying an id (SDK 3.36+) is keyed by it like any item the server
+    holds: kept in the snapshot, so a restored tracker given the same history does not send it
+    (and compact) again."""
+    tracker = Tracker()
+    first = user()
+    _sent(tracker, [first])
+    tracker.observe_response(response("resp_1", said()))
+    history = [first, said(), {"type": "compaction_trigger", "id": "ct_1"}]
+    assert history[2:] == _sent(tracker, history)
+    tracker.observe_response(response("resp_2", cmp()))
+    restored = Tracker.from_state(json.loads(json.dumps(tracker.to_state())))
+    again = restored.prepare(json.loads(json.dumps(history)))
+    assert ([], 1) == (again.request_input(), again.skip_reasons["server_id"])
+
+
 def test_standalone_compaction_is_refused_while_a_call_is_pending() -> None:
     """prepare_compact raises CompactionError naming the pending call; tracker unchanged."""
     tracker = Tracker()

@@ -79,6 +79,17 @@ def split_triggers(seq: list[Any]) -> tuple[list[Any], Any]:
     return [item for item in seq if not is_trigger(item)], last
 
 
+def trigger_keys(trigger: Any, ledger: Ledger, held: bool) -> tuple[Keys, SkipReason | None]:
+    """The keys a final ``compaction_trigger`` is recorded under, and why it is not sent again.
+
+    A trigger carrying an id (SDK 3.36+) is keyed by it like any item the server holds, so the
+    ledger (and a snapshot) knows it was sent (``"server_id"``). An id-less one is only
+    recognised by identity (``TRIGGER_KEYS``; ``held``: this tracker sent that object).
+    """
+    keys = keys_of(read_item(trigger)) or TRIGGER_KEYS
+    return keys, "held_object" if held else ledger.knows(keys)
+
+
 def drop_compacted_outputs(
     ledger: Ledger, check: DeltaCheck, send: list[Any], keys: list[Keys]
 ) -> tuple[list[Any], list[Keys], tuple[RepairAction, ...]]:

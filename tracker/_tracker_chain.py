@@ -7,11 +7,11 @@ recording) and, in stateless mode, the transcript every request replays. ``recor
 changes nothing. An edited history restarts on a ``fresh`` chain (``_tracker_restart``), and a
 rewind of that request puts the old chain back: the tracker swaps one object, never half of one.
 
-Only those id-less objects (and ``compaction_trigger``s) are held: an item with a provider id
-or a call_id is matched by that string, as a restored tracker matches it, so its object is
-released as soon as the caller drops it, and a fresh object born at its address is a stranger
-(never a bare ``id()``). A long-lived tracker thus keeps alive what it needs and no more:
-within 2x of a tracker restored from its snapshot (``benchmarks/bench_memory.py``). In
+Only those id-less objects (and id-less ``compaction_trigger``s) are held: an item with a
+provider id or a call_id is matched by that string, as a restored tracker matches it, so its
+object is released as soon as the caller drops it, and a fresh object born at its address is a
+stranger (never a bare ``id()``). A long-lived tracker thus keeps alive what it needs and no
+more: within 2x of a tracker restored from its snapshot (``benchmarks/bench_memory.py``). In
 stateless mode the transcript keeps its own wire-form copies, never the caller's objects.
 """
 
@@ -34,6 +34,7 @@ from ._delta_select import (
     select,
     skip_held,
     split_triggers,
+    trigger_keys,
 )
 from ._errors import UsageError
 from ._fingerprint import content_key
@@ -206,9 +207,12 @@ class Chain:
         unknown = skip_held(self.held, ledger, seq, used, reasons)
         send, keys = select(ledger, unknown, used, reasons, content_match=content_match)
         send, keys, dropped = drop_compacted_outputs(ledger, check, send, keys)
-        if trigger is not None and self.holds(trigger):
-            reasons["held_object"] = reasons.get("held_object", 0) + 1
-            trigger = None
+        trigger_key = TRIGGER_KEYS
+        if trigger is not None:
+            trigger_key, known = trigger_keys(trigger, ledger, trigger in self.held)
+            if known is not None:
+                reasons[known] = reasons.get(known, 0) + 1
+                trigger = None
         if compact or trigger is not None:  # refused before the pairing check words it
             what = "a standalone compaction" if standalone else "a compaction_trigger"
             refuse_pending(ledger, send, keys, what)
@@ -216,7 +220,7 @@ class Chain:
         skipped = len(items) - len(send) - (trigger is not None)
         if (compact or trigger is not None) and not standalone:
             send.append({"type": COMPACTION_TRIGGER} if trigger is None else trigger)
-            keys.append(TRIGGER_KEYS)
+            keys.append(TRIGGER_KEYS if trigger is None else trigger_key)
         send, keys, window = with_window(ledger, send, keys)
         chained = ledger.conversation_id is None and not window
         full = tuple(send) if self.transcript is None else self.transcript.replay(send)
