@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from tracker import ConflictError, CorruptStateError, SessionBusyError, Tracker, TrackerError
 from tracker.stores import (
     AsyncStore,
+    MemoryStore,
     SQLiteStore,
     _incremental,
     aclaim_session,
@@ -193,6 +194,26 @@ async def test_a_log_outweighing_its_base_is_compacted(
         counts.append(loaded.log_count)
     assert 0 in counts[1:]
     assert max(counts) < 11
+
+
+def test_a_base_written_whole_is_compacted_only_once_the_log_outweighs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A session first written whole from a long history keeps appending until its log
+    outweighs that base, as a session loaded from the store does (not after 64 KiB)."""
+    monkeypatch.setattr(_incremental, "COMPACT_MIN_BYTES", 1)
+    store = MemoryStore()
+    tracker = Tracker()
+    for n in range(40):
+        _turn(tracker, n)
+    version = save_tracker(store, "s", tracker, 0)  # written whole: a 40-round base
+    for n in range(40, 50):
+        _turn(tracker, n)
+        version = save_tracker(store, "s", tracker, version)
+    loaded = store.load("s")
+    assert loaded is not None
+    assert (11, 10) == (loaded.version, loaded.log_count)
+    assert tracker.to_state() == loaded.state["tracker"]
 
 
 async def test_a_tracker_restored_elsewhere_is_checked_then_appended(store: AsyncStore) -> None:

@@ -74,7 +74,7 @@ def _change(held: _Held | None, record: dict[str, Any]) -> tuple[dict[str, Any],
 def _sized(held: _Held, ops: list[list[Any]]) -> tuple[dict[str, Any], int] | None:
     """The change of ``ops`` and its size; ``None`` when the log is due for compaction."""
     change = encode_change(ops)
-    size = len(json.dumps(change, separators=(",", ":"), ensure_ascii=False, default=str))
+    size = _size(change)
     if held.log_count >= COMPACT_MAX_CHANGES or held.log_bytes + size > max(
         COMPACT_MIN_BYTES, held.base_bytes
     ):
@@ -158,9 +158,17 @@ def _after_append(held: _Held, record: dict[str, Any], size: int) -> _Held:
     return _Held(record, held.base_bytes, held.log_bytes + size, held.log_count + 1, held.epoch)
 
 
-def _after_save(held: _Held | None, record: dict[str, Any], epoch: str | None) -> _Held:
-    # The new base is about as big as the old base and log together (no second encoding).
-    return _Held(record, 0 if held is None else held.base_bytes + held.log_bytes, epoch=epoch)
+def _after_save(record: dict[str, Any], epoch: str | None) -> _Held:
+    # Measured, not estimated from the old base and log: a record written whole may be far
+    # bigger than what it replaced (a session created from a long history, go_stateless), and
+    # an estimate too small would compact it every COMPACT_MIN_BYTES of changes. The encoding
+    # costs one more pass over a record the save has just written whole (a compaction: rare).
+    return _Held(record, _size(record), epoch=epoch)
+
+
+def _size(document: dict[str, Any]) -> int:
+    """The length of ``document`` as compact JSON (as stores keep it)."""
+    return len(json.dumps(document, separators=(",", ":"), ensure_ascii=False, default=str))
 
 
 def _save_epoch(held: _Held | None, version: int) -> str | None:
@@ -178,11 +186,11 @@ def _write(
     incremental = _can_append(store)
     plan = _change(held, record) if version > 0 and incremental else None
     if not incremental:
-        return store.save(session_id, record, version), _after_save(held, record, None)
+        return store.save(session_id, record, version), _after_save(record, None)
     if plan is None or held is None:
         epoch = _save_epoch(held, version)
         new_version: int = store.save(session_id, record, version, epoch=epoch)  # type: ignore[call-arg]
-        return new_version, _after_save(held, record, epoch)
+        return new_version, _after_save(record, epoch)
     new_version = store.append(session_id, plan[0], version, epoch=held.epoch)  # type: ignore[attr-defined]
     return new_version, _after_append(held, record, plan[1])
 
@@ -194,11 +202,11 @@ async def _awrite(
     incremental = _can_append(store)
     plan = _change(held, record) if version > 0 and incremental else None
     if not incremental:
-        return await store.save(session_id, record, version), _after_save(held, record, None)
+        return await store.save(session_id, record, version), _after_save(record, None)
     if plan is None or held is None:
         epoch = _save_epoch(held, version)
         new_version: int = await store.save(session_id, record, version, epoch=epoch)  # type: ignore[call-arg]
-        return new_version, _after_save(held, record, epoch)
+        return new_version, _after_save(record, epoch)
     new_version = await store.append(session_id, plan[0], version, epoch=held.epoch)  # type: ignore[attr-defined]
     return new_version, _after_append(held, record, plan[1])
 
