@@ -124,13 +124,37 @@ def held_session(store: Store, sid: str, rounds: int, mode: str) -> LeasedSessio
     return first
 
 
-def load_time(store: Store, sid: str) -> float:
-    """The time a claim without reuse takes (a new process: reads base and change log)."""
+def load_time(store: Store, sid: str) -> tuple[float, LeasedSession]:
+    """The time a claim without reuse takes (a new process: reads base and change log), and
+    the session it claimed, released."""
     start = time.perf_counter()
     session = claim_session(store, sid, ttl=600)
     load = time.perf_counter() - start
     release_session(store, session)
-    return load
+    return load, session
+
+
+def compaction(store: Store, session: LeasedSession, per_change: float) -> tuple[float, float]:
+    """The time of one save that compacts ``session`` (writes its record as a new base), and
+    the turns between two compactions: a log of ``COMPACT_MAX_CHANGES`` changes or one that
+    outweighs the base, at ``per_change`` bytes a change (4 saves a turn)."""
+    held = session.held
+    assert held is not None
+    changes = min(
+        _incremental.COMPACT_MAX_CHANGES,
+        max(_incremental.COMPACT_MIN_BYTES, held.base_bytes) / per_change,
+    )
+    session = claim_session(store, session.session_id, ttl=600, reuse=session)
+    saved = _incremental.COMPACT_MAX_CHANGES
+    _incremental.COMPACT_MAX_CHANGES = 0  # type: ignore[misc]
+    try:
+        start = time.perf_counter()
+        renew_session(store, session)
+        spent = time.perf_counter() - start
+    finally:
+        _incremental.COMPACT_MAX_CHANGES = saved  # type: ignore[misc]
+    release_session(store, session)
+    return spent, changes / 4
 
 
 def per_turn(
@@ -151,6 +175,7 @@ def per_turn(
                     rounds = items // ITEMS_PER_ROUND
                     sessions[key] = held_session(store, f"{mode}-{items}", rounds, mode)
                     times[key] = []
+    logs = {key: _log(session) for key, session in sessions.items()}
     for n in range(turns):
         for key, session in sessions.items():
             name, mode, items = key
@@ -161,7 +186,24 @@ def per_turn(
             times[key].append(spent)
     # Loaded after the turns, so with the change log they appended (4 changes a turn).
     loads = {key: load_time(stores[key[0]], f"{key[1]}-{key[2]}") for key in sessions}
-    return {key: (statistics.median(times[key]), loads[key]) for key in sessions}
+    for key, (_load, session) in loads.items():
+        if key[1] != "full":
+            # The mean size of the changes the timed turns appended.
+            (bytes_before, count_before), (bytes_after, count_after) = logs[key], _log(session)
+            per_change = (bytes_after - bytes_before) / max(1, count_after - count_before)
+            COMPACTIONS[key] = compaction(stores[key[0]], session, per_change)
+    return {key: (statistics.median(times[key]), loads[key][0]) for key in sessions}
+
+
+def _log(session: LeasedSession) -> tuple[int, int]:
+    """The size and length of the change log of the record ``session`` holds."""
+    held = session.held
+    return (0, 0) if held is None else (held.log_bytes, held.log_count)
+
+
+#: (store, mode, items) -> (seconds of one compacting save, turns between two compactions)
+COMPACTIONS: dict[tuple[str, str, int], tuple[float, float]] = {}
+_MEDIANS: dict[tuple[str, str, int], float] = {}
 
 
 def grow(store: Store, small: int, big: int, mode: str) -> tuple[float, float]:
@@ -254,6 +296,28 @@ def _turn_table(cells: _Cells, sizes: list[int], turns: int) -> None:
     )
 
 
+def _compaction_table(sizes: list[int]) -> None:
+    """Print what compactions cost: one compacting save, how often, per turn on average."""
+    rows = []
+    for (name, mode, items), (spent, turns) in sorted(COMPACTIONS.items()):
+        median = _MEDIANS[(name, mode, items)]
+        rows.append(
+            [
+                _tag(name, mode),
+                f"{items:,}",
+                f"{spent * 1000:.1f}",
+                f"{turns:.0f}",
+                f"{spent / turns * 1000:.2f}",
+                f"{(median + spent / turns) / median:.2f}x",
+            ]
+        )
+    _table(
+        "compaction: one save writing a new base, the turns between two, its share of a turn",
+        ["store", "items", "compaction ms", "every turns", "ms a turn", "turn with it"],
+        rows,
+    )
+
+
 def main(argv: list[str]) -> int:
     """Run the benchmark; print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -276,7 +340,9 @@ def main(argv: list[str]) -> int:
         cells: _Cells = {name: {mode: {} for mode in modes} for name in stores}
         for (name, mode, items), cell in per_turn(stores, sizes, modes, args.turns).items():
             cells[name][mode][items] = cell
+            _MEDIANS[(name, mode, items)] = cell[0]
         _turn_table(cells, sizes, args.turns)
+        _compaction_table(sizes)
         chart(
             "stores",
             "Store time of one more run_turn turn (claim, 2 renewals, release)",
