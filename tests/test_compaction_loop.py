@@ -109,19 +109,21 @@ def test_stale_items_of_a_stateless_transcript_are_dropped_once(
     assert [] == [i for i in last if i.get("type") in ("compaction", "compaction_trigger")]
 
 
-def test_a_stale_item_in_a_compaction_request_is_dropped_once(
-    client: OpenAI, emulator: Emulator
+async def test_a_stale_item_in_a_compaction_request_is_dropped_once(
+    async_client: AsyncOpenAI, emulator: Emulator
 ) -> None:
-    """store=False, compact=True after a key rotation: the compaction_trigger request carries
-    the transcript's stale rs_ item, is refused once, resent without it and compacts; the
-    turn then runs."""
+    """arun_turn, store=False, compact=True after a key rotation: the compaction_trigger
+    request carries the transcript's stale rs_ item, is refused once, resent without it and
+    compacts; the turn then runs (the async driver recovers as run_turn does)."""
     tracker = Tracker()
     events: list[LoopEvent] = []
-    first = run_turn(client, model="emu-reason-1", input="hi", tracker=tracker, store=False)
+    first = await arun_turn(
+        async_client, model="emu-reason-1", input="hi", tracker=tracker, store=False
+    )
     stale = first.responses[0].output[0].id
     emulator.rotate_keys()
-    second = run_turn(
-        client,
+    second = await arun_turn(
+        async_client,
         model="emu-reason-1",
         input="again",
         tracker=tracker,
