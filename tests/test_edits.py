@@ -402,9 +402,11 @@ _SPEC = [{"type": "function", "name": n, "parameters": {}} for n in ("weather", 
 _PROMPT = 'weather({"city": "Paris"}) weather({"city": "Rome"}) then add({"a": 2, "b": 3})'
 
 
-def _tool_turn(client: OpenAI, t: Tracker, history: list[Any], **kwargs: Any) -> None:
+def _tool_turn(
+    client: OpenAI, t: Tracker, history: list[Any], *, keep_reasoning: bool = True, **kwargs: Any
+) -> None:
     """Whole-history requests to the answer, each round of parallel calls answered "ok"
-    (``kwargs`` go to each request; ``store=False`` keeps reasoning out of ``history``)."""
+    (``kwargs`` go to each request; ``keep_reasoning=False``: ``history`` leaves it out)."""
     while True:
         p = t.prepare(history)
         t.mark_sent(p)
@@ -413,7 +415,7 @@ def _tool_turn(client: OpenAI, t: Tracker, history: list[Any], **kwargs: Any) ->
         )
         t.observe_response(r)
         output = [o.model_dump(exclude_none=True) for o in r.output]
-        if kwargs.get("store") is False:  # a caller whose history leaves reasoning out
+        if not keep_reasoning:
             output = [o for o in output if o["type"] != "reasoning"]
         history += output
         calls = [o["call_id"] for o in output if o["type"] == "function_call"]
@@ -452,21 +454,23 @@ def test_edit_restart_under_the_switch_sends_client_calls_without_ids() -> None:
     assert r.id == t.previous_response_id
 
 
-def test_stateless_restart_keeps_reasoning_groups_the_callers_history_never_held(
-    emu: Emulator,
+@pytest.mark.parametrize("store", [True, False], ids=["chain", "stateless"])
+def test_restart_keeps_reasoning_groups_the_callers_history_never_held(
+    emu: Emulator, store: bool
 ) -> None:
-    """store=False, a caller whose history leaves reasoning out (the transcript keeps it):
-    an edit restarts with the groups known from the transcript, so the items whose reasoning
-    the history lacks are dropped (check='repair') and the service gets no A2/A3."""
-    t = Tracker(store=False, check="repair")
+    """A caller whose whole history leaves reasoning out: an edit restarts with the groups
+    known from the responses observed (and the stateless transcript), so the items whose
+    reasoning the history lacks are dropped (check='repair') and the service gets no A2/A3."""
+    t = Tracker(store=store, check="repair")
+    extra: dict[str, Any] = {} if store else {"store": False}
     with OpenAI(base_url=emu.base_url, api_key="k", max_retries=0) as client:
         history: list[Any] = [user(_PROMPT)]
-        _tool_turn(client, t, history, store=False)
+        _tool_turn(client, t, history, keep_reasoning=False, **extra)
         history[0] = user(_PROMPT + " please")
         history.append(user("thanks"))
         p = t.prepare(history)
         t.mark_sent(p)
-        r = client.responses.create(model="emu-reason-1", **p.request_kwargs(), store=False)
+        r = client.responses.create(model="emu-reason-1", **p.request_kwargs(), **extra)
         t.observe_response(r)
     emitted = [i["id"] for i in history if "id" in i]  # 3 calls and the answer, each reasoned
     dropped = [a.item_id for a in p.repairs if a.kind == "drop_reasoning_group"]

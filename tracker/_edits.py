@@ -35,8 +35,9 @@ after it (rules A1-A3; ``reasoning_groups`` of ``P``, and of the transcript in s
 mode): a group the edit split (its first item removed or given another id, or the reasoning
 removed while any of its items stayed) is dropped whole under ``check="repair"`` and
 reported (``drop_reasoning_group``), and raises ``HistoryError`` under ``check="raise"``. An
-item edited in place of itself (same id) keeps its reasoning. A chain whose ``P`` never held
-the reasoning items has no groups to keep.
+item edited in place of itself (same id) keeps its reasoning. The groups of every response
+observed are added (``Restarts``), so a ``P`` that never held the reasoning items still has
+them kept whole.
 
 ``P`` is adopted when the request that carried ``H`` is answered (``observe_response``), so it
 is always a history the chain holds; a rewound request leaves it as it was. The first list a

@@ -288,11 +288,11 @@ class Tracker:
         self._observe(observed)
         window_sent = any(p.carries_window for p in self._marked.values())
         chain.advance(response_id, observed, window_sent=window_sent)
-        self._settle()
+        self._settle([item for item, _ in observed])
 
-    def _settle(self) -> None:
+    def _settle(self, output: list[Any] | None = None) -> None:
         """A response answered every request in flight: it can no longer be rewound."""
-        self._restarts.settle(self._marked.values())
+        self._restarts.settle(self._marked.values(), output or ())
         self._marked.clear()
 
     def observe_items(self, items: Iterable[Any]) -> None:

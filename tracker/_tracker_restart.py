@@ -12,7 +12,7 @@ last whole history a settled request carried as the one the next turn is checked
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -28,28 +28,20 @@ from ._tracker_chain import Chain
 __all__ = ["Restarts"]
 
 
-def _groups(history: HeldHistory, chain: Chain) -> Provenance:
-    """The reasoning groups an edit must keep whole: from the history passed last and, in
-    stateless mode, from the transcript (which holds every reasoning item, even after a
-    restore or when the caller's own history leaves reasoning out)."""
-    groups = history.groups()
-    if chain.transcript is None:
-        return groups
-    held = reasoning_groups(chain.transcript.items)
-    return Provenance(
-        following={**held.following, **groups.following},
-        reasoning_for={**held.reasoning_for, **groups.reasoning_for},
-    )
-
-
 class Restarts:
     """The caller's last whole history, what an edit to it does, and the restarts in flight."""
 
-    __slots__ = ("_undo", "history", "on_edit")
+    __slots__ = ("_following", "_reasoning_for", "_undo", "history", "on_edit")
 
     def __init__(self, on_edit: OnEdit, history: HeldHistory | None = None) -> None:
         self.on_edit: OnEdit = on_edit
         self.history = HeldHistory() if history is None else history
+        # The reasoning groups of every response observed (``reasoning_groups``), so a
+        # restart keeps them whole even when the caller's history left the reasoning out.
+        # Not in the snapshot: after a restore only what the caller passes (or, stateless,
+        # the transcript) is known.
+        self._following: dict[str, str] = {}
+        self._reasoning_for: dict[str, str] = {}
         # id(prepared) -> (prepared, the chain it replaced): the request is held, so its id()
         # is not reused while it is in flight, and a lookup checks it is that very object.
         self._undo: dict[int, tuple[Prepared, Chain]] = {}
@@ -75,11 +67,22 @@ class Restarts:
         conversation_id = chain.ledger.conversation_id
         if self.on_edit == "raise" or conversation_id is not None:
             raise edited_error(verdict.edit, conversation_id=conversation_id)
-        sent, dropped = regroup(items, _groups(self.history, chain), check)
+        sent, dropped = regroup(items, self._groups(chain), check)
         prepared = build(chain.fresh(rules), sent)
         repairs = (*dropped, *prepared.repairs)
         return attrs.evolve(
             prepared, plan=(items, verdict), restarted=verdict.edit, repairs=repairs
+        )
+
+    def _groups(self, chain: Chain) -> Provenance:
+        """The reasoning groups an edit must keep whole: every response observed, the history
+        passed last and, in stateless mode, the transcript (which holds them after a restore
+        too)."""
+        held = self.history.groups()
+        kept = reasoning_groups(() if chain.transcript is None else chain.transcript.items)
+        return Provenance(
+            following={**kept.following, **self._following, **held.following},
+            reasoning_for={**kept.reasoning_for, **self._reasoning_for, **held.reasoning_for},
         )
 
     def restart(
@@ -107,8 +110,13 @@ class Restarts:
         del self._undo[id(prepared)]
         return entry[1]
 
-    def settle(self, marked: Iterable[Prepared]) -> None:
-        """A response answered the ``marked`` requests: adopt the last whole history sent."""
+    def settle(self, marked: Iterable[Prepared], output: Sequence[Any] = ()) -> None:
+        """A response (its ``output``) answered the ``marked`` requests: adopt the last whole
+        history sent, and note the response's reasoning groups."""
+        if output:
+            groups = reasoning_groups(output)
+            self._following.update(groups.following)
+            self._reasoning_for.update(groups.reasoning_for)
         plans = [p._plan for p in marked if p._plan is not None]
         if plans:
             items, verdict = plans[-1]
