@@ -228,7 +228,8 @@ def test_go_stateless_with_a_history_the_service_would_reject_names_the_fix() ->
 
 def test_go_stateless_in_a_conversation_or_in_flight_names_the_fix() -> None:
     """A conversation cannot switch (the message names it and what to do instead); nor can a
-    tracker with a request in flight. The tracker is unchanged either way."""
+    tracker with a request in flight; a stateless one given a history refuses it. The tracker
+    is unchanged either way."""
     t = Tracker(conversation_id="conv_1")
     with pytest.raises(UsageError, match="conversation 'conv_1'.*Drop store=False"):
         t.go_stateless([])
@@ -236,7 +237,16 @@ def test_go_stateless_in_a_conversation_or_in_flight_names_the_fix() -> None:
     chain.mark_sent(chain.prepare("hi"))
     with pytest.raises(UsageError, match="1 request\\(s\\) in flight"):
         chain.go_stateless([user("hi")])
-    assert (True, True, "conv_1") == (t.store, chain.store, t.conversation_id)
+    stateless = Tracker(store=False)
+    stateless.go_stateless()  # already stateless: nothing to do
+    with pytest.raises(UsageError, match="already stateless"):
+        stateless.go_stateless([user("other")])  # would be silently ignored
+    assert (True, True, "conv_1", ()) == (
+        t.store,
+        chain.store,
+        t.conversation_id,
+        stateless.transcript,
+    )
 
 
 def test_go_stateless_with_history_replays_it() -> None:

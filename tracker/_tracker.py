@@ -416,10 +416,13 @@ class Tracker:
         ``previous_response_id=``: it never saw that chain's items, so cannot check a
         non-empty history against them), or holds an item the stateless service would look
         up; ``HistoryError`` when the history itself breaks the service's rules;
-        ``UsageError`` in conversation mode or with requests in flight.
+        ``UsageError`` in conversation mode, with requests in flight, or when given a
+        history while already stateless (without one it is then a no-op).
         """
-        if self._chain.transcript is not None:
+        stateless = self._chain.transcript is not None
+        if stateless and history is None:
             return
-        check_switchable(self._chain.ledger.conversation_id, in_flight=len(self._marked))
+        ledger = self._chain.ledger
+        check_switchable(ledger.conversation_id, in_flight=len(self._marked), stateless=stateless)
         self._chain.go_stateless(history, self._rules)  # changes nothing if it raises
         self._serial += 1

@@ -329,9 +329,16 @@ class Transcript:
         return cls(items, prompt_cache_key=key, options=options)
 
 
-def check_switchable(conversation_id: str | None, *, in_flight: int) -> None:
+def check_switchable(conversation_id: str | None, *, in_flight: int, stateless: bool) -> None:
     """``UsageError`` unless a tracker can switch to stateless mode (``Tracker.go_stateless``):
-    not in a conversation, no request in flight."""
+    not in a conversation, no request in flight, not stateless already."""
+    if stateless:
+        raise UsageError(
+            "go_stateless(history) on a tracker that is already stateless: it replays its own "
+            "transcript (tracker.transcript), which a history cannot replace here. Pass an "
+            "edited whole history to prepare() instead (on_edit='restart' sends it as is), or "
+            "call go_stateless() without one."
+        )
     if conversation_id is not None:
         raise UsageError(
             f"go_stateless() / store=False: this tracker continues conversation "
