@@ -69,6 +69,23 @@ def test_call_before_a_compaction_is_no_longer_pending() -> None:
     assert ("call_b",) == tracker.pending_call_ids
 
 
+def test_compaction_boundary_switch_off_keeps_a_pending_call_answerable() -> None:
+    """RuleOptions(compaction_boundary=False), the other reading of the record (the service
+    pairs across a compaction item): a call pending at the compaction stays pending and its
+    output is sent after it; a stateless transcript that drops what preceded the compaction
+    still summarises the call."""
+    off = RuleOptions(compaction_boundary=False)
+    tracker = Tracker(rules=off)
+    _with_pending_call(tracker)
+    tracker.observe_response(response("resp_2", cmp()))
+    assert ("call_a", "cmp_1") == (*tracker.pending_call_ids, tracker.last_compaction_id)
+    assert [output("call_a")] == tracker.prepare([output("call_a")]).request_input()
+    stateless = Tracker(store=False, rules=off)
+    _with_pending_call(stateless)
+    stateless.observe_response(response("resp_2", cmp()))
+    assert () == stateless.pending_call_ids
+
+
 def test_output_for_a_compacted_call_raises_naming_it() -> None:
     """Under check="raise" an output whose call was compacted is refused, naming the call."""
     tracker = Tracker()

@@ -87,7 +87,9 @@ class RuleOptions:
       replays every item without its id (a reasoning item keeps it under
       ``require_reasoning_id``, which contradicts this switch for a reasoning model's replay).
     - ``compaction_boundary`` (on): the latest ``compaction`` item starts the window that the
-      reasoning and pairing rules check [DOC compaction guide + INF].
+      reasoning and pairing rules check [DOC compaction guide + INF]. A ``Tracker`` given it
+      off keeps the calls pending at a compaction item pending (their outputs are sent after
+      it) unless its stateless transcript drops what came before the item.
     - ``reject_compaction_created_by`` (on): a ``compaction`` input item carrying
       ``created_by`` (an output-only field) is ``Unknown parameter: 'input[i].created_by'.``
       [INF from the SDK's input param, which has no such field; openai-agents 0.24 strips it

@@ -314,12 +314,14 @@ class Ledger:
                 if self.journal:
                     self.journal.touched["fingerprints"][value] = None
 
-    def compact(self, compaction_id: str | None) -> None:
-        """Record a compaction boundary: every call pending now was summarised unanswered."""
-        self.compacted_call_ids.update(self.pending_call_ids)
-        if self.pending_call_ids and self.journal:
-            self.journal.shrunk.add("pending_call_ids")
-        self.pending_call_ids.clear()
+    def compact(self, compaction_id: str | None, *, summarise: bool = True) -> None:
+        """Record a compaction boundary: every call pending now was summarised unanswered
+        (``summarise=False``: they stay pending, the service pairing across the boundary)."""
+        if summarise:
+            self.compacted_call_ids.update(self.pending_call_ids)
+            if self.pending_call_ids and self.journal:
+                self.journal.shrunk.add("pending_call_ids")
+            self.pending_call_ids.clear()
         if compaction_id is not None:
             self.last_compaction_id = compaction_id
 

@@ -329,7 +329,7 @@ class Tracker:
 
     def _observe(self, observed: list[tuple[Any, Keys]]) -> None:
         self._serial += 1
-        self._chain.observe(observed, self._serial)
+        self._chain.observe(observed, self._serial, self._rules)
 
     # ------------------------------------------------------------------ state
 

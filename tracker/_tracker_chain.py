@@ -100,13 +100,25 @@ class Chain:
             observed.append((item, keys))
         return observed
 
-    def observe(self, observed: list[tuple[Any, Keys]], serial: int) -> None:
-        """Record ``observation()``'s items; a compaction item is a boundary."""
+    def observe(
+        self, observed: list[tuple[Any, Keys]], serial: int, rules: RuleOptions | None = None
+    ) -> None:
+        """Record ``observation()``'s items; a compaction item is a boundary (``summarises``)."""
+        summarise = self.summarises(rules)
         for item, keys in observed:
             if item not in self.held:  # an object already held was counted when recorded
                 self.record(item, keys, serial)
-            if field(item, "type") == COMPACTION:  # a boundary: calls before it are summarised
-                self.ledger.compact(read_item(item).id)
+            if field(item, "type") == COMPACTION:
+                self.ledger.compact(read_item(item).id, summarise=summarise)
+
+    def summarises(self, rules: RuleOptions | None) -> bool:
+        """Whether a compaction item summarises the calls pending before it, so their outputs
+        are never sent after it: the service pairs only from the latest compaction item on
+        (``RuleOptions.compaction_boundary``, on by default [INF]), or a stateless transcript
+        drops what came before it (unless ``replay_before_compaction``)."""
+        opts = rules or RuleOptions()
+        trims = self.transcript is not None and not opts.replay_before_compaction
+        return opts.compaction_boundary or trims
 
     def record_sent(self, prepared: Prepared, serial: int) -> None:
         """Record the items of ``prepared`` (marked sent at ``serial``)."""

@@ -6,7 +6,9 @@ A ``compaction`` item (``cmp_...``) is kept like any server item, by id, and is 
 the server summarised everything before it. When one is observed, every call still pending is
 *compacted*: never pending again, and an output for it is never sent (it would be ``No tool
 call found``): ``check="raise"`` raises ``CompactedCallError`` naming the calls,
-``check="repair"`` drops them and reports each in ``Prepared.repairs``. A compaction is refused
+``check="repair"`` drops them and reports each in ``Prepared.repairs``. That the service pairs
+only from the latest compaction item on is inferred [INF]: ``RuleOptions(compaction_boundary=
+False)`` keeps such calls pending instead (``Chain.summarises``). A compaction is refused
 (``CompactionError``, naming the calls) while calls are pending: ``prepare(..., compact=True)``
 (a ``compaction_trigger``, which must be the final input item) and ``prepare_compact`` (a
 standalone ``responses.compact``). A standalone compaction's response cannot be continued, so
