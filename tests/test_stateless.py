@@ -200,8 +200,11 @@ def test_go_stateless_without_history_names_the_fix() -> None:
     t.observe_response({"id": "resp_1", "output": [said_as("msg_1", "yo")]})
     with pytest.raises(TranscriptError, match="go_stateless\\(history=...\\)"):
         t.go_stateless()
-    with pytest.raises(TranscriptError, match="msg_1"):
+    with pytest.raises(TranscriptError, match="lacks what chain 'resp_1' holds \\(item msg_1\\)"):
         t.go_stateless([user("hi")])
+    with pytest.raises(TranscriptError) as info:
+        t.go_stateless([user("hi")])
+    assert "msg_1" == info.value.item_id
     assert ("resp_1", True) == (t.previous_response_id, t.store)
 
 

@@ -354,8 +354,8 @@ def check_switchable(conversation_id: str | None, *, in_flight: int, stateless: 
         )
 
 
-def _missing(ledger: Ledger, history: Sequence[Any]) -> list[str]:
-    """What the chain holds (as the ledger knows it) that ``history`` lacks.
+def _missing(ledger: Ledger, history: Sequence[Any]) -> list[tuple[str, str]]:
+    """What the chain holds (as the ledger knows it) that ``history`` lacks: (what, its id).
 
     Id-less items are not checked: the service lists its copies of them with ids added.
     """
@@ -365,9 +365,9 @@ def _missing(ledger: Ledger, history: Sequence[Any]) -> list[str]:
     for index, item in enumerate(history):
         for kind, value in keys_of(read_item(item, index)):
             {"id": ids, "call": calls, "out": outs}[kind].add(value)
-    missing = [f"item {i}" for i in sorted(ledger.server_item_ids.keys() - ids)]
-    missing += [f"tool call {c}" for c in sorted(set(ledger.calls) - calls)]
-    missing += [f"output for {c}" for c in sorted(ledger.answered_call_ids.keys() - outs)]
+    missing = [("item", i) for i in sorted(ledger.server_item_ids.keys() - ids)]
+    missing += [("tool call", c) for c in sorted(set(ledger.calls) - calls)]
+    missing += [("output for", c) for c in sorted(ledger.answered_call_ids.keys() - outs)]
     return missing
 
 
@@ -398,9 +398,11 @@ def chain_transcript(
         )
     missing = _missing(ledger, items)
     if missing:
+        named = ", ".join(f"{what} {value}" for what, value in missing[:5])
         raise TranscriptError(
             f"go_stateless(): the history lacks what chain {shown(chain)} holds "
-            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}): {how}."
+            f"({named}{', ...' if len(missing) > 5 else ''}): {how}.",
+            item_id=missing[0][1],
         )
     check_new_items(items)
     transcript = Transcript(items, options=options)
