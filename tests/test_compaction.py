@@ -298,6 +298,18 @@ def test_repair_history_leaves_calls_before_the_compaction_unanswered() -> None:
     assert (items, ()) == repair_history(items, api="responses")
 
 
+def test_repair_history_without_the_boundary_answers_calls_before_the_compaction() -> None:
+    """compaction_boundary=False (the switch's other reading) repairs the whole context: the
+    call before the compaction gets its placeholder, so validate_history under the same switch
+    finds nothing."""
+    from tracker import repair_history, validate_history
+
+    items = [user(), call("call_a"), cmp(), user("next")]
+    repaired, actions = repair_history(items, api="responses", compaction_boundary=False)
+    assert [("add_placeholder", 1)] == [(a.kind, a.index) for a in actions]
+    assert [] == validate_history(repaired, api="responses", compaction_boundary=False)
+
+
 def test_strip_encrypted_drops_the_named_items_and_reports_them() -> None:
     """strip_encrypted removes the named cmp_/rs_ items, one drop_encrypted action each."""
     from tracker import strip_encrypted

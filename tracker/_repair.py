@@ -87,6 +87,7 @@ def repair_history(
     *,
     api: Api | None = None,
     policy: RepairPolicy = PLACEHOLDER,
+    compaction_boundary: bool = True,
 ) -> tuple[dict[str, Any], tuple[RepairAction, ...]]: ...
 
 
@@ -96,6 +97,7 @@ def repair_history(
     *,
     api: Api | None = None,
     policy: RepairPolicy = PLACEHOLDER,
+    compaction_boundary: bool = True,
 ) -> tuple[list[Any], tuple[RepairAction, ...]]: ...
 
 
@@ -104,6 +106,7 @@ def repair_history(
     *,
     api: Api | None = None,
     policy: RepairPolicy = PLACEHOLDER,
+    compaction_boundary: bool = True,
 ) -> tuple[Any, tuple[RepairAction, ...]]:
     """Return ``(repaired, actions)``: ``items`` made valid for tool-call pairing, and what changed.
 
@@ -116,7 +119,10 @@ def repair_history(
     output: ``"placeholder"`` adds a flagged, deterministic output; ``"drop"`` removes the call
     (and the reasoning item just before it). On Responses the latest ``compaction`` item is a
     boundary: items before it are kept as they are (the service summarised them), and an
-    output after it whose call lies before it is dropped as an orphan. ``actions`` are in
+    output after it whose call lies before it is dropped as an orphan;
+    ``compaction_boundary=False`` (``RuleOptions.compaction_boundary``: that the service pairs
+    only from that item on is inferred) repairs the whole context instead, as
+    ``validate_history(..., compaction_boundary=False)`` checks it. ``actions`` are in
     input order; each ``index`` is a position in ``items`` (in the body's ``messages``). Pure:
     ``items`` is not modified. Raises ``ItemError`` for an item that cannot be read (also, with
     ``api="chat"``, for a message whose tool keys are AG-UI's, rather than drop its result as
@@ -135,7 +141,7 @@ def repair_history(
         return repair_agui(seq, policy)
     if found == "chat":
         return repair_chat(seq, policy)
-    start = window_start(seq)
+    start = window_start(seq) if compaction_boundary else 0
     placed, actions = repair_responses(seq[start:], policy)
     if not start:
         return [item for _, item in placed], actions
