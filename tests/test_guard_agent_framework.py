@@ -20,7 +20,7 @@ pytest.importorskip("agent_framework_ag_ui")
 pytest.importorskip("agent_framework_openai")
 
 from agent_framework import Agent
-from agent_framework_ag_ui import AgentFrameworkAgent
+from agent_framework_ag_ui import AgentFrameworkAgent, AGUIRequest
 from agent_framework_ag_ui._message_adapters import normalize_agui_input_messages
 from agent_framework_openai import OpenAIChatClient, OpenAIChatCompletionClient
 from openai import AsyncOpenAI
@@ -69,17 +69,36 @@ SHAPES = {"2699": SEVERAL_CALL_MESSAGES, "6909": TEXT_BETWEEN, "approval": APPRO
 CLIENTS = {"responses": OpenAIChatClient, "chat": OpenAIChatCompletionClient}
 
 
-async def run_agui(emu: Emulator, api: str, history: list[dict[str, Any]], **guarded: Any) -> str:
-    """Run the AG-UI adapter on ``history``; return the last event type (or the error text)."""
+class RepairedInputAgent(AgentFrameworkAgent):
+    """The README's recipe: repair the endpoint's AG-UI input before the adapter reads it."""
+
+    def run(self, input_data: dict[str, Any], **kwargs: Any) -> Any:
+        repaired, _ = repair_history(input_data)  # a RunAgentInput body: AG-UI detected
+        return super().run(repaired, **kwargs)
+
+
+def endpoint_input(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """What agent-framework's FastAPI endpoint hands the adapter for a posted RunAgentInput."""
+    posted = {"threadId": "t1", "runId": "r1", "messages": history}
+    return AGUIRequest.model_validate(posted).model_dump(exclude_none=True)
+
+
+async def run_agui(
+    emu: Emulator,
+    api: str,
+    history: list[dict[str, Any]],
+    adapter: type[AgentFrameworkAgent] = AgentFrameworkAgent,
+    **guarded: Any,
+) -> str:
+    """Run the AG-UI adapter on ``history`` as agent-framework's endpoint would; return the
+    last event type (or the error text)."""
     openai_client = AsyncOpenAI(base_url=emu.base_url, api_key="x", max_retries=0)
     if guarded:
         openai_client = guard(openai_client, **guarded)
     agent = Agent(client=CLIENTS[api](model="emu-1", async_client=openai_client), name="a")
     events: list[str] = []
     try:
-        async for event in AgentFrameworkAgent(agent).run(
-            {"threadId": "t1", "runId": "r1", "messages": history}
-        ):
+        async for event in adapter(agent).run(endpoint_input(history)):
             events.append(str(event.type.value))
     except Exception as error:  # the framework wraps the SDK's 400 in its own exception
         return str(error)
@@ -146,10 +165,13 @@ async def test_agui_history_is_400_without_the_guard_and_answered_with_it(
 async def test_agui_history_repaired_first_delivers_call_a_real_result(
     shape: str, api: str
 ) -> None:
-    """repair_history(api="agui") before the adapter: every REAL result reaches the model."""
-    repaired, _ = repair_history(SHAPES[shape], api="agui")
+    """repair_history on the endpoint's input before the adapter: every REAL result is sent."""
+    assert {"messages", "run_id", "thread_id"} == set(endpoint_input(SHAPES[shape]))
+    reports: list[GuardReport] = []
     with Emulator() as emu:
-        assert "RUN_FINISHED" == await run_agui(emu, api, repaired, on_report=lambda r: None)
+        adapter = RepairedInputAgent
+        finished = await run_agui(emu, api, SHAPES[shape], adapter, on_report=reports.append)
+        assert "RUN_FINISHED" == finished
         results = sent_results(emu, api)
     real = {m["toolCallId"]: m["content"] for m in SHAPES[shape] if m["role"] == "tool"}
-    assert real == results
+    assert (real, []) == (results, reports)  # nothing left for the guard to repair

@@ -44,8 +44,19 @@ __all__ = [
 #: Message keys only AG-UI uses for tool calls and their results.
 AGUI_KEYS: Final = frozenset({"toolCalls", "toolCallId"})
 
-#: Keys of an AG-UI ``RunAgentInput`` body besides ``messages``; one is enough to tell it.
-_RUN_INPUT_KEYS: Final = ("threadId", "runId", "forwardedProps", "parentRunId")
+#: Keys of an AG-UI ``RunAgentInput`` body besides ``messages``; one is enough to tell it. The
+#: snake_case names are agent-framework's: its endpoint hands the adapter its request model
+#: dumped with them (``AGUIRequest.model_dump()``).
+_RUN_INPUT_KEYS: Final = (
+    "threadId",
+    "runId",
+    "forwardedProps",
+    "parentRunId",
+    "thread_id",
+    "run_id",
+    "forwarded_props",
+    "parent_run_id",
+)
 
 # Per Chat rule: what it means in AG-UI words, and the key it points at.
 _WORDING: Final[Mapping[str, tuple[str, str]]] = {
