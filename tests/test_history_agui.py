@@ -210,3 +210,16 @@ def test_a_request_body_that_is_not_run_agent_input_is_refused_with_the_fix(chec
         check(body)
     with pytest.raises(UsageError, match="RunAgentInput"):
         check({"threadId": "th", "runId": "r1", "messages": None})
+
+
+def test_a_run_agent_input_model_is_refused_with_the_fix() -> None:
+    """ag_ui's RunAgentInput model (not a dict) is refused, saying to pass its model_dump."""
+    core = pytest.importorskip("ag_ui.core")
+    body = core.RunAgentInput.model_validate(
+        {"threadId": "th", "runId": "r1", "state": {}, "tools": [], "context": []}
+        | {"forwardedProps": {}, "messages": [user(), asks("m1", "a"), result("a")]}
+    )
+    with pytest.raises(UsageError, match=r"body.model_dump\(by_alias=True"):
+        repair_history(body)
+    fixed, actions = repair_history(body.model_dump(by_alias=True, exclude_none=True))
+    assert ((), "th") == (actions, fixed["threadId"])

@@ -92,9 +92,16 @@ def refuse_other_mapping(items: object, function: str) -> None:
     """Raise ``UsageError`` if ``items`` is a mapping: only a ``RunAgentInput`` body is read.
 
     Called once that body has been handled; any other mapping (a Chat or Responses request
-    body, a body whose ``messages`` is not a list) would otherwise be read as its keys.
+    body, a body whose ``messages`` is not a list) would otherwise be read as its keys, and a
+    ``RunAgentInput`` model (``ag_ui.core``) as its fields.
     """
     if not isinstance(items, Mapping):
+        if hasattr(items, "model_dump") and isinstance(getattr(items, "messages", None), list):
+            raise UsageError(
+                f"{function}() reads an AG-UI RunAgentInput body as a dict, not a "
+                f"{type(items).__name__} model: pass body.model_dump(by_alias=True, "
+                "exclude_none=True), and build the model again from the repaired dict."
+            )
         return
     keys = ", ".join(repr(key) for key in list(items)[:8])
     inner = next((key for key in ("messages", "input") if key in items), None)
