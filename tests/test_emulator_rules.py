@@ -441,6 +441,18 @@ def test_s7_previous_response_id_type(client: OpenAI) -> None:
     )
 
 
+def test_max_output_tokens_below_16_is_refused(client: OpenAI) -> None:
+    """max_output_tokens below 16 is the service's integer_below_min_value (an Azure capture)."""
+    expect(
+        openai.BadRequestError,
+        lambda: create(client, "x", max_output_tokens=10),
+        "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= 16, "
+        "but got 10 instead.",
+        "max_output_tokens",
+        "integer_below_min_value",
+    )
+
+
 # ---------------------------------------------------------------- ids
 
 

@@ -415,12 +415,36 @@ def _too_long(param: str, what: str, limit: int, length: int) -> Violation:
     )
 
 
+#: The smallest ``max_output_tokens`` the service accepts (hindsight#58, a raw Azure OpenAI
+#: error; Work-Review#41 [OBS]).
+MIN_OUTPUT_TOKENS = 16
+
+
+def _check_max_output_tokens(body: Mapping[str, Any]) -> Violation | None:
+    """``max_output_tokens``: an integer (``invalid_type`` [INF: the generic template]) of at
+    least ``MIN_OUTPUT_TOKENS`` (``integer_below_min_value`` [OBS])."""
+    value = body.get("max_output_tokens")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return invalid_type("max_output_tokens", "an integer", value)
+    if value < MIN_OUTPUT_TOKENS:
+        return bad_request(
+            "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= "
+            f"{MIN_OUTPUT_TOKENS}, but got {value} instead.",
+            "max_output_tokens",
+            "integer_below_min_value",
+        )
+    return None
+
+
 def _check_fields(body: Mapping[str, Any]) -> Violation | None:
     return (
         _check_flags(body)
         or _check_choices(body)
         or _check_continuation(body)
         or check_metadata(body.get("metadata"))
+        or _check_max_output_tokens(body)
     )
 
 
