@@ -158,15 +158,21 @@ def test_compact_true_with_calls_pending_waits_for_their_outputs(
 def test_a_compaction_after_the_answer_that_fails_is_skipped_then_done(
     client: OpenAI, emulator: Emulator
 ) -> None:
-    """A 500 on responses.compact after the answer loses no answer (the error is in errors);
-    the next turn's end compacts; outputs once."""
+    """A 500, or a 400 (a model without compaction), on responses.compact after the answer
+    loses no answer (the error is in errors, the turn is not raised and re-run); the next
+    turn's end compacts; outputs once."""
     tracker = Tracker()
     emulator.inject(Fault(status=500), path="/v1/responses/compact")
     first = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS, tracker=tracker, compact=AT)
-    assert "Done" in first.text and None is first.compacted
-    assert [500] == [e.status_code for e in first.errors]  # type: ignore[attr-defined]
-    second = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS, tracker=tracker, compact=AT)
-    assert "response.compaction" == second.compacted.object
+    unsupported = Fault(status=400, message="Compaction is not supported for model emu-1.")
+    emulator.inject(unsupported, path="/v1/responses/compact")
+    second = run_turn(client, model="emu-1", input="hi", tracker=tracker, compact=AT)
+    assert ("Done" in first.text, "You said: hi") == (True, second.text)
+    assert [None, None] == [first.compacted, second.compacted]
+    statuses = [e.status_code for r in (first, second) for e in r.errors]  # type: ignore[attr-defined]
+    assert [500, 400] == statuses
+    third = run_turn(client, model="emu-1", input=PROMPT, tools=TOOLS, tracker=tracker, compact=AT)
+    assert "response.compaction" == third.compacted.object
     _outputs_once(emulator)
 
 

@@ -14,9 +14,10 @@ How: in a stored chain, a standalone ``responses.compact`` (the next request sta
 carrying the window). In a conversation (``responses.compact`` takes none) and in a stateless
 turn (``store=False``: the transcript is the context), a ``responses.create`` whose input ends
 with a ``compaction_trigger``: its output is the one ``compaction`` item, which the
-conversation or the transcript then holds. A compaction after the answer that fails with a
-transient error is skipped (listed in ``TurnResult.errors``; the next turn's end tries again):
-the turn's answer is not lost for it.
+conversation or the transcript then holds. A compaction after the answer whose request fails
+(any API error: a transient one, or e.g. a 400 for a model without compaction) is skipped
+(listed in ``TurnResult.errors``; the next turn's end tries again): the turn's answer, which the
+tracker already holds, is returned, not raised away.
 
 Recovery: a 400 ``invalid_encrypted_content`` ("The encrypted content for item cmp_.../rs_...
 could not be verified", after a key rotation or for an item from elsewhere) means an item the

@@ -84,13 +84,16 @@ class _Turn:
             return
 
     def compact_after(self) -> Generator[Op, Any, None]:
-        """Compact after the final answer; a transient failure skips it (noted in errors)."""
+        """Compact after the final answer; a failed request (any API error, transient or not:
+        a 5xx, a model without compaction) skips it, noted in errors, so the answer the tracker
+        already holds is returned, never raised away (re-running the turn would send it all
+        again). Anything else (a bug, a ``UsageError``) is raised."""
         if self.tracker.pending_call_ids:  # only async calls can be left: wait for them
             return
         try:
             yield from self.compact()
         except Exception as exc:
-            if not is_transient(exc):
+            if not (is_transient(exc) or getattr(exc, "status_code", None) is not None):
                 raise
             self.errors.append(exc)
 
