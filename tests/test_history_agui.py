@@ -223,3 +223,25 @@ def test_a_run_agent_input_model_is_refused_with_the_fix() -> None:
         repair_history(body)
     fixed, actions = repair_history(body.model_dump(by_alias=True, exclude_none=True))
     assert ((), "th") == (actions, fixed["threadId"])
+
+
+def test_ag_ui_message_models_are_agui_and_repaired_in_agui_shape() -> None:
+    """ag_ui's parsed messages: AG-UI, not Chat; the repair rebuilds into a RunAgentInput."""
+    core = pytest.importorskip("ag_ui.core")
+    dump = {"threadId": "th", "runId": "r1", "state": {}, "tools": [], "context": []} | {
+        "forwardedProps": {},
+        "messages": [user(), asks("m1", "a"), asks("m2", "b"), user("next", "u2"), result("a")],
+    }
+    messages = core.RunAgentInput.model_validate(dump).messages
+    assert "agui" == detect_api(messages)
+    assert ["messages[1].toolCalls", "messages[2].toolCalls", "messages[4].toolCallId"] == [
+        v.param for v in validate_history(messages)
+    ]
+    repaired, actions = repair_history(messages)
+    assert ["u1", "m1", "t_a", "m2", placeholder_id("b"), "u2"] == [
+        m["id"] if isinstance(m, dict) else m.id for m in repaired
+    ]
+    assert [("add_placeholder", 2, "b"), ("move_output", 4, "a")] == kinds(actions)
+    assert [messages[0], messages[1], messages[4]] == repaired[:3]  # the very models
+    again = core.RunAgentInput.model_validate({**dump, "messages": repaired}).messages
+    assert () == repair_history(again)[1]  # valid: nothing left to repair

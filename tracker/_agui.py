@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from ._errors import UsageError
+from ._formats import is_agui_model
 from ._items import field, to_plain
 from ._repair_actions import RepairAction, RepairPolicy
 from ._repair_chat import repair_chat
@@ -118,7 +119,10 @@ def placeholder_id(call_id: str) -> str:
 
 
 def _view(message: Any) -> Any:
-    """One AG-UI message as a Chat message (non-mappings are passed on for the Chat reader)."""
+    """One AG-UI message as a Chat message (an ``ag_ui`` model read in its camelCase wire
+    form; other non-mappings are passed on for the Chat reader)."""
+    if is_agui_model(message):
+        message = to_plain(message)
     if not isinstance(message, Mapping):
         return message
     view: dict[str, Any] = {"role": message.get("role"), "content": message.get("content")}

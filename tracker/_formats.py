@@ -29,6 +29,7 @@ __all__ = [
     "ForeignFormat",
     "detect_api",
     "foreign_keys",
+    "is_agui_model",
     "refuse_unreadable_output",
     "resolve_api",
 ]
@@ -77,6 +78,12 @@ _FOREIGN_KEYS: Final = tuple(key for f in FOREIGN_FORMATS for key in sorted(f.ke
 _CHAT_TOOL_KEYS: Final = frozenset({"role", "content", "tool_call_id", "name"})
 
 
+def is_agui_model(item: object) -> bool:
+    """Whether ``item`` is an ``ag_ui`` (AG-UI Python SDK) model, such as a message of a
+    parsed ``RunAgentInput``: its attributes are snake_case, its wire form is camelCase."""
+    return type(item).__module__.startswith("ag_ui.") and hasattr(item, "model_dump")
+
+
 def _evidence(item: Any) -> Api | None:
     """The format one item belongs to, when it tells (``None``: it fits both)."""
     if type(item) is dict or isinstance(item, Mapping):
@@ -86,6 +93,8 @@ def _evidence(item: Any) -> Api | None:
             return "chat"
         if item.get("type") in _RESPONSES_ONLY_TYPES:
             return "responses"
+    elif is_agui_model(item):
+        return "agui"
     elif hasattr(item, "tool_calls"):
         return "chat"
     elif field(item, "type") in _RESPONSES_ONLY_TYPES:
@@ -96,8 +105,9 @@ def _evidence(item: Any) -> Api | None:
 def detect_api(items: Sequence[Any]) -> Api:
     """Tell whether ``items`` are Chat Completions, AG-UI or Responses messages/items.
 
-    AG-UI: a ``toolCalls`` / ``toolCallId`` member. Chat: a ``tool`` role or a ``tool_calls``
-    / ``tool_call_id`` member (an SDK message with a ``tool_calls`` attribute). Responses: an
+    AG-UI: a ``toolCalls`` / ``toolCallId`` member, or an ``ag_ui`` message model. Chat: a
+    ``tool`` role or a ``tool_calls`` / ``tool_call_id`` member (an SDK message with a
+    ``tool_calls`` attribute). Responses: an
     item whose ``type`` only Responses has (a tool call or output, ``reasoning``,
     ``item_reference``). When no item tells (plain ``{role, content}`` messages, an empty
     list) the answer is ``"responses"``: without tool calls every format's rules find the
