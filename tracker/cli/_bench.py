@@ -90,7 +90,7 @@ def _upstream(size: int, turns: int) -> float | None:
         from agents.run_internal.oai_conversation import OpenAIServerConversationTracker
         from agents.usage import Usage
         from openai.types.responses import ResponseFunctionToolCall
-    except ImportError:  # pragma: no cover - openai-agents is a dependency
+    except ImportError:  # pragma: no cover - no `agents` extra, or a release before 0.8
         return None
     agent = Agent(name="bench")
     t = OpenAIServerConversationTracker(previous_response_id="resp_0")
