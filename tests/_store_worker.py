@@ -225,6 +225,7 @@ def grow(url: str, session: str, max_changes: str, marker: str | None = None) ->
     from tracker.stores import _incremental
 
     _incremental.COMPACT_MAX_CHANGES = int(max_changes)
+    _incremental.COMPACT_BYTES_PER_CHANGE = 1 << 30  # the count alone decides
     store = open_store(url)
     if marker is not None:
         store = _hanging_in_compaction(store, marker)

@@ -164,6 +164,7 @@ async def test_a_long_change_log_is_compacted_into_a_new_base(
 ) -> None:
     """Past COMPACT_MAX_CHANGES the next save writes a new base and the log starts over."""
     monkeypatch.setattr(_incremental, "COMPACT_MAX_CHANGES", 3)
+    monkeypatch.setattr(_incremental, "COMPACT_BYTES_PER_CHANGE", 1 << 30)
     tracker, version = await aload_tracker(store, "s")
     counts = []
     for n in range(6):
@@ -214,6 +215,26 @@ def test_a_base_written_whole_is_compacted_only_once_the_log_outweighs_it(
     assert loaded is not None
     assert (11, 10) == (loaded.version, loaded.log_count)
     assert tracker.to_state() == loaded.state["tracker"]
+
+
+def test_a_big_base_takes_more_changes_before_a_compaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The change-count bound grows with the base (one change per COMPACT_BYTES_PER_CHANGE of
+    it), so a long session is not rewritten whole every COMPACT_MAX_CHANGES saves."""
+    monkeypatch.setattr(_incremental, "COMPACT_MAX_CHANGES", 3)
+    store = MemoryStore()
+    tracker = Tracker()
+    for n in range(60):
+        _turn(tracker, n)
+    version = save_tracker(store, "s", tracker, 0)  # a base of ~5.4 KB: room for 10 changes
+    for n in range(60, 68):
+        _turn(tracker, n)
+        version = save_tracker(store, "s", tracker, version)
+    loaded = store.load("s")
+    assert loaded is not None
+    assert (9, 8) == (loaded.version, loaded.log_count)
+    assert loaded.base_bytes // _incremental.COMPACT_BYTES_PER_CHANGE >= 8
 
 
 async def test_a_tracker_restored_elsewhere_is_checked_then_appended(store: AsyncStore) -> None:

@@ -3,9 +3,12 @@
 A worker remembers the session record as stored at the version it loaded or last saved
 (``_Held``). Its next save diffs the new record against it and appends the change
 (``IncrementalStore.append``); once the appended changes outweigh the base (past
-``COMPACT_MIN_BYTES``) or reach ``COMPACT_MAX_CHANGES``, the save writes the whole record as a
-new base instead, which drops the log in the same atomic step (compaction). Stores without
-``append`` always get whole records. See ``_changes.py`` for the change format.
+``COMPACT_MIN_BYTES``) or number ``COMPACT_MAX_CHANGES`` (or one per
+``COMPACT_BYTES_PER_CHANGE`` of the base, if more), the save writes the whole record as a new
+base instead, which drops the log in the same atomic step (compaction). Both bounds grow with
+the base, so a compaction, O(session), comes once per O(session) of saves: its share of a turn
+does not grow with the session. Stores without ``append`` always get whole records. See
+``_changes.py`` for the change format.
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ from ._changes import diff_ops, encode_change
 from ._journal import apply_in_place, journal_ops
 from ._record import RECORD_FORMAT, Lease, encode_record
 
-__all__ = ["COMPACT_MAX_CHANGES", "COMPACT_MIN_BYTES"]
+__all__ = ["COMPACT_BYTES_PER_CHANGE", "COMPACT_MAX_CHANGES", "COMPACT_MIN_BYTES"]
 
 COMPACT_MIN_BYTES: Final = 64 * 1024
 """A change log smaller than this is never compacted, however small its base."""
 COMPACT_MAX_CHANGES: Final = 1000
-"""A change log this long is compacted whatever its size (a load applies every change)."""
+"""A change log this long is compacted whatever its size (a load applies every change), unless
+its base allows more (``COMPACT_BYTES_PER_CHANGE``)."""
+COMPACT_BYTES_PER_CHANGE: Final = 512
+"""A base of ``n`` bytes takes up to ``n // 512`` changes before a compaction (when more than
+``COMPACT_MAX_CHANGES``): a load applying them costs about what decoding the base does, and a
+5 MB base is rewritten every ~10,000 saves, not every 1,000."""
 
 
 @attrs.define
@@ -75,9 +83,8 @@ def _sized(held: _Held, ops: list[list[Any]]) -> tuple[dict[str, Any], int] | No
     """The change of ``ops`` and its size; ``None`` when the log is due for compaction."""
     change = encode_change(ops)
     size = _size(change)
-    if held.log_count >= COMPACT_MAX_CHANGES or held.log_bytes + size > max(
-        COMPACT_MIN_BYTES, held.base_bytes
-    ):
+    most = max(COMPACT_MAX_CHANGES, held.base_bytes // COMPACT_BYTES_PER_CHANGE)
+    if held.log_count >= most or held.log_bytes + size > max(COMPACT_MIN_BYTES, held.base_bytes):
         return None  # compaction: this save writes a new base
     return change, size
 

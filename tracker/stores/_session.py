@@ -24,7 +24,7 @@ Saves are incremental on a store that can append (every store of this package): 
 appends only what changed since the record this worker loaded or last saved at that version
 (``tracker/stores/_changes.py``), as the tracker's journal tells it (``_journal.py``: no
 ``to_state()``, no whole-snapshot diff), or else by a diff; once the appended changes outweigh
-the base (or pass ``COMPACT_MAX_CHANGES``), the save writes the whole record as a new base
+the base (or are too many: ``_incremental.py``), the save writes the whole record as a new base
 instead (``_incremental.py``). Every write names the session's epoch, so a session deleted and
 created again is never written as if it were the one read. ``save_tracker`` remembers, per
 tracker object, the record it was loaded or saved with; for a tracker it has not seen at that
