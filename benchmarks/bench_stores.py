@@ -136,23 +136,25 @@ def load_time(store: Store, sid: str) -> tuple[float, LeasedSession]:
 
 def compaction(store: Store, session: LeasedSession, per_change: float) -> tuple[float, float]:
     """The time of one save that compacts ``session`` (writes its record as a new base), and
-    the turns between two compactions: a log of ``COMPACT_MAX_CHANGES`` changes or one that
-    outweighs the base, at ``per_change`` bytes a change (4 saves a turn)."""
+    the turns between two compactions: a log of as many changes as its base allows
+    (``COMPACT_MAX_CHANGES``, ``COMPACT_BYTES_PER_CHANGE``) or one that outweighs the base, at
+    ``per_change`` bytes a change (4 saves a turn)."""
     held = session.held
     assert held is not None
+    inc = _incremental
     changes = min(
-        _incremental.COMPACT_MAX_CHANGES,
-        max(_incremental.COMPACT_MIN_BYTES, held.base_bytes) / per_change,
+        max(inc.COMPACT_MAX_CHANGES, held.base_bytes // inc.COMPACT_BYTES_PER_CHANGE),
+        max(inc.COMPACT_MIN_BYTES, held.base_bytes) / per_change,
     )
     session = claim_session(store, session.session_id, ttl=600, reuse=session)
-    saved = _incremental.COMPACT_MAX_CHANGES
-    _incremental.COMPACT_MAX_CHANGES = 0  # type: ignore[misc]
+    saved = inc.COMPACT_MAX_CHANGES, inc.COMPACT_BYTES_PER_CHANGE
+    inc.COMPACT_MAX_CHANGES, inc.COMPACT_BYTES_PER_CHANGE = 0, 1 << 62  # type: ignore[misc]
     try:
         start = time.perf_counter()
         renew_session(store, session)
         spent = time.perf_counter() - start
     finally:
-        _incremental.COMPACT_MAX_CHANGES = saved  # type: ignore[misc]
+        inc.COMPACT_MAX_CHANGES, inc.COMPACT_BYTES_PER_CHANGE = saved  # type: ignore[misc]
     release_session(store, session)
     return spent, changes / 4
 
