@@ -29,9 +29,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 CACHE = Path(os.environ.get("TRACKER_UPSTREAM_CACHE", REPO / ".upstream"))
-#: The releases CI checks: the first with the 0.8 layout, the id()-integer trackers, the first
-#: list-holding minor, and the newest.
-RELEASES = ("0.8.0", "0.14.8", "0.17.6", "0.19.4", "0.24.0")
+#: The releases CI checks: the first supported and the last with the pre-0.8 class
+#: (``agents.run._ServerConversationTracker``), the first with the 0.8 layout, the id()-integer
+#: trackers, the first list-holding minor, and the newest.
+RELEASES = ("0.4.0", "0.7.0", "0.8.0", "0.14.8", "0.17.6", "0.19.4", "0.24.0")
 #: What the upstream test files need besides the SDK (their own conftest imports these).
 TEST_REQUIREMENTS = ("attrs>=23.1", "pytest>=8", "pytest-asyncio>=0.24", "pytest-mock>=3")
 _PIN_OPENAI = (
