@@ -116,8 +116,11 @@ class PostgresServer:
         import psycopg
 
         try:
-            with psycopg.connect(self.url, connect_timeout=1):
-                return True
+            with psycopg.connect(self.url, connect_timeout=1) as conn:
+                # Another run's server may have taken the port first (ours then exits): ours
+                # is the one serving our data directory.
+                shown = conn.execute("SHOW data_directory").fetchone()
+                return shown is not None and str(self.workdir / "data") == shown[0]
         except psycopg.OperationalError:
             return False
 

@@ -70,12 +70,24 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if _ping(self.port):
-                return True
+                if self._answering_is_ours():
+                    return True
+                # Another run's server took the port first (ours exits): the ping reached it,
+                # and flush() would have emptied its databases. Try another port.
+                break
             if self.process.poll() is not None:
                 return False
             time.sleep(0.02)
         self.stop()
         return False
+
+    def _answering_is_ours(self) -> bool:
+        """Whether the redis-server answering on ``port`` is the process this object started."""
+        import redis
+
+        assert self.process is not None
+        with redis.Redis(port=self.port, socket_timeout=10) as client:
+            return int(client.info("server")["process_id"]) == self.process.pid
 
     def url(self, db: int = 0) -> str:
         """The ``redis://`` URL of database ``db`` on this server."""
