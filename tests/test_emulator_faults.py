@@ -132,7 +132,7 @@ def test_body_size_limit() -> None:
 
 
 def raw_post(emu: Emulator, path: str, data: bytes) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection(emu.host, emu.port, timeout=5)
+    conn = http.client.HTTPConnection(emu.host, emu.port, timeout=30)  # bounds a hang
     try:
         conn.request("POST", path, body=data, headers={"content-type": "application/json"})
         resp = conn.getresponse()

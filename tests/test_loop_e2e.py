@@ -25,6 +25,10 @@ from tracker.loop import (
     run_turn,
 )
 
+#: How long a tool waits for its sibling call: not a timing assertion, it bounds a hang (the
+#: calls not running at once); long enough for a thread starved on a busy machine.
+WATCHDOG = 60.0
+
 
 def _exactly_once(emulator: Emulator, **where: Any) -> None:
     assert dict.fromkeys(emulator.issued_calls(), 1) == emulator.context_outputs(**where)
@@ -54,11 +58,11 @@ async def test_parallel_rounds_async(
 ) -> None:
     """The async loop runs a response's parallel calls concurrently (they meet at a barrier)."""
     barrier = asyncio.Barrier(2)
-    thread_barrier = threading.Barrier(2, timeout=10)
+    thread_barrier = threading.Barrier(2, timeout=WATCHDOG)
 
     async def weather(city: str) -> str:
         """Async weather: waits for its sibling call."""
-        await asyncio.wait_for(barrier.wait(), 10)
+        await asyncio.wait_for(barrier.wait(), WATCHDOG)
         return f"sunny in {city}"
 
     def add(a: int, b: int) -> int:
@@ -96,7 +100,7 @@ def test_parallel_calls_run_concurrently_in_the_sync_driver(
 
     def step(n: int) -> str:
         """Finishes only after call n + 1 finished (the last call does not wait)."""
-        if n < 3 and not finished[n + 1].wait(10):
+        if n < 3 and not finished[n + 1].wait(WATCHDOG):
             raise TimeoutError(f"call {n + 1} never finished: the calls do not run concurrently")
         finished[n].set()
         return f"step {n}"
@@ -115,7 +119,7 @@ async def test_max_tool_workers_bounds_the_calls_running_at_once(
     lock = threading.Lock()
     running: list[int] = []
     most: list[int] = [0]
-    pair = threading.Barrier(2, timeout=10)
+    pair = threading.Barrier(2, timeout=WATCHDOG)
 
     def slot(n: int) -> str:
         """Calls 1 and 2 wait for each other; every call records how many run with it."""
