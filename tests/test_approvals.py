@@ -10,7 +10,7 @@ from openai import AsyncOpenAI, OpenAI
 
 from tracker import HistoryError, Tracker, UsageError, repair_history, validate_history
 from tracker.emulator import Emulator, RuleOptions, approval_script
-from tracker.loop import arun_turn, run_turn
+from tracker.loop import MaxTurnsError, arun_turn, run_turn
 
 APPROVAL = "The following MCP approval requests do not have an approval: "
 
@@ -87,15 +87,15 @@ def test_each_client_output_pairs_with_its_call(
 def test_tracker_keeps_each_call_pending_until_answered_once(
     call: dict[str, Any], output: dict[str, Any], message: str
 ) -> None:
-    """A held call is pending (also after a restore); its output is sent once, then held."""
+    """A held call is pending (also after a restore), named as its type when left unanswered;
+    its output is sent once, then held."""
     tracker = Tracker()
     tracker.observe_response({"id": "resp_1", "output": [call]})
     restored = Tracker.from_state(tracker.to_state())
     assert ("call_1",) == restored.pending_call_ids
     with pytest.raises(HistoryError) as info:
         restored.prepare([USER])
-    assert "call_1." in str(info.value)  # the ledger keeps held calls' keys, not their types
-    del message
+    assert [message] == [v.message for v in info.value.violations]
     prepared = restored.prepare([output])
     assert (output,) == prepared.input
     restored.mark_sent(prepared)
@@ -114,6 +114,36 @@ def test_repair_answers_or_drops_each_unanswered_call(
         assert [] == validate_history(repaired)
         assert all(i.get("type") != "mcp_approval_response" for i in repaired)
         assert actions
+
+
+def test_held_call_is_repaired_as_its_type_or_refused() -> None:
+    """check="repair" answers a held custom tool call with a custom_tool_call_output (also
+    after a restore); a held shell call has no placeholder form: HistoryError, unchanged."""
+    custom, shell = PAIRS[1][0], PAIRS[3][0] | {"call_id": "call_2"}
+    tracker = Tracker(check="repair")
+    tracker.observe_response({"id": "resp_1", "output": [custom]})
+    restored = Tracker.from_state(tracker.to_state(), check="repair")
+    assert ["custom_tool_call_output", None] == [
+        i.get("type") for i in restored.prepare([USER]).input
+    ]
+    tracker.observe_response({"id": "resp_2", "output": [shell]})
+    with pytest.raises(HistoryError, match="No tool output found for shell call call_2"):
+        tracker.prepare([USER])
+    assert ("call_1", "call_2") == tracker.pending_call_ids
+
+
+def test_version_3_snapshot_without_call_types_still_loads() -> None:
+    """Before version 4 no call type was kept: an ``mcpr_`` key is an approval request (keyed
+    by its own id), any other call a function call."""
+    tracker = Tracker()
+    tracker.observe_response({"id": "resp_1", "output": [request(), PAIRS[1][0]]})
+    state = tracker.to_state()
+    assert {"mcpr_1": "mcp_approval_request", "call_1": "custom_tool_call"} == state["call_types"]
+    del state["call_types"]
+    restored = Tracker.from_state({**state, "version": 3})
+    assert ("mcp_approval_request", "function_call", None) == tuple(
+        restored.call_type(c) for c in ("mcpr_1", "call_1", "call_2")
+    )
 
 
 def test_unanswered_approvals_are_listed_in_one_message() -> None:
@@ -331,6 +361,30 @@ def test_approval_asked_beside_a_tool_call_ends_the_turn_with_the_tool_output() 
         assert ("done", ()) == (second.text, second.tracker.pending_call_ids)
         assert {asked.id: 1, called.call_id: 1} == dict(emu.received_outputs())
         assert 2 == len(emu.requests_to("/v1/responses"))
+
+
+def test_next_turn_answers_a_pending_call_as_its_type_or_asks_for_it() -> None:
+    """A custom tool call left pending (max_turns) gets a custom_tool_call_output placeholder
+    at the next turn; a shell call, which no placeholder can answer, is a UsageError naming
+    it and its output type, nothing sent."""
+    calls = {"custom": {"type": "custom_tool_call", "call_id": "call_c", "name": "f", "input": ""}}
+    calls["shell"] = {"type": "shell_call", "call_id": "call_s", "action": {"commands": ["ls"]}}
+
+    def script(context: Any, request: Any) -> list[Any]:
+        last = str(context[-1].get("content"))  # the user's message, as content parts
+        return [next((c for said, c in calls.items() if said in last), "ok")]
+
+    with Emulator(seed=10, script=script) as emu, _client(emu) as client:
+        with pytest.raises(MaxTurnsError) as info:
+            run_turn(client, model="emu-1", input="custom", max_turns=1)
+        run_turn(client, model="emu-1", input="next", tracker=info.value.tracker)
+        sent = emu.requests_to("/v1/responses")[-1]["input"][0]
+        assert "custom_tool_call_output" == sent["type"]
+        shell = run_turn(client, model="emu-1", input="shell")
+        (pending,) = shell.tracker.pending_call_ids
+        with pytest.raises(UsageError, match=f"{pending} \\(shell_call\\).*shell_call_output"):
+            run_turn(client, model="emu-1", input="next", tracker=shell.tracker)
+        assert 3 == len(emu.requests_to("/v1/responses"))
 
 
 def test_on_approval_must_answer_with_a_bool() -> None:

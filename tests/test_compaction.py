@@ -254,7 +254,7 @@ def test_snapshot_keeps_the_window_and_boundary_across_processes() -> None:
 def test_version_1_snapshot_still_loads() -> None:
     """A snapshot written before compaction (version 1) restores with no boundary."""
     state = Tracker(previous_response_id="resp_1").to_state()
-    for name in ("compacted_call_ids", "last_compaction_id", "window", "history"):
+    for name in ("compacted_call_ids", "last_compaction_id", "window", "history", "call_types"):
         del state[name]
     state["version"] = 1
     restored = Tracker.from_state(state)

@@ -37,7 +37,8 @@ def check_delta(
     """Check (``mode="raise"``) or repair (``"repair"``) a Responses delta before it is sent.
 
     The server's side is summarised by call ids: ``pending_call_ids`` are calls it holds with
-    no output (a mapping gives each call's item type, default ``function_call``);
+    no output (a mapping gives each call's item type; empty or absent: ``function_call``, or
+    ``mcp_approval_request`` for an ``mcpr_`` key);
     ``known_call_ids`` every call it holds (``None``: not known, so an output for a call
     outside the delta is trusted); ``answered_call_ids`` the calls it holds an output for.
     The delta is checked as the service checks the whole context, with the same rules
@@ -99,7 +100,8 @@ def _held_context(
     """
     infos = [read_item(item, i) for i, item in enumerate(items)]
     in_delta = {info.call_id for info in infos if info.is_call and info.call_id}
-    types = dict(pending) if isinstance(pending, Mapping) else {c: _held_type(c) for c in pending}
+    given: Mapping[str, str] = pending if isinstance(pending, Mapping) else {}
+    types = {c: given.get(c) or _held_type(c) for c in pending}
     held = [_stand_in(call_type, cid) for cid, call_type in types.items() if cid not in in_delta]
     seen = set(types) | in_delta
     for info in infos:

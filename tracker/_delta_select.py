@@ -237,7 +237,7 @@ def checked_delta(
         return send, keys, ()
     checked, repairs = check_delta(
         send,
-        pending_call_ids=tuple(ledger.pending_call_ids),
+        pending_call_ids={c: ledger.call_types.get(c, "") for c in ledger.pending_call_ids},
         known_call_ids=ledger.calls if ledger.whole_chain else None,
         answered_call_ids=ledger.answered_call_ids,
         mode=check,

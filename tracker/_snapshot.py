@@ -3,11 +3,11 @@
 ``Ledger`` is the one definition of the persisted fields: each attribute is named as its
 snapshot key and carries its own dump and strict load, so adding a field is one line here.
 
-Format (version 3; a version 1 or 2 snapshot, which lacks the later fields, still loads)::
+Format (version 4; a version 1 to 3 snapshot, which lacks the later fields, still loads)::
 
     {
       "format": "tracker.state",
-      "version": 3,
+      "version": 4,
       "previous_response_id": "resp_..." | null,
       "conversation_id": "conv_..." | null,
       "server_item_ids": ["fc_...", "msg_...", ...],         # in first-seen order
@@ -21,8 +21,10 @@ Format (version 3; a version 1 or 2 snapshot, which lacks the later fields, stil
       "last_compaction_id": "cmp_..." | null,                # v2: the latest boundary
       "window": [{...}, ...] | null,                         # v2: a standalone compaction's
                                                              #     window, not yet sent
-      "history": ["<16 hex>", ...]                           # v3: the caller's last whole
-    }                                                        #     history, a fingerprint per item
+      "history": ["<16 hex>", ...],                          # v3: the caller's last whole
+                                                             #     history, a fingerprint per item
+      "call_types": {"call_...": "custom_tool_call", ...}    # v4: the type of each call that
+    }                                                        #     is not a function_call
 
 The id lists are written in the order the tracker first saw each id (it keeps them as
 insertion-ordered dicts), so writing a snapshot sorts nothing and a later snapshot's lists
@@ -45,7 +47,7 @@ from typing import Any, Final
 import attrs
 
 from ._errors import ContinuationError, StateError, StateVersionError, shown
-from ._items import is_async_call
+from ._items import CALL_TO_OUTPUT, field, is_async_call
 from ._prepared import Key, SkipReason
 
 __all__ = [
@@ -59,7 +61,7 @@ __all__ = [
 ]
 
 FORMAT: Final = "tracker.state"
-STATE_VERSION: Final = 3
+STATE_VERSION: Final = 4
 #: Fields added by each version after the first (absent from older snapshots: defaults).
 _ADDED_IN: Final = "since"
 
@@ -122,6 +124,15 @@ def _load_calls(key: str, value: Any) -> dict[str, str | None]:
     return dict(value)
 
 
+def _load_call_types(key: str, value: Any) -> dict[str, str]:
+    for call_id, call_type in _load_mapping(key, value).items():
+        if not isinstance(call_id, str) or not call_id:
+            raise _fail(key, f"has a non-string key {shown(call_id)}")
+        if call_type not in CALL_TO_OUTPUT:
+            raise _fail(f"{key}[{call_id!r}]", f"must be a call type, got {shown(call_type)}")
+    return dict(value)
+
+
 def _load_counts(key: str, value: Any) -> dict[str, int]:
     for fp, count in _load_mapping(key, value).items():
         if not isinstance(fp, str) or type(count) is not int or count < 1:
@@ -176,7 +187,7 @@ _STR_ORDER: Final = _codec(list, lambda k, v: dict.fromkeys(_load_strs(k, v)))
 #: unless an id was removed since.
 _ID_SETS: Final = ("server_item_ids", "answered_call_ids", "pending_call_ids", "compacted_call_ids")
 #: Maps whose values change in place: written key by key.
-_KEYED: Final = ("calls", "fingerprints")
+_KEYED: Final = ("calls", "fingerprints", "call_types")
 
 
 @attrs.define(eq=False)
@@ -185,7 +196,8 @@ class Journal:
 
     ``lengths`` are the id sets' sizes at the mark (what was added since is at their end, as
     long as nothing was removed); ``shrunk`` names those an id left; ``touched`` the keys of
-    ``calls``/``fingerprints`` set since, in order. ``Ledger.remove`` (a rewind) drops it.
+    ``calls``/``fingerprints``/``call_types`` set since, in order. ``Ledger.remove`` (a
+    rewind) drops it.
     """
 
     lengths: dict[str, int]
@@ -235,6 +247,13 @@ class Ledger:
     #: The whole history the caller passed last (``tracker._edits``): a content fingerprint
     #: per position, so an edit behind the chain is still seen after a restore.
     history: list[str] = attrs.field(factory=list, metadata=_codec(list, _load_history, since=3))
+    #: The item type of each call that is not a ``function_call`` (a ``custom_tool_call``, a
+    #: ``shell_call``, an ``mcp_approval_request`` ...), so a held call is named, checked and
+    #: answered as its type (a call missing here is a ``function_call``, or, in a snapshot
+    #: older than v4, an approval request if its key is an ``mcpr_`` id).
+    call_types: dict[str, str] = attrs.field(
+        factory=dict, metadata=_codec(dict, _load_call_types, since=4)
+    )
 
     #: Not a snapshot field: what changed since the last ``mark`` (``None``: not known).
     journal: Journal | None = attrs.field(default=None, eq=False, repr=False, metadata={})
@@ -253,8 +272,8 @@ class Ledger:
 
         ``{"scalars": {field: value}`` (every field that is not a container, dumped),
         ``"extend": {field: [ids added since]}``, ``"whole": {field: [all ids]}`` (an id set an
-        id left), ``"keys": {field: {key: value}}}`` (``calls``/``fingerprints`` keys set
-        since). Costs what changed, not the ledger's size.
+        id left), ``"keys": {field: {key: value}}}`` (``calls``/``fingerprints``/``call_types``
+        keys set since). Costs what changed, not the ledger's size.
         """
         if mark is not self.journal:
             return None
@@ -307,12 +326,25 @@ class Ledger:
                     self.calls[value] = item_id
                     if self.journal:
                         self.journal.touched["calls"][value] = None
+                self._add_type(value, item)
                 if value not in self.answered_call_ids and not is_async_call(item):
                     self.pending_call_ids.setdefault(value, None)
             elif kind == "anon":
                 self.fingerprints[value] = self.fingerprints.get(value, 0) + 1
                 if self.journal:
                     self.journal.touched["fingerprints"][value] = None
+
+    def _add_type(self, call_id: str, item: Any) -> None:
+        """Record the type of the call ``item`` unless it is a ``function_call`` (the default)."""
+        call_type = field(item, "type") if item is not None else None
+        if not isinstance(call_type, str) or call_type == "function_call":
+            return
+        if call_type not in CALL_TO_OUTPUT:
+            return
+        if self.call_types.get(call_id) != call_type:
+            self.call_types[call_id] = call_type
+            if self.journal:
+                self.journal.touched["call_types"][call_id] = None
 
     def compact(self, compaction_id: str | None, *, summarise: bool = True) -> None:
         """Record a compaction boundary: every call pending now was summarised unanswered
@@ -337,6 +369,7 @@ class Ledger:
                     self.pending_call_ids.setdefault(value, None)
             elif kind == "call":
                 self.calls.pop(value, None)
+                self.call_types.pop(value, None)
                 self.pending_call_ids.pop(value, None)
             elif kind == "anon":
                 left = self.fingerprints.get(value, 0) - 1

@@ -143,6 +143,20 @@ class Tracker:
         """The provider item id (``fc_...``) of the call with ``call_id``, if known."""
         return self._chain.ledger.calls.get(call_id)
 
+    def call_type(self, call_id: str) -> str | None:
+        """The item type of the call with ``call_id`` (``function_call``,
+        ``custom_tool_call``, ``shell_call``, ``mcp_approval_request`` ...; an approval
+        request is keyed by its ``mcpr_`` id), or ``None`` if the tracker knows no such call.
+        """
+        ledger = self._chain.ledger
+        if call_id not in ledger.calls:
+            return None
+        known = ledger.call_types.get(call_id)
+        if known is not None:
+            return known
+        # a v1-v3 snapshot kept no types: an approval request's key is its own item id
+        return "mcp_approval_request" if ledger.calls[call_id] == call_id else "function_call"
+
     def holds(self, item: Any) -> bool:
         """Whether the server is known to hold ``item`` (by id, call id or held reference)."""
         return self._chain.holds(item)

@@ -9,7 +9,7 @@ from typing import Any
 
 from tracker._errors import UsageError
 from tracker._fingerprint import fingerprint
-from tracker._items import field, read_item
+from tracker._items import CALL_TO_OUTPUT, field, read_item
 from tracker._repair_actions import placeholder_text
 from tracker._tracker import Tracker
 
@@ -78,6 +78,25 @@ def _unanswered_approval(request_id: str) -> UsageError:
     )
 
 
+def _placeholder(tracker: Tracker, call_id: str) -> dict[str, Any]:
+    """The placeholder output of a pending call, of its call's output type; ``UsageError``
+    for a call no placeholder can answer (an approval request, a shell or computer call ...)."""
+    call_type = tracker.call_type(call_id) or "function_call"
+    if call_type == "mcp_approval_request":
+        raise _unanswered_approval(call_id)
+    if call_type not in ("function_call", "custom_tool_call"):
+        raise UsageError(
+            f"Call {call_id} ({call_type}) is still pending and the loop has no placeholder "
+            f"for it: pass its {CALL_TO_OUTPUT[call_type]} (call_id {call_id!r}) in this "
+            "turn's input."
+        )
+    return {
+        "type": CALL_TO_OUTPUT[call_type],
+        "call_id": call_id,
+        "output": placeholder_text(call_id),
+    }
+
+
 def _turn_input(
     tracker: Tracker, user_input: Any, carried: Sequence[Mapping[str, Any]], resume: bool
 ) -> tuple[list[Any], int]:
@@ -95,16 +114,6 @@ def _turn_input(
     for call_id in tracker.pending_call_ids:
         if call_id not in answered:
             output = saved.get(call_id)
-            if output is None and tracker.item_id_for_call(call_id) == call_id:
-                raise _unanswered_approval(call_id)
-            first.append(
-                dict(output)
-                if output is not None
-                else {
-                    "type": "function_call_output",
-                    "call_id": call_id,
-                    "output": placeholder_text(call_id),
-                }
-            )
+            first.append(dict(output) if output is not None else _placeholder(tracker, call_id))
     abandoned = sum(1 for item in first if read_item(item).call_id not in saved)
     return first + items, abandoned
