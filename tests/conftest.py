@@ -14,6 +14,7 @@ worker restoring state from a store, a worker to SIGKILL), fork it with
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
@@ -64,6 +65,18 @@ def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
             patch.delenv("SSL_CERT_FILE", raising=False)
             patch.setenv("SSL_CERT_DIR", ca_dir)
         yield
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for the whole test: bound, never listening.
+
+    A port found free and closed again may be taken by another worker's server before the
+    test connects; a bound socket keeps it (without SO_REUSEADDR nobody can share it).
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 # --- emulator fixtures (issue 3) ------------------------------------------------------------

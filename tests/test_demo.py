@@ -133,12 +133,11 @@ def test_demo_shows_retries_and_recovery_in_a_conversation(
 
 
 def test_demo_reports_a_failing_endpoint(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], refused_port: int
 ) -> None:
     """An endpoint that is not there ends the demo with exit status 1 and the error."""
     store = f"sqlite:///{tmp_path / 'e.db'}"
-    with Emulator() as emu:
-        dead = emu.base_url
+    dead = f"http://127.0.0.1:{refused_port}/v1"
     assert 1 == main(["demo", "--base-url", dead, "--store", store, "--session", "x"])
     out = capsys.readouterr().out
     assert "error: APIConnectionError: Connection error." in out

@@ -84,21 +84,12 @@ def test_importing_stores_does_not_import_redis() -> None:
     assert "False" == out.stdout.strip()
 
 
-def _dead_url() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"
-
-
-def test_unreachable_server_raises_store_error_naming_the_session() -> None:
+def test_unreachable_server_raises_store_error_naming_the_session(refused_port: int) -> None:
     """Connection failures surface as StoreError (session named, outcome of a save stated)."""
     from tracker import StoreError
     from tracker.stores import RedisStore
 
-    with RedisStore(_dead_url()) as store:
+    with RedisStore(f"redis://127.0.0.1:{refused_port}/0") as store:
         with pytest.raises(StoreError, match="could not load session 's1'") as info:
             store.load("s1")
         assert "s1" == info.value.session_id
@@ -106,11 +97,11 @@ def test_unreachable_server_raises_store_error_naming_the_session() -> None:
             store.save("s1", {"x": 1}, None)
 
 
-async def test_unreachable_server_raises_store_error_async() -> None:
+async def test_unreachable_server_raises_store_error_async(refused_port: int) -> None:
     """The async Redis store wraps connection failures the same way."""
     from tracker import StoreError
     from tracker.stores import AsyncRedisStore
 
-    async with AsyncRedisStore(_dead_url()) as store:
+    async with AsyncRedisStore(f"redis://127.0.0.1:{refused_port}/0") as store:
         with pytest.raises(StoreError, match="could not list"):
             await store.list_sessions()
