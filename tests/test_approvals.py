@@ -127,7 +127,7 @@ def test_held_call_is_repaired_as_its_type_or_refused() -> None:
         i.get("type") for i in restored.prepare([USER]).input
     ]
     tracker.observe_response({"id": "resp_2", "output": [shell]})
-    with pytest.raises(HistoryError, match="No tool output found for shell call call_2"):
+    with pytest.raises(HistoryError, match="shell call call_2. To fix: send its shell_call_output"):
         tracker.prepare([USER])
     assert ("call_1", "call_2") == tracker.pending_call_ids
 
@@ -162,13 +162,16 @@ def test_repair_drops_an_unanswered_approval_request_under_both_policies() -> No
         ]
 
 
-def test_tracker_refuses_to_repair_a_held_approval_request() -> None:
-    """A request the server holds cannot be dropped or approved by repair: HistoryError."""
-    tracker = Tracker(check="repair")
+@pytest.mark.parametrize("check", ["raise", "repair"])
+def test_tracker_refuses_to_repair_a_held_approval_request(check: Any) -> None:
+    """A request the server holds cannot be dropped or approved by repair: HistoryError whose
+    fix is to send the approval (never check='repair', which would not help)."""
+    tracker = Tracker(check=check)
     tracker.observe_response({"id": "resp_1", "output": [request()]})
     with pytest.raises(HistoryError) as info:
         tracker.prepare([USER])
     assert APPROVAL + "mcpr_1 " in str(info.value)
+    assert "To fix: send its mcp_approval_response in this request" in str(info.value)
     assert ("mcpr_1",) == tracker.pending_call_ids
 
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import attrs
 
 from ._errors import HistoryError, UsageError
-from ._items import OUTPUT_TO_CALL, PAIRING_FIELD, read_item
-from ._repair import check_policy, repair_responses
+from ._items import CALL_TO_OUTPUT, OUTPUT_TO_CALL, PAIRING_FIELD, read_item
+from ._repair import PLACEHOLDER_TYPES, check_policy, repair_responses
 from ._repair_actions import PLACEHOLDER, RepairAction, RepairPolicy
 from ._rules import Violation, check_context
 
@@ -67,8 +67,18 @@ def check_delta(
         for v in check_context([*held, *items])
     ]
     if violations:
-        raise HistoryError(_delta_message(violations[0], mode), violations=violations)
+        message = _delta_message(violations[0], mode, _held_types(held))
+        raise HistoryError(message, violations=violations)
     return items, actions
+
+
+def _held_types(held: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The type of each held stand-in call, by its pairing key."""
+    return {
+        str(item.get(PAIRING_FIELD.get(item["type"], "call_id"))): item["type"]
+        for item in held
+        if item["type"] in CALL_TO_OUTPUT
+    }
 
 
 def _repair_delta(
@@ -126,11 +136,14 @@ def _stand_in(call_type: str, call_id: str) -> dict[str, Any]:
     return {"type": call_type, key: call_id, "name": "", "arguments": "{}"}
 
 
-def _delta_message(first: Violation, mode: str) -> str:
+def _delta_message(first: Violation, mode: str, held_types: Mapping[str, str]) -> str:
     where = "a call the server holds" if first.index is None else f"input[{first.index}]"
-    fix = (
-        "answer every pending call and send outputs only for calls the server holds"
-        if mode == "repair"
-        else "fix the items, or let the tracker repair them (check='repair')"
-    )
+    held_type = held_types.get(first.call_id or "") if first.index is None else None
+    if held_type is not None and held_type not in PLACEHOLDER_TYPES:
+        # no placeholder answers it (repair never invents an approval or a shell result)
+        fix = f"send its {CALL_TO_OUTPUT[held_type]} in this request"
+    elif mode == "repair":
+        fix = "answer every pending call and send outputs only for calls the server holds"
+    else:
+        fix = "fix the items, or let the tracker repair them (check='repair')"
     return f"The service would reject this request at {where}: {first.message} To fix: {fix}."

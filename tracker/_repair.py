@@ -59,6 +59,7 @@ from ._repair_chat import repair_chat
 __all__ = [
     "DROP",
     "PLACEHOLDER",
+    "PLACEHOLDER_TYPES",
     "POLICIES",
     "Api",
     "RepairAction",
@@ -71,8 +72,8 @@ __all__ = [
     "window_start",
 ]
 
-# Call types whose output is a plain string, so a placeholder can stand in for a lost result.
-_PLACEHOLDER_TYPES: Final = frozenset({"function_call", "custom_tool_call"})
+#: Call types whose output is a plain string, so a placeholder can stand in for a lost result.
+PLACEHOLDER_TYPES: Final = frozenset({"function_call", "custom_tool_call"})
 
 
 def check_policy(policy: str) -> None:
@@ -356,7 +357,7 @@ class _ResponsesPlan:
 
     def _answer_lost_output(self, i: int, to: int) -> None:
         info, held = self.infos[i], i < self.held
-        if info.type in _PLACEHOLDER_TYPES and (self.policy == PLACEHOLDER or held):
+        if info.type in PLACEHOLDER_TYPES and (self.policy == PLACEHOLDER or held):
             self.after.setdefault(to, []).append((None, _placeholder(self.items[i], info)))
             self.actions.append(_act("add_placeholder", i, info, "the call had no output"))
         elif held:
