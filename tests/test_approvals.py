@@ -390,6 +390,26 @@ def test_next_turn_answers_a_pending_call_as_its_type_or_asks_for_it() -> None:
         assert 3 == len(emu.requests_to("/v1/responses"))
 
 
+@pytest.mark.parametrize("mode", ["conversation", "stateless"])
+def test_on_approval_round_outside_a_chain_answers_each_request_once(mode: str) -> None:
+    """In a conversation and statelessly too, on_approval's answer goes with the next
+    request, once: the conversation, or the last replay, holds one answer per request."""
+    with Emulator(seed=11, script=approval_script("roll")) as emu, _client(emu) as client:
+        where: dict[str, Any] = {"store": False}
+        if mode == "conversation":
+            where = {"conversation": client.conversations.create().id}
+        result = run_turn(client, model="emu-1", input="roll", on_approval=lambda r: True, **where)
+        assert "MCP tool roll approved." == result.text
+        (asked,) = [i.id for i in result.responses[0].output]
+        if mode == "conversation":
+            held = emu.context_items(conversation_id=where["conversation"])
+        else:
+            held = emu.requests_to("/v1/responses")[-1]["input"]
+        answers = [i for i in held if i.get("type") == "mcp_approval_response"]
+        assert [asked] == [a["approval_request_id"] for a in answers]
+        assert 2 == len(emu.requests_to("/v1/responses"))
+
+
 def test_on_approval_must_answer_with_a_bool() -> None:
     """Any other answer is a UsageError naming the request; the request stays pending."""
     with Emulator(seed=6, script=approval_script("roll")) as emu, _client(emu) as client:
