@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from .._identity import IdentitySet
 from .._items import OUTPUT_TO_CALL, read_item
 from .._repair import repair_history
 from .._repair_actions import RepairAction, RepairPolicy
@@ -164,8 +165,10 @@ def _without_stubs(
     """Take the stand-in calls back out of a repaired context; shift action indexes back."""
     if not stubs:
         return fixed, actions
-    stub_ids = {id(stub) for stub in stubs}
-    kept = [item for item in fixed if id(item) not in stub_ids]
+    held = IdentitySet()
+    for stub in stubs:
+        held.add(stub)
+    kept = [item for item in fixed if item not in held]
     shifted = tuple(
         attrs.evolve(a, index=a.index - len(stubs)) if a.index is not None else a for a in actions
     )

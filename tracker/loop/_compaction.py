@@ -48,6 +48,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from tracker._errors import UsageError
+from tracker._identity import IdentitySet
 from tracker._items import COMPACTION, field
 
 __all__ = [
@@ -110,9 +111,12 @@ def strip_sent(items: list[Any], delta: Sequence[Any]) -> tuple[list[Any], list[
     Items the server or transcript already held were not in ``delta``: they stay, and the
     tracker keeps skipping them.
     """
-    sent = {id(item) for item in delta if _encrypted(item)}
+    sent = IdentitySet()
+    for item in delta:
+        if _encrypted(item):
+            sent.add(item)
     if not sent:
         return items, []
-    kept = [item for item in items if id(item) not in sent]
-    dropped = [str(field(item, "id")) for item in items if id(item) in sent]
+    kept = [item for item in items if item not in sent]
+    dropped = [str(field(item, "id")) for item in items if item in sent]
     return kept, dropped
