@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from _fresh import FreshProcess
 
 from tracker.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 USER = {"role": "user", "content": "hé"}
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -122,16 +123,13 @@ def test_emulator_state_file_in_a_missing_directory(
 )
 def test_emulator_out_of_range_option_is_one_line_and_exit_2(option: str, value: str) -> None:
     """An out-of-range number: exit 2 before serving, one line naming the option."""
-    # A subprocess, so that an emulator that wrongly starts serving fails the test by timeout.
-    result = subprocess.run(
-        [sys.executable, "-m", "tracker", "emulator", "--port", "0", option, value],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert 2 == result.returncode
-    assert _one_line(result.stderr).startswith(f"tracker emulator: {option} {value}: ")
+    # Another process (forked from the preloaded fork server: `python -m tracker` without an
+    # interpreter's start), so that an emulator that wrongly starts serving fails by timeout.
+    args = ("tracker", "emulator", "--port", "0", option, value)
+    process = FreshProcess("_fresh", "run_module", {}, None, *args, cwd=ROOT)
+    _out, err = process.communicate(timeout=60)
+    assert 2 == process.returncode
+    assert _one_line(err).startswith(f"tracker emulator: {option} {value}: ")
 
 
 def test_emulator_unusable_address_is_one_line_and_exit_2(
