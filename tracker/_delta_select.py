@@ -181,8 +181,9 @@ def skip_held(
                 unknown.append((index, item))
             else:
                 used[entry.fp] = used.get(entry.fp, 0) + 1
-    for reason, count in Counter(keyed).items():
-        reasons[reason] = reasons.get(reason, 0) + count
+    if keyed:  # a delta of new items has none: no Counter to build
+        for reason, count in Counter(keyed).items():
+            reasons[reason] = reasons.get(reason, 0) + count
     if len(unknown) + len(keyed) < len(seq):
         reasons["held_object"] = len(seq) - len(unknown) - len(keyed)
     return unknown

@@ -160,8 +160,17 @@ class HeldHistory:
         return fp
 
     def _quick_at(self, j: int) -> tuple[Any, Any, Any] | None:
-        obj = self._objs[j]
-        return self._quick.get(j) if obj is _GONE else _quick_key(obj)
+        """The quick key of position ``j``, read once for the ends (0, 1, the last) that every
+        check probes; ``None`` when the object is gone and the key was not kept."""
+        quick = self._quick.get(j)
+        if quick is None:
+            obj = self._objs[j]
+            if obj is _GONE:
+                return None
+            quick = _quick_key(obj)
+            if j <= 1 or j == len(self._objs) - 1:
+                self._quick[j] = quick
+        return quick
 
     def groups(self) -> Provenance:
         """The reasoning groups of the history as passed last (``reasoning_groups``); empty
@@ -183,20 +192,35 @@ class HeldHistory:
         if len(items) >= m and all(map(operator.is_, items, objs)):
             return _UNEDITED
         fps: dict[int, str] = {}
-        if not self._continues(items, fps):
+        if not self._continues(items, fps, {}):
             return _NEW_ITEMS
         edit = self._first_difference(items, fps)
         return Verdict(whole=True, edit=edit, fps=fps)
 
-    def _matches(self, items: Sequence[Any], i: int, j: int, fps: dict[int, str]) -> bool:
-        """Whether ``items[i]`` is this history's item ``j``: the same object or content."""
-        if i >= len(items) or j >= len(self._objs) or i < 0 or j < 0:
+    def _matches(
+        self,
+        items: Sequence[Any],
+        i: int,
+        j: int,
+        fps: dict[int, str],
+        quick: dict[int, tuple[Any, Any, Any]],
+    ) -> bool:
+        """Whether ``items[i]`` is this history's item ``j``: the same object or content.
+
+        ``fps`` and ``quick`` hold the fingerprints and quick keys of ``items`` read so far
+        (each item is read once per check)."""
+        if not (0 <= i < len(items) and 0 <= j < len(self._objs)):
             return False
-        if items[i] is self._objs[j]:
+        item = items[i]
+        if item is self._objs[j]:
             return True
-        quick = self._quick_at(j)
-        if quick is not None and _quick_key(items[i]) != quick:
-            return False  # ids and call ids are content: different keys, different content
+        held = self._quick_at(j)
+        if held is not None:
+            key = quick.get(i)
+            if key is None:
+                key = quick[i] = _quick_key(item)
+            if key != held:
+                return False  # ids and call ids are content: different keys, different content
         return self._fp(items, i, fps) == self.fp_at(j)
 
     @staticmethod
@@ -205,7 +229,12 @@ class HeldHistory:
             fps[i] = _fp(items[i], i)
         return fps[i]
 
-    def _continues(self, items: Sequence[Any], fps: dict[int, str]) -> bool:
+    def _continues(
+        self,
+        items: Sequence[Any],
+        fps: dict[int, str],
+        quick: dict[int, tuple[Any, Any, Any]],
+    ) -> bool:
         """Whether ``items`` is this history, maybe edited (else it is a list of new items).
 
         It is when it starts as this history does (its first item, or its second when the
@@ -213,12 +242,15 @@ class HeldHistory:
         last item at ``i`` and starts with the item ``i`` positions before that one (the
         front was trimmed; found scanning back from the end, past the new items only).
         """
-        if any(self._matches(items, i, j, fps) for i, j in ((0, 0), (1, 1), (1, 0))):
+        if self._matches(items, 0, 0, fps, quick) or (
+            len(items) > 1
+            and (self._matches(items, 1, 1, fps, quick) or self._matches(items, 1, 0, fps, quick))
+        ):
             return True
         last = len(self._objs) - 1
         for i in range(len(items) - 1, -1, -1):
-            if self._matches(items, i, last, fps):
-                return last > i and self._matches(items, 0, last - i, fps)
+            if self._matches(items, i, last, fps, quick):
+                return last > i and self._matches(items, 0, last - i, fps, quick)
         return False
 
     def _first_difference(self, items: Sequence[Any], fps: dict[int, str]) -> HistoryEdit | None:
@@ -249,6 +281,8 @@ class HeldHistory:
         if m == 0:
             return HeldHistory.first(items)
         if verdict.same_prefix:
+            if m > 2 and self._objs[m - 1] is not _GONE:
+                self._quick.pop(m - 1, None)  # no longer the last: read again if probed
             self._objs.extend(items[m:])
             self._fps.extend([None] * (len(items) - m))
             return self

@@ -14,6 +14,7 @@ from typing import Any, Final
 import attrs
 
 __all__ = [
+    "DEFAULT_RULES",
     "STREAM_RESUME_SECONDS",
     "UNSTORED_BACKGROUND_SECONDS",
     "Provenance",
@@ -170,6 +171,10 @@ class RuleOptions:
     chain_from_cancelled_response: bool = False
     replay_before_compaction: bool = False
     expire_unstored_background: bool = False
+
+
+#: The default switches, built once (``RuleOptions`` is frozen): read on every turn.
+DEFAULT_RULES: Final = RuleOptions()
 
 
 @attrs.frozen

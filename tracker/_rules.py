@@ -62,6 +62,7 @@ from ._rule_checks import (
     check_input_references,
 )
 from ._rule_options import (
+    DEFAULT_RULES,
     STREAM_RESUME_SECONDS,
     UNSTORED_BACKGROUND_SECONDS,
     Provenance,
@@ -112,7 +113,7 @@ def check_context(
     checked from the latest ``compaction`` item on (``window_start``). Raises ``ItemError``
     for an item that cannot be read.
     """
-    opts = options or RuleOptions()
+    opts = options or DEFAULT_RULES
     infos = [read_item(item, i) for i, item in enumerate(items)]  # each item is read once
     start = 0
     if opts.compaction_boundary:

@@ -42,6 +42,7 @@ from ._identity import IdentityMap
 from ._items import COMPACTION, COMPACTION_TRIGGER, field, read_item
 from ._prepared import Prepared, SkipReason, anon_key, describe, keys_of
 from ._repair_actions import RepairPolicy
+from ._rule_options import DEFAULT_RULES
 from ._rules import RuleOptions
 from ._snapshot import Ledger
 from ._tracker_compaction import with_window
@@ -116,7 +117,7 @@ class Chain:
         are never sent after it: the service pairs only from the latest compaction item on
         (``RuleOptions.compaction_boundary``, on by default [INF]), or a stateless transcript
         drops what came before it (unless ``replay_before_compaction``)."""
-        opts = rules or RuleOptions()
+        opts = rules or DEFAULT_RULES
         trims = self.transcript is not None and not opts.replay_before_compaction
         return opts.compaction_boundary or trims
 

@@ -33,6 +33,7 @@ from ._errors import UsageError
 from ._items import field
 from ._prepared import Key, Prepared
 from ._responses import window_of
+from ._rule_options import DEFAULT_RULES
 from ._rules import RuleOptions
 from ._snapshot import Ledger
 
@@ -82,7 +83,7 @@ def observe_compacted(chain: Chain, response: Any, rules: RuleOptions | None) ->
     ledger.compact(field(window[-1], "id"))
     ledger.window = window
     transcript = chain.transcript
-    if transcript is not None and not (rules or RuleOptions()).replay_before_compaction:
+    if transcript is not None and not (rules or DEFAULT_RULES).replay_before_compaction:
         transcript.replace(window)  # the window stands for the whole transcript
         ledger.window = None
     ledger.previous_response_id = None  # a compacted response id cannot be continued

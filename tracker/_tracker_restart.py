@@ -20,6 +20,7 @@ import attrs
 from ._delta_check import DeltaCheck
 from ._edits import HeldHistory, OnEdit, edited_error, reasoning_groups, regroup
 from ._errors import UsageError
+from ._items import field
 from ._prepared import Prepared
 from ._rule_options import Provenance
 from ._rules import RuleOptions
@@ -113,7 +114,7 @@ class Restarts:
     def settle(self, marked: Iterable[Prepared], output: Sequence[Any] = ()) -> None:
         """A response (its ``output``) answered the ``marked`` requests: adopt the last whole
         history sent, and note the response's reasoning groups."""
-        if output:
+        if any(field(item, "type") == "reasoning" for item in output):  # else no group
             groups = reasoning_groups(output)
             self._following.update(groups.following)
             self._reasoning_for.update(groups.reasoning_for)

@@ -56,6 +56,7 @@ from ._client_calls import leave_out, without_client_call_ids
 from ._errors import HistoryError, StateError, TranscriptError, UsageError, shown
 from ._items import COMPACTION, COMPACTION_TRIGGER, field, read_item, to_plain
 from ._prepared import keys_of
+from ._rule_options import DEFAULT_RULES
 from ._rules import Provenance, RuleOptions, check_context, check_input_references
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class Transcript:
         prompt_cache_key: str | None = None,
         options: RuleOptions | None = None,
     ) -> None:
-        self._options = options or RuleOptions()
+        self._options = options or DEFAULT_RULES
         self._items: list[dict[str, Any]] = [self._stored(i) for i in items]
         self._trim(0)
         self._settled = len(self._items)
