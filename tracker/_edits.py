@@ -87,6 +87,11 @@ _FP_DIGITS: Final = 16
 def _quick_key(item: Any) -> tuple[Any, Any, Any]:
     """Type, id and call id, read without validation: items that differ here differ in content
     (the easy message form, with no ``type``, is a ``message`` as in ``content_key``)."""
+    if type(item) is dict:  # the common plain dict, read without ``field``'s dispatch
+        kind, item_id, call_id = item.get("type"), item.get("id"), item.get("call_id")
+        if kind is None and item.get("role") is not None:
+            kind = "message"
+        return kind, item_id, call_id
     kind, item_id, call_id = field(item, "type"), field(item, "id"), field(item, "call_id")
     if kind is None and field(item, "role") is not None:
         kind = "message"
@@ -214,7 +219,7 @@ class HeldHistory:
         item = items[i]
         if item is self._objs[j]:
             return True
-        held = self._quick_at(j)
+        held = self._quick.get(j) or self._quick_at(j)
         if held is not None:
             key = quick.get(i)
             if key is None:
