@@ -145,53 +145,19 @@ def test_failed_background_response_keeps_the_outputs_it_carried(
     _once(emu, result.last_response_id)
 
 
-def test_cut_stream_is_resumed_not_sent_again(api: OpenAI, emu: Emulator) -> None:
-    """The answer's stream is cut after 2 deltas: resumed from its last event, one response,
-    every delta once, no Retrying."""
+@pytest.mark.parametrize("mode", ["chain", "conversation", "stateless"])
+def test_cut_stream_is_resumed_not_sent_again(api: OpenAI, emu: Emulator, mode: str) -> None:
+    """A background stream cut after 2 deltas is resumed from its last event, in every mode: one
+    POST per response, every delta once, no Retrying, each output once in what the server holds
+    (the chain, the conversation) or in the last replay (stateless)."""
     events: list[Any] = []
 
     def on_event(event: Any) -> None:
         events.append(event)
-        if isinstance(event, RequestSent) and event.index == 2:
-            emu.inject(Fault(cut_after=7))
-
-    posts = len(emu.requests_to("/v1/responses"))
-    result = run_turn(
-        api,
-        model="emu-1",
-        input=PROMPT,
-        tools=TOOLS,
-        stream=True,
-        background=True,
-        poll_interval=0,
-        on_event=on_event,
-        retry=NO_WAIT,
-    )
-    assert ANSWER == result.text
-    assert ANSWER == "".join(e.text for e in events if isinstance(e, TextDelta))
-    assert 3 == len(emu.requests_to("/v1/responses")) - posts
-    assert [] == [e for e in events if isinstance(e, Retrying)]
-    assert [StreamCut] == [type(e) for e in result.errors]
-    assert 1 == len(_gets(emu, [result.responses[2].id]))  # the resume; no polls needed
-    _once(emu, result.last_response_id)
-
-
-@pytest.mark.parametrize("mode", ["conversation", "stateless"])
-def test_cut_stream_is_resumed_in_a_conversation_and_statelessly(
-    api: OpenAI, emu: Emulator, mode: str
-) -> None:
-    """Outside a chain too, a background stream cut mid-way is resumed, not sent again: one
-    POST per response, every delta once, each output once in what the server holds (the
-    conversation) or in the last replay (stateless)."""
-    deltas: list[str] = []
-
-    def on_event(event: Any) -> None:
-        if isinstance(event, TextDelta):
-            deltas.append(event.text)
         if isinstance(event, RequestSent) and (event.index, event.attempt) == (2, 0):
             emu.inject(Fault(cut_after=7))
 
-    where: dict[str, Any] = {"store": False}
+    where: dict[str, Any] = {"store": False} if mode == "stateless" else {}
     if mode == "conversation":
         where = {"conversation": api.conversations.create().id}
     posts = len(emu.requests_to("/v1/responses"))
@@ -207,10 +173,16 @@ def test_cut_stream_is_resumed_in_a_conversation_and_statelessly(
         retry=NO_WAIT,
         **where,
     )
-    assert (ANSWER, ANSWER) == (result.text, "".join(deltas))
+    deltas = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert (ANSWER, ANSWER) == (result.text, deltas)
+    assert [] == [e for e in events if isinstance(e, Retrying)]
     assert [StreamCut] == [type(e) for e in result.errors]
+    assert 1 == len(_gets(emu, [result.responses[2].id]))  # the resume; no polls needed
     bodies = emu.requests_to("/v1/responses")[posts:]
     assert 3 == len(bodies)
+    if mode == "chain":
+        _once(emu, result.last_response_id)
+        return
     if mode == "conversation":
         items = emu.context_items(conversation_id=where["conversation"])
         outputs = emu.context_outputs(conversation_id=where["conversation"])
