@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from _examples import examples
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tracker import (
@@ -256,6 +256,7 @@ def _mutate(state: dict[str, Any], how: str, key: str, value: Any) -> Any:
     key=st.sampled_from(sorted(in_flight()[0].to_state())),
     value=json_like | odd,
 )
+@example(how="set", key="call_types", value={"0": []})  # an unhashable call type (found here)
 def test_from_state_refuses_cleanly(how: str, key: str, value: Any) -> None:
     """from_state: a StateError (a TrackerError) or a tracker whose snapshot restores again."""
     snapshot = _mutate(in_flight()[0].to_state(), how, key, value)

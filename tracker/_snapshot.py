@@ -128,7 +128,7 @@ def _load_call_types(key: str, value: Any) -> dict[str, str]:
     for call_id, call_type in _load_mapping(key, value).items():
         if not isinstance(call_id, str) or not call_id:
             raise _fail(key, f"has a non-string key {shown(call_id)}")
-        if call_type not in CALL_TO_OUTPUT:
+        if not isinstance(call_type, str) or call_type not in CALL_TO_OUTPUT:
             raise _fail(f"{key}[{call_id!r}]", f"must be a call type, got {shown(call_type)}")
     return dict(value)
 
@@ -339,7 +339,7 @@ class Ledger:
         call_type = field(item, "type") if item is not None else None
         if not isinstance(call_type, str) or call_type == "function_call":
             return
-        if call_type not in CALL_TO_OUTPUT:
+        if not isinstance(call_type, str) or call_type not in CALL_TO_OUTPUT:
             return
         if self.call_types.get(call_id) != call_type:
             self.call_types[call_id] = call_type
