@@ -53,7 +53,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._client_calls import leave_out, without_client_call_ids
-from ._edits import reasoning_groups
 from ._errors import HistoryError, StateError, TranscriptError, UsageError, shown
 from ._items import COMPACTION, COMPACTION_TRIGGER, field, read_item, to_plain
 from ._prepared import keys_of
@@ -165,8 +164,17 @@ class Transcript:
         return full
 
     def _provenance(self) -> Provenance:
-        """The replayed reasoning groups (``reasoning_groups``), as the service checks A1-A3."""
-        return reasoning_groups(self._items)
+        """Which item followed each replayed reasoning item (the service checks A1-A3)."""
+        following: dict[str, str] = {}
+        reasoning_for: dict[str, str] = {}
+        items = self._items
+        for i, item in enumerate(items[:-1]):
+            if item.get("type") == "reasoning" and isinstance(item.get("id"), str):
+                nxt = items[i + 1].get("id")
+                if isinstance(nxt, str):
+                    following[item["id"]] = nxt
+                    reasoning_for[nxt] = item["id"]
+        return Provenance(following=following, reasoning_for=reasoning_for)
 
     # ---------------------------------------------------------------- recording
 
